@@ -1,1 +1,117 @@
-//! placeholder
+//! The Parlor room server.
+//!
+//! - [`hub`]: the in-memory engine — sessions, rooms, channel logs, fan-out, liveness;
+//! - [`ws`]: one WebSocket connection: `hello` / `resume`, frame decoding, the writer task;
+//! - [`http`]: the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`;
+//! - [`config`], [`clock`], [`log`], [`outbox`], [`room`]: the pieces they share.
+//!
+//! [`Server::start`] binds and serves; tests use it on port 0.
+
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod hub;
+pub mod log;
+pub mod memory;
+pub mod outbox;
+pub mod room;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use config::ServerConfig;
+pub use hub::Hub;
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its state.
+    pub hub: Arc<Hub>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Bind `config.listen` and serve until [`Server::shutdown`] or drop.
+    pub async fn start(config: ServerConfig) -> std::io::Result<Server> {
+        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let hub = Arc::new(Hub::new(config));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ticker = spawn_ticker(hub.clone());
+        let app = http::router(hub.clone());
+        let hub2 = hub.clone();
+        let task = tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+                hub2.shutdown();
+            })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "server stopped");
+            }
+            ticker.abort();
+        });
+        Ok(Server {
+            addr,
+            hub,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    /// The WebSocket URL of this server.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// Close every connection with 4010 and stop.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+
+    /// Wait until the server stops.
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// A handle that stops the server when sent to.
+    pub fn take_shutdown(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+}
+
+/// Run [`Hub::tick`] every 500 ms (on tokio time, so a paused clock drives it).
+pub fn spawn_ticker(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(500));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let now = interval.tick().await;
+            hub.tick(now);
+        }
+    })
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! Test helpers for Parlor.
+//!
+//! Everything here runs on loopback and is meant for tests and benchmarks, never for production:
+//!
+//! - [`FaultProxy`] sits between clients and a server and breaks the network on command
+//!   (cut, black-hole, delay, refuse), so reconnection and resume can be tested without a real
+//!   bad network. It keeps time with `tokio::time`, so it also works under tokio's paused clock.
+//! - [`server`] is the reserved place for a helper that starts a Parlor server on port 0.
+#![warn(missing_docs)]
+
+mod fault_proxy;
+pub mod server;
+
+pub use fault_proxy::FaultProxy;

@@ -1,1 +1,168 @@
-fn main() {}
+//! `parlor`: the Parlor room server and its tools.
+//!
+//! - `parlor serve` runs the server (in memory);
+//! - `parlor token` mints a token for an app.
+//!
+//! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use parlor_protocol::token::{self, Claims};
+use parlor_server::config::{DEV_APP_ID, DEV_APP_SECRET};
+use parlor_server::{Server, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(name = "parlor", version, about = "Parlor: rooms for real-time apps")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a token for a user of an app.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PARLOR_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// An app as ID:SECRET (repeatable; comma-separated in the environment). Without any, the
+    /// dev app 1:parlor-dev-secret is used.
+    #[arg(long = "app", env = "PARLOR_APP", value_delimiter = ',')]
+    apps: Vec<String>,
+    /// Heartbeat interval clients are told to use.
+    #[arg(long, env = "PARLOR_HEARTBEAT", default_value = "10s", value_parser = humantime::parse_duration)]
+    heartbeat: Duration,
+    /// Silence after which a session goes offline and leaves its rooms.
+    #[arg(long, env = "PARLOR_SESSION_TIMEOUT", default_value = "90s", value_parser = humantime::parse_duration)]
+    session_timeout: Duration,
+    /// How long an offline session can still resume.
+    #[arg(long, env = "PARLOR_RETENTION", default_value = "20m", value_parser = humantime::parse_duration)]
+    retention: Duration,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, env = "PARLOR_MAX_FRAME", default_value_t = 65536)]
+    max_frame: usize,
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The app as ID:SECRET.
+    #[arg(long, env = "PARLOR_APP")]
+    app: String,
+    /// The user id.
+    #[arg(long)]
+    user: String,
+    /// Make the token valid for this room only.
+    #[arg(long)]
+    room: Option<String>,
+    /// Validity.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// Forbid publishing streams.
+    #[arg(long)]
+    no_publish: bool,
+}
+
+fn parse_app(s: &str) -> anyhow::Result<(u32, String)> {
+    let (id, secret) = s.split_once(':').context("an app is ID:SECRET")?;
+    let id: u32 = id
+        .trim()
+        .parse()
+        .context("the app id is an unsigned 32-bit integer")?;
+    if id == 0 {
+        bail!("the app id must be > 0");
+    }
+    if secret.is_empty() {
+        bail!("the app secret must not be empty");
+    }
+    Ok((id, secret.to_string()))
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut apps = HashMap::new();
+    for a in &args.apps {
+        let (id, secret) = parse_app(a)?;
+        apps.insert(id, secret);
+    }
+    let dev_mode = apps.is_empty();
+    if dev_mode {
+        tracing::warn!(
+            "no --app given: using the dev app {DEV_APP_ID}:{DEV_APP_SECRET}; anyone who knows this secret can mint tokens"
+        );
+        apps.insert(DEV_APP_ID, DEV_APP_SECRET.to_string());
+    }
+    let config = ServerConfig {
+        listen: args.listen,
+        apps,
+        dev_mode,
+        heartbeat: args.heartbeat,
+        session_timeout: args.session_timeout,
+        retention: args.retention,
+        max_frame: args.max_frame,
+        ..ServerConfig::default()
+    };
+    let mut server = Server::start(config)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(addr = %server.addr, "parlor serving: ws://{}/v1/ws", server.addr);
+    println!(
+        "parlor listening on http://{}  (WebSocket: ws://{}/v1/ws)",
+        server.addr, server.addr
+    );
+    let stop = server.take_shutdown();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        if let Some(stop) = stop {
+            let _ = stop.send(());
+        }
+    });
+    server.wait().await;
+    Ok(())
+}
+
+fn mint(args: TokenArgs) -> anyhow::Result<()> {
+    let (app, secret) = parse_app(&args.app)?;
+    parlor_protocol::validate::user_id(&args.user).map_err(|c| anyhow::anyhow!("user id: {c}"))?;
+    if let Some(r) = &args.room {
+        parlor_protocol::validate::room_id(r).map_err(|c| anyhow::anyhow!("room id: {c}"))?;
+    }
+    let nonce = format!("{:016x}", rand::random::<u64>());
+    let mut claims = Claims::new(app, &args.user, now_s(), args.ttl.as_secs(), nonce);
+    claims.room_id = args.room;
+    if args.no_publish {
+        claims.publish = Some(false);
+    }
+    println!("{}", token::mint(secret.as_bytes(), &claims));
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(a) => serve(a).await,
+        Command::Token(a) => mint(a),
+    }
+}

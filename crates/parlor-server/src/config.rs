@@ -1,0 +1,92 @@
+//! Server settings. Every timeout and limit of the protocol is a setting with the protocol's
+//! default, so that tests can shorten them and operators can tune them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The dev app used when no `--app` is given.
+pub const DEV_APP_ID: u32 = 1;
+/// The dev app's secret.
+pub const DEV_APP_SECRET: &str = "parlor-dev-secret";
+
+/// Everything the server can be told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// App id → server secret.
+    pub apps: HashMap<u32, String>,
+    /// True when `apps` is the dev app only (enables the dev token endpoint of the demo page).
+    pub dev_mode: bool,
+    /// How often clients ping (sent in `welcome`).
+    pub heartbeat: Duration,
+    /// Silence after which a session goes offline.
+    pub session_timeout: Duration,
+    /// How long an offline session can still resume.
+    pub retention: Duration,
+    /// Largest accepted frame, in bytes.
+    pub max_frame: usize,
+    /// Largest outbound queue per connection before it is cut with 4008.
+    pub outbound_limit: usize,
+    /// Most rooms per session.
+    pub max_rooms: usize,
+    /// Time allowed between the upgrade and `hello`.
+    pub hello_timeout: Duration,
+    /// Each channel log keeps at least this many events…
+    pub log_len: usize,
+    /// …and every event younger than this.
+    pub log_age: Duration,
+    /// Room requests per second per session (1002072 beyond).
+    pub request_rate: u32,
+    /// Broadcasts / barrages per second per room (1002073 beyond).
+    pub room_message_rate: u32,
+    /// Broadcasts / barrages per second per user (1002073 beyond).
+    pub user_message_rate: u32,
+    /// Commands per second per session (1002073 beyond).
+    pub command_rate: u32,
+    /// How often the `online` count is sent (only when changed).
+    pub online_interval: Duration,
+    /// How long before a token's expiry `token_will_expire` is sent.
+    pub token_warning: Duration,
+    /// How many recent answers a session remembers for repeated request ids.
+    pub answer_memory: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            apps: HashMap::from([(DEV_APP_ID, DEV_APP_SECRET.to_string())]),
+            dev_mode: true,
+            heartbeat: Duration::from_secs(10),
+            session_timeout: Duration::from_secs(90),
+            retention: Duration::from_secs(20 * 60),
+            max_frame: 64 * 1024,
+            outbound_limit: 1024 * 1024,
+            max_rooms: 5,
+            hello_timeout: Duration::from_secs(10),
+            log_len: 1024,
+            log_age: Duration::from_secs(5 * 60),
+            request_rate: 50,
+            room_message_rate: 10,
+            user_message_rate: 2,
+            command_rate: 10,
+            online_interval: Duration::from_secs(30),
+            token_warning: Duration::from_secs(30),
+            answer_memory: 64,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// A config for tests: port 0 on loopback, one app, everything else default.
+    pub fn for_tests(app_id: u32, secret: &str) -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            apps: HashMap::from([(app_id, secret.to_string())]),
+            dev_mode: false,
+            ..ServerConfig::default()
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The HTTP side: `/v1/ws` (the protocol), `/v1/admin/…` (admin API), `/metrics` (Prometheus),
+//! `/healthz`.
+//!
+//! The admin API authenticates per app: `Authorization: Bearer <the app's server secret>`.
+//! - `GET  /v1/admin/apps/{app}/rooms` — rooms with users, streams and extra info;
+//! - `GET  /v1/admin/apps/{app}/rooms/{room}` — one room;
+//! - `POST /v1/admin/apps/{app}/rooms/{room}/kick` `{"user":"u1","reason":"..."}` — kick (1002055);
+//! - `POST /v1/admin/apps/{app}/rooms/{room}/close` `{"reason":"..."}` — kick everyone (1002055).
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::hub::Hub;
+
+/// The process-wide Prometheus recorder (installed once, on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (an embedding app's): then ours only renders
+        // what it has, which is nothing, and that is the embedding app's choice.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The router of a Parlor server.
+pub fn router(hub: Arc<Hub>) -> Router {
+    prometheus();
+    Router::new()
+        .route("/v1/ws", get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/v1/admin/apps/{app}/rooms", get(admin_rooms))
+        .route("/v1/admin/apps/{app}/rooms/{room}", get(admin_room))
+        .route("/v1/admin/apps/{app}/rooms/{room}/kick", post(admin_kick))
+        .route("/v1/admin/apps/{app}/rooms/{room}/close", post(admin_close))
+        .with_state(hub)
+}
+
+/// The WebSocket upgrade (RFC 6455 §4.2), done here rather than by axum's `ws` feature so that
+/// the connection is a plain `tokio_tungstenite::WebSocketStream`, the same type the in-memory
+/// test transport gives.
+async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
+    let headers = req.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let version_ok = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, true, true, Some(key)) = (
+        has_token(header::CONNECTION, "upgrade"),
+        has_token(header::UPGRADE, "websocket"),
+        version_ok,
+        key,
+    ) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a WebSocket upgrade is expected here (RFC 6455, version 13)",
+        )
+            .into_response();
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                let config = crate::ws::ws_config(hub.config.max_frame);
+                let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
+                    io,
+                    tokio_tungstenite::tungstenite::protocol::Role::Server,
+                    Some(config),
+                )
+                .await;
+                crate::ws::serve(hub, socket).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "stats": hub.stats() }))
+}
+
+async fn metrics_text() -> String {
+    prometheus().render()
+}
+
+fn authorized(hub: &Hub, app: u32, headers: &HeaderMap) -> Result<(), Response> {
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (hub.config.apps.get(&app), given) {
+        (Some(secret), Some(given)) if secret == given => Ok(()),
+        (None, _) => Err((
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "unknown app" })),
+        )
+            .into_response()),
+        _ => Err((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": "bad or missing bearer secret" })),
+        )
+            .into_response()),
+    }
+}
+
+async fn admin_rooms(
+    State(hub): State<Arc<Hub>>,
+    Path(app): Path<u32>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&hub, app, &headers) {
+        return r;
+    }
+    Json(json!({ "rooms": hub.admin_rooms(app) })).into_response()
+}
+
+async fn admin_room(
+    State(hub): State<Arc<Hub>>,
+    Path((app, room)): Path<(u32, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorized(&hub, app, &headers) {
+        return r;
+    }
+    match hub.admin_room(app, &room) {
+        Some(info) => Json(info).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such room" })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct KickBody {
+    user: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct CloseBody {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn admin_kick(
+    State(hub): State<Arc<Hub>>,
+    Path((app, room)): Path<(u32, String)>,
+    headers: HeaderMap,
+    Json(body): Json<KickBody>,
+) -> Response {
+    if let Err(r) = authorized(&hub, app, &headers) {
+        return r;
+    }
+    if hub.admin_kick(app, &room, &body.user, &body.reason, Instant::now()) {
+        Json(json!({ "kicked": body.user })).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such user in that room" })),
+        )
+            .into_response()
+    }
+}
+
+async fn admin_close(
+    State(hub): State<Arc<Hub>>,
+    Path((app, room)): Path<(u32, String)>,
+    headers: HeaderMap,
+    body: Option<Json<CloseBody>>,
+) -> Response {
+    if let Err(r) = authorized(&hub, app, &headers) {
+        return r;
+    }
+    let reason = body.map(|b| b.0.reason).unwrap_or_default();
+    if hub.admin_close_room(app, &room, &reason, Instant::now()) {
+        Json(json!({ "closed": room })).into_response()
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no such room" })),
+        )
+            .into_response()
+    }
+}

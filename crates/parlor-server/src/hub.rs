@@ -1,0 +1,1419 @@
+//! The in-memory engine: every session and room of the server, behind one lock.
+//!
+//! One state, one owner: sessions, rooms, streams and logs live in one [`State`] guarded by one
+//! mutex. Work under the lock is short and never waits: an event is encoded once, appended to
+//! its channel log and handed (a reference-counted clone) to each recipient's [`Outbox`], whose
+//! writer task does the actual IO. Pushing under the lock is also what keeps every session's
+//! frames in `seq` order.
+//!
+//! Time is a parameter: every entry point takes `now` (a `tokio::time::Instant`), so tests on
+//! tokio's paused clock drive timeouts without sleeping.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use parlor_protocol::token::{self, Claims};
+use parlor_protocol::{
+    stream_delete_reason, validate, Ack, Channel, ClientFrame, ErrorCode, Event, EventBody, Hello,
+    Kicked, OkFrame, Pong, Resume, ResumeDone, Resumed, RoomConfig, RoomExtraItem, RoomState,
+    SendMessage, Seqs, ServerFrame, Snapshot, Stream, TokenWillExpire, User, Welcome,
+};
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::log::ChannelLog;
+use crate::outbox::{close_code, Outbox};
+use crate::room::{Member, Room, StreamEntry};
+
+/// A session's key inside the server (its public id is random).
+pub type SessionKey = u64;
+type RoomKey = (u32, String);
+
+/// A fixed one-second rate window.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Window {
+    start: Option<Instant>,
+    count: u32,
+}
+
+impl Window {
+    /// Count one more; false when `limit` per second is exceeded.
+    pub fn allow(&mut self, now: Instant, limit: u32) -> bool {
+        match self.start {
+            Some(s) if now.saturating_duration_since(s) < Duration::from_secs(1) => {}
+            _ => {
+                self.start = Some(now);
+                self.count = 0;
+            }
+        }
+        if self.count >= limit {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// What a session holds for one of its rooms.
+#[derive(Debug, Clone)]
+struct Membership {
+    config: RoomConfig,
+    /// Expiry of the token the room relies on, seconds since the epoch.
+    exp_s: u64,
+    may_publish: bool,
+    warned: bool,
+    /// Broadcast / barrage rate of this user in this room.
+    messages: Window,
+}
+
+#[derive(Debug)]
+struct Session {
+    public_id: String,
+    resume_token: String,
+    app: u32,
+    user: User,
+    claims: Claims,
+    conn: Option<Outbox>,
+    last_frame: Instant,
+    offline: bool,
+    rooms: BTreeMap<String, Membership>,
+    /// Rooms left when the session went offline, to be entered again on resume.
+    away: BTreeMap<String, Membership>,
+    /// Rooms the session was kicked from, by code, until the client has heard of it.
+    kicked: BTreeMap<String, u32>,
+    direct: ChannelLog,
+    answers: VecDeque<(u64, Utf8Bytes)>,
+    last_request: u64,
+    requests: Window,
+    commands: Window,
+}
+
+impl Session {
+    fn send(&self, frame: &ServerFrame) {
+        if let Some(c) = &self.conn {
+            c.send(Utf8Bytes::from(frame.to_json()));
+        }
+    }
+}
+
+/// Why a member leaves a room.
+#[derive(Debug, Clone)]
+enum Leave {
+    /// `logout`, `switch` or `bye`.
+    Logout,
+    /// The session went offline.
+    Offline,
+    /// The same user logged in elsewhere (no user change for the others).
+    Duplicate,
+    /// Kicked with this code (admin 1002055, token expired 1002056).
+    Kicked(ErrorCode, Option<serde_json::Value>),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<SessionKey, Session>,
+    by_public: HashMap<String, SessionKey>,
+    rooms: HashMap<RoomKey, Room>,
+    /// Stream ids published in each app, with owner and room.
+    streams: HashMap<(u32, String), (SessionKey, String)>,
+    next_session: SessionKey,
+}
+
+/// Counts for `/healthz`, metrics and the admin API.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Stats {
+    /// Sessions, offline ones included.
+    pub sessions: usize,
+    /// Sessions with a connection.
+    pub connected: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Streams.
+    pub streams: usize,
+}
+
+/// A room as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoomInfo {
+    /// Room id.
+    pub room: String,
+    /// Its epoch.
+    pub room_session: String,
+    /// Members.
+    pub users: Vec<User>,
+    /// Streams.
+    pub streams: Vec<Stream>,
+    /// Extra info.
+    pub extra: Vec<RoomExtraItem>,
+}
+
+/// The server's shared state and the protocol logic around it.
+#[derive(Debug)]
+pub struct Hub {
+    /// Settings.
+    pub config: ServerConfig,
+    /// The clock.
+    pub clock: Clock,
+    state: Mutex<State>,
+    next_conn: AtomicU64,
+}
+
+fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+fn encode(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(frame.to_json())
+}
+
+/// The outcome of a request: its answer, and whether the connection closes after it.
+type Answer = Result<OkFrame, (ErrorCode, String)>;
+
+fn err(code: ErrorCode) -> (ErrorCode, String) {
+    (code, code.message().to_string())
+}
+
+fn err_with(code: ErrorCode, message: impl Into<String>) -> (ErrorCode, String) {
+    (code, message.into())
+}
+
+impl Hub {
+    /// A hub with `config`.
+    pub fn new(config: ServerConfig) -> Hub {
+        Hub {
+            config,
+            clock: Clock::new(),
+            state: Mutex::new(State::default()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    /// A new connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts of what the server holds.
+    pub fn stats(&self) -> Stats {
+        let st = self.state.lock();
+        Stats {
+            sessions: st.sessions.len(),
+            connected: st.sessions.values().filter(|s| s.conn.is_some()).count(),
+            rooms: st.rooms.len(),
+            streams: st.streams.len(),
+        }
+    }
+
+    // ------------------------------------------------------------ session start
+
+    /// Start a session from `hello`; `welcome` is queued on `conn`.
+    pub fn hello(
+        &self,
+        h: Hello,
+        conn: Outbox,
+        now: Instant,
+    ) -> Result<SessionKey, (ErrorCode, String)> {
+        if h.v != parlor_protocol::PROTOCOL_VERSION {
+            return Err(err_with(
+                ErrorCode::InvalidField,
+                format!("unsupported protocol version {}", h.v),
+            ));
+        }
+        let Some(secret) = self.config.apps.get(&h.app_id) else {
+            return Err(err_with(
+                ErrorCode::AuthFailed,
+                format!("unknown app {}", h.app_id),
+            ));
+        };
+        validate::user_id(&h.user.id).map_err(err)?;
+        validate::user_name(&h.user.name).map_err(err)?;
+        let claims = token::verify(
+            secret.as_bytes(),
+            &h.token,
+            h.app_id,
+            &h.user.id,
+            None,
+            self.clock.wall_s(now),
+        )
+        .map_err(err)?;
+        let mut st = self.state.lock();
+        st.next_session += 1;
+        let key = st.next_session;
+        let session = Session {
+            public_id: random_id(),
+            resume_token: random_id(),
+            app: h.app_id,
+            user: h.user,
+            claims,
+            conn: Some(conn),
+            last_frame: now,
+            offline: false,
+            rooms: BTreeMap::new(),
+            away: BTreeMap::new(),
+            kicked: BTreeMap::new(),
+            direct: ChannelLog::default(),
+            answers: VecDeque::new(),
+            last_request: 0,
+            requests: Window::default(),
+            commands: Window::default(),
+        };
+        session.send(&ServerFrame::Welcome(Welcome {
+            session: session.public_id.clone(),
+            resume_token: session.resume_token.clone(),
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            session_timeout_ms: self.config.session_timeout.as_millis() as u64,
+            retention_ms: self.config.retention.as_millis() as u64,
+            server_time_ms: self.clock.wall_ms(now),
+        }));
+        tracing::info!(session = %session.public_id, app = session.app, user = %session.user.id, "hello");
+        st.by_public.insert(session.public_id.clone(), key);
+        st.sessions.insert(key, session);
+        Ok(key)
+    }
+
+    /// Resume a session on a new connection (§6): `resumed`, the replays and snapshots, the
+    /// missed direct events, `resume_done` are queued on `conn`.
+    pub fn resume(
+        &self,
+        r: Resume,
+        conn: Outbox,
+        now: Instant,
+    ) -> Result<SessionKey, (ErrorCode, String)> {
+        let mut st = self.state.lock();
+        let key = match st.by_public.get(&r.session) {
+            Some(k) => *k,
+            None => {
+                return Err(err_with(
+                    ErrorCode::ResumeFailed,
+                    "unknown or expired session",
+                ))
+            }
+        };
+        let Some(s) = st.sessions.get_mut(&key) else {
+            return Err(err_with(
+                ErrorCode::ResumeFailed,
+                "unknown or expired session",
+            ));
+        };
+        if s.resume_token != r.resume_token {
+            return Err(err_with(ErrorCode::ResumeFailed, "wrong resume token"));
+        }
+        if let Some(old) = s.conn.take() {
+            old.abort(close_code::GOING_AWAY, "replaced by a resume");
+        }
+        s.conn = Some(conn);
+        s.last_frame = now;
+        s.resume_token = random_id();
+        let was_offline = std::mem::take(&mut s.offline);
+        let away = std::mem::take(&mut s.away);
+        tracing::info!(session = %s.public_id, user = %s.user.id, offline = was_offline, "resume");
+        // An offline session goes back into the rooms it was removed from.
+        for (room, m) in away {
+            let config = m.config.clone();
+            if let Err((code, _)) = st.enter(key, &room, config, m, now, &self.config) {
+                if let Some(s) = st.sessions.get_mut(&key) {
+                    s.kicked.insert(room, code.code());
+                }
+            }
+        }
+        st.resume_replay(key, &r.ack, now, &self.clock);
+        Ok(key)
+    }
+
+    /// The connection `conn_id` of `key` closed without `bye`: the session stays, invisible to
+    /// the others, until `session_timeout` has passed since its last frame.
+    pub fn detach(&self, key: SessionKey, conn_id: u64) {
+        let mut st = self.state.lock();
+        if let Some(s) = st.sessions.get_mut(&key) {
+            if s.conn.as_ref().map(Outbox::id) == Some(conn_id) {
+                s.conn = None;
+                tracing::info!(session = %s.public_id, user = %s.user.id, "connection closed");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ frames of a session
+
+    /// Handle one frame of an established session.
+    pub fn frame(&self, key: SessionKey, frame: ClientFrame, now: Instant) {
+        let mut st = self.state.lock();
+        let Some(s) = st.sessions.get_mut(&key) else {
+            return;
+        };
+        s.last_frame = now;
+        match frame {
+            ClientFrame::Ping(p) => {
+                if let Some(ack) = p.ack {
+                    // A kick the client no longer acks is one it has heard of.
+                    s.kicked.retain(|room, _| ack.rooms.contains_key(room));
+                }
+                s.send(&ServerFrame::Pong(Pong {
+                    server_time_ms: self.clock.wall_ms(now),
+                }));
+            }
+            ClientFrame::Bye(_) => {
+                st.end_session(key, now, &self.config);
+            }
+            ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
+                s.send(&ServerFrame::error_with(
+                    None,
+                    ErrorCode::InvalidField,
+                    "the session has already started",
+                ));
+            }
+            request => {
+                let Some(id) = request.request_id() else {
+                    return;
+                };
+                if id <= s.last_request {
+                    match s.answers.iter().find(|(i, _)| *i == id) {
+                        Some((_, bytes)) => {
+                            if let Some(c) = &s.conn {
+                                c.send(bytes.clone());
+                            }
+                        }
+                        None => s.send(&ServerFrame::error_with(
+                            Some(id),
+                            ErrorCode::InvalidField,
+                            "request id is not increasing and no answer to it is remembered",
+                        )),
+                    }
+                    return;
+                }
+                s.last_request = id;
+                let answer = if !s.requests.allow(now, self.config.request_rate) {
+                    Err(err(ErrorCode::RequestsTooFrequent))
+                } else {
+                    st.request(key, request, now, self)
+                };
+                let frame = match answer {
+                    Ok(ok) => ServerFrame::Ok(ok),
+                    Err((code, message)) => ServerFrame::error_with(Some(id), code, message),
+                };
+                let bytes = encode(&frame);
+                if let Some(s) = st.sessions.get_mut(&key) {
+                    if let Some(c) = &s.conn {
+                        c.send(bytes.clone());
+                    }
+                    s.answers.push_back((id, bytes));
+                    while s.answers.len() > self.config.answer_memory {
+                        s.answers.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    /// Count a frame that could not be decoded as life, and answer it with `error`.
+    pub fn bad_frame(
+        &self,
+        key: SessionKey,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        now: Instant,
+    ) {
+        let mut st = self.state.lock();
+        if let Some(s) = st.sessions.get_mut(&key) {
+            s.last_frame = now;
+            s.send(&ServerFrame::error_with(id, code, message));
+        }
+    }
+
+    // ------------------------------------------------------------ timers
+
+    /// Everything that happens with time: offline removal, end of retention, token warnings and
+    /// expiry, the `online` count, log trimming. Called about every second.
+    pub fn tick(&self, now: Instant) {
+        let mut st = self.state.lock();
+        let cfg = &self.config;
+        let now_s = self.clock.wall_s(now);
+        let mut offline = Vec::new();
+        let mut expired = Vec::new();
+        let mut tokens = Vec::new();
+        for (key, s) in &st.sessions {
+            let silent = now.saturating_duration_since(s.last_frame);
+            if s.offline {
+                if silent >= cfg.retention {
+                    expired.push(*key);
+                }
+                continue;
+            }
+            if silent >= cfg.session_timeout {
+                offline.push(*key);
+                continue;
+            }
+            for (room, m) in &s.rooms {
+                if now_s >= m.exp_s {
+                    tokens.push((*key, room.clone(), None));
+                } else if !m.warned && m.exp_s.saturating_sub(now_s) <= cfg.token_warning.as_secs()
+                {
+                    tokens.push((*key, room.clone(), Some(m.exp_s - now_s)));
+                }
+            }
+        }
+        for key in offline {
+            st.go_offline(key, now, cfg);
+        }
+        for key in expired {
+            if let Some(s) = st.sessions.remove(&key) {
+                st.by_public.remove(&s.public_id);
+                tracing::info!(session = %s.public_id, user = %s.user.id, "retention ended");
+            }
+        }
+        for (key, room, warn) in tokens {
+            match warn {
+                Some(remaining_s) => {
+                    if let Some(s) = st.sessions.get_mut(&key) {
+                        if let Some(m) = s.rooms.get_mut(&room) {
+                            m.warned = true;
+                        }
+                        s.send(&ServerFrame::TokenWillExpire(TokenWillExpire {
+                            room,
+                            remaining_s,
+                        }));
+                    }
+                }
+                None => st.kick(
+                    key,
+                    &room,
+                    Leave::Kicked(ErrorCode::KickedTokenExpired, None),
+                    now,
+                    cfg,
+                ),
+            }
+        }
+        let State {
+            rooms, sessions, ..
+        } = &mut *st;
+        for ((_, room_id), room) in rooms.iter_mut() {
+            room.room_log.trim(now, cfg.log_len, cfg.log_age);
+            room.users_log.trim(now, cfg.log_len, cfg.log_age);
+            if now >= room.next_online {
+                room.next_online = now + cfg.online_interval;
+                let count = room.members.len() as u32;
+                if count != room.online_sent {
+                    room.online_sent = count;
+                    let bytes = encode(&ServerFrame::Event(Event {
+                        room: room_id.clone(),
+                        ch: None,
+                        seq: None,
+                        body: EventBody::Online { count },
+                    }));
+                    for key in room.members.keys() {
+                        if let Some(c) = sessions.get(key).and_then(|s| s.conn.as_ref()) {
+                            c.send(bytes.clone());
+                        }
+                    }
+                }
+            }
+        }
+        metrics::gauge!("parlor_sessions").set(st.sessions.len() as f64);
+        metrics::gauge!("parlor_rooms").set(st.rooms.len() as f64);
+    }
+
+    /// Close every connection with 4010 (the server is shutting down; clients reconnect).
+    pub fn shutdown(&self) {
+        let st = self.state.lock();
+        for s in st.sessions.values() {
+            if let Some(c) = &s.conn {
+                c.close(close_code::SHUTDOWN, "server shutting down");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ admin
+
+    /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
+    pub fn admin_kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        let key = st.rooms.get(&(app, room.to_string())).and_then(|r| {
+            r.members
+                .keys()
+                .copied()
+                .find(|k| st.sessions.get(k).is_some_and(|s| s.user.id == user))
+        });
+        match key {
+            Some(key) => {
+                let extended = json!({ "reason": reason });
+                st.kick(
+                    key,
+                    room,
+                    Leave::Kicked(ErrorCode::KickedByServer, Some(extended)),
+                    now,
+                    &self.config,
+                );
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Close `room`: everyone is kicked with 1002055 and `reason`. False when no such room.
+    pub fn admin_close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        let Some(r) = st.rooms.get(&(app, room.to_string())) else {
+            return false;
+        };
+        let keys: Vec<SessionKey> = r.members.keys().copied().collect();
+        for key in keys {
+            let extended = json!({ "reason": reason });
+            st.kick(
+                key,
+                room,
+                Leave::Kicked(ErrorCode::KickedByServer, Some(extended)),
+                now,
+                &self.config,
+            );
+        }
+        true
+    }
+
+    /// The rooms of `app`.
+    pub fn admin_rooms(&self, app: u32) -> Vec<RoomInfo> {
+        let st = self.state.lock();
+        let mut out: Vec<RoomInfo> = st
+            .rooms
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|((_, id), r)| st.room_info(id, r))
+            .collect();
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
+    }
+
+    /// One room of `app`.
+    pub fn admin_room(&self, app: u32, room: &str) -> Option<RoomInfo> {
+        let st = self.state.lock();
+        st.rooms
+            .get(&(app, room.to_string()))
+            .map(|r| st.room_info(room, r))
+    }
+}
+
+impl State {
+    fn room_info(&self, id: &str, r: &Room) -> RoomInfo {
+        RoomInfo {
+            room: id.to_string(),
+            room_session: r.epoch.clone(),
+            users: r
+                .members
+                .keys()
+                .filter_map(|k| self.sessions.get(k).map(|s| s.user.clone()))
+                .collect(),
+            streams: r.stream_list(),
+            extra: r.extra_list(),
+        }
+    }
+
+    /// Append an event to a room channel and send it to every member but `author` (and, on the
+    /// `users` channel, only to members that asked for it). Returns its seq.
+    fn emit(
+        &mut self,
+        rk: &RoomKey,
+        ch: Channel,
+        body: EventBody,
+        author: Option<SessionKey>,
+        now: Instant,
+    ) -> u64 {
+        let State {
+            rooms, sessions, ..
+        } = self;
+        let Some(room) = rooms.get_mut(rk) else {
+            return 0;
+        };
+        let is_message = matches!(
+            body,
+            EventBody::Broadcast { .. } | EventBody::Barrage { .. }
+        );
+        let log = if ch == Channel::Users {
+            &mut room.users_log
+        } else {
+            &mut room.room_log
+        };
+        let seq = log.next_seq();
+        let bytes = encode(&ServerFrame::Event(Event {
+            room: rk.1.clone(),
+            ch: Some(ch),
+            seq: Some(seq),
+            body,
+        }));
+        log.push(bytes.clone(), now, is_message);
+        let mut delivered = 0u64;
+        for (key, member) in &room.members {
+            if Some(*key) == author || (ch == Channel::Users && !member.notify) {
+                continue;
+            }
+            if let Some(c) = sessions.get(key).and_then(|s| s.conn.as_ref()) {
+                c.send(bytes.clone());
+                delivered += 1;
+            }
+        }
+        metrics::counter!("parlor_events_total").increment(1);
+        metrics::counter!("parlor_deliveries_total").increment(delivered);
+        seq
+    }
+
+    /// The room state a login `ok` or a `snapshot` carries for `key`.
+    fn room_state(&self, rk: &RoomKey, key: SessionKey) -> Option<(RoomState, Seqs)> {
+        let room = self.rooms.get(rk)?;
+        let notify = room.members.get(&key).is_some_and(|m| m.notify);
+        let users = notify.then(|| {
+            room.members
+                .keys()
+                .filter(|k| **k != key)
+                .filter_map(|k| self.sessions.get(k).map(|s| s.user.clone()))
+                .collect()
+        });
+        let state = RoomState {
+            users,
+            streams: room.stream_list(),
+            extra: room.extra_list(),
+            online: room.members.len() as u32,
+            room_session: room.epoch.clone(),
+        };
+        let seq = Seqs {
+            room: Some(room.room_log.last()),
+            users: notify.then(|| room.users_log.last()),
+            direct: None,
+        };
+        Some((state, seq))
+    }
+
+    /// Put `key` in `room`: create the room if needed, kick an older session of the same user,
+    /// tell the others. Returns the login `ok` fields.
+    fn enter(
+        &mut self,
+        key: SessionKey,
+        room_id: &str,
+        config: RoomConfig,
+        membership: Membership,
+        now: Instant,
+        cfg: &ServerConfig,
+    ) -> Result<(RoomState, Seqs), (ErrorCode, String)> {
+        let (app, user) = match self.sessions.get(&key) {
+            Some(s) => (s.app, s.user.clone()),
+            None => return Err(err(ErrorCode::ResumeFailed)),
+        };
+        let rk: RoomKey = (app, room_id.to_string());
+        let older = self.rooms.get(&rk).and_then(|r| {
+            r.members
+                .keys()
+                .copied()
+                .find(|k| *k != key && self.sessions.get(k).is_some_and(|s| s.user.id == user.id))
+        });
+        if let Some(room) = self.rooms.get(&rk) {
+            let others = room.members.len() - usize::from(older.is_some());
+            if room.max_members > 0 && others >= room.max_members as usize {
+                return Err(err(ErrorCode::RoomFull));
+            }
+        }
+        if let Some(older) = older {
+            self.kick(older, room_id, Leave::Duplicate, now, cfg);
+        }
+        let room = self.rooms.entry(rk.clone()).or_insert_with(|| {
+            Room::new(random_id(), config.max_members, now, cfg.online_interval)
+        });
+        room.members.insert(
+            key,
+            Member {
+                notify: config.user_status_notify,
+            },
+        );
+        if older.is_none() {
+            self.emit(
+                &rk,
+                Channel::Users,
+                EventBody::UserAdd { users: vec![user] },
+                Some(key),
+                now,
+            );
+        }
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.kicked.remove(room_id);
+            s.rooms.insert(room_id.to_string(), membership);
+        }
+        self.room_state(&rk, key)
+            .ok_or_else(|| err(ErrorCode::InvalidField))
+    }
+
+    /// Take `key` out of `room_id`, deleting its streams and telling the others as `why` says.
+    /// Returns the seqs of the events produced.
+    fn leave(&mut self, key: SessionKey, room_id: &str, why: &Leave, now: Instant) -> Seqs {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return Seqs::default();
+        };
+        let membership = s.rooms.remove(room_id);
+        let (app, user) = (s.app, s.user.clone());
+        if let Leave::Offline = why {
+            if let Some(m) = membership {
+                s.away.insert(room_id.to_string(), m);
+            }
+        }
+        let rk: RoomKey = (app, room_id.to_string());
+        let Some(room) = self.rooms.get_mut(&rk) else {
+            return Seqs::default();
+        };
+        if room.members.remove(&key).is_none() {
+            return Seqs::default();
+        }
+        let streams = room.streams_of(key);
+        room.streams.retain(|_, e| e.owner != key);
+        for st in &streams {
+            self.streams.remove(&(app, st.id.clone()));
+        }
+        let reason = match why {
+            Leave::Logout => stream_delete_reason::LOGGED_OUT,
+            Leave::Offline => stream_delete_reason::HEARTBEAT_TIMEOUT,
+            Leave::Duplicate => stream_delete_reason::DUPLICATE_LOGIN,
+            Leave::Kicked(..) => stream_delete_reason::KICKED,
+        };
+        let mut seq = Seqs::default();
+        if !streams.is_empty() {
+            seq.room = Some(self.emit(
+                &rk,
+                Channel::Room,
+                EventBody::StreamDelete { streams, reason },
+                Some(key),
+                now,
+            ));
+        }
+        if !matches!(why, Leave::Duplicate) {
+            seq.users = Some(self.emit(
+                &rk,
+                Channel::Users,
+                EventBody::UserDelete { users: vec![user] },
+                Some(key),
+                now,
+            ));
+        }
+        if self.rooms.get(&rk).is_some_and(|r| r.members.is_empty()) {
+            self.rooms.remove(&rk);
+        }
+        seq
+    }
+
+    /// Kick `key` out of `room_id`: the `kicked` frame, and close 4009 when no room is left.
+    fn kick(
+        &mut self,
+        key: SessionKey,
+        room_id: &str,
+        why: Leave,
+        now: Instant,
+        _cfg: &ServerConfig,
+    ) {
+        self.leave(key, room_id, &why, now);
+        let (code, extended_data) = match why {
+            Leave::Duplicate => (ErrorCode::KickedDuplicateLogin, None),
+            Leave::Kicked(code, extended) => (code, extended),
+            Leave::Logout | Leave::Offline => return,
+        };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        s.kicked.insert(room_id.to_string(), code.code());
+        tracing::info!(session = %s.public_id, user = %s.user.id, room = room_id, code = code.code(), "kicked");
+        s.send(&ServerFrame::Kicked(Kicked {
+            room: room_id.to_string(),
+            code: code.code(),
+            extended_data,
+        }));
+        if s.rooms.is_empty() {
+            if let Some(c) = &s.conn {
+                c.close(close_code::KICKED, "kicked out of every room");
+            }
+        }
+    }
+
+    /// The session has been silent for `session_timeout`: out of every room, kept for retention.
+    fn go_offline(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
+        let rooms: Vec<String> = match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.offline = true;
+                if let Some(c) = s.conn.take() {
+                    c.abort(close_code::GOING_AWAY, "session timed out");
+                }
+                tracing::info!(session = %s.public_id, user = %s.user.id, "offline");
+                s.rooms.keys().cloned().collect()
+            }
+            None => return,
+        };
+        for room in rooms {
+            self.leave(key, &room, &Leave::Offline, now);
+        }
+    }
+
+    /// `bye`: out of every room, not resumable.
+    fn end_session(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
+        let rooms: Vec<String> = self
+            .sessions
+            .get(&key)
+            .map(|s| s.rooms.keys().cloned().collect())
+            .unwrap_or_default();
+        for room in rooms {
+            self.leave(key, &room, &Leave::Logout, now);
+        }
+        if let Some(s) = self.sessions.remove(&key) {
+            self.by_public.remove(&s.public_id);
+            if let Some(c) = &s.conn {
+                c.close(close_code::NORMAL, "bye");
+            }
+            tracing::info!(session = %s.public_id, user = %s.user.id, "bye");
+        }
+    }
+
+    /// After `resumed`: per room a replay or a snapshot, then direct events, then `resume_done`.
+    fn resume_replay(&mut self, key: SessionKey, ack: &Ack, now: Instant, clock: &Clock) {
+        let _ = now;
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let app = s.app;
+        let mut rooms = BTreeMap::new();
+        let mut frames: Vec<Utf8Bytes> = Vec::new();
+        let mut room_ids: Vec<String> = s.rooms.keys().cloned().collect();
+        for r in ack.rooms.keys() {
+            if !s.rooms.contains_key(r) {
+                room_ids.push(r.clone());
+            }
+        }
+        for room_id in room_ids {
+            let Some(s) = self.sessions.get(&key) else {
+                return;
+            };
+            if !s.rooms.contains_key(&room_id) {
+                if let Some(code) = s.kicked.get(&room_id) {
+                    rooms.insert(room_id.clone(), format!("kicked:{code}"));
+                }
+                continue;
+            }
+            let rk: RoomKey = (app, room_id.clone());
+            let Some(room) = self.rooms.get(&rk) else {
+                continue;
+            };
+            let notify = room.members.get(&key).is_some_and(|m| m.notify);
+            let replay = ack
+                .rooms
+                .get(&room_id)
+                .filter(|a| a.epoch == room.epoch)
+                .and_then(|a| {
+                    let room_events = room.room_log.since(a.room)?;
+                    let mut out: Vec<Utf8Bytes> = room_events.map(|e| e.bytes.clone()).collect();
+                    if notify {
+                        out.extend(room.users_log.since(a.users)?.map(|e| e.bytes.clone()));
+                    }
+                    Some(out)
+                });
+            match replay {
+                Some(events) => {
+                    rooms.insert(room_id.clone(), "replay".to_string());
+                    frames.extend(events);
+                }
+                None => {
+                    rooms.insert(room_id.clone(), "snapshot".to_string());
+                    let missed_messages = match ack.rooms.get(&room_id) {
+                        Some(a) if a.epoch == room.epoch => {
+                            room.room_log.lost_messages_after(a.room)
+                        }
+                        _ => room.room_log.had_messages(),
+                    };
+                    if let Some((state, seq)) = self.room_state(&rk, key) {
+                        frames.push(encode(&ServerFrame::Snapshot(Snapshot {
+                            room: room_id.clone(),
+                            state,
+                            seq,
+                            missed_messages,
+                        })));
+                    }
+                }
+            }
+        }
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let direct: Vec<Utf8Bytes> = match s.direct.since(ack.direct) {
+            Some(events) => events.map(|e| e.bytes.clone()).collect(),
+            // The gap is gone: send what is kept.
+            None => s
+                .direct
+                .since(0)
+                .map(|e| e.map(|e| e.bytes.clone()).collect())
+                .unwrap_or_default(),
+        };
+        for room in rooms
+            .iter()
+            .filter(|(_, v)| v.starts_with("kicked:"))
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+        {
+            s.kicked.remove(&room);
+        }
+        s.send(&ServerFrame::Resumed(Resumed {
+            session: s.public_id.clone(),
+            resume_token: s.resume_token.clone(),
+            rooms,
+            heartbeat_ms: None,
+            server_time_ms: Some(clock.wall_ms(now)),
+        }));
+        if let Some(c) = &s.conn {
+            for f in frames.into_iter().chain(direct) {
+                c.send(f);
+            }
+        }
+        s.send(&ServerFrame::ResumeDone(ResumeDone {}));
+    }
+
+    /// Check the token a login relies on and make the membership.
+    fn login_membership(
+        &self,
+        key: SessionKey,
+        room: &str,
+        config: &RoomConfig,
+        token: Option<&str>,
+        hub: &Hub,
+        now: Instant,
+    ) -> Result<Membership, (ErrorCode, String)> {
+        let s = self
+            .sessions
+            .get(&key)
+            .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+        validate::room_id(room).map_err(err)?;
+        let claims = match token {
+            Some(t) => {
+                let secret = hub
+                    .config
+                    .apps
+                    .get(&s.app)
+                    .ok_or_else(|| err(ErrorCode::AuthFailed))?;
+                token::verify(
+                    secret.as_bytes(),
+                    t,
+                    s.app,
+                    &s.user.id,
+                    Some(room),
+                    hub.clock.wall_s(now),
+                )
+                .map_err(err)?
+            }
+            None => {
+                if s.claims.room_id.as_deref().is_some_and(|r| r != room) {
+                    return Err(err_with(
+                        ErrorCode::AuthFailed,
+                        "the session's token is for another room",
+                    ));
+                }
+                if s.claims.exp + token::LEEWAY_S < hub.clock.wall_s(now) {
+                    return Err(err(ErrorCode::TokenExpired));
+                }
+                s.claims.clone()
+            }
+        };
+        if s.rooms.contains_key(room) {
+            return Err(err_with(ErrorCode::TooManyRooms, "already in this room"));
+        }
+        if s.rooms.len() >= hub.config.max_rooms {
+            return Err(err_with(
+                ErrorCode::TooManyRooms,
+                "already in the maximum number of rooms",
+            ));
+        }
+        Ok(Membership {
+            config: config.clone(),
+            exp_s: claims.exp,
+            may_publish: claims.may_publish(),
+            warned: false,
+            messages: Window::default(),
+        })
+    }
+
+    fn login(
+        &mut self,
+        key: SessionKey,
+        id: u64,
+        room: &str,
+        config: RoomConfig,
+        token: Option<&str>,
+        hub: &Hub,
+        now: Instant,
+    ) -> Answer {
+        let m = self.login_membership(key, room, &config, token, hub, now)?;
+        let (state, seq) = self.enter(key, room, config, m, now, &hub.config)?;
+        if let Some(s) = self.sessions.get(&key) {
+            tracing::info!(session = %s.public_id, user = %s.user.id, room, "login");
+        }
+        Ok(OkFrame::with_state(id, room.to_string(), state, seq))
+    }
+
+    /// Check that `key` is in `room`.
+    fn member(&self, key: SessionKey, room: &str) -> Result<(u32, User), (ErrorCode, String)> {
+        let s = self
+            .sessions
+            .get(&key)
+            .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+        if !s.rooms.contains_key(room) {
+            return Err(err(ErrorCode::NotInRoom));
+        }
+        Ok((s.app, s.user.clone()))
+    }
+
+    /// `broadcast` or `barrage`.
+    fn room_message(
+        &mut self,
+        key: SessionKey,
+        f: SendMessage,
+        barrage: bool,
+        now: Instant,
+        hub: &Hub,
+    ) -> Answer {
+        let cfg = &hub.config;
+        validate::message(&f.message).map_err(err)?;
+        let (app, from) = self.member(key, &f.room)?;
+        let rk = (app, f.room.clone());
+        let user_ok = self
+            .sessions
+            .get_mut(&key)
+            .and_then(|s| s.rooms.get_mut(&f.room))
+            .is_some_and(|m| m.messages.allow(now, cfg.user_message_rate));
+        let Some(room) = self.rooms.get_mut(&rk) else {
+            return Err(err(ErrorCode::NotInRoom));
+        };
+        if !user_ok || !room.message_window.allow(now, cfg.room_message_rate) {
+            return Err(err(ErrorCode::MessagesTooFrequent));
+        }
+        room.last_message_id += 1;
+        let message_id = room.last_message_id.to_string();
+        let time_ms = hub.clock.wall_ms(now);
+        let body = if barrage {
+            EventBody::Barrage {
+                message_id: message_id.clone(),
+                from,
+                message: f.message,
+                time_ms,
+            }
+        } else {
+            EventBody::Broadcast {
+                message_id: message_id.clone(),
+                from,
+                message: f.message,
+                time_ms,
+            }
+        };
+        let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
+        Ok(OkFrame {
+            id: f.id,
+            room: Some(f.room),
+            seq: Seqs {
+                room: Some(seq),
+                ..Seqs::default()
+            },
+            message_id: Some(message_id),
+            ..OkFrame::default()
+        })
+    }
+
+    /// Execute one request of `key`.
+    fn request(&mut self, key: SessionKey, frame: ClientFrame, now: Instant, hub: &Hub) -> Answer {
+        let cfg = &hub.config;
+        let time_ms = hub.clock.wall_ms(now);
+        match frame {
+            ClientFrame::Login(f) => {
+                self.login(key, f.id, &f.room, f.config, f.token.as_deref(), hub, now)
+            }
+            ClientFrame::Logout(f) => {
+                let in_room = self
+                    .sessions
+                    .get(&key)
+                    .is_some_and(|s| s.rooms.contains_key(&f.room));
+                if !in_room {
+                    return Err(err(ErrorCode::NotInRoomLogout));
+                }
+                let seq = self.leave(key, &f.room, &Leave::Logout, now);
+                if let Some(s) = self.sessions.get(&key) {
+                    tracing::info!(session = %s.public_id, user = %s.user.id, room = %f.room, "logout");
+                }
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    seq,
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::Switch(f) => {
+                let in_room = self
+                    .sessions
+                    .get(&key)
+                    .is_some_and(|s| s.rooms.contains_key(&f.from));
+                if !in_room {
+                    return Err(err(ErrorCode::NotInRoomLogout));
+                }
+                self.leave(key, &f.from, &Leave::Logout, now);
+                self.login(key, f.id, &f.to, f.config, f.token.as_deref(), hub, now)
+            }
+            ClientFrame::Publish(f) => {
+                let (app, user) = self.member(key, &f.room)?;
+                validate::stream_id(&f.stream).map_err(|c| err_with(c, "invalid stream id"))?;
+                validate::stream_extra(&f.extra)
+                    .map_err(|c| err_with(c, "stream extra info is too long"))?;
+                let may = self
+                    .sessions
+                    .get(&key)
+                    .and_then(|s| s.rooms.get(&f.room))
+                    .is_some_and(|m| m.may_publish);
+                if !may {
+                    return Err(err(ErrorCode::NoPublishPrivilege));
+                }
+                match self.streams.get(&(app, f.stream.clone())) {
+                    Some((owner, room)) if *owner == key && *room == f.room => {
+                        // Publishing again what is already published is a no-op (a client re-publishing
+                        // after a resume finds it still there).
+                        return Ok(OkFrame {
+                            id: f.id,
+                            room: Some(f.room),
+                            ..OkFrame::default()
+                        });
+                    }
+                    Some(_) => return Err(err(ErrorCode::StreamIdTaken)),
+                    None => {}
+                }
+                let stream = Stream {
+                    id: f.stream.clone(),
+                    user,
+                    extra: f.extra,
+                };
+                let rk = (app, f.room.clone());
+                if let Some(room) = self.rooms.get_mut(&rk) {
+                    room.streams.insert(
+                        f.stream.clone(),
+                        StreamEntry {
+                            stream: stream.clone(),
+                            owner: key,
+                        },
+                    );
+                }
+                self.streams.insert((app, f.stream), (key, f.room.clone()));
+                let seq = self.emit(
+                    &rk,
+                    Channel::Room,
+                    EventBody::StreamAdd {
+                        streams: vec![stream],
+                    },
+                    Some(key),
+                    now,
+                );
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    seq: Seqs {
+                        room: Some(seq),
+                        ..Seqs::default()
+                    },
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::Unpublish(f) => {
+                let (app, _) = self.member(key, &f.room)?;
+                let rk = (app, f.room.clone());
+                let entry = self
+                    .rooms
+                    .get_mut(&rk)
+                    .and_then(|r| match r.streams.get(&f.stream) {
+                        Some(e) if e.owner == key => r.streams.remove(&f.stream),
+                        _ => None,
+                    });
+                let Some(entry) = entry else {
+                    return Err(err_with(
+                        ErrorCode::InvalidField,
+                        "not publishing this stream in this room",
+                    ));
+                };
+                self.streams.remove(&(app, f.stream));
+                let body = EventBody::StreamDelete {
+                    streams: vec![entry.stream],
+                    reason: stream_delete_reason::STOPPED,
+                };
+                let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    seq: Seqs {
+                        room: Some(seq),
+                        ..Seqs::default()
+                    },
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::StreamExtra(f) => {
+                let (app, _) = self.member(key, &f.room)?;
+                validate::stream_extra(&f.extra)
+                    .map_err(|c| err_with(c, "stream extra info is too long"))?;
+                let rk = (app, f.room.clone());
+                let stream =
+                    self.rooms
+                        .get_mut(&rk)
+                        .and_then(|r| match r.streams.get_mut(&f.stream) {
+                            Some(e) if e.owner == key => {
+                                e.stream.extra = f.extra.clone();
+                                Some(e.stream.clone())
+                            }
+                            _ => None,
+                        });
+                let Some(stream) = stream else {
+                    return Err(err_with(
+                        ErrorCode::InvalidField,
+                        "not publishing this stream in this room",
+                    ));
+                };
+                let seq = self.emit(
+                    &rk,
+                    Channel::Room,
+                    EventBody::StreamExtra {
+                        streams: vec![stream],
+                    },
+                    Some(key),
+                    now,
+                );
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    seq: Seqs {
+                        room: Some(seq),
+                        ..Seqs::default()
+                    },
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::RoomExtra(f) => {
+                let (app, user) = self.member(key, &f.room)?;
+                validate::room_extra(&f.key, &f.value).map_err(err)?;
+                let rk = (app, f.room.clone());
+                let item = RoomExtraItem {
+                    key: f.key.clone(),
+                    value: f.value.clone(),
+                    user: user.clone(),
+                    time_ms,
+                };
+                if let Some(room) = self.rooms.get_mut(&rk) {
+                    if !room.extra.contains_key(&f.key)
+                        && room.extra.len() >= validate::MAX_ROOM_EXTRA_KEYS
+                    {
+                        return Err(err(ErrorCode::RoomExtraTooManyKeys));
+                    }
+                    room.extra.insert(f.key.clone(), item);
+                }
+                let body = EventBody::RoomExtra {
+                    key: f.key,
+                    value: f.value,
+                    user,
+                    time_ms,
+                };
+                let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    seq: Seqs {
+                        room: Some(seq),
+                        ..Seqs::default()
+                    },
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::Broadcast(f) => self.room_message(key, f, false, now, hub),
+            ClientFrame::Barrage(f) => self.room_message(key, f, true, now, hub),
+            ClientFrame::Command(f) => {
+                validate::message(&f.command).map_err(err)?;
+                let (app, from) = self.member(key, &f.room)?;
+                if !self
+                    .sessions
+                    .get_mut(&key)
+                    .is_some_and(|s| s.commands.allow(now, cfg.command_rate))
+                {
+                    return Err(err(ErrorCode::MessagesTooFrequent));
+                }
+                let rk = (app, f.room.clone());
+                let recipients: Vec<SessionKey> = match self.rooms.get(&rk) {
+                    Some(room) => room
+                        .members
+                        .keys()
+                        .copied()
+                        .filter(|k| *k != key)
+                        .filter(|k| {
+                            f.to.is_empty()
+                                || self
+                                    .sessions
+                                    .get(k)
+                                    .is_some_and(|s| f.to.contains(&s.user.id))
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
+                for r in recipients {
+                    if let Some(s) = self.sessions.get_mut(&r) {
+                        let seq = s.direct.next_seq();
+                        let bytes = encode(&ServerFrame::Event(Event {
+                            room: f.room.clone(),
+                            ch: Some(Channel::Direct),
+                            seq: Some(seq),
+                            body: EventBody::Command {
+                                from: from.clone(),
+                                command: f.command.clone(),
+                                time_ms,
+                            },
+                        }));
+                        s.direct.push(bytes.clone(), now, false);
+                        s.direct.trim(now, cfg.log_len, cfg.log_age);
+                        if let Some(c) = &s.conn {
+                            c.send(bytes);
+                        }
+                    }
+                }
+                Ok(OkFrame {
+                    id: f.id,
+                    room: Some(f.room),
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::RenewToken(f) => {
+                let s = self
+                    .sessions
+                    .get_mut(&key)
+                    .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+                let secret = cfg
+                    .apps
+                    .get(&s.app)
+                    .ok_or_else(|| err(ErrorCode::AuthFailed))?;
+                let claims = token::verify(
+                    secret.as_bytes(),
+                    &f.token,
+                    s.app,
+                    &s.user.id,
+                    None,
+                    hub.clock.wall_s(now),
+                )
+                .map_err(err)?;
+                for (room, m) in s.rooms.iter_mut() {
+                    if claims.room_id.as_deref().is_none_or(|r| r == room) {
+                        m.exp_s = claims.exp;
+                        m.may_publish = claims.may_publish();
+                        m.warned = false;
+                    }
+                }
+                if claims.room_id.is_none() {
+                    s.claims = claims;
+                }
+                Ok(OkFrame {
+                    id: f.id,
+                    ..OkFrame::default()
+                })
+            }
+            ClientFrame::Hello(_)
+            | ClientFrame::Resume(_)
+            | ClientFrame::Ping(_)
+            | ClientFrame::Bye(_) => Err(err(ErrorCode::InvalidField)),
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! One WebSocket connection.
+//!
+//! The reader (this task) waits for `hello` or `resume` within `hello_timeout`, then decodes
+//! every frame and hands it to the [`Hub`]. A writer task drains the connection's [`Outbox`].
+//! Every failure a peer can cause ends in an `error` frame and/or a close code (§1), never a
+//! panic, and never touches another session.
+//!
+//! [`serve`] works on any `WebSocketStream<S>`: the HTTP upgrade of a real socket, or an
+//! in-memory `tokio::io::duplex` pipe in tests, where tokio's paused clock then drives every
+//! timeout of a whole client–server exchange without a real socket or a sleep.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use parlor_protocol::{decode_client_frame, ClientFrame, DecodeError, ErrorCode, ServerFrame};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+use crate::hub::{Hub, SessionKey};
+use crate::outbox::{close_code, Out, Outbox, OutboxReader};
+
+/// The WebSocket settings for `max_frame`: tungstenite reads a little more than the limit, so
+/// that the server, not the library, decides and answers with close code 1009.
+pub fn ws_config(max_frame: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_frame_size(Some(max_frame + 1024))
+        .max_message_size(Some(max_frame + 1024))
+}
+
+/// Serve one connection until it closes.
+pub async fn serve<S>(hub: Arc<Hub>, socket: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sink, mut stream) = socket.split();
+    let conn_id = hub.next_conn_id();
+    let (outbox, reader) = Outbox::new(hub.config.outbound_limit, conn_id);
+    let writer = tokio::spawn(write_loop(sink, reader));
+    metrics::gauge!("parlor_connections").increment(1.0);
+
+    let mut session: Option<SessionKey> = None;
+    let hello_deadline = Instant::now() + hub.config.hello_timeout;
+    loop {
+        let next = tokio::select! {
+            biased;
+            _ = outbox.closed() => break,
+            _ = tokio::time::sleep_until(hello_deadline), if session.is_none() => {
+                send_error(&outbox, None, ErrorCode::InvalidField, "no hello within the hello timeout");
+                outbox.close(close_code::POLICY, "no hello");
+                break;
+            }
+            next = stream.next() => next,
+        };
+        let msg = match next {
+            Some(Ok(m)) => m,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                outbox.abort(close_code::TOO_BIG, "frame too big");
+                break;
+            }
+            Some(Err(_)) => break,
+            None => break,
+        };
+        let now = Instant::now();
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                outbox.close(close_code::UNSUPPORTED, "binary frames are not supported");
+                break;
+            }
+            Message::Close(_) => break,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+        };
+        if text.len() > hub.config.max_frame {
+            outbox.abort(close_code::TOO_BIG, "frame too big");
+            break;
+        }
+        let frame = match decode_client_frame(text.as_str()) {
+            Ok(f) => f,
+            Err(e @ DecodeError::Malformed(_)) => {
+                send_error(&outbox, None, e.code(), &e.to_string());
+                outbox.close(close_code::INVALID_DATA, "malformed frame");
+                break;
+            }
+            Err(e) => {
+                match session {
+                    Some(key) => hub.bad_frame(key, e.request_id(), e.code(), e.to_string(), now),
+                    None => send_error(&outbox, e.request_id(), e.code(), &e.to_string()),
+                }
+                continue;
+            }
+        };
+        match (session, frame) {
+            (Some(key), frame) => hub.frame(key, frame, now),
+            (None, ClientFrame::Hello(h)) => match hub.hello(h, outbox.clone(), now) {
+                Ok(key) => session = Some(key),
+                Err((code, message)) => {
+                    send_error(&outbox, None, code, &message);
+                    outbox.close(close_code::POLICY, "bad hello");
+                    break;
+                }
+            },
+            (None, ClientFrame::Resume(r)) => match hub.resume(r, outbox.clone(), now) {
+                Ok(key) => session = Some(key),
+                // The connection stays open: the client may go on with `hello` (§6 fallback).
+                Err((code, message)) => send_error(&outbox, None, code, &message),
+            },
+            (None, other) => {
+                let message = format!(
+                    "the first frame must be hello or resume, not {}",
+                    other.type_name()
+                );
+                send_error(
+                    &outbox,
+                    other.request_id(),
+                    ErrorCode::InvalidField,
+                    &message,
+                );
+                outbox.close(close_code::POLICY, "hello first");
+                break;
+            }
+        }
+    }
+    if let Some(key) = session {
+        hub.detach(key, conn_id);
+    }
+    // Let the writer flush what is queued (an error frame, a close), then stop.
+    outbox.close(close_code::GOING_AWAY, "");
+    let _ = writer.await;
+    metrics::gauge!("parlor_connections").decrement(1.0);
+}
+
+fn send_error(outbox: &Outbox, id: Option<u64>, code: ErrorCode, message: &str) {
+    outbox.send(ServerFrame::error_with(id, code, message).to_json().into());
+}
+
+async fn write_loop<S>(
+    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
+    mut reader: OutboxReader,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    while let Some(out) = reader.next().await {
+        match out {
+            Out::Text(t) => {
+                if sink.send(Message::Text(t)).await.is_err() {
+                    return;
+                }
+            }
+            Out::Close(code, reason) => {
+                let frame = CloseFrame {
+                    code: CloseCode::from(code),
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = sink.close().await;
+                return;
+            }
+        }
+    }
+}
