@@ -56,11 +56,8 @@ impl DecodeError {
 }
 
 fn object_with_type(text: &str) -> Result<(Value, String, Option<u64>), DecodeError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-    let obj = value
-        .as_object()
-        .ok_or_else(|| DecodeError::Malformed("not a JSON object".into()))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let obj = value.as_object().ok_or_else(|| DecodeError::Malformed("not a JSON object".into()))?;
     let t = match obj.get("t") {
         Some(Value::String(t)) => t.clone(),
         Some(_) => return Err(DecodeError::Malformed("field t is not a string".into())),
@@ -76,11 +73,7 @@ pub fn decode_client_frame(text: &str) -> Result<ClientFrame, DecodeError> {
     if !CLIENT_FRAME_TYPES.contains(&t.as_str()) {
         return Err(DecodeError::UnknownType { t, id });
     }
-    serde_json::from_value(value).map_err(|e| DecodeError::InvalidField {
-        t,
-        id,
-        message: e.to_string(),
-    })
+    serde_json::from_value(value).map_err(|e| DecodeError::InvalidField { t, id, message: e.to_string() })
 }
 
 /// Decode a text frame sent by the server. An unknown `t` is [`DecodeError::UnknownType`]:
@@ -118,18 +111,11 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, DecodeError> {
                 "online",
             ];
             if !KINDS.contains(&kind) {
-                return Err(DecodeError::UnknownType {
-                    t: format!("event/{kind}"),
-                    id,
-                });
+                return Err(DecodeError::UnknownType { t: format!("event/{kind}"), id });
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| DecodeError::InvalidField {
-        t,
-        id,
-        message: e.to_string(),
-    })
+    serde_json::from_value(value).map_err(|e| DecodeError::InvalidField { t, id, message: e.to_string() })
 }
 
 #[cfg(test)]
@@ -139,17 +125,17 @@ mod tests {
 
     #[test]
     fn decodes_the_examples_of_the_protocol() {
-        let f = decode_client_frame(
-            r#"{"t":"hello","v":1,"app_id":1,"user":{"id":"u1","name":"Alice"},"token":"x"}"#,
-        )
-        .unwrap();
+        let f = decode_client_frame(r#"{"t":"hello","v":1,"app_id":1,"user":{"id":"u1","name":"Alice"},"token":"x"}"#)
+            .unwrap();
         assert!(matches!(f, ClientFrame::Hello(Hello { app_id: 1, .. })));
-        let f = decode_client_frame(r#"{"t":"login","id":1,"room":"r1","config":{"max_members":0,"user_status_notify":true}}"#).unwrap();
-        assert_eq!(f.request_id(), Some(1));
         let f = decode_client_frame(
-            r#"{"t":"ping","ack":{"direct":3,"rooms":{"r1":{"epoch":"e","room":18,"users":10}}}}"#,
+            r#"{"t":"login","id":1,"room":"r1","config":{"max_members":0,"user_status_notify":true}}"#,
         )
         .unwrap();
+        assert_eq!(f.request_id(), Some(1));
+        let f =
+            decode_client_frame(r#"{"t":"ping","ack":{"direct":3,"rooms":{"r1":{"epoch":"e","room":18,"users":10}}}}"#)
+                .unwrap();
         match f {
             ClientFrame::Ping(Ping { ack: Some(a) }) => {
                 assert_eq!(a.direct, 3);
@@ -157,37 +143,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let f = decode_client_frame(r#"{"t":"command","id":10,"room":"r1","to":["u2","u3"],"command":"go","extra_field":1}"#).unwrap();
-        assert!(matches!(
-            f,
-            ClientFrame::Command(SendCommand { id: 10, .. })
-        ));
+        let f = decode_client_frame(
+            r#"{"t":"command","id":10,"room":"r1","to":["u2","u3"],"command":"go","extra_field":1}"#,
+        )
+        .unwrap();
+        assert!(matches!(f, ClientFrame::Command(SendCommand { id: 10, .. })));
     }
 
     #[test]
     fn each_failure_has_its_code() {
-        assert_eq!(
-            decode_client_frame("{").unwrap_err().code(),
-            ErrorCode::MalformedFrame
-        );
-        assert_eq!(
-            decode_client_frame("[1]").unwrap_err().code(),
-            ErrorCode::MalformedFrame
-        );
-        assert_eq!(
-            decode_client_frame(r#"{"id":1}"#).unwrap_err().code(),
-            ErrorCode::MalformedFrame
-        );
+        assert_eq!(decode_client_frame("{").unwrap_err().code(), ErrorCode::MalformedFrame);
+        assert_eq!(decode_client_frame("[1]").unwrap_err().code(), ErrorCode::MalformedFrame);
+        assert_eq!(decode_client_frame(r#"{"id":1}"#).unwrap_err().code(), ErrorCode::MalformedFrame);
         let e = decode_client_frame(r#"{"t":"dance","id":4}"#).unwrap_err();
-        assert_eq!(
-            (e.code(), e.request_id()),
-            (ErrorCode::UnknownRequest, Some(4))
-        );
+        assert_eq!((e.code(), e.request_id()), (ErrorCode::UnknownRequest, Some(4)));
         let e = decode_client_frame(r#"{"t":"login","id":5}"#).unwrap_err();
-        assert_eq!(
-            (e.code(), e.request_id()),
-            (ErrorCode::InvalidField, Some(5))
-        );
+        assert_eq!((e.code(), e.request_id()), (ErrorCode::InvalidField, Some(5)));
     }
 
     #[test]
@@ -200,36 +171,18 @@ mod tests {
                 body: EventBody::StreamDelete {
                     streams: vec![Stream {
                         id: "s".into(),
-                        user: User {
-                            id: "u".into(),
-                            name: "".into(),
-                        },
+                        user: User { id: "u".into(), name: "".into() },
                         extra: "".into(),
                     }],
                     reason: 2,
                 },
             }),
-            ServerFrame::Event(Event {
-                room: "r1".into(),
-                ch: None,
-                seq: None,
-                body: EventBody::Online { count: 3 },
-            }),
+            ServerFrame::Event(Event { room: "r1".into(), ch: None, seq: None, body: EventBody::Online { count: 3 } }),
             ServerFrame::Ok(OkFrame::with_state(
                 1,
                 "r1".into(),
-                RoomState {
-                    users: None,
-                    streams: vec![],
-                    extra: vec![],
-                    online: 1,
-                    room_session: "e1".into(),
-                },
-                Seqs {
-                    room: Some(0),
-                    users: Some(1),
-                    direct: None,
-                },
+                RoomState { users: None, streams: vec![], extra: vec![], online: 1, room_session: "e1".into() },
+                Seqs { room: Some(0), users: Some(1), direct: None },
             )),
             ServerFrame::error(Some(3), ErrorCode::RoomFull),
             ServerFrame::Snapshot(Snapshot {
@@ -252,9 +205,7 @@ mod tests {
         })
         .to_json();
         assert!(
-            ev.contains(r#""t":"event""#)
-                && ev.contains(r#""kind":"user_add""#)
-                && ev.contains(r#""ch":"users""#),
+            ev.contains(r#""t":"event""#) && ev.contains(r#""kind":"user_add""#) && ev.contains(r#""ch":"users""#),
             "{ev}"
         );
         assert!(matches!(

@@ -60,10 +60,7 @@ fn default_true() -> bool {
 
 impl Default for RoomConfig {
     fn default() -> Self {
-        RoomConfig {
-            max_members: 0,
-            user_status_notify: true,
-        }
+        RoomConfig { max_members: 0, user_status_notify: true }
     }
 }
 
@@ -335,10 +332,7 @@ impl ClientFrame {
     /// The request id, for frames that are requests.
     pub fn request_id(&self) -> Option<u64> {
         match self {
-            ClientFrame::Hello(_)
-            | ClientFrame::Resume(_)
-            | ClientFrame::Ping(_)
-            | ClientFrame::Bye(_) => None,
+            ClientFrame::Hello(_) | ClientFrame::Resume(_) | ClientFrame::Ping(_) | ClientFrame::Bye(_) => None,
             ClientFrame::Login(f) => Some(f.id),
             ClientFrame::Logout(f) => Some(f.id),
             ClientFrame::Switch(f) => Some(f.id),
@@ -720,23 +714,11 @@ impl ServerFrame {
 
     /// An `error` frame for `code`, with the code's own message.
     pub fn error(id: Option<u64>, code: crate::ErrorCode) -> ServerFrame {
-        ServerFrame::Error(ErrorFrame {
-            id,
-            code: code.code(),
-            message: code.message().to_string(),
-        })
+        ServerFrame::Error(ErrorFrame { id, code: code.code(), message: code.message().to_string() })
     }
 
     /// An `error` frame for `code` with a message of its own.
-    pub fn error_with(
-        id: Option<u64>,
-        code: crate::ErrorCode,
-        message: impl Into<String>,
-    ) -> ServerFrame {
-        ServerFrame::Error(ErrorFrame {
-            id,
-            code: code.code(),
-            message: message.into(),
-        })
+    pub fn error_with(id: Option<u64>, code: crate::ErrorCode, message: impl Into<String>) -> ServerFrame {
+        ServerFrame::Error(ErrorFrame { id, code: code.code(), message: message.into() })
     }
 }

@@ -35,13 +35,7 @@ pub struct Claims {
 
 impl Claims {
     /// Claims for `user_id` in `app_id`, valid from `now_s` for `ttl_s` seconds.
-    pub fn new(
-        app_id: u32,
-        user_id: impl Into<String>,
-        now_s: u64,
-        ttl_s: u64,
-        nonce: impl Into<String>,
-    ) -> Claims {
+    pub fn new(app_id: u32, user_id: impl Into<String>, now_s: u64, ttl_s: u64, nonce: impl Into<String>) -> Claims {
         Claims {
             app_id,
             user_id: user_id.into(),
@@ -86,8 +80,7 @@ pub fn verify(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     let key = DecodingKey::from_secret(secret).map_err(|_| ErrorCode::AuthFailed)?;
-    let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
-        .map_err(|_| ErrorCode::AuthFailed)?;
+    let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|_| ErrorCode::AuthFailed)?;
     let claims = data.claims;
     if claims.app_id != app_id {
         return Err(ErrorCode::TokenAppMismatch);
@@ -116,31 +109,13 @@ mod tests {
     fn mint_then_verify() {
         let c = Claims::new(7, "u1", NOW, 3600, "n1");
         let t = mint(b"secret", &c);
-        assert_eq!(
-            verify(b"secret", &t, 7, "u1", Some("r1"), NOW + 10),
-            Ok(c.clone())
-        );
-        assert_eq!(
-            verify(b"other", &t, 7, "u1", None, NOW),
-            Err(ErrorCode::AuthFailed)
-        );
-        assert_eq!(
-            verify(b"secret", "not.a.jwt", 7, "u1", None, NOW),
-            Err(ErrorCode::AuthFailed)
-        );
-        assert_eq!(
-            verify(b"secret", &t, 8, "u1", None, NOW),
-            Err(ErrorCode::TokenAppMismatch)
-        );
-        assert_eq!(
-            verify(b"secret", &t, 7, "u2", None, NOW),
-            Err(ErrorCode::TokenUserMismatch)
-        );
+        assert_eq!(verify(b"secret", &t, 7, "u1", Some("r1"), NOW + 10), Ok(c.clone()));
+        assert_eq!(verify(b"other", &t, 7, "u1", None, NOW), Err(ErrorCode::AuthFailed));
+        assert_eq!(verify(b"secret", "not.a.jwt", 7, "u1", None, NOW), Err(ErrorCode::AuthFailed));
+        assert_eq!(verify(b"secret", &t, 8, "u1", None, NOW), Err(ErrorCode::TokenAppMismatch));
+        assert_eq!(verify(b"secret", &t, 7, "u2", None, NOW), Err(ErrorCode::TokenUserMismatch));
         assert_eq!(verify(b"secret", &t, 7, "u1", None, NOW + 3600 + 30), Ok(c));
-        assert_eq!(
-            verify(b"secret", &t, 7, "u1", None, NOW + 3600 + 31),
-            Err(ErrorCode::TokenExpired)
-        );
+        assert_eq!(verify(b"secret", &t, 7, "u1", None, NOW + 3600 + 31), Err(ErrorCode::TokenExpired));
     }
 
     #[test]
@@ -150,10 +125,7 @@ mod tests {
         c.publish = Some(false);
         let t = mint(b"s", &c);
         assert!(verify(b"s", &t, 1, "u", Some("r1"), NOW).is_ok());
-        assert_eq!(
-            verify(b"s", &t, 1, "u", Some("r2"), NOW),
-            Err(ErrorCode::AuthFailed)
-        );
+        assert_eq!(verify(b"s", &t, 1, "u", Some("r2"), NOW), Err(ErrorCode::AuthFailed));
         assert!(!verify(b"s", &t, 1, "u", None, NOW).unwrap().may_publish());
     }
 }

@@ -65,9 +65,7 @@ pub fn room_id(id: &str) -> Result<(), ErrorCode> {
 pub fn stream_id(id: &str) -> Result<(), ErrorCode> {
     let ok = !id.is_empty()
         && id.len() <= MAX_STREAM_ID
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
@@ -136,13 +134,7 @@ mod tests {
         assert_eq!(message(&"m".repeat(1025)), Err(ErrorCode::MessageTooLong));
         assert_eq!(message(&"m".repeat(1024)), Ok(()));
         assert_eq!(room_extra("", "v"), Err(ErrorCode::RoomExtraKeyEmpty));
-        assert_eq!(
-            room_extra(&"k".repeat(129), "v"),
-            Err(ErrorCode::RoomExtraKeyTooLong)
-        );
-        assert_eq!(
-            room_extra("k", &"v".repeat(1025)),
-            Err(ErrorCode::RoomExtraValueTooLong)
-        );
+        assert_eq!(room_extra(&"k".repeat(129), "v"), Err(ErrorCode::RoomExtraKeyTooLong));
+        assert_eq!(room_extra("k", &"v".repeat(1025)), Err(ErrorCode::RoomExtraValueTooLong));
     }
 }

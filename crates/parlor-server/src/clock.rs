@@ -19,14 +19,8 @@ pub struct Clock {
 impl Clock {
     /// A clock starting now.
     pub fn new() -> Clock {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Clock {
-            start: Instant::now(),
-            start_wall_ms: wall,
-        }
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Clock { start: Instant::now(), start_wall_ms: wall }
     }
 
     /// Wall time in ms since the Unix epoch for `at`.

@@ -55,25 +55,17 @@ pub fn router(hub: Arc<Hub>) -> Router {
 async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
+        headers
+            .get_all(name)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))))
     };
-    let version_ok = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_some_and(|v| v == "13");
+    let version_ok = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
     let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
-    let (true, true, true, Some(key)) = (
-        has_token(header::CONNECTION, "upgrade"),
-        has_token(header::UPGRADE, "websocket"),
-        version_ok,
-        key,
-    ) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "a WebSocket upgrade is expected here (RFC 6455, version 13)",
-        )
+    let (true, true, true, Some(key)) =
+        (has_token(header::CONNECTION, "upgrade"), has_token(header::UPGRADE, "websocket"), version_ok, key)
+    else {
+        return (StatusCode::BAD_REQUEST, "a WebSocket upgrade is expected here (RFC 6455, version 13)")
             .into_response();
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -113,32 +105,18 @@ async fn metrics_text() -> String {
     prometheus().render()
 }
 
-fn authorized(hub: &Hub, app: u32, headers: &HeaderMap) -> Result<(), Response> {
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+/// None when the request carries the app's secret; else the response that refuses it.
+fn refused(hub: &Hub, app: u32, headers: &HeaderMap) -> Option<Response> {
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match (hub.config.apps.get(&app), given) {
-        (Some(secret), Some(given)) if secret == given => Ok(()),
-        (None, _) => Err((
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "unknown app" })),
-        )
-            .into_response()),
-        _ => Err((
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "error": "bad or missing bearer secret" })),
-        )
-            .into_response()),
+        (Some(secret), Some(given)) if secret == given => None,
+        (None, _) => Some((StatusCode::NOT_FOUND, Json(json!({ "error": "unknown app" }))).into_response()),
+        _ => Some((StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad or missing bearer secret" }))).into_response()),
     }
 }
 
-async fn admin_rooms(
-    State(hub): State<Arc<Hub>>,
-    Path(app): Path<u32>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authorized(&hub, app, &headers) {
+async fn admin_rooms(State(hub): State<Arc<Hub>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&hub, app, &headers) {
         return r;
     }
     Json(json!({ "rooms": hub.admin_rooms(app) })).into_response()
@@ -149,16 +127,12 @@ async fn admin_room(
     Path((app, room)): Path<(u32, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorized(&hub, app, &headers) {
+    if let Some(r) = refused(&hub, app, &headers) {
         return r;
     }
     match hub.admin_room(app, &room) {
         Some(info) => Json(info).into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such room" })),
-        )
-            .into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response(),
     }
 }
 
@@ -181,17 +155,13 @@ async fn admin_kick(
     headers: HeaderMap,
     Json(body): Json<KickBody>,
 ) -> Response {
-    if let Err(r) = authorized(&hub, app, &headers) {
+    if let Some(r) = refused(&hub, app, &headers) {
         return r;
     }
     if hub.admin_kick(app, &room, &body.user, &body.reason, Instant::now()) {
         Json(json!({ "kicked": body.user })).into_response()
     } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such user in that room" })),
-        )
-            .into_response()
+        (StatusCode::NOT_FOUND, Json(json!({ "error": "no such user in that room" }))).into_response()
     }
 }
 
@@ -201,17 +171,13 @@ async fn admin_close(
     headers: HeaderMap,
     body: Option<Json<CloseBody>>,
 ) -> Response {
-    if let Err(r) = authorized(&hub, app, &headers) {
+    if let Some(r) = refused(&hub, app, &headers) {
         return r;
     }
     let reason = body.map(|b| b.0.reason).unwrap_or_default();
     if hub.admin_close_room(app, &room, &reason, Instant::now()) {
         Json(json!({ "closed": room })).into_response()
     } else {
-        (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": "no such room" })),
-        )
-            .into_response()
+        (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response()
     }
 }

@@ -16,9 +16,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use parlor_protocol::token::{self, Claims};
 use parlor_protocol::{
-    stream_delete_reason, validate, Ack, Channel, ClientFrame, ErrorCode, Event, EventBody, Hello,
-    Kicked, OkFrame, Pong, Resume, ResumeDone, Resumed, RoomConfig, RoomExtraItem, RoomState,
-    SendMessage, Seqs, ServerFrame, Snapshot, Stream, TokenWillExpire, User, Welcome,
+    stream_delete_reason, validate, Ack, Channel, ClientFrame, ErrorCode, Event, EventBody, Hello, Kicked, OkFrame,
+    Pong, Resume, ResumeDone, Resumed, RoomConfig, RoomExtraItem, RoomState, SendMessage, Seqs, ServerFrame, Snapshot,
+    Stream, TokenWillExpire, User, Welcome,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -185,12 +185,7 @@ fn err_with(code: ErrorCode, message: impl Into<String>) -> (ErrorCode, String) 
 impl Hub {
     /// A hub with `config`.
     pub fn new(config: ServerConfig) -> Hub {
-        Hub {
-            config,
-            clock: Clock::new(),
-            state: Mutex::new(State::default()),
-            next_conn: AtomicU64::new(1),
-        }
+        Hub { config, clock: Clock::new(), state: Mutex::new(State::default()), next_conn: AtomicU64::new(1) }
     }
 
     /// A new connection id.
@@ -212,35 +207,17 @@ impl Hub {
     // ------------------------------------------------------------ session start
 
     /// Start a session from `hello`; `welcome` is queued on `conn`.
-    pub fn hello(
-        &self,
-        h: Hello,
-        conn: Outbox,
-        now: Instant,
-    ) -> Result<SessionKey, (ErrorCode, String)> {
+    pub fn hello(&self, h: Hello, conn: Outbox, now: Instant) -> Result<SessionKey, (ErrorCode, String)> {
         if h.v != parlor_protocol::PROTOCOL_VERSION {
-            return Err(err_with(
-                ErrorCode::InvalidField,
-                format!("unsupported protocol version {}", h.v),
-            ));
+            return Err(err_with(ErrorCode::InvalidField, format!("unsupported protocol version {}", h.v)));
         }
         let Some(secret) = self.config.apps.get(&h.app_id) else {
-            return Err(err_with(
-                ErrorCode::AuthFailed,
-                format!("unknown app {}", h.app_id),
-            ));
+            return Err(err_with(ErrorCode::AuthFailed, format!("unknown app {}", h.app_id)));
         };
         validate::user_id(&h.user.id).map_err(err)?;
         validate::user_name(&h.user.name).map_err(err)?;
-        let claims = token::verify(
-            secret.as_bytes(),
-            &h.token,
-            h.app_id,
-            &h.user.id,
-            None,
-            self.clock.wall_s(now),
-        )
-        .map_err(err)?;
+        let claims = token::verify(secret.as_bytes(), &h.token, h.app_id, &h.user.id, None, self.clock.wall_s(now))
+            .map_err(err)?;
         let mut st = self.state.lock();
         st.next_session += 1;
         let key = st.next_session;
@@ -278,27 +255,14 @@ impl Hub {
 
     /// Resume a session on a new connection (§6): `resumed`, the replays and snapshots, the
     /// missed direct events, `resume_done` are queued on `conn`.
-    pub fn resume(
-        &self,
-        r: Resume,
-        conn: Outbox,
-        now: Instant,
-    ) -> Result<SessionKey, (ErrorCode, String)> {
+    pub fn resume(&self, r: Resume, conn: Outbox, now: Instant) -> Result<SessionKey, (ErrorCode, String)> {
         let mut st = self.state.lock();
         let key = match st.by_public.get(&r.session) {
             Some(k) => *k,
-            None => {
-                return Err(err_with(
-                    ErrorCode::ResumeFailed,
-                    "unknown or expired session",
-                ))
-            }
+            None => return Err(err_with(ErrorCode::ResumeFailed, "unknown or expired session")),
         };
         let Some(s) = st.sessions.get_mut(&key) else {
-            return Err(err_with(
-                ErrorCode::ResumeFailed,
-                "unknown or expired session",
-            ));
+            return Err(err_with(ErrorCode::ResumeFailed, "unknown or expired session"));
         };
         if s.resume_token != r.resume_token {
             return Err(err_with(ErrorCode::ResumeFailed, "wrong resume token"));
@@ -352,19 +316,13 @@ impl Hub {
                     // A kick the client no longer acks is one it has heard of.
                     s.kicked.retain(|room, _| ack.rooms.contains_key(room));
                 }
-                s.send(&ServerFrame::Pong(Pong {
-                    server_time_ms: self.clock.wall_ms(now),
-                }));
+                s.send(&ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) }));
             }
             ClientFrame::Bye(_) => {
                 st.end_session(key, now, &self.config);
             }
             ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
-                s.send(&ServerFrame::error_with(
-                    None,
-                    ErrorCode::InvalidField,
-                    "the session has already started",
-                ));
+                s.send(&ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started"));
             }
             request => {
                 let Some(id) = request.request_id() else {
@@ -410,14 +368,7 @@ impl Hub {
     }
 
     /// Count a frame that could not be decoded as life, and answer it with `error`.
-    pub fn bad_frame(
-        &self,
-        key: SessionKey,
-        id: Option<u64>,
-        code: ErrorCode,
-        message: String,
-        now: Instant,
-    ) {
+    pub fn bad_frame(&self, key: SessionKey, id: Option<u64>, code: ErrorCode, message: String, now: Instant) {
         let mut st = self.state.lock();
         if let Some(s) = st.sessions.get_mut(&key) {
             s.last_frame = now;
@@ -451,8 +402,7 @@ impl Hub {
             for (room, m) in &s.rooms {
                 if now_s >= m.exp_s {
                     tokens.push((*key, room.clone(), None));
-                } else if !m.warned && m.exp_s.saturating_sub(now_s) <= cfg.token_warning.as_secs()
-                {
+                } else if !m.warned && m.exp_s.saturating_sub(now_s) <= cfg.token_warning.as_secs() {
                     tokens.push((*key, room.clone(), Some(m.exp_s - now_s)));
                 }
             }
@@ -473,24 +423,13 @@ impl Hub {
                         if let Some(m) = s.rooms.get_mut(&room) {
                             m.warned = true;
                         }
-                        s.send(&ServerFrame::TokenWillExpire(TokenWillExpire {
-                            room,
-                            remaining_s,
-                        }));
+                        s.send(&ServerFrame::TokenWillExpire(TokenWillExpire { room, remaining_s }));
                     }
                 }
-                None => st.kick(
-                    key,
-                    &room,
-                    Leave::Kicked(ErrorCode::KickedTokenExpired, None),
-                    now,
-                    cfg,
-                ),
+                None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now, cfg),
             }
         }
-        let State {
-            rooms, sessions, ..
-        } = &mut *st;
+        let State { rooms, sessions, .. } = &mut *st;
         for ((_, room_id), room) in rooms.iter_mut() {
             room.room_log.trim(now, cfg.log_len, cfg.log_age);
             room.users_log.trim(now, cfg.log_len, cfg.log_age);
@@ -532,22 +471,14 @@ impl Hub {
     /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
     pub fn admin_kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
         let mut st = self.state.lock();
-        let key = st.rooms.get(&(app, room.to_string())).and_then(|r| {
-            r.members
-                .keys()
-                .copied()
-                .find(|k| st.sessions.get(k).is_some_and(|s| s.user.id == user))
-        });
+        let key = st
+            .rooms
+            .get(&(app, room.to_string()))
+            .and_then(|r| r.members.keys().copied().find(|k| st.sessions.get(k).is_some_and(|s| s.user.id == user)));
         match key {
             Some(key) => {
                 let extended = json!({ "reason": reason });
-                st.kick(
-                    key,
-                    room,
-                    Leave::Kicked(ErrorCode::KickedByServer, Some(extended)),
-                    now,
-                    &self.config,
-                );
+                st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now, &self.config);
                 true
             }
             None => false,
@@ -563,13 +494,7 @@ impl Hub {
         let keys: Vec<SessionKey> = r.members.keys().copied().collect();
         for key in keys {
             let extended = json!({ "reason": reason });
-            st.kick(
-                key,
-                room,
-                Leave::Kicked(ErrorCode::KickedByServer, Some(extended)),
-                now,
-                &self.config,
-            );
+            st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now, &self.config);
         }
         true
     }
@@ -577,12 +502,8 @@ impl Hub {
     /// The rooms of `app`.
     pub fn admin_rooms(&self, app: u32) -> Vec<RoomInfo> {
         let st = self.state.lock();
-        let mut out: Vec<RoomInfo> = st
-            .rooms
-            .iter()
-            .filter(|((a, _), _)| *a == app)
-            .map(|((_, id), r)| st.room_info(id, r))
-            .collect();
+        let mut out: Vec<RoomInfo> =
+            st.rooms.iter().filter(|((a, _), _)| *a == app).map(|((_, id), r)| st.room_info(id, r)).collect();
         out.sort_by(|a, b| a.room.cmp(&b.room));
         out
     }
@@ -590,9 +511,7 @@ impl Hub {
     /// One room of `app`.
     pub fn admin_room(&self, app: u32, room: &str) -> Option<RoomInfo> {
         let st = self.state.lock();
-        st.rooms
-            .get(&(app, room.to_string()))
-            .map(|r| st.room_info(room, r))
+        st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r))
     }
 }
 
@@ -601,11 +520,7 @@ impl State {
         RoomInfo {
             room: id.to_string(),
             room_session: r.epoch.clone(),
-            users: r
-                .members
-                .keys()
-                .filter_map(|k| self.sessions.get(k).map(|s| s.user.clone()))
-                .collect(),
+            users: r.members.keys().filter_map(|k| self.sessions.get(k).map(|s| s.user.clone())).collect(),
             streams: r.stream_list(),
             extra: r.extra_list(),
         }
@@ -613,36 +528,15 @@ impl State {
 
     /// Append an event to a room channel and send it to every member but `author` (and, on the
     /// `users` channel, only to members that asked for it). Returns its seq.
-    fn emit(
-        &mut self,
-        rk: &RoomKey,
-        ch: Channel,
-        body: EventBody,
-        author: Option<SessionKey>,
-        now: Instant,
-    ) -> u64 {
-        let State {
-            rooms, sessions, ..
-        } = self;
+    fn emit(&mut self, rk: &RoomKey, ch: Channel, body: EventBody, author: Option<SessionKey>, now: Instant) -> u64 {
+        let State { rooms, sessions, .. } = self;
         let Some(room) = rooms.get_mut(rk) else {
             return 0;
         };
-        let is_message = matches!(
-            body,
-            EventBody::Broadcast { .. } | EventBody::Barrage { .. }
-        );
-        let log = if ch == Channel::Users {
-            &mut room.users_log
-        } else {
-            &mut room.room_log
-        };
+        let is_message = matches!(body, EventBody::Broadcast { .. } | EventBody::Barrage { .. });
+        let log = if ch == Channel::Users { &mut room.users_log } else { &mut room.room_log };
         let seq = log.next_seq();
-        let bytes = encode(&ServerFrame::Event(Event {
-            room: rk.1.clone(),
-            ch: Some(ch),
-            seq: Some(seq),
-            body,
-        }));
+        let bytes = encode(&ServerFrame::Event(Event { room: rk.1.clone(), ch: Some(ch), seq: Some(seq), body }));
         log.push(bytes.clone(), now, is_message);
         let mut delivered = 0u64;
         for (key, member) in &room.members {
@@ -677,11 +571,7 @@ impl State {
             online: room.members.len() as u32,
             room_session: room.epoch.clone(),
         };
-        let seq = Seqs {
-            room: Some(room.room_log.last()),
-            users: notify.then(|| room.users_log.last()),
-            direct: None,
-        };
+        let seq = Seqs { room: Some(room.room_log.last()), users: notify.then(|| room.users_log.last()), direct: None };
         Some((state, seq))
     }
 
@@ -702,10 +592,7 @@ impl State {
         };
         let rk: RoomKey = (app, room_id.to_string());
         let older = self.rooms.get(&rk).and_then(|r| {
-            r.members
-                .keys()
-                .copied()
-                .find(|k| *k != key && self.sessions.get(k).is_some_and(|s| s.user.id == user.id))
+            r.members.keys().copied().find(|k| *k != key && self.sessions.get(k).is_some_and(|s| s.user.id == user.id))
         });
         if let Some(room) = self.rooms.get(&rk) {
             let others = room.members.len() - usize::from(older.is_some());
@@ -716,30 +603,19 @@ impl State {
         if let Some(older) = older {
             self.kick(older, room_id, Leave::Duplicate, now, cfg);
         }
-        let room = self.rooms.entry(rk.clone()).or_insert_with(|| {
-            Room::new(random_id(), config.max_members, now, cfg.online_interval)
-        });
-        room.members.insert(
-            key,
-            Member {
-                notify: config.user_status_notify,
-            },
-        );
+        let room = self
+            .rooms
+            .entry(rk.clone())
+            .or_insert_with(|| Room::new(random_id(), config.max_members, now, cfg.online_interval));
+        room.members.insert(key, Member { notify: config.user_status_notify });
         if older.is_none() {
-            self.emit(
-                &rk,
-                Channel::Users,
-                EventBody::UserAdd { users: vec![user] },
-                Some(key),
-                now,
-            );
+            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
         }
         if let Some(s) = self.sessions.get_mut(&key) {
             s.kicked.remove(room_id);
             s.rooms.insert(room_id.to_string(), membership);
         }
-        self.room_state(&rk, key)
-            .ok_or_else(|| err(ErrorCode::InvalidField))
+        self.room_state(&rk, key).ok_or_else(|| err(ErrorCode::InvalidField))
     }
 
     /// Take `key` out of `room_id`, deleting its streams and telling the others as `why` says.
@@ -775,22 +651,11 @@ impl State {
         };
         let mut seq = Seqs::default();
         if !streams.is_empty() {
-            seq.room = Some(self.emit(
-                &rk,
-                Channel::Room,
-                EventBody::StreamDelete { streams, reason },
-                Some(key),
-                now,
-            ));
+            seq.room = Some(self.emit(&rk, Channel::Room, EventBody::StreamDelete { streams, reason }, Some(key), now));
         }
         if !matches!(why, Leave::Duplicate) {
-            seq.users = Some(self.emit(
-                &rk,
-                Channel::Users,
-                EventBody::UserDelete { users: vec![user] },
-                Some(key),
-                now,
-            ));
+            seq.users =
+                Some(self.emit(&rk, Channel::Users, EventBody::UserDelete { users: vec![user] }, Some(key), now));
         }
         if self.rooms.get(&rk).is_some_and(|r| r.members.is_empty()) {
             self.rooms.remove(&rk);
@@ -799,14 +664,7 @@ impl State {
     }
 
     /// Kick `key` out of `room_id`: the `kicked` frame, and close 4009 when no room is left.
-    fn kick(
-        &mut self,
-        key: SessionKey,
-        room_id: &str,
-        why: Leave,
-        now: Instant,
-        _cfg: &ServerConfig,
-    ) {
+    fn kick(&mut self, key: SessionKey, room_id: &str, why: Leave, now: Instant, _cfg: &ServerConfig) {
         self.leave(key, room_id, &why, now);
         let (code, extended_data) = match why {
             Leave::Duplicate => (ErrorCode::KickedDuplicateLogin, None),
@@ -818,11 +676,7 @@ impl State {
         };
         s.kicked.insert(room_id.to_string(), code.code());
         tracing::info!(session = %s.public_id, user = %s.user.id, room = room_id, code = code.code(), "kicked");
-        s.send(&ServerFrame::Kicked(Kicked {
-            room: room_id.to_string(),
-            code: code.code(),
-            extended_data,
-        }));
+        s.send(&ServerFrame::Kicked(Kicked { room: room_id.to_string(), code: code.code(), extended_data }));
         if s.rooms.is_empty() {
             if let Some(c) = &s.conn {
                 c.close(close_code::KICKED, "kicked out of every room");
@@ -850,11 +704,7 @@ impl State {
 
     /// `bye`: out of every room, not resumable.
     fn end_session(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
-        let rooms: Vec<String> = self
-            .sessions
-            .get(&key)
-            .map(|s| s.rooms.keys().cloned().collect())
-            .unwrap_or_default();
+        let rooms: Vec<String> = self.sessions.get(&key).map(|s| s.rooms.keys().cloned().collect()).unwrap_or_default();
         for room in rooms {
             self.leave(key, &room, &Leave::Logout, now);
         }
@@ -897,18 +747,14 @@ impl State {
                 continue;
             };
             let notify = room.members.get(&key).is_some_and(|m| m.notify);
-            let replay = ack
-                .rooms
-                .get(&room_id)
-                .filter(|a| a.epoch == room.epoch)
-                .and_then(|a| {
-                    let room_events = room.room_log.since(a.room)?;
-                    let mut out: Vec<Utf8Bytes> = room_events.map(|e| e.bytes.clone()).collect();
-                    if notify {
-                        out.extend(room.users_log.since(a.users)?.map(|e| e.bytes.clone()));
-                    }
-                    Some(out)
-                });
+            let replay = ack.rooms.get(&room_id).filter(|a| a.epoch == room.epoch).and_then(|a| {
+                let room_events = room.room_log.since(a.room)?;
+                let mut out: Vec<Utf8Bytes> = room_events.map(|e| e.bytes.clone()).collect();
+                if notify {
+                    out.extend(room.users_log.since(a.users)?.map(|e| e.bytes.clone()));
+                }
+                Some(out)
+            });
             match replay {
                 Some(events) => {
                     rooms.insert(room_id.clone(), "replay".to_string());
@@ -917,9 +763,7 @@ impl State {
                 None => {
                     rooms.insert(room_id.clone(), "snapshot".to_string());
                     let missed_messages = match ack.rooms.get(&room_id) {
-                        Some(a) if a.epoch == room.epoch => {
-                            room.room_log.lost_messages_after(a.room)
-                        }
+                        Some(a) if a.epoch == room.epoch => room.room_log.lost_messages_after(a.room),
                         _ => room.room_log.had_messages(),
                     };
                     if let Some((state, seq)) = self.room_state(&rk, key) {
@@ -939,18 +783,9 @@ impl State {
         let direct: Vec<Utf8Bytes> = match s.direct.since(ack.direct) {
             Some(events) => events.map(|e| e.bytes.clone()).collect(),
             // The gap is gone: send what is kept.
-            None => s
-                .direct
-                .since(0)
-                .map(|e| e.map(|e| e.bytes.clone()).collect())
-                .unwrap_or_default(),
+            None => s.direct.since(0).map(|e| e.map(|e| e.bytes.clone()).collect()).unwrap_or_default(),
         };
-        for room in rooms
-            .iter()
-            .filter(|(_, v)| v.starts_with("kicked:"))
-            .map(|(k, _)| k.clone())
-            .collect::<Vec<_>>()
-        {
+        for room in rooms.iter().filter(|(_, v)| v.starts_with("kicked:")).map(|(k, _)| k.clone()).collect::<Vec<_>>() {
             s.kicked.remove(&room);
         }
         s.send(&ServerFrame::Resumed(Resumed {
@@ -978,34 +813,17 @@ impl State {
         hub: &Hub,
         now: Instant,
     ) -> Result<Membership, (ErrorCode, String)> {
-        let s = self
-            .sessions
-            .get(&key)
-            .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+        let s = self.sessions.get(&key).ok_or_else(|| err(ErrorCode::ResumeFailed))?;
         validate::room_id(room).map_err(err)?;
         let claims = match token {
             Some(t) => {
-                let secret = hub
-                    .config
-                    .apps
-                    .get(&s.app)
-                    .ok_or_else(|| err(ErrorCode::AuthFailed))?;
-                token::verify(
-                    secret.as_bytes(),
-                    t,
-                    s.app,
-                    &s.user.id,
-                    Some(room),
-                    hub.clock.wall_s(now),
-                )
-                .map_err(err)?
+                let secret = hub.config.apps.get(&s.app).ok_or_else(|| err(ErrorCode::AuthFailed))?;
+                token::verify(secret.as_bytes(), t, s.app, &s.user.id, Some(room), hub.clock.wall_s(now))
+                    .map_err(err)?
             }
             None => {
                 if s.claims.room_id.as_deref().is_some_and(|r| r != room) {
-                    return Err(err_with(
-                        ErrorCode::AuthFailed,
-                        "the session's token is for another room",
-                    ));
+                    return Err(err_with(ErrorCode::AuthFailed, "the session's token is for another room"));
                 }
                 if s.claims.exp + token::LEEWAY_S < hub.clock.wall_s(now) {
                     return Err(err(ErrorCode::TokenExpired));
@@ -1017,10 +835,7 @@ impl State {
             return Err(err_with(ErrorCode::TooManyRooms, "already in this room"));
         }
         if s.rooms.len() >= hub.config.max_rooms {
-            return Err(err_with(
-                ErrorCode::TooManyRooms,
-                "already in the maximum number of rooms",
-            ));
+            return Err(err_with(ErrorCode::TooManyRooms, "already in the maximum number of rooms"));
         }
         Ok(Membership {
             config: config.clone(),
@@ -1031,30 +846,27 @@ impl State {
         })
     }
 
+    /// `login` (and the login half of `switch`): the room's state and the channel positions.
     fn login(
         &mut self,
         key: SessionKey,
-        id: u64,
         room: &str,
         config: RoomConfig,
         token: Option<&str>,
         hub: &Hub,
         now: Instant,
-    ) -> Answer {
+    ) -> Result<(RoomState, Seqs), (ErrorCode, String)> {
         let m = self.login_membership(key, room, &config, token, hub, now)?;
-        let (state, seq) = self.enter(key, room, config, m, now, &hub.config)?;
+        let entered = self.enter(key, room, config, m, now, &hub.config)?;
         if let Some(s) = self.sessions.get(&key) {
             tracing::info!(session = %s.public_id, user = %s.user.id, room, "login");
         }
-        Ok(OkFrame::with_state(id, room.to_string(), state, seq))
+        Ok(entered)
     }
 
     /// Check that `key` is in `room`.
     fn member(&self, key: SessionKey, room: &str) -> Result<(u32, User), (ErrorCode, String)> {
-        let s = self
-            .sessions
-            .get(&key)
-            .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+        let s = self.sessions.get(&key).ok_or_else(|| err(ErrorCode::ResumeFailed))?;
         if !s.rooms.contains_key(room) {
             return Err(err(ErrorCode::NotInRoom));
         }
@@ -1062,14 +874,7 @@ impl State {
     }
 
     /// `broadcast` or `barrage`.
-    fn room_message(
-        &mut self,
-        key: SessionKey,
-        f: SendMessage,
-        barrage: bool,
-        now: Instant,
-        hub: &Hub,
-    ) -> Answer {
+    fn room_message(&mut self, key: SessionKey, f: SendMessage, barrage: bool, now: Instant, hub: &Hub) -> Answer {
         let cfg = &hub.config;
         validate::message(&f.message).map_err(err)?;
         let (app, from) = self.member(key, &f.room)?;
@@ -1089,28 +894,15 @@ impl State {
         let message_id = room.last_message_id.to_string();
         let time_ms = hub.clock.wall_ms(now);
         let body = if barrage {
-            EventBody::Barrage {
-                message_id: message_id.clone(),
-                from,
-                message: f.message,
-                time_ms,
-            }
+            EventBody::Barrage { message_id: message_id.clone(), from, message: f.message, time_ms }
         } else {
-            EventBody::Broadcast {
-                message_id: message_id.clone(),
-                from,
-                message: f.message,
-                time_ms,
-            }
+            EventBody::Broadcast { message_id: message_id.clone(), from, message: f.message, time_ms }
         };
         let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
         Ok(OkFrame {
             id: f.id,
             room: Some(f.room),
-            seq: Seqs {
-                room: Some(seq),
-                ..Seqs::default()
-            },
+            seq: Seqs { room: Some(seq), ..Seqs::default() },
             message_id: Some(message_id),
             ..OkFrame::default()
         })
@@ -1122,13 +914,11 @@ impl State {
         let time_ms = hub.clock.wall_ms(now);
         match frame {
             ClientFrame::Login(f) => {
-                self.login(key, f.id, &f.room, f.config, f.token.as_deref(), hub, now)
+                let (state, seq) = self.login(key, &f.room, f.config, f.token.as_deref(), hub, now)?;
+                Ok(OkFrame::with_state(f.id, f.room, state, seq))
             }
             ClientFrame::Logout(f) => {
-                let in_room = self
-                    .sessions
-                    .get(&key)
-                    .is_some_and(|s| s.rooms.contains_key(&f.room));
+                let in_room = self.sessions.get(&key).is_some_and(|s| s.rooms.contains_key(&f.room));
                 if !in_room {
                     return Err(err(ErrorCode::NotInRoomLogout));
                 }
@@ -1136,34 +926,22 @@ impl State {
                 if let Some(s) = self.sessions.get(&key) {
                     tracing::info!(session = %s.public_id, user = %s.user.id, room = %f.room, "logout");
                 }
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    seq,
-                    ..OkFrame::default()
-                })
+                Ok(OkFrame { id: f.id, room: Some(f.room), seq, ..OkFrame::default() })
             }
             ClientFrame::Switch(f) => {
-                let in_room = self
-                    .sessions
-                    .get(&key)
-                    .is_some_and(|s| s.rooms.contains_key(&f.from));
+                let in_room = self.sessions.get(&key).is_some_and(|s| s.rooms.contains_key(&f.from));
                 if !in_room {
                     return Err(err(ErrorCode::NotInRoomLogout));
                 }
                 self.leave(key, &f.from, &Leave::Logout, now);
-                self.login(key, f.id, &f.to, f.config, f.token.as_deref(), hub, now)
+                let (state, seq) = self.login(key, &f.to, f.config, f.token.as_deref(), hub, now)?;
+                Ok(OkFrame::with_state(f.id, f.to, state, seq))
             }
             ClientFrame::Publish(f) => {
                 let (app, user) = self.member(key, &f.room)?;
                 validate::stream_id(&f.stream).map_err(|c| err_with(c, "invalid stream id"))?;
-                validate::stream_extra(&f.extra)
-                    .map_err(|c| err_with(c, "stream extra info is too long"))?;
-                let may = self
-                    .sessions
-                    .get(&key)
-                    .and_then(|s| s.rooms.get(&f.room))
-                    .is_some_and(|m| m.may_publish);
+                validate::stream_extra(&f.extra).map_err(|c| err_with(c, "stream extra info is too long"))?;
+                let may = self.sessions.get(&key).and_then(|s| s.rooms.get(&f.room)).is_some_and(|m| m.may_publish);
                 if !may {
                     return Err(err(ErrorCode::NoPublishPrivilege));
                 }
@@ -1171,119 +949,66 @@ impl State {
                     Some((owner, room)) if *owner == key && *room == f.room => {
                         // Publishing again what is already published is a no-op (a client re-publishing
                         // after a resume finds it still there).
-                        return Ok(OkFrame {
-                            id: f.id,
-                            room: Some(f.room),
-                            ..OkFrame::default()
-                        });
+                        return Ok(OkFrame { id: f.id, room: Some(f.room), ..OkFrame::default() });
                     }
                     Some(_) => return Err(err(ErrorCode::StreamIdTaken)),
                     None => {}
                 }
-                let stream = Stream {
-                    id: f.stream.clone(),
-                    user,
-                    extra: f.extra,
-                };
+                let stream = Stream { id: f.stream.clone(), user, extra: f.extra };
                 let rk = (app, f.room.clone());
                 if let Some(room) = self.rooms.get_mut(&rk) {
-                    room.streams.insert(
-                        f.stream.clone(),
-                        StreamEntry {
-                            stream: stream.clone(),
-                            owner: key,
-                        },
-                    );
+                    room.streams.insert(f.stream.clone(), StreamEntry { stream: stream.clone(), owner: key });
                 }
                 self.streams.insert((app, f.stream), (key, f.room.clone()));
-                let seq = self.emit(
-                    &rk,
-                    Channel::Room,
-                    EventBody::StreamAdd {
-                        streams: vec![stream],
-                    },
-                    Some(key),
-                    now,
-                );
+                let seq = self.emit(&rk, Channel::Room, EventBody::StreamAdd { streams: vec![stream] }, Some(key), now);
                 Ok(OkFrame {
                     id: f.id,
                     room: Some(f.room),
-                    seq: Seqs {
-                        room: Some(seq),
-                        ..Seqs::default()
-                    },
+                    seq: Seqs { room: Some(seq), ..Seqs::default() },
                     ..OkFrame::default()
                 })
             }
             ClientFrame::Unpublish(f) => {
                 let (app, _) = self.member(key, &f.room)?;
                 let rk = (app, f.room.clone());
-                let entry = self
-                    .rooms
-                    .get_mut(&rk)
-                    .and_then(|r| match r.streams.get(&f.stream) {
-                        Some(e) if e.owner == key => r.streams.remove(&f.stream),
-                        _ => None,
-                    });
+                let entry = self.rooms.get_mut(&rk).and_then(|r| match r.streams.get(&f.stream) {
+                    Some(e) if e.owner == key => r.streams.remove(&f.stream),
+                    _ => None,
+                });
                 let Some(entry) = entry else {
-                    return Err(err_with(
-                        ErrorCode::InvalidField,
-                        "not publishing this stream in this room",
-                    ));
+                    return Err(err_with(ErrorCode::InvalidField, "not publishing this stream in this room"));
                 };
                 self.streams.remove(&(app, f.stream));
-                let body = EventBody::StreamDelete {
-                    streams: vec![entry.stream],
-                    reason: stream_delete_reason::STOPPED,
-                };
+                let body =
+                    EventBody::StreamDelete { streams: vec![entry.stream], reason: stream_delete_reason::STOPPED };
                 let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
                 Ok(OkFrame {
                     id: f.id,
                     room: Some(f.room),
-                    seq: Seqs {
-                        room: Some(seq),
-                        ..Seqs::default()
-                    },
+                    seq: Seqs { room: Some(seq), ..Seqs::default() },
                     ..OkFrame::default()
                 })
             }
             ClientFrame::StreamExtra(f) => {
                 let (app, _) = self.member(key, &f.room)?;
-                validate::stream_extra(&f.extra)
-                    .map_err(|c| err_with(c, "stream extra info is too long"))?;
+                validate::stream_extra(&f.extra).map_err(|c| err_with(c, "stream extra info is too long"))?;
                 let rk = (app, f.room.clone());
-                let stream =
-                    self.rooms
-                        .get_mut(&rk)
-                        .and_then(|r| match r.streams.get_mut(&f.stream) {
-                            Some(e) if e.owner == key => {
-                                e.stream.extra = f.extra.clone();
-                                Some(e.stream.clone())
-                            }
-                            _ => None,
-                        });
+                let stream = self.rooms.get_mut(&rk).and_then(|r| match r.streams.get_mut(&f.stream) {
+                    Some(e) if e.owner == key => {
+                        e.stream.extra = f.extra.clone();
+                        Some(e.stream.clone())
+                    }
+                    _ => None,
+                });
                 let Some(stream) = stream else {
-                    return Err(err_with(
-                        ErrorCode::InvalidField,
-                        "not publishing this stream in this room",
-                    ));
+                    return Err(err_with(ErrorCode::InvalidField, "not publishing this stream in this room"));
                 };
-                let seq = self.emit(
-                    &rk,
-                    Channel::Room,
-                    EventBody::StreamExtra {
-                        streams: vec![stream],
-                    },
-                    Some(key),
-                    now,
-                );
+                let seq =
+                    self.emit(&rk, Channel::Room, EventBody::StreamExtra { streams: vec![stream] }, Some(key), now);
                 Ok(OkFrame {
                     id: f.id,
                     room: Some(f.room),
-                    seq: Seqs {
-                        room: Some(seq),
-                        ..Seqs::default()
-                    },
+                    seq: Seqs { room: Some(seq), ..Seqs::default() },
                     ..OkFrame::default()
                 })
             }
@@ -1291,34 +1016,19 @@ impl State {
                 let (app, user) = self.member(key, &f.room)?;
                 validate::room_extra(&f.key, &f.value).map_err(err)?;
                 let rk = (app, f.room.clone());
-                let item = RoomExtraItem {
-                    key: f.key.clone(),
-                    value: f.value.clone(),
-                    user: user.clone(),
-                    time_ms,
-                };
+                let item = RoomExtraItem { key: f.key.clone(), value: f.value.clone(), user: user.clone(), time_ms };
                 if let Some(room) = self.rooms.get_mut(&rk) {
-                    if !room.extra.contains_key(&f.key)
-                        && room.extra.len() >= validate::MAX_ROOM_EXTRA_KEYS
-                    {
+                    if !room.extra.contains_key(&f.key) && room.extra.len() >= validate::MAX_ROOM_EXTRA_KEYS {
                         return Err(err(ErrorCode::RoomExtraTooManyKeys));
                     }
                     room.extra.insert(f.key.clone(), item);
                 }
-                let body = EventBody::RoomExtra {
-                    key: f.key,
-                    value: f.value,
-                    user,
-                    time_ms,
-                };
+                let body = EventBody::RoomExtra { key: f.key, value: f.value, user, time_ms };
                 let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
                 Ok(OkFrame {
                     id: f.id,
                     room: Some(f.room),
-                    seq: Seqs {
-                        room: Some(seq),
-                        ..Seqs::default()
-                    },
+                    seq: Seqs { room: Some(seq), ..Seqs::default() },
                     ..OkFrame::default()
                 })
             }
@@ -1327,11 +1037,7 @@ impl State {
             ClientFrame::Command(f) => {
                 validate::message(&f.command).map_err(err)?;
                 let (app, from) = self.member(key, &f.room)?;
-                if !self
-                    .sessions
-                    .get_mut(&key)
-                    .is_some_and(|s| s.commands.allow(now, cfg.command_rate))
-                {
+                if !self.sessions.get_mut(&key).is_some_and(|s| s.commands.allow(now, cfg.command_rate)) {
                     return Err(err(ErrorCode::MessagesTooFrequent));
                 }
                 let rk = (app, f.room.clone());
@@ -1341,13 +1047,7 @@ impl State {
                         .keys()
                         .copied()
                         .filter(|k| *k != key)
-                        .filter(|k| {
-                            f.to.is_empty()
-                                || self
-                                    .sessions
-                                    .get(k)
-                                    .is_some_and(|s| f.to.contains(&s.user.id))
-                        })
+                        .filter(|k| f.to.is_empty() || self.sessions.get(k).is_some_and(|s| f.to.contains(&s.user.id)))
                         .collect(),
                     None => Vec::new(),
                 };
@@ -1358,11 +1058,7 @@ impl State {
                             room: f.room.clone(),
                             ch: Some(Channel::Direct),
                             seq: Some(seq),
-                            body: EventBody::Command {
-                                from: from.clone(),
-                                command: f.command.clone(),
-                                time_ms,
-                            },
+                            body: EventBody::Command { from: from.clone(), command: f.command.clone(), time_ms },
                         }));
                         s.direct.push(bytes.clone(), now, false);
                         s.direct.trim(now, cfg.log_len, cfg.log_age);
@@ -1371,30 +1067,13 @@ impl State {
                         }
                     }
                 }
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    ..OkFrame::default()
-                })
+                Ok(OkFrame { id: f.id, room: Some(f.room), ..OkFrame::default() })
             }
             ClientFrame::RenewToken(f) => {
-                let s = self
-                    .sessions
-                    .get_mut(&key)
-                    .ok_or_else(|| err(ErrorCode::ResumeFailed))?;
-                let secret = cfg
-                    .apps
-                    .get(&s.app)
-                    .ok_or_else(|| err(ErrorCode::AuthFailed))?;
-                let claims = token::verify(
-                    secret.as_bytes(),
-                    &f.token,
-                    s.app,
-                    &s.user.id,
-                    None,
-                    hub.clock.wall_s(now),
-                )
-                .map_err(err)?;
+                let s = self.sessions.get_mut(&key).ok_or_else(|| err(ErrorCode::ResumeFailed))?;
+                let secret = cfg.apps.get(&s.app).ok_or_else(|| err(ErrorCode::AuthFailed))?;
+                let claims = token::verify(secret.as_bytes(), &f.token, s.app, &s.user.id, None, hub.clock.wall_s(now))
+                    .map_err(err)?;
                 for (room, m) in s.rooms.iter_mut() {
                     if claims.room_id.as_deref().is_none_or(|r| r == room) {
                         m.exp_s = claims.exp;
@@ -1405,15 +1084,11 @@ impl State {
                 if claims.room_id.is_none() {
                     s.claims = claims;
                 }
-                Ok(OkFrame {
-                    id: f.id,
-                    ..OkFrame::default()
-                })
+                Ok(OkFrame { id: f.id, ..OkFrame::default() })
             }
-            ClientFrame::Hello(_)
-            | ClientFrame::Resume(_)
-            | ClientFrame::Ping(_)
-            | ClientFrame::Bye(_) => Err(err(ErrorCode::InvalidField)),
+            ClientFrame::Hello(_) | ClientFrame::Resume(_) | ClientFrame::Ping(_) | ClientFrame::Bye(_) => {
+                Err(err(ErrorCode::InvalidField))
+            }
         }
     }
 }

@@ -46,26 +46,18 @@ impl Server {
         let app = http::router(hub.clone());
         let hub2 = hub.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-                hub2.shutdown();
-            })
-            .await;
+            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                    hub2.shutdown();
+                })
+                .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "server stopped");
             }
             ticker.abort();
         });
-        Ok(Server {
-            addr,
-            hub,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        Ok(Server { addr, hub, shutdown: Some(tx), task: Some(task) })
     }
 
     /// The WebSocket URL of this server.

@@ -50,12 +50,7 @@ impl ChannelLog {
         if is_message {
             self.messages += 1;
         }
-        self.entries.push_back(Entry {
-            seq: self.last,
-            at,
-            bytes,
-            is_message,
-        });
+        self.entries.push_back(Entry { seq: self.last, at, bytes, is_message });
         self.last
     }
 
@@ -123,10 +118,7 @@ mod tests {
         for i in 0..10 {
             assert_eq!(log.push(b("e"), t0, i % 2 == 0), i + 1);
         }
-        assert_eq!(
-            log.since(4).unwrap().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![5, 6, 7, 8, 9, 10]
-        );
+        assert_eq!(log.since(4).unwrap().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 6, 7, 8, 9, 10]);
         assert_eq!(log.since(10).unwrap().count(), 0);
         assert!(log.since(11).is_none());
         // Young events are kept even beyond the length.

@@ -77,15 +77,7 @@ impl Outbox {
             abort: Mutex::new(None),
             notify: Notify::new(),
         });
-        (
-            Outbox {
-                tx,
-                shared: shared.clone(),
-                limit,
-                id,
-            },
-            OutboxReader { rx, shared },
-        )
+        (Outbox { tx, shared: shared.clone(), limit, id }, OutboxReader { rx, shared })
     }
 
     /// The connection's id.
@@ -155,9 +147,7 @@ impl OutboxReader {
             return Some(Out::Close(code, reason));
         }
         if let Out::Text(t) = &out {
-            self.shared
-                .queued
-                .fetch_sub(t.as_str().len(), Ordering::AcqRel);
+            self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);
         }
         Some(out)
     }

@@ -57,12 +57,7 @@ pub struct Room {
 
 impl Room {
     /// A new, empty room.
-    pub fn new(
-        epoch: String,
-        max_members: u32,
-        now: Instant,
-        online_interval: std::time::Duration,
-    ) -> Room {
+    pub fn new(epoch: String, max_members: u32, now: Instant, online_interval: std::time::Duration) -> Room {
         Room {
             epoch,
             max_members,
@@ -90,10 +85,6 @@ impl Room {
 
     /// The streams `owner` publishes here.
     pub fn streams_of(&self, owner: SessionKey) -> Vec<Stream> {
-        self.streams
-            .values()
-            .filter(|e| e.owner == owner)
-            .map(|e| e.stream.clone())
-            .collect()
+        self.streams.values().filter(|e| e.owner == owner).map(|e| e.stream.clone()).collect()
     }
 }

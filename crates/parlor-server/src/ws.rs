@@ -27,9 +27,7 @@ use crate::outbox::{close_code, Out, Outbox, OutboxReader};
 /// The WebSocket settings for `max_frame`: tungstenite reads a little more than the limit, so
 /// that the server, not the library, decides and answers with close code 1009.
 pub fn ws_config(max_frame: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_frame_size(Some(max_frame + 1024))
-        .max_message_size(Some(max_frame + 1024))
+    WebSocketConfig::default().max_frame_size(Some(max_frame + 1024)).max_message_size(Some(max_frame + 1024))
 }
 
 /// Serve one connection until it closes.
@@ -110,16 +108,8 @@ where
                 Err((code, message)) => send_error(&outbox, None, code, &message),
             },
             (None, other) => {
-                let message = format!(
-                    "the first frame must be hello or resume, not {}",
-                    other.type_name()
-                );
-                send_error(
-                    &outbox,
-                    other.request_id(),
-                    ErrorCode::InvalidField,
-                    &message,
-                );
+                let message = format!("the first frame must be hello or resume, not {}", other.type_name());
+                send_error(&outbox, other.request_id(), ErrorCode::InvalidField, &message);
                 outbox.close(close_code::POLICY, "hello first");
                 break;
             }
@@ -138,10 +128,8 @@ fn send_error(outbox: &Outbox, id: Option<u64>, code: ErrorCode, message: &str) 
     outbox.send(ServerFrame::error_with(id, code, message).to_json().into());
 }
 
-async fn write_loop<S>(
-    mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>,
-    mut reader: OutboxReader,
-) where
+async fn write_loop<S>(mut sink: futures_util::stream::SplitSink<WebSocketStream<S>, Message>, mut reader: OutboxReader)
+where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     while let Some(out) = reader.next().await {
@@ -152,10 +140,7 @@ async fn write_loop<S>(
                 }
             }
             Out::Close(code, reason) => {
-                let frame = CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                };
+                let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
                 let _ = sink.send(Message::Close(Some(frame))).await;
                 let _ = sink.close().await;
                 return;

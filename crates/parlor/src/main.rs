@@ -74,10 +74,7 @@ struct TokenArgs {
 
 fn parse_app(s: &str) -> anyhow::Result<(u32, String)> {
     let (id, secret) = s.split_once(':').context("an app is ID:SECRET")?;
-    let id: u32 = id
-        .trim()
-        .parse()
-        .context("the app id is an unsigned 32-bit integer")?;
+    let id: u32 = id.trim().parse().context("the app id is an unsigned 32-bit integer")?;
     if id == 0 {
         bail!("the app id must be > 0");
     }
@@ -88,10 +85,7 @@ fn parse_app(s: &str) -> anyhow::Result<(u32, String)> {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -117,14 +111,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_frame: args.max_frame,
         ..ServerConfig::default()
     };
-    let mut server = Server::start(config)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let mut server = Server::start(config).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(addr = %server.addr, "parlor serving: ws://{}/v1/ws", server.addr);
-    println!(
-        "parlor listening on http://{}  (WebSocket: ws://{}/v1/ws)",
-        server.addr, server.addr
-    );
+    println!("parlor listening on http://{}  (WebSocket: ws://{}/v1/ws)", server.addr, server.addr);
     let stop = server.take_shutdown();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;
@@ -156,9 +145,7 @@ fn mint(args: TokenArgs) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {

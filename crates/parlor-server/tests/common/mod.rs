@@ -15,18 +15,12 @@ pub const APP: u32 = 7;
 pub const SECRET: &str = "some-secret";
 
 pub fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A token for `user` valid for an hour.
 pub fn token(user: &str) -> String {
-    token::mint(
-        SECRET.as_bytes(),
-        &Claims::new(APP, user, now_s(), 3600, "n"),
-    )
+    token::mint(SECRET.as_bytes(), &Claims::new(APP, user, now_s(), 3600, "n"))
 }
 
 /// A token with custom claims.
@@ -54,19 +48,11 @@ const WAIT: Duration = Duration::from_secs(20);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
     pub fn new(ws: WebSocketStream<S>, user: &str) -> Peer<S> {
-        Peer {
-            ws,
-            next_id: 0,
-            pending: VecDeque::new(),
-            user: user.to_string(),
-        }
+        Peer { ws, next_id: 0, pending: VecDeque::new(), user: user.to_string() }
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.ws
-            .send(Message::Text(v.to_string().into()))
-            .await
-            .expect("send");
+        self.ws.send(Message::Text(v.to_string().into())).await.expect("send");
     }
 
     pub async fn send_raw(&mut self, m: Message) {
@@ -75,16 +61,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
 
     async fn read(&mut self) -> Result<Value, End> {
         loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next())
-                .await
-                .expect("no frame within the wait");
+            let m = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame within the wait");
             match m {
-                Some(Ok(Message::Text(t))) => {
-                    return Ok(serde_json::from_str(t.as_str()).expect("server sent JSON"))
-                }
-                Some(Ok(Message::Close(c))) => {
-                    return Err(End::Close(c.map(|c| u16::from(c.code)).unwrap_or(1005)))
-                }
+                Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(t.as_str()).expect("server sent JSON")),
+                Some(Ok(Message::Close(c))) => return Err(End::Close(c.map(|c| u16::from(c.code)).unwrap_or(1005))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(End::Gone),
             }
@@ -98,10 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         }
         match self.read().await {
             Ok(v) => v,
-            Err(e) => panic!(
-                "{}: connection ended ({e:?}) while a frame was expected",
-                self.user
-            ),
+            Err(e) => panic!("{}: connection ended ({e:?}) while a frame was expected", self.user),
         }
     }
 
@@ -132,16 +109,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         loop {
             let f = match self.read().await {
                 Ok(f) => f,
-                Err(e) => panic!(
-                    "{}: connection ended ({e:?}) before the answer to {id}",
-                    self.user
-                ),
+                Err(e) => panic!("{}: connection ended ({e:?}) before the answer to {id}", self.user),
             };
             if is_answer(&f, id) {
                 return f;
             }
             self.pending.push_back(f);
         }
+    }
+
+    /// The same peer (its request ids go on) on a new connection, and the old connection.
+    pub fn on<T>(self, ws: WebSocketStream<T>) -> (Peer<T>, WebSocketStream<S>) {
+        (Peer { ws, next_id: self.next_id, pending: VecDeque::new(), user: self.user }, self.ws)
     }
 
     /// The id the next request will carry.
@@ -178,16 +157,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
 
     /// Events received up to now (after a barrier).
     pub async fn events(&mut self) -> Vec<Value> {
-        self.drain()
-            .await
-            .into_iter()
-            .filter(|f| f["t"] == "event")
-            .collect()
+        self.drain().await.into_iter().filter(|f| f["t"] == "event").collect()
+    }
+
+    /// Channel events received up to now (after a barrier): those with a `seq`, so not `online`.
+    pub async fn channel_events(&mut self) -> Vec<Value> {
+        self.events().await.into_iter().filter(|f| f.get("seq").is_some()).collect()
     }
 
     /// Log in to `room` with default config.
     pub async fn login(&mut self, room: &str) -> Value {
-        let ok = self.request(json!({"t":"login","room":room,"config":{"max_members":0,"user_status_notify":true}})).await;
+        let ok =
+            self.request(json!({"t":"login","room":room,"config":{"max_members":0,"user_status_notify":true}})).await;
         assert_eq!(ok["t"], "ok", "{}: login to {room}: {ok}", self.user);
         ok
     }
@@ -198,12 +179,12 @@ fn is_answer(f: &Value, id: u64) -> bool {
 }
 
 /// `hello` as `user` on `ws`; returns the peer and the `welcome`.
-pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
-    ws: WebSocketStream<S>,
-    user: &str,
-) -> (Peer<S>, Value) {
+pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(ws: WebSocketStream<S>, user: &str) -> (Peer<S>, Value) {
     let mut p = Peer::new(ws, user);
-    p.send(json!({"t":"hello","v":1,"app_id":APP,"user":{"id":user,"name":format!("{user} name")},"token":token(user)})).await;
+    p.send(
+        json!({"t":"hello","v":1,"app_id":APP,"user":{"id":user,"name":format!("{user} name")},"token":token(user)}),
+    )
+    .await;
     let w = p.recv().await;
     assert_eq!(w["t"], "welcome", "{user}: {w}");
     (p, w)
@@ -213,14 +194,7 @@ pub async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
 pub fn kinds(events: &[Value]) -> Vec<String> {
     events
         .iter()
-        .map(|e| {
-            format!(
-                "{}:{}:{}",
-                e["ch"].as_str().unwrap_or("-"),
-                e["seq"],
-                e["kind"].as_str().unwrap_or("?")
-            )
-        })
+        .map(|e| format!("{}:{}:{}", e["ch"].as_str().unwrap_or("-"), e["seq"], e["kind"].as_str().unwrap_or("?")))
         .collect()
 }
 

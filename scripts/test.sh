@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole Parlor test suite, from a fresh clone on Debian with Rust and Node 20.
+# Installs what it needs that is missing, starts what its tests use on free loopback ports,
+# and stops by itself. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- what the suite needs from Debian --------------------------------------------------------
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Rust ----------------------------------------------------------------------------------
+step "cargo fmt --check"
+cargo fmt --all --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "cargo test"
+cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
+grep -q "test result: FAILED" target/cargo-test.log && exit 1
+
+# --- the Web SDK ---------------------------------------------------------------------------
+step "Web SDK: npm ci && npm test"
+(cd sdk/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+step "all tests passed"
