@@ -39,6 +39,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
 pub fn router(hub: Arc<Hub>) -> Router {
     prometheus();
     Router::new()
+        .route("/", get(crate::web::index))
+        .route("/sdk/parlor.js", get(crate::web::sdk_js))
+        .route("/sdk/parlor.d.ts", get(crate::web::sdk_dts))
+        .route("/v1/dev/token", post(crate::web::dev_token))
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))

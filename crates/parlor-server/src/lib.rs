@@ -3,6 +3,7 @@
 //! - [`hub`]: the in-memory engine — sessions, rooms, channel logs, fan-out, liveness;
 //! - [`ws`]: one WebSocket connection: `hello` / `resume`, frame decoding, the writer task;
 //! - [`http`]: the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`;
+//! - [`web`]: the demo page, the embedded Web SDK, the dev token endpoint;
 //! - [`config`], [`clock`], [`log`], [`outbox`], [`room`]: the pieces they share.
 //!
 //! [`Server::start`] binds and serves; tests use it on port 0.
@@ -15,6 +16,7 @@ pub mod log;
 pub mod memory;
 pub mod outbox;
 pub mod room;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
