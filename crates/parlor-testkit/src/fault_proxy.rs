@@ -94,9 +94,15 @@ impl FaultProxy {
     /// one it returns an error instead of panicking. The upstream is connected per accepted
     /// connection, so it need not be up yet; if connecting fails, that client is reset.
     pub fn start(upstream: SocketAddr) -> io::Result<FaultProxy> {
-        let handle = Handle::try_current()
-            .map_err(|e| io::Error::other(format!("FaultProxy needs a tokio runtime: {e}")))?;
-        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        FaultProxy::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), upstream)
+    }
+
+    /// Like [`FaultProxy::start`], listening on `listen` (for a proxy run by hand on a known
+    /// port; tests use [`FaultProxy::start`]).
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr) -> io::Result<FaultProxy> {
+        let handle =
+            Handle::try_current().map_err(|e| io::Error::other(format!("FaultProxy needs a tokio runtime: {e}")))?;
+        let listener = std::net::TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let listener = {
@@ -106,12 +112,7 @@ impl FaultProxy {
         let (control, ctl_rx) = watch::channel(State::default());
         let connections = Arc::new(watch::Sender::new(0usize));
         handle.spawn(accept_loop(listener, upstream, ctl_rx, connections.clone()));
-        Ok(FaultProxy {
-            addr,
-            upstream,
-            control,
-            connections,
-        })
+        Ok(FaultProxy { addr, upstream, control, connections })
     }
 
     /// The address clients should connect to (`127.0.0.1:<port>`).
@@ -130,8 +131,7 @@ impl FaultProxy {
     /// Only connections the proxy has already accepted are cut; one still in the listen backlog
     /// survives. Use [`FaultProxy::wait_for_connections`] first to be sure.
     pub fn cut(&self) {
-        self.control
-            .send_modify(|s| s.cut_epoch = s.cut_epoch.wrapping_add(1));
+        self.control.send_modify(|s| s.cut_epoch = s.cut_epoch.wrapping_add(1));
     }
 
     /// Stops forwarding bytes in both directions, on current and new connections, without

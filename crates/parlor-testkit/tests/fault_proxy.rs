@@ -54,20 +54,14 @@ async fn echo_server() -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
 }
 
 async fn next_event(events: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
-    timeout(SOON, events.recv())
-        .await
-        .expect("echo server event in time")
-        .expect("echo server alive")
+    timeout(SOON, events.recv()).await.expect("echo server event in time").expect("echo server alive")
 }
 
 /// Writes `msg` and reads back exactly as many bytes, which must equal it.
 async fn round_trip(stream: &mut TcpStream, msg: &[u8]) {
     stream.write_all(msg).await.expect("write");
     let mut back = vec![0u8; msg.len()];
-    timeout(SOON, stream.read_exact(&mut back))
-        .await
-        .expect("echo in time")
-        .expect("read echo");
+    timeout(SOON, stream.read_exact(&mut back)).await.expect("echo in time").expect("read echo");
     assert_eq!(back, msg);
 }
 
@@ -92,12 +86,7 @@ async fn assert_silent(stream: &mut TcpStream, wait: Duration) {
 async fn wait_connections(proxy: &FaultProxy, n: usize) {
     timeout(SOON, proxy.wait_for_connections(n))
         .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "expected {n} connections, have {}",
-                proxy.connection_count()
-            )
-        });
+        .unwrap_or_else(|_| panic!("expected {n} connections, have {}", proxy.connection_count()));
 }
 
 /// Real time: bytes go both ways, big writes arrive intact, EOF is forwarded both ways.
@@ -121,10 +110,7 @@ async fn forwards_both_ways_in_real_time() {
         big
     });
     let mut back = Vec::new();
-    timeout(SOON, rd.read_to_end(&mut back))
-        .await
-        .expect("echo of 1 MB and EOF in time")
-        .expect("read to end");
+    timeout(SOON, rd.read_to_end(&mut back)).await.expect("echo of 1 MB and EOF in time").expect("read to end");
     let big = writer.await.expect("writer task");
     assert_eq!(back.len(), big.len());
     assert!(back == big, "payload corrupted");
@@ -175,9 +161,7 @@ async fn black_hole_stops_data_but_keeps_sockets_open() {
     assert!(start.elapsed() >= Duration::from_secs(30));
 
     // A new connection is accepted, but nothing reaches the server.
-    let mut new = TcpStream::connect(proxy.addr())
-        .await
-        .expect("connect during black hole");
+    let mut new = TcpStream::connect(proxy.addr()).await.expect("connect during black hole");
     new.write_all(b"hello?").await.expect("write");
     assert_silent(&mut new, Duration::from_secs(30)).await;
     wait_connections(&proxy, 2).await;
@@ -186,16 +170,10 @@ async fn black_hole_stops_data_but_keeps_sockets_open() {
     // The path comes back: held bytes are delivered in order on both connections.
     proxy.heal();
     let mut back = [0u8; 13];
-    timeout(SOON, old.read_exact(&mut back))
-        .await
-        .expect("held bytes in time")
-        .expect("read");
+    timeout(SOON, old.read_exact(&mut back)).await.expect("held bytes in time").expect("read");
     assert_eq!(&back, b"into the void");
     let mut back = [0u8; 6];
-    timeout(SOON, new.read_exact(&mut back))
-        .await
-        .expect("held bytes in time")
-        .expect("read");
+    timeout(SOON, new.read_exact(&mut back)).await.expect("held bytes in time").expect("read");
     assert_eq!(&back, b"hello?");
     assert_eq!(next_event(&mut events).await, Seen::Accepted);
     round_trip(&mut old, b"alive").await;
@@ -218,14 +196,8 @@ async fn delay_adds_latency_each_way_and_keeps_order() {
     let start = Instant::now();
     round_trip(&mut client, b"slow").await;
     let rtt = start.elapsed();
-    assert!(
-        rtt >= 2 * delay,
-        "round trip {rtt:?} shorter than 2 × {delay:?}"
-    );
-    assert!(
-        rtt < 2 * delay + Duration::from_millis(50),
-        "round trip {rtt:?}"
-    );
+    assert!(rtt >= 2 * delay, "round trip {rtt:?} shorter than 2 × {delay:?}");
+    assert!(rtt < 2 * delay + Duration::from_millis(50), "round trip {rtt:?}");
 
     // A later chunk with a shorter delay does not overtake an earlier one.
     proxy.set_delay(Duration::from_secs(1));
@@ -235,10 +207,7 @@ async fn delay_adds_latency_each_way_and_keeps_order() {
     proxy.set_delay(Duration::ZERO);
     client.write_all(b"second").await.expect("write");
     let mut back = [0u8; 12];
-    timeout(SOON, client.read_exact(&mut back))
-        .await
-        .expect("echo in time")
-        .expect("read");
+    timeout(SOON, client.read_exact(&mut back)).await.expect("echo in time").expect("read");
     assert_eq!(&back, b"first,second");
     assert!(start.elapsed() >= Duration::from_secs(1));
 }
@@ -257,10 +226,7 @@ async fn refuse_resets_new_connections_only() {
         let mut refused = TcpStream::connect(proxy.addr()).await.expect("connect");
         assert_closed(&mut refused).await;
     }
-    assert!(
-        events.try_recv().is_err(),
-        "server saw a refused connection"
-    );
+    assert!(events.try_recv().is_err(), "server saw a refused connection");
     assert_eq!(proxy.connection_count(), 1);
     round_trip(&mut old, b"still here").await;
 
