@@ -87,7 +87,7 @@ struct Session {
     /// Rooms the session was kicked from, by code, until the client has heard of it.
     kicked: BTreeMap<String, u32>,
     direct: ChannelLog,
-    answers: VecDeque<(u64, Utf8Bytes)>,
+    answers: VecDeque<(u64, Remembered)>,
     last_request: u64,
     requests: Window,
     commands: Window,
@@ -99,6 +99,18 @@ impl Session {
             c.send(Utf8Bytes::from(frame.to_json()));
         }
     }
+}
+
+/// An answer kept for a request that may be repeated after a resume.
+#[derive(Debug, Clone)]
+enum Remembered {
+    /// The bytes sent.
+    Sent(Utf8Bytes),
+    /// A login (or switch) `ok` for this room: a repeat gets the room's state as it is *now*,
+    /// which is what the client needs after a resume (the replay does not cover a room the
+    /// client did not know it was in), and keeps the memory small (a login `ok` can list
+    /// thousands of users).
+    LoggedIn(String),
 }
 
 /// Why a member leaves a room.
@@ -270,7 +282,6 @@ impl Hub {
         if let Some(old) = s.conn.take() {
             old.abort(close_code::GOING_AWAY, "replaced by a resume");
         }
-        s.conn = Some(conn);
         s.last_frame = now;
         s.resume_token = random_id();
         let was_offline = std::mem::take(&mut s.offline);
@@ -284,6 +295,11 @@ impl Hub {
                     s.kicked.insert(room, code.code());
                 }
             }
+        }
+        // Only now the new connection is attached: what the return to the rooms caused reaches
+        // the client through the replay, after `resumed`, never before it.
+        if let Some(s) = st.sessions.get_mut(&key) {
+            s.conn = Some(conn);
         }
         st.resume_replay(key, &r.ack, now, &self.clock);
         Ok(key)
@@ -329,10 +345,27 @@ impl Hub {
                     return;
                 };
                 if id <= s.last_request {
-                    match s.answers.iter().find(|(i, _)| *i == id) {
-                        Some((_, bytes)) => {
+                    match s.answers.iter().find(|(i, _)| *i == id).map(|(_, a)| a.clone()) {
+                        Some(Remembered::Sent(bytes)) => {
                             if let Some(c) = &s.conn {
-                                c.send(bytes.clone());
+                                c.send(bytes);
+                            }
+                        }
+                        Some(Remembered::LoggedIn(room)) => {
+                            let (app, in_room) = (s.app, s.rooms.contains_key(&room));
+                            let kicked = s.kicked.get(&room).and_then(|c| ErrorCode::from_code(*c));
+                            let frame = match st.room_state(&(app, room.clone()), key) {
+                                Some((state, seq)) if in_room => {
+                                    ServerFrame::Ok(OkFrame::with_state(id, room, state, seq))
+                                }
+                                _ => ServerFrame::error_with(
+                                    Some(id),
+                                    kicked.unwrap_or(ErrorCode::NotInRoom),
+                                    "no longer in the room this login entered",
+                                ),
+                            };
+                            if let Some(s) = st.sessions.get(&key) {
+                                s.send(&frame);
                             }
                         }
                         None => s.send(&ServerFrame::error_with(
@@ -349,6 +382,10 @@ impl Hub {
                 } else {
                     st.request(key, request, now, self)
                 };
+                let login_room = match &answer {
+                    Ok(ok) if ok.room_session.is_some() => ok.room.clone(),
+                    _ => None,
+                };
                 let frame = match answer {
                     Ok(ok) => ServerFrame::Ok(ok),
                     Err((code, message)) => ServerFrame::error_with(Some(id), code, message),
@@ -358,7 +395,11 @@ impl Hub {
                     if let Some(c) = &s.conn {
                         c.send(bytes.clone());
                     }
-                    s.answers.push_back((id, bytes));
+                    let remembered = match login_room {
+                        Some(room) => Remembered::LoggedIn(room),
+                        None => Remembered::Sent(bytes),
+                    };
+                    s.answers.push_back((id, remembered));
                     while s.answers.len() > self.config.answer_memory {
                         s.answers.pop_front();
                     }

@@ -27,7 +27,14 @@ use crate::outbox::{close_code, Out, Outbox, OutboxReader};
 /// The WebSocket settings for `max_frame`: tungstenite reads a little more than the limit, so
 /// that the server, not the library, decides and answers with close code 1009.
 pub fn ws_config(max_frame: usize) -> WebSocketConfig {
-    WebSocketConfig::default().max_frame_size(Some(max_frame + 1024)).max_message_size(Some(max_frame + 1024))
+    // Small buffers: an idle connection should cost a few KiB, not tungstenite's default
+    // 128 KiB read buffer. Writes are not batched by tungstenite (the writer task flushes per
+    // frame, and the kernel's socket buffer does the batching).
+    WebSocketConfig::default()
+        .max_frame_size(Some(max_frame + 1024))
+        .max_message_size(Some(max_frame + 1024))
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
 }
 
 /// Serve one connection until it closes.

@@ -279,3 +279,28 @@ async fn after_retention_the_session_cannot_be_resumed() {
     let (_a, resumed, _) = resume(&s, a, &wa, wa["resume_token"].as_str().unwrap(), json!({})).await;
     assert_eq!(resumed["code"], json!(ErrorCode::ResumeFailed.code()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_repeated_login_is_answered_with_the_room_as_it_is_now() {
+    let s = server_with(|_| {});
+    let (mut a, wa) = hello(s.connect().await, "a").await;
+    let (mut b, _) = hello(s.connect().await, "b").await;
+    b.login("r").await;
+    // a's login executes but its answer is lost with the connection.
+    let id = a.take_id();
+    a.send(json!({"t":"login","id":id,"room":"r"})).await;
+    let lost = a.answer(id).await;
+    assert_eq!(lost["t"], "ok");
+    b.request(json!({"t":"publish","room":"r","stream":"cam-b"})).await;
+    // The client did not know it was in r: its ack has no r.
+    let (mut a, resumed, frames) =
+        resume(&s, a, &wa, wa["resume_token"].as_str().unwrap(), json!({"direct":0,"rooms":{}})).await;
+    assert_eq!(resumed["rooms"], json!({"r":"snapshot"}));
+    assert_eq!(frames[0]["t"], "snapshot");
+    a.send(json!({"t":"login","id":id,"room":"r"})).await;
+    let again = a.answer(id).await;
+    assert_eq!(again["t"], "ok");
+    assert_eq!(again["streams"][0]["id"], "cam-b", "the room as it is now: {again}");
+    assert_eq!(again["seq"], json!({"room":1,"users":2}));
+    assert_eq!(kinds(&b.channel_events().await), vec!["users:2:user_add"], "a entered once");
+}
