@@ -26,6 +26,11 @@ step "cargo test"
 cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
+# --- a client written from the protocol document alone, against the real binary ---------------
+step "independent conformance client (tests/independent)"
+cargo build -p parlor --quiet
+tests/independent/run.sh target/debug/parlor
+
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"
 (cd sdk/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
