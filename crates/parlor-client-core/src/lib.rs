@@ -1,1 +1,84 @@
-//! placeholder
+//! The Parlor client room state machine, sans-IO.
+//!
+//! [`Core`] owns no socket, no task and no clock, in the style of `quinn-proto` and `str0m`: the
+//! driver (the Rust SDK's tokio loop, or a test) feeds it app commands
+//! ([`Core::handle_command`]), connection events ([`Core::handle_opened`],
+//! [`Core::handle_closed`]), server frames ([`Core::handle_text`] / [`Core::handle_frame`]) and
+//! time ([`Core::handle_timeout`], at [`Core::poll_timeout`]), always with `now` in milliseconds;
+//! and it drains [`Output`]s with [`Core::poll_output`]: connect, disconnect, send a frame, tell
+//! the app. Reconnect jitter comes from an injected [`Random`], so every test fixes it.
+//!
+//! # Decisions
+//!
+//! Protocol §6–§7 leave some choices open; this is how the core decides (the shared scenario
+//! files under `tests/scenarios/` pin each one down for both SDKs):
+//!
+//! - **One session for all rooms.** The first `login_room` names the user and the `hello` token;
+//!   later rooms share the session (a different user id fails with LOGIN_FAILED 1002077). When the
+//!   last room is gone (logout, kick, failure) and no app call is outstanding, the core sends
+//!   `bye` and disconnects: an idle session is not kept alive. So `kicked` followed by close 4009
+//!   needs no special case: a closed connection with no rooms left is not reconnected.
+//! - **Connection attempts.** A login with no connection connects at once; every later attempt —
+//!   after a failed attempt or a lost connection — waits `random × min(10 s, 0.5 s × 2^n)`
+//!   ([`backoff`]), `n` counting from 0 at each loss and reset by `welcome` / `resumed`. Any
+//!   close code, 4008 and 4010 included, and an HTTP 503 on upgrade, is just a failed or lost
+//!   connection.
+//! - **Liveness.** Every frame from the server counts as life (a `pong` is just the frame that
+//!   is certain to come). With nothing heard for two heartbeat intervals the connection is dead:
+//!   [`Output::Disconnect`], then as lost. The same limit applies to a connect attempt that
+//!   neither opens nor fails (a black-holed SYN), so a hanging attempt counts as a failed one.
+//!   `ping` carries the `ack` of §6 every `heartbeat_ms` (from `welcome` / `resumed`).
+//! - **Login timeout** (30 s) runs from `login_room` / `switch_room` and covers connecting: when
+//!   it passes the room is LOGIN_FAILED 1002031. A login `ok` that arrives after the app gave up
+//!   is answered with a quiet `logout`.
+//! - **Reconnecting.** On a loss every logged-in room is RECONNECTING 1002051 and the reconnect
+//!   window (5 min) starts; it is not restarted by later failures. `resume` carries the acks.
+//!   `resumed` reports each room at once: `replay` and `snapshot` rooms RECONNECTED 0 (then the
+//!   replayed events or the snapshot's diff follow, so the app sees "back" first and then what
+//!   changed), `kicked:<code>` rooms KICK_OUT with that code. A room the client acked that
+//!   `resumed` leaves out is no longer ours on the server (`docs/protocol.md` §9.3): unless our
+//!   own logout explains it, the client logs in to it again on the same session and reports it
+//!   RECONNECTED with the diff. A room whose login went out but was never answered is acked with
+//!   an empty epoch, so a server that has us there answers with a snapshot, which the client
+//!   takes as the login's answer. Requests go out again only after `resume_done`. A refused resume (`error` without `id`, 1002057 or any other code) is
+//!   followed on the same connection by `hello` and a `login` per room; each room is RECONNECTED
+//!   at its login's `ok`, then the diff against what the app knew. When the window passes, every
+//!   room still away is RECONNECT_FAILED 1002053, its held requests fail with 1002053, the session
+//!   is forgotten and no connection is attempted for those rooms again (terminal).
+//! - **Requests** are kept until answered. A request made while its room is not in
+//!   (LOGINING, RECONNECTING, resuming) is held and sent when the room is back; requests in flight
+//!   at a cut are sent again after `resume_done` with the same `id` (the server answers repeats
+//!   from memory), before the held ones. An `id` is given when a request is first sent, not when
+//!   it is made, so ids increase on the wire even when a held request goes out after a later one
+//!   (the server treats an id not above the last as a repeat). After a refused resume the new
+//!   session sends every waiting request as new, with a new id. Requests for a room the client is not in fail at once
+//!   with 1009005; logout of such a room is LOGOUT_FAILED 1002002 without asking the server.
+//! - **Exactly once.** Every channel event whose `seq` is not above the last applied one is
+//!   dropped. An `ok` counts its `seq`s as received. A gap is applied anyway (and logged).
+//!   User and stream updates are computed against the client's view (an ADD of a user already
+//!   known, or a DELETE of one not known, is not reported), so the app can build its view from
+//!   updates alone. Events about the client's own user and streams, and its own messages, update
+//!   the view and the acks but are never reported to the app (a replay carries them:
+//!   `docs/protocol.md` §9.3).
+//! - **Re-publishing.** The core remembers the streams the app publishes in each room. When a
+//!   room comes back (after `resume_done` for a replay, after a snapshot, after a fresh login),
+//!   every such stream the server's view no longer holds is published again. For a replay that
+//!   view is what the replay said: an offline session's streams were deleted with a
+//!   `stream_delete` (reason 2) that the replay carries (`docs/protocol.md` §9.3); when the replay
+//!   shows the streams still exist, nothing is re-published.
+//! - **After LOGINED** (extended data `{"room_session_id": ...}`) the core reports what the room
+//!   held: one user ADD, one stream ADD and — a Parlor addition, so the app learns the initial
+//!   room extra info the same way — one `roomExtraInfoUpdate`, each only when non-empty.
+//! - **switch_room** reports LOGOUT for `from` at once (the server leaves it in the same step) and
+//!   LOGINING for `to`; `to` is LOGINED or LOGIN_FAILED by the answer.
+//! - **Diffs** (snapshot, fresh login) are reported in this order: users DELETE, users ADD,
+//!   streams DELETE, streams ADD, stream extra changes, room extra changes, online count.
+
+pub mod backoff;
+mod core;
+pub mod event;
+pub mod view;
+
+pub use crate::core::{Command, Config, Core, Output, Random};
+pub use event::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
+pub use view::RoomView;

@@ -1,14 +1,15 @@
 //! An in-memory server for tests: the same [`Hub`] and connection code as a real server, with
-//! connections over `tokio::io::duplex` pipes instead of sockets, and a fault switch on the path.
+//! connections over `tokio::io::duplex` pipes instead of sockets, each through a [`Link`] that
+//! can be broken the way `parlor_testkit::FaultProxy` breaks real sockets.
 //!
 //! Nothing here touches the OS clock or network, so on tokio's paused clock
 //! (`#[tokio::test(start_paused = true)]`) a test can let 90 s of heartbeat timeout pass in
-//! no real time, with real clients talking the real protocol. [`MemoryServer::cut`],
-//! [`MemoryServer::black_hole`], [`MemoryServer::refuse`] and [`MemoryServer::heal`] break the
-//! path the way `parlor_testkit::FaultProxy` does for real sockets.
+//! no real time, with real clients talking the real protocol.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -16,7 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::{Hub, ServerConfig};
 
-/// The state of the path between clients and the in-memory server.
+/// The state of one link's path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Path {
     /// Bumped by every cut: connections opened before it are closed.
@@ -27,45 +28,119 @@ struct Path {
     refuse: bool,
 }
 
-/// A server without a socket.
+/// The running hub and its ticker; replaced as a whole by [`MemoryServer::restart`].
 #[derive(Debug)]
-pub struct MemoryServer {
-    /// Its state.
-    pub hub: Arc<Hub>,
+struct Running {
+    hub: Arc<Hub>,
     ticker: tokio::task::JoinHandle<()>,
-    path: watch::Sender<Path>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.ticker.abort();
+    }
+}
+
+/// A server without a socket.
+#[derive(Debug, Clone)]
+pub struct MemoryServer {
+    config: ServerConfig,
+    running: Arc<Mutex<Running>>,
+    default_link: Link,
+}
+
+/// One client's path to a [`MemoryServer`]: cut it, black-hole it, refuse it, heal it.
+#[derive(Debug, Clone)]
+pub struct Link {
+    running: Arc<Mutex<Running>>,
+    path: Arc<watch::Sender<Path>>,
+    attempts: Arc<AtomicU64>,
 }
 
 impl MemoryServer {
     /// Start the hub and its ticker on the current runtime.
     pub fn start(config: ServerConfig) -> MemoryServer {
+        let running = Arc::new(Mutex::new(Running::new(config.clone())));
+        let default_link = Link::new(running.clone());
+        MemoryServer { config, running, default_link }
+    }
+
+    /// The hub now serving.
+    pub fn hub(&self) -> Arc<Hub> {
+        self.running.lock().hub.clone()
+    }
+
+    /// A new path to this server, with faults of its own.
+    pub fn link(&self) -> Link {
+        Link::new(self.running.clone())
+    }
+
+    /// Open a connection on the default link: the client end of a WebSocket (no HTTP upgrade)
+    /// whose server end is served by the hub.
+    pub async fn connect(&self) -> WebSocketStream<DuplexStream> {
+        self.default_link.connect().await
+    }
+
+    /// Restart, as an in-memory server does: every connection is closed with 4010 and every
+    /// session, room and log is forgotten. Links stay usable and reach the new server.
+    pub fn restart(&self) {
+        let fresh = Running::new(self.config.clone());
+        let old = std::mem::replace(&mut *self.running.lock(), fresh);
+        old.hub.shutdown();
+    }
+}
+
+impl Running {
+    fn new(config: ServerConfig) -> Running {
         let hub = Arc::new(Hub::new(config));
         let ticker = crate::spawn_ticker(hub.clone());
-        MemoryServer { hub, ticker, path: watch::Sender::new(Path::default()) }
+        Running { hub, ticker }
+    }
+}
+
+impl Link {
+    fn new(running: Arc<Mutex<Running>>) -> Link {
+        Link { running, path: Arc::new(watch::Sender::new(Path::default())), attempts: Arc::new(AtomicU64::new(0)) }
     }
 
-    /// Open a connection: the client end of a WebSocket whose server end is served by the hub.
+    /// Open a WebSocket without an HTTP upgrade (both ends agree on the protocol already).
     pub async fn connect(&self) -> WebSocketStream<DuplexStream> {
-        WebSocketStream::from_raw_socket(self.connect_raw(), Role::Client, None).await
+        WebSocketStream::from_raw_socket(self.open(false), Role::Client, None).await
     }
 
-    /// Open a connection and return the client's end of the byte pipe (before the WebSocket
-    /// layer), for clients that wrap it themselves.
-    pub fn connect_raw(&self) -> DuplexStream {
+    /// Open a byte stream on which the server expects an HTTP upgrade, as on a real socket:
+    /// for clients that do their own handshake (`tokio_tungstenite::client_async`).
+    pub fn connect_io(&self) -> DuplexStream {
+        self.open(true)
+    }
+
+    /// How many connections were attempted through this link.
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+
+    fn open(&self, handshake: bool) -> DuplexStream {
+        self.attempts.fetch_add(1, Ordering::Relaxed);
         let (client, near) = tokio::io::duplex(256 * 1024);
         let (far, server) = tokio::io::duplex(256 * 1024);
-        let path = self.path.subscribe();
-        tokio::spawn(forward(near, far, path));
-        let hub = self.hub.clone();
+        tokio::spawn(forward(near, far, self.path.subscribe()));
+        let hub = self.running.lock().hub.clone();
         let config = crate::ws::ws_config(hub.config.max_frame);
         tokio::spawn(async move {
-            let socket = WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await;
+            let socket = if handshake {
+                match tokio_tungstenite::accept_async_with_config(server, Some(config)).await {
+                    Ok(s) => s,
+                    Err(_) => return,
+                }
+            } else {
+                WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await
+            };
             crate::ws::serve(hub, socket).await;
         });
         client
     }
 
-    /// Close every open connection at once (both ends see the pipe end, no close frame).
+    /// Close every open connection of this link at once (the pipe ends, no close frame).
     pub fn cut(&self) {
         self.path.send_modify(|p| p.cuts += 1);
     }
@@ -86,18 +161,6 @@ impl MemoryServer {
             p.black_hole = false;
             p.refuse = false;
         });
-    }
-
-    /// Stop, as an in-memory server that restarts would: every connection is closed with 4010;
-    /// every session is forgotten once the hub is dropped.
-    pub fn shutdown(self) {
-        self.hub.shutdown();
-    }
-}
-
-impl Drop for MemoryServer {
-    fn drop(&mut self) {
-        self.ticker.abort();
     }
 }
 

@@ -199,15 +199,23 @@ export declare function backoffDelayMs(attempt: number, random: number): number;
  * - Every frame from the server counts as life; nothing heard for two heartbeat intervals
  *   (also a connect attempt that neither opens nor fails) means the connection is dead.
  * - `resumed` reports `replay` / `snapshot` rooms RECONNECTED at once (the replayed events or the
- *   snapshot's diff follow), `kicked:<code>` rooms KICK_OUT. Requests go out again after
- *   `resume_done`, in id order (in-flight ones with their ids), then re-publishes.
+ *   snapshot's diff follow), `kicked:<code>` rooms KICK_OUT. A room the client acked that
+ *   `resumed` leaves out is no longer ours on the server (protocol §9.3): unless our own logout
+ *   explains it, the client logs in to it again on the same session (after `resume_done`) and
+ *   reports it RECONNECTED at the `ok`, with the diff. A room whose login went out but was never
+ *   answered is acked with an empty epoch; a `snapshot` for it is taken as the login's answer.
+ *   Requests go out again after `resume_done`: in-flight ones first (with their ids, in id
+ *   order), then the held ones.
  * - A refused resume is followed on the same connection by `hello` and a `login` per room; each
  *   room is RECONNECTED at its `ok`, then the diff. Requests get new ids in the new session.
  * - Requests for a room that is not in (LOGINING, RECONNECTING, resuming) are held. Requests for
- *   a room the client is not in fail at once with 1009005.
+ *   a room the client is not in fail at once with 1009005. A request's `id` is given when it is
+ *   first sent, not when the app makes it, so ids increase on the wire even when a held request
+ *   goes out after a later one (the server treats an id not above the last as a repeat, §9.1).
  * - Channel events at or below the last applied seq are dropped; gaps are applied anyway.
  *   Updates are computed against the client's view (an ADD of a known user is not reported);
- *   events about the client's own user and streams are never reported.
+ *   events about the client's own user and streams, and its own messages (a replay carries
+ *   them, §9.3), update the view and the acks but are never reported.
  * - After LOGINED: users ADD, streams ADD and (a Parlor addition) one `roomExtraInfoUpdate`, each
  *   only when non-empty, sorted by id / key. Diffs: users DELETE, users ADD, streams DELETE,
  *   streams ADD, stream extra, room extra, online count.
@@ -263,9 +271,11 @@ export declare class ParlorCore {
     private windowEnd;
     private directSeq;
     private nextId;
+    /** Pending requests are keyed in the order the app (or the core) made them. */
+    private nextKey;
     private readonly rooms;
     private readonly states;
-    private pending;
+    private readonly pending;
     constructor(config?: CoreConfig);
     /** The last reported state of `room` (`LOGOUT` for a room never seen). */
     roomState(room: string): CoreRoomStateReason;
@@ -298,17 +308,24 @@ export declare class ParlorCore {
     private report;
     private result;
     private me;
-    private allocId;
     private ack;
-    /** Queues a request (its id is taken now); it goes out now if it may, else later. */
+    /**
+     * Queues a request; it goes out now if it may, else when the connection and room allow. Its
+     * `id` is given when it is first sent (see {@link flush}).
+     */
     private request;
-    private pendingIds;
+    /** The pending requests' keys, in the order they were made. */
+    private pendingKeys;
     private maySend;
     /**
-     * Sends every unsent request that may go, in id order (so requests in flight at a cut go
-     * again first, with their own ids, then the ones held meanwhile).
+     * Sends what may go: first the requests that were in flight at a cut, again, with their own
+     * ids, in id order (the server answers repeats from memory); then the ones held meanwhile, in
+     * the order they were made, each getting its id now — ids are given at sending, so they
+     * increase on the wire even when a held request goes out after a later one (§9.1).
      */
     private flush;
+    /** Takes the request answered by wire id `id`. */
+    private takeAnswered;
     /** Fails every request that needs `room` (and a login for it) with `code`. */
     private failRoomRequests;
     private removeRoom;
@@ -424,6 +441,15 @@ export declare class ParlorCore {
     private republish;
     private applyOkSeq;
     private onOk;
+    /** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
+    private logined;
+    /**
+     * Log in to a room that was in again (new session, or a resume that no longer has it); the
+     * room stays RECONNECTING until the answer.
+     */
+    private relogin;
+    /** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
+    private relogined;
     private selfUser;
     /** We are in `room` on the server but the app gave up on it: leave quietly. */
     private abandon;

@@ -68,6 +68,15 @@ function toExtra(v) {
 function sameExtra(a, b) {
   return a !== void 0 && a.key === b.key && a.value === b.value && a.user.id === b.user.id && a.user.name === b.user.name && a.timeMs === b.timeMs;
 }
+function loginRoomOf(k) {
+  if (k.k === "login" || k.k === "relogin") return k.room;
+  if (k.k === "switch") return k.to;
+  return void 0;
+}
+function kickedCode(status) {
+  const parsed = Number.parseInt(status.slice("kicked:".length).trim(), 10);
+  return Number.isFinite(parsed) && parsed >= 0 ? parsed : ErrorCodes.KICKED_BY_SERVER;
+}
 function emptyView() {
   return { users: /* @__PURE__ */ new Map(), streams: /* @__PURE__ */ new Map(), extra: /* @__PURE__ */ new Map(), online: 0 };
 }
@@ -120,6 +129,8 @@ var ParlorCore = class {
     this.lastHeard = 0;
     this.directSeq = 0;
     this.nextId = 1;
+    /** Pending requests are keyed in the order the app (or the core) made them. */
+    this.nextKey = 0;
     this.rooms = /* @__PURE__ */ new Map();
     this.states = /* @__PURE__ */ new Map();
     this.pending = /* @__PURE__ */ new Map();
@@ -252,9 +263,6 @@ var ParlorCore = class {
   me() {
     return this.user?.id ?? "";
   }
-  allocId() {
-    return this.nextId++;
-  }
   ack() {
     const rooms = {};
     for (const id of this.roomIds()) {
@@ -262,16 +270,29 @@ var ParlorCore = class {
       if (r.phase === "LOGINING" || r.relogin || r.epoch === void 0) continue;
       rooms[id] = { epoch: r.epoch, room: r.seqRoom, users: r.seqUsers };
     }
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key);
+      const room = loginRoomOf(p.kind);
+      if (room === void 0 || p.wire === void 0) continue;
+      const r = this.rooms.get(room);
+      if (r && (r.phase === "LOGINING" || r.relogin) && rooms[room] === void 0) {
+        rooms[room] = { epoch: "", room: 0, users: 0 };
+      }
+    }
     return { direct: this.directSeq, rooms };
   }
   // ------------------------------------------------------------------ requests
-  /** Queues a request (its id is taken now); it goes out now if it may, else later. */
+  /**
+   * Queues a request; it goes out now if it may, else when the connection and room allow. Its
+   * `id` is given when it is first sent (see {@link flush}).
+   */
   request(frameOf, kind, handle, needsRoom) {
-    const id = this.allocId();
-    this.pending.set(id, { frame: frameOf(id), kind, handle, needsRoom, sent: false });
+    const key = ++this.nextKey;
+    this.pending.set(key, { frame: frameOf(0), kind, handle, needsRoom, sent: false, wire: void 0 });
     this.flush();
   }
-  pendingIds() {
+  /** The pending requests' keys, in the order they were made. */
+  pendingKeys() {
     return [...this.pending.keys()].sort((a, b) => a - b);
   }
   maySend(p) {
@@ -279,31 +300,54 @@ var ParlorCore = class {
     return this.rooms.get(p.needsRoom)?.phase === "ACTIVE";
   }
   /**
-   * Sends every unsent request that may go, in id order (so requests in flight at a cut go
-   * again first, with their own ids, then the ones held meanwhile).
+   * Sends what may go: first the requests that were in flight at a cut, again, with their own
+   * ids, in id order (the server answers repeats from memory); then the ones held meanwhile, in
+   * the order they were made, each getting its id now — ids are given at sending, so they
+   * increase on the wire even when a held request goes out after a later one (§9.1).
    */
   flush() {
     if (this.conn.s !== "ready") return;
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id);
-      if (p && !p.sent && this.maySend(p)) {
-        p.sent = true;
-        this.send({ ...p.frame });
+    const again = [...this.pending.values()].filter((p) => p.wire !== void 0 && !p.sent).sort((a, b) => a.wire - b.wire);
+    for (const p of again) {
+      p.sent = true;
+      this.send({ ...p.frame });
+    }
+    const fresh = this.pendingKeys().filter((key) => {
+      const p = this.pending.get(key);
+      return p.wire === void 0 && !p.sent && this.maySend(p);
+    });
+    for (const key of fresh) {
+      const p = this.pending.get(key);
+      if (!p) continue;
+      const id = this.nextId++;
+      p.sent = true;
+      p.wire = id;
+      p.frame = { ...p.frame, id };
+      this.send({ ...p.frame });
+    }
+  }
+  /** Takes the request answered by wire id `id`. */
+  takeAnswered(id) {
+    if (id === void 0) return void 0;
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key);
+      if (p.sent && p.wire === id) {
+        this.pending.delete(key);
+        return p;
       }
     }
+    return void 0;
   }
   /** Fails every request that needs `room` (and a login for it) with `code`. */
   failRoomRequests(room, code) {
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id);
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key);
       if (!p) continue;
-      const k = p.kind;
-      const loginFor = (k.k === "login" || k.k === "relogin") && k.room === room || k.k === "switch" && k.to === room;
-      if (p.needsRoom !== room && !loginFor) continue;
-      this.pending.delete(id);
+      if (p.needsRoom !== room && loginRoomOf(p.kind) !== room) continue;
+      this.pending.delete(key);
       this.result(p.handle, code);
-      if ((k.k === "login" || k.k === "switch") && p.sent) {
-        this.pending.set(id, { ...p, handle: void 0 });
+      if (loginRoomOf(p.kind) !== void 0 && p.sent) {
+        this.pending.set(key, { ...p, handle: void 0, kind: { k: "abandoned", room } });
       }
     }
   }
@@ -324,7 +368,8 @@ var ParlorCore = class {
       view: emptyView(),
       own: /* @__PURE__ */ new Map(),
       relogin: false,
-      republishCheck: false
+      republishCheck: false,
+      loginBySnapshot: false
     };
   }
   // ------------------------------------------------------------------ app commands
@@ -551,6 +596,7 @@ var ParlorCore = class {
     if (disconnect) this.out.push({ disconnect: true });
     this.conn = { s: "idle" };
     this.nextPing = void 0;
+    for (const [key, p] of this.pending) if (p.kind.k === "abandoned") this.pending.delete(key);
     for (const p of this.pending.values()) p.sent = false;
     if (this.rooms.size === 0) {
       this.endSession(false);
@@ -610,10 +656,10 @@ var ParlorCore = class {
       }
     }
     if (this.conn.s !== "ready") {
-      for (const id of this.pendingIds()) {
-        const p = this.pending.get(id);
+      for (const key of this.pendingKeys()) {
+        const p = this.pending.get(key);
         if (p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "plain")) {
-          this.pending.delete(id);
+          this.pending.delete(key);
           this.result(p.handle, code);
         }
       }
@@ -694,27 +740,11 @@ var ParlorCore = class {
     this.startHeartbeat(now, f.heartbeat_ms);
     const away = this.roomIds().filter((id) => this.rooms.get(id)?.phase === "RECONNECTING");
     if (away.length > 0) {
-      const old = this.pendingIds().map((id) => this.pending.get(id));
-      this.pending = /* @__PURE__ */ new Map();
-      for (const p of old) {
-        const id = this.allocId();
-        this.pending.set(id, { ...p, frame: { ...p.frame, id }, sent: false });
+      for (const p of this.pending.values()) {
+        p.wire = void 0;
+        p.sent = false;
       }
-      for (const room of away) {
-        const r = this.rooms.get(room);
-        if (!r) continue;
-        r.relogin = true;
-        const id = this.allocId();
-        const frame = { t: "login", id, room, config: { ...r.config } };
-        if (r.token !== void 0) frame.token = r.token;
-        this.pending.set(id, {
-          frame,
-          kind: { k: "relogin", room },
-          handle: void 0,
-          needsRoom: void 0,
-          sent: false
-        });
-      }
+      for (const room of away) this.relogin(room);
     }
     this.flush();
   }
@@ -723,22 +753,58 @@ var ParlorCore = class {
     this.session.id = str(f.session, this.session.id);
     this.session.resumeToken = str(f.resume_token, this.session.resumeToken);
     this.conn = { s: "resuming" };
-    this.windowEnd = void 0;
     this.startHeartbeat(now, f.heartbeat_ms);
     const statuses = obj(f.rooms);
-    for (const room of this.roomIds()) {
-      if (this.rooms.get(room)?.phase !== "RECONNECTING") continue;
-      const status = str(statuses[room], "replay");
+    const statusOf = (room) => Object.prototype.hasOwnProperty.call(statuses, room) ? str(statuses[room], "replay") : void 0;
+    const away = this.roomIds().filter((id) => {
+      const r = this.rooms.get(id);
+      return r.phase === "RECONNECTING" && !r.relogin;
+    });
+    const logining = this.roomIds().filter((id) => {
+      const r = this.rooms.get(id);
+      return r.phase === "LOGINING" || r.relogin;
+    });
+    for (const room of logining) {
+      const status = statusOf(room);
+      if (status === "snapshot") {
+        const r = this.rooms.get(room);
+        if (r) r.loginBySnapshot = true;
+      } else if (status !== void 0 && status.startsWith("kicked:")) {
+        const code = kickedCode(status);
+        this.removeRoom(room, "KICK_OUT", code, NO_DATA(), code);
+      }
+    }
+    for (const room of away) {
+      const status = statusOf(room);
+      if (status === void 0) {
+        const leaving = [...this.pending.values()].some((p) => p.kind.k === "logout" && p.kind.room === room);
+        if (leaving) {
+          const r2 = this.rooms.get(room);
+          if (r2) r2.phase = "ACTIVE";
+          this.report(room, "RECONNECTED", 0, NO_DATA());
+        } else {
+          this.relogin(room);
+        }
+        continue;
+      }
       if (status.startsWith("kicked:")) {
-        const parsed = Number.parseInt(status.slice("kicked:".length).trim(), 10);
-        const code = Number.isFinite(parsed) && parsed >= 0 ? parsed : ErrorCodes.KICKED_BY_SERVER;
+        const code = kickedCode(status);
         this.removeRoom(room, "KICK_OUT", code, NO_DATA(), code);
         continue;
       }
       const r = this.rooms.get(room);
-      r.phase = "ACTIVE";
-      r.republishCheck = true;
+      if (r) {
+        r.phase = "ACTIVE";
+        r.republishCheck = true;
+      }
       this.report(room, "RECONNECTED", 0, NO_DATA());
+    }
+    for (const room of Object.keys(statuses).sort(byKey)) {
+      const status = str(statuses[room], "replay");
+      if (!this.rooms.has(room) && !status.startsWith("kicked:")) this.abandon(room);
+    }
+    if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
+      this.windowEnd = void 0;
     }
   }
   onResumeDone() {
@@ -784,60 +850,27 @@ var ParlorCore = class {
     if (sd !== void 0) this.directSeq = Math.max(this.directSeq, sd);
   }
   onOk(f) {
-    const id = optNum(f.id);
-    const p = id !== void 0 ? this.pending.get(id) : void 0;
-    if (id === void 0 || !p) return;
-    this.pending.delete(id);
-    const me = this.me();
+    const p = this.takeAnswered(optNum(f.id));
+    if (!p) return;
     const seq = obj(f.seq);
     const k = p.kind;
     switch (k.k) {
       case "login":
       case "switch": {
         const room = k.k === "login" ? k.room : k.to;
-        const r = this.rooms.get(room);
-        if (!r || r.phase !== "LOGINING") {
+        if (this.rooms.get(room)?.phase !== "LOGINING") {
           this.abandon(room);
           return;
         }
-        const view = viewFromState(f, me);
-        r.phase = "ACTIVE";
-        r.loginDeadline = void 0;
-        r.epoch = str(f.room_session);
-        r.seqRoom = num(seq.room);
-        r.seqUsers = num(seq.users);
-        r.view = view;
-        this.report(room, "LOGINED", 0, { room_session_id: r.epoch });
-        for (const e of diffViews(emptyView(), view, room, me)) this.emit(e);
-        this.result(p.handle, 0);
-        this.flush();
+        this.logined(room, f, seq, p.handle);
         return;
       }
       case "relogin": {
-        const room = k.room;
-        const r = this.rooms.get(room);
-        if (!r) {
-          this.abandon(room);
+        if (!this.rooms.get(k.room)?.relogin) {
+          this.abandon(k.room);
           return;
         }
-        const view = viewFromState(f, me);
-        const old = r.view;
-        r.view = view;
-        r.phase = "ACTIVE";
-        r.relogin = false;
-        r.epoch = str(f.room_session);
-        r.seqRoom = num(seq.room);
-        r.seqUsers = num(seq.users);
-        this.report(room, "RECONNECTED", 0, NO_DATA());
-        for (const e of diffViews(old, view, room, me)) this.emit(e);
-        if (old.online !== view.online) {
-          this.emit({ type: "roomOnlineUserCountUpdate", room, count: view.online });
-        }
-        if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
-          this.windowEnd = void 0;
-        }
-        this.republish(room);
-        this.flush();
+        this.relogined(k.room, f, seq);
         return;
       }
       case "logout":
@@ -889,6 +922,9 @@ var ParlorCore = class {
         return;
       case "abandon":
         return;
+      case "abandoned":
+        this.abandon(k.room);
+        return;
       case "plain": {
         const room = typeof f.room === "string" ? f.room : p.needsRoom;
         this.applyOkSeq(room, seq);
@@ -896,6 +932,73 @@ var ParlorCore = class {
         return;
       }
     }
+  }
+  /** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
+  logined(room, state, seq, handle) {
+    const me = this.me();
+    const r = this.rooms.get(room);
+    if (!r) return;
+    const view = viewFromState(state, me);
+    r.phase = "ACTIVE";
+    r.loginDeadline = void 0;
+    r.loginBySnapshot = false;
+    r.epoch = str(state.room_session);
+    r.seqRoom = num(seq.room);
+    r.seqUsers = num(seq.users);
+    r.view = view;
+    this.report(room, "LOGINED", 0, { room_session_id: r.epoch });
+    for (const e of diffViews(emptyView(), view, room, me)) this.emit(e);
+    this.result(handle, 0);
+    this.flush();
+  }
+  /**
+   * Log in to a room that was in again (new session, or a resume that no longer has it); the
+   * room stays RECONNECTING until the answer.
+   */
+  relogin(room) {
+    for (const [key, p] of this.pending) {
+      if (p.kind.k === "relogin" && p.kind.room === room) this.pending.delete(key);
+    }
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.relogin = true;
+    const config = { ...r.config };
+    const token = r.token;
+    this.request(
+      (id) => {
+        const frame = { t: "login", id, room, config };
+        if (token !== void 0) frame.token = token;
+        return frame;
+      },
+      { k: "relogin", room },
+      void 0,
+      void 0
+    );
+  }
+  /** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
+  relogined(room, state, seq) {
+    const me = this.me();
+    const r = this.rooms.get(room);
+    if (!r) return;
+    const view = viewFromState(state, me);
+    const old = r.view;
+    r.view = view;
+    r.phase = "ACTIVE";
+    r.relogin = false;
+    r.loginBySnapshot = false;
+    r.epoch = str(state.room_session);
+    r.seqRoom = num(seq.room);
+    r.seqUsers = num(seq.users);
+    this.report(room, "RECONNECTED", 0, NO_DATA());
+    for (const e of diffViews(old, view, room, me)) this.emit(e);
+    if (old.online !== view.online) {
+      this.emit({ type: "roomOnlineUserCountUpdate", room, count: view.online });
+    }
+    if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
+      this.windowEnd = void 0;
+    }
+    this.republish(room);
+    this.flush();
   }
   selfUser() {
     return this.user ? { id: this.user.id, name: this.user.name } : { id: "", name: "" };
@@ -911,9 +1014,8 @@ var ParlorCore = class {
       this.onSessionError(now, code);
       return;
     }
-    const p = this.pending.get(id);
+    const p = this.takeAnswered(id);
     if (!p) return;
-    this.pending.delete(id);
     const k = p.kind;
     switch (k.k) {
       case "login":
@@ -927,7 +1029,7 @@ var ParlorCore = class {
       }
       case "relogin": {
         const fail = ErrorCodes.RECONNECT_FAILED;
-        if (this.rooms.has(k.room)) {
+        if (this.rooms.get(k.room)?.relogin) {
           this.removeRoom(k.room, "RECONNECT_FAILED", fail, { code }, fail);
         }
         if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
@@ -971,9 +1073,9 @@ var ParlorCore = class {
         this.removeRoom(room, "RECONNECT_FAILED", fail, { code }, fail);
       }
     }
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id);
-      this.pending.delete(id);
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key);
+      this.pending.delete(key);
       this.result(p.handle, code);
     }
     void now;
@@ -990,12 +1092,33 @@ var ParlorCore = class {
     const me = this.me();
     const room = str(f.room);
     const r = this.rooms.get(room);
-    if (!r || r.phase !== "ACTIVE") return;
+    if (!r) return;
+    const seq = obj(f.seq);
+    if (r.phase === "LOGINING" && r.loginBySnapshot) {
+      const key = this.pendingKeys().find((kk) => {
+        const k = this.pending.get(kk).kind;
+        return (k.k === "login" || k.k === "switch") && loginRoomOf(k) === room;
+      });
+      const p = key !== void 0 ? this.pending.get(key) : void 0;
+      if (key !== void 0) this.pending.delete(key);
+      this.logined(room, f, seq, p?.handle);
+      return;
+    }
+    if (r.relogin && r.loginBySnapshot) {
+      for (const [key, p] of this.pending) {
+        if (p.kind.k === "relogin" && p.kind.room === room) {
+          this.pending.delete(key);
+          break;
+        }
+      }
+      this.relogined(room, f, seq);
+      return;
+    }
+    if (r.phase !== "ACTIVE") return;
     const view = viewFromState(f, me);
     const old = r.view;
     r.view = view;
     r.epoch = str(f.room_session);
-    const seq = obj(f.seq);
     r.seqRoom = num(seq.room);
     r.seqUsers = num(seq.users);
     for (const e of diffViews(old, view, room, me)) this.emit(e);
@@ -1012,7 +1135,7 @@ var ParlorCore = class {
         if (seq <= this.directSeq) return;
         this.directSeq = seq;
       }
-      if (f.kind === "command" && this.rooms.has(room)) {
+      if (f.kind === "command" && this.rooms.has(room) && toUser(f.from).id !== me) {
         this.emit({
           type: "IMRecvCustomCommand",
           room,
@@ -1101,12 +1224,15 @@ var ParlorCore = class {
       }
       case "room_extra": {
         const item = toExtra(f);
-        this.emit({ type: "roomExtraInfoUpdate", room, extra: [item] });
+        if (item.user.id !== me) this.emit({ type: "roomExtraInfoUpdate", room, extra: [item] });
         v.extra.set(item.key, item);
         return;
       }
+      // A replay carries the client's own events too (§9.3): they are counted (above), never
+      // reported.
       case "broadcast":
       case "barrage":
+        if (toUser(f.from).id === me) return;
         this.emit({
           type: f.kind === "broadcast" ? "IMRecvBroadcastMessage" : "IMRecvBarrageMessage",
           room,
@@ -1117,6 +1243,7 @@ var ParlorCore = class {
         });
         return;
       case "command":
+        if (toUser(f.from).id === me) return;
         this.emit({
           type: "IMRecvCustomCommand",
           room,

@@ -19,15 +19,23 @@
  * - Every frame from the server counts as life; nothing heard for two heartbeat intervals
  *   (also a connect attempt that neither opens nor fails) means the connection is dead.
  * - `resumed` reports `replay` / `snapshot` rooms RECONNECTED at once (the replayed events or the
- *   snapshot's diff follow), `kicked:<code>` rooms KICK_OUT. Requests go out again after
- *   `resume_done`, in id order (in-flight ones with their ids), then re-publishes.
+ *   snapshot's diff follow), `kicked:<code>` rooms KICK_OUT. A room the client acked that
+ *   `resumed` leaves out is no longer ours on the server (protocol §9.3): unless our own logout
+ *   explains it, the client logs in to it again on the same session (after `resume_done`) and
+ *   reports it RECONNECTED at the `ok`, with the diff. A room whose login went out but was never
+ *   answered is acked with an empty epoch; a `snapshot` for it is taken as the login's answer.
+ *   Requests go out again after `resume_done`: in-flight ones first (with their ids, in id
+ *   order), then the held ones.
  * - A refused resume is followed on the same connection by `hello` and a `login` per room; each
  *   room is RECONNECTED at its `ok`, then the diff. Requests get new ids in the new session.
  * - Requests for a room that is not in (LOGINING, RECONNECTING, resuming) are held. Requests for
- *   a room the client is not in fail at once with 1009005.
+ *   a room the client is not in fail at once with 1009005. A request's `id` is given when it is
+ *   first sent, not when the app makes it, so ids increase on the wire even when a held request
+ *   goes out after a later one (the server treats an id not above the last as a repeat, §9.1).
  * - Channel events at or below the last applied seq are dropped; gaps are applied anyway.
  *   Updates are computed against the client's view (an ADD of a known user is not reported);
- *   events about the client's own user and streams are never reported.
+ *   events about the client's own user and streams, and its own messages (a replay carries
+ *   them, §9.3), update the view and the acks but are never reported.
  * - After LOGINED: users ADD, streams ADD and (a Parlor addition) one `roomExtraInfoUpdate`, each
  *   only when non-empty, sorted by id / key. Diffs: users DELETE, users ADD, streams DELETE,
  *   streams ADD, stream extra, room extra, online count.
@@ -103,6 +111,11 @@ interface Room {
   relogin: boolean;
   /** After this reconnection completes, re-publish own streams the server no longer has. */
   republishCheck: boolean;
+  /**
+   * `resumed` said the server has this room (whose login `ok` was lost): its snapshot is the
+   * login's answer.
+   */
+  loginBySnapshot: boolean;
 }
 
 type Kind =
@@ -115,7 +128,13 @@ type Kind =
   | { k: 'unpublish'; room: string; stream: string }
   | { k: 'stream_extra'; room: string; stream: string; extra: string }
   | { k: 'renew_token'; token: string }
+  /** Logout of a room the app gave up on while its login was in flight. */
   | { k: 'abandon' }
+  /**
+   * A login (or switch) the app gave up on after it was sent: if the server answers `ok`, leave
+   * the room again. Not sent again after a reconnection.
+   */
+  | { k: 'abandoned'; room: string }
   | { k: 'plain' };
 
 interface Pending {
@@ -125,6 +144,8 @@ interface Pending {
   /** A room that must be in (ACTIVE) before the request may be sent. */
   needsRoom: string | undefined;
   sent: boolean;
+  /** The `id` it went out with (kept when it goes again after a resume); undefined until sent. */
+  wire: number | undefined;
 }
 
 type Conn =
@@ -184,6 +205,19 @@ function sameExtra(a: RoomExtraInfo | undefined, b: RoomExtraInfo): boolean {
     a.user.name === b.user.name &&
     a.timeMs === b.timeMs
   );
+}
+
+/** The room a login, switch or relogin request logs in to (undefined for other requests). */
+function loginRoomOf(k: Kind): string | undefined {
+  if (k.k === 'login' || k.k === 'relogin') return k.room;
+  if (k.k === 'switch') return k.to;
+  return undefined;
+}
+
+/** The code of a `kicked:<code>` status of `resumed`. */
+function kickedCode(status: string): number {
+  const parsed = Number.parseInt(status.slice('kicked:'.length).trim(), 10);
+  return Number.isFinite(parsed) && parsed >= 0 ? parsed : ErrorCodes.KICKED_BY_SERVER;
 }
 
 function emptyView(): RoomView {
@@ -259,9 +293,11 @@ export class ParlorCore {
   private windowEnd: number | undefined;
   private directSeq = 0;
   private nextId = 1;
+  /** Pending requests are keyed in the order the app (or the core) made them. */
+  private nextKey = 0;
   private readonly rooms = new Map<string, Room>();
   private readonly states = new Map<string, CoreRoomStateReason>();
-  private pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Pending>();
 
   constructor(config: CoreConfig = {}) {
     this.appId = config.appId ?? 1;
@@ -423,10 +459,6 @@ export class ParlorCore {
     return this.user?.id ?? '';
   }
 
-  private allocId(): number {
-    return this.nextId++;
-  }
-
   private ack(): Ack {
     const rooms: Ack['rooms'] = {};
     for (const id of this.roomIds()) {
@@ -434,24 +466,40 @@ export class ParlorCore {
       if (r.phase === 'LOGINING' || r.relogin || r.epoch === undefined) continue;
       rooms[id] = { epoch: r.epoch, room: r.seqRoom, users: r.seqUsers };
     }
+    // A room whose login went out but was not answered may be ours on the server: ack it with
+    // an empty epoch, so that the server, if it has us there, answers with a snapshot (which
+    // then serves as the login's answer), never a replay we have no base for.
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key) as Pending;
+      const room = loginRoomOf(p.kind);
+      if (room === undefined || p.wire === undefined) continue;
+      const r = this.rooms.get(room);
+      if (r && (r.phase === 'LOGINING' || r.relogin) && rooms[room] === undefined) {
+        rooms[room] = { epoch: '', room: 0, users: 0 };
+      }
+    }
     return { direct: this.directSeq, rooms };
   }
 
   // ------------------------------------------------------------------ requests
 
-  /** Queues a request (its id is taken now); it goes out now if it may, else later. */
+  /**
+   * Queues a request; it goes out now if it may, else when the connection and room allow. Its
+   * `id` is given when it is first sent (see {@link flush}).
+   */
   private request(
     frameOf: (id: number) => ClientFrame,
     kind: Kind,
     handle: number | undefined,
     needsRoom: string | undefined,
   ): void {
-    const id = this.allocId();
-    this.pending.set(id, { frame: frameOf(id), kind, handle, needsRoom, sent: false });
+    const key = ++this.nextKey;
+    this.pending.set(key, { frame: frameOf(0), kind, handle, needsRoom, sent: false, wire: undefined });
     this.flush();
   }
 
-  private pendingIds(): number[] {
+  /** The pending requests' keys, in the order they were made. */
+  private pendingKeys(): number[] {
     return [...this.pending.keys()].sort((a, b) => a - b);
   }
 
@@ -461,36 +509,60 @@ export class ParlorCore {
   }
 
   /**
-   * Sends every unsent request that may go, in id order (so requests in flight at a cut go
-   * again first, with their own ids, then the ones held meanwhile).
+   * Sends what may go: first the requests that were in flight at a cut, again, with their own
+   * ids, in id order (the server answers repeats from memory); then the ones held meanwhile, in
+   * the order they were made, each getting its id now — ids are given at sending, so they
+   * increase on the wire even when a held request goes out after a later one (§9.1).
    */
   private flush(): void {
     if (this.conn.s !== 'ready') return;
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id);
-      if (p && !p.sent && this.maySend(p)) {
-        p.sent = true;
-        this.send({ ...p.frame });
+    const again = [...this.pending.values()]
+      .filter((p) => p.wire !== undefined && !p.sent)
+      .sort((a, b) => (a.wire as number) - (b.wire as number));
+    for (const p of again) {
+      p.sent = true;
+      this.send({ ...p.frame });
+    }
+    const fresh = this.pendingKeys().filter((key) => {
+      const p = this.pending.get(key) as Pending;
+      return p.wire === undefined && !p.sent && this.maySend(p);
+    });
+    for (const key of fresh) {
+      const p = this.pending.get(key);
+      if (!p) continue;
+      const id = this.nextId++;
+      p.sent = true;
+      p.wire = id;
+      p.frame = { ...p.frame, id };
+      this.send({ ...p.frame });
+    }
+  }
+
+  /** Takes the request answered by wire id `id`. */
+  private takeAnswered(id: number | undefined): Pending | undefined {
+    if (id === undefined) return undefined;
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key) as Pending;
+      if (p.sent && p.wire === id) {
+        this.pending.delete(key);
+        return p;
       }
     }
+    return undefined;
   }
 
   /** Fails every request that needs `room` (and a login for it) with `code`. */
   private failRoomRequests(room: string, code: number): void {
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id);
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key);
       if (!p) continue;
-      const k = p.kind;
-      const loginFor =
-        ((k.k === 'login' || k.k === 'relogin') && k.room === room) ||
-        (k.k === 'switch' && k.to === room);
-      if (p.needsRoom !== room && !loginFor) continue;
-      this.pending.delete(id);
+      if (p.needsRoom !== room && loginRoomOf(p.kind) !== room) continue;
+      this.pending.delete(key);
       this.result(p.handle, code);
-      if ((k.k === 'login' || k.k === 'switch') && p.sent) {
+      if (loginRoomOf(p.kind) !== undefined && p.sent) {
         // The server may still put us in the room: keep it without a handle, so that its
         // `ok` is answered with a logout.
-        this.pending.set(id, { ...p, handle: undefined });
+        this.pending.set(key, { ...p, handle: undefined, kind: { k: 'abandoned', room } });
       }
     }
   }
@@ -520,6 +592,7 @@ export class ParlorCore {
       own: new Map(),
       relogin: false,
       republishCheck: false,
+      loginBySnapshot: false,
     };
   }
 
@@ -789,6 +862,7 @@ export class ParlorCore {
     if (disconnect) this.out.push({ disconnect: true });
     this.conn = { s: 'idle' };
     this.nextPing = undefined;
+    for (const [key, p] of this.pending) if (p.kind.k === 'abandoned') this.pending.delete(key);
     for (const p of this.pending.values()) p.sent = false;
     if (this.rooms.size === 0) {
       this.endSession(false);
@@ -857,10 +931,10 @@ export class ParlorCore {
     }
     if (this.conn.s !== 'ready') {
       // Requests for no room (renew_token) held since the loss fail too.
-      for (const id of this.pendingIds()) {
-        const p = this.pending.get(id) as Pending;
+      for (const key of this.pendingKeys()) {
+        const p = this.pending.get(key) as Pending;
         if (p.needsRoom === undefined && (p.kind.k === 'renew_token' || p.kind.k === 'plain')) {
-          this.pending.delete(id);
+          this.pending.delete(key);
           this.result(p.handle, code);
         }
       }
@@ -947,30 +1021,14 @@ export class ParlorCore {
     this.startHeartbeat(now, f.heartbeat_ms);
     const away = this.roomIds().filter((id) => this.rooms.get(id)?.phase === 'RECONNECTING');
     if (away.length > 0) {
-      // A new session after a refused resume: old request ids mean nothing to it, and ids must
-      // increase, so every waiting request gets a new one; then every room that was in logs
-      // in again.
-      const old = this.pendingIds().map((id) => this.pending.get(id) as Pending);
-      this.pending = new Map();
-      for (const p of old) {
-        const id = this.allocId();
-        this.pending.set(id, { ...p, frame: { ...p.frame, id }, sent: false });
+      // A new session after a refused resume: old request ids mean nothing to it, so every
+      // waiting request goes out as new (with a new id); then every room that was in logs in
+      // again.
+      for (const p of this.pending.values()) {
+        p.wire = undefined;
+        p.sent = false;
       }
-      for (const room of away) {
-        const r = this.rooms.get(room);
-        if (!r) continue;
-        r.relogin = true;
-        const id = this.allocId();
-        const frame: ClientFrame = { t: 'login', id, room, config: { ...r.config } };
-        if (r.token !== undefined) frame.token = r.token;
-        this.pending.set(id, {
-          frame,
-          kind: { k: 'relogin', room },
-          handle: undefined,
-          needsRoom: undefined,
-          sent: false,
-        });
-      }
+      for (const room of away) this.relogin(room);
     }
     this.flush();
   }
@@ -980,22 +1038,65 @@ export class ParlorCore {
     this.session.id = str(f.session, this.session.id);
     this.session.resumeToken = str(f.resume_token, this.session.resumeToken);
     this.conn = { s: 'resuming' };
-    this.windowEnd = undefined;
     this.startHeartbeat(now, f.heartbeat_ms);
     const statuses = obj(f.rooms);
-    for (const room of this.roomIds()) {
-      if (this.rooms.get(room)?.phase !== 'RECONNECTING') continue;
-      const status = str(statuses[room], 'replay');
+    const statusOf = (room: string): string | undefined =>
+      Object.prototype.hasOwnProperty.call(statuses, room) ? str(statuses[room], 'replay') : undefined;
+    const away = this.roomIds().filter((id) => {
+      const r = this.rooms.get(id) as Room;
+      return r.phase === 'RECONNECTING' && !r.relogin;
+    });
+    // Rooms that are (re-)logging in: their login's answer may have been lost.
+    const logining = this.roomIds().filter((id) => {
+      const r = this.rooms.get(id) as Room;
+      return r.phase === 'LOGINING' || r.relogin;
+    });
+    for (const room of logining) {
+      const status = statusOf(room);
+      if (status === 'snapshot') {
+        const r = this.rooms.get(room);
+        if (r) r.loginBySnapshot = true;
+      } else if (status !== undefined && status.startsWith('kicked:')) {
+        const code = kickedCode(status);
+        this.removeRoom(room, 'KICK_OUT', code, NO_DATA(), code);
+      }
+      // Not there (the login never arrived: it goes again) or a replay (the repeated login's
+      // `ok` answers it).
+    }
+    for (const room of away) {
+      const status = statusOf(room);
+      if (status === undefined) {
+        const leaving = [...this.pending.values()].some((p) => p.kind.k === 'logout' && p.kind.room === room);
+        if (leaving) {
+          // Our logout reached the server before the cut: its repeat gets the answer.
+          const r = this.rooms.get(room);
+          if (r) r.phase = 'ACTIVE';
+          this.report(room, 'RECONNECTED', 0, NO_DATA());
+        } else {
+          // The server no longer has us there (§9.3): log in again, on this session.
+          this.relogin(room);
+        }
+        continue;
+      }
       if (status.startsWith('kicked:')) {
-        const parsed = Number.parseInt(status.slice('kicked:'.length).trim(), 10);
-        const code = Number.isFinite(parsed) && parsed >= 0 ? parsed : ErrorCodes.KICKED_BY_SERVER;
+        const code = kickedCode(status);
         this.removeRoom(room, 'KICK_OUT', code, NO_DATA(), code);
         continue;
       }
-      const r = this.rooms.get(room) as Room;
-      r.phase = 'ACTIVE';
-      r.republishCheck = true;
+      const r = this.rooms.get(room);
+      if (r) {
+        r.phase = 'ACTIVE';
+        r.republishCheck = true;
+      }
       this.report(room, 'RECONNECTED', 0, NO_DATA());
+    }
+    // Rooms the server still has us in but the app gave up meanwhile: leave them.
+    for (const room of Object.keys(statuses).sort(byKey)) {
+      const status = str(statuses[room], 'replay');
+      if (!this.rooms.has(room) && !status.startsWith('kicked:')) this.abandon(room);
+    }
+    if (![...this.rooms.values()].some((x) => x.phase === 'RECONNECTING')) {
+      this.windowEnd = undefined;
     }
   }
 
@@ -1052,60 +1153,27 @@ export class ParlorCore {
   }
 
   private onOk(f: ServerFrame): void {
-    const id = optNum(f.id);
-    const p = id !== undefined ? this.pending.get(id) : undefined;
-    if (id === undefined || !p) return;
-    this.pending.delete(id);
-    const me = this.me();
+    const p = this.takeAnswered(optNum(f.id));
+    if (!p) return;
     const seq = obj(f.seq);
     const k = p.kind;
     switch (k.k) {
       case 'login':
       case 'switch': {
         const room = k.k === 'login' ? k.room : k.to;
-        const r = this.rooms.get(room);
-        if (!r || r.phase !== 'LOGINING') {
+        if (this.rooms.get(room)?.phase !== 'LOGINING') {
           this.abandon(room);
           return;
         }
-        const view = viewFromState(f, me);
-        r.phase = 'ACTIVE';
-        r.loginDeadline = undefined;
-        r.epoch = str(f.room_session);
-        r.seqRoom = num(seq.room);
-        r.seqUsers = num(seq.users);
-        r.view = view;
-        this.report(room, 'LOGINED', 0, { room_session_id: r.epoch });
-        for (const e of diffViews(emptyView(), view, room, me)) this.emit(e);
-        this.result(p.handle, 0);
-        this.flush();
+        this.logined(room, f, seq, p.handle);
         return;
       }
       case 'relogin': {
-        const room = k.room;
-        const r = this.rooms.get(room);
-        if (!r) {
-          this.abandon(room);
+        if (!this.rooms.get(k.room)?.relogin) {
+          this.abandon(k.room);
           return;
         }
-        const view = viewFromState(f, me);
-        const old = r.view;
-        r.view = view;
-        r.phase = 'ACTIVE';
-        r.relogin = false;
-        r.epoch = str(f.room_session);
-        r.seqRoom = num(seq.room);
-        r.seqUsers = num(seq.users);
-        this.report(room, 'RECONNECTED', 0, NO_DATA());
-        for (const e of diffViews(old, view, room, me)) this.emit(e);
-        if (old.online !== view.online) {
-          this.emit({ type: 'roomOnlineUserCountUpdate', room, count: view.online });
-        }
-        if (![...this.rooms.values()].some((x) => x.phase === 'RECONNECTING')) {
-          this.windowEnd = undefined;
-        }
-        this.republish(room);
-        this.flush();
+        this.relogined(k.room, f, seq);
         return;
       }
       case 'logout':
@@ -1157,6 +1225,9 @@ export class ParlorCore {
         return;
       case 'abandon':
         return;
+      case 'abandoned':
+        this.abandon(k.room);
+        return;
       case 'plain': {
         const room = typeof f.room === 'string' ? f.room : p.needsRoom;
         this.applyOkSeq(room, seq);
@@ -1164,6 +1235,82 @@ export class ParlorCore {
         return;
       }
     }
+  }
+
+  /** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
+  private logined(
+    room: string,
+    state: Record<string, unknown>,
+    seq: Record<string, unknown>,
+    handle: number | undefined,
+  ): void {
+    const me = this.me();
+    const r = this.rooms.get(room);
+    if (!r) return;
+    const view = viewFromState(state, me);
+    r.phase = 'ACTIVE';
+    r.loginDeadline = undefined;
+    r.loginBySnapshot = false;
+    r.epoch = str(state.room_session);
+    r.seqRoom = num(seq.room);
+    r.seqUsers = num(seq.users);
+    r.view = view;
+    this.report(room, 'LOGINED', 0, { room_session_id: r.epoch });
+    for (const e of diffViews(emptyView(), view, room, me)) this.emit(e);
+    this.result(handle, 0);
+    this.flush();
+  }
+
+  /**
+   * Log in to a room that was in again (new session, or a resume that no longer has it); the
+   * room stays RECONNECTING until the answer.
+   */
+  private relogin(room: string): void {
+    // One login per room at a time: a relogin of a previous session is replaced.
+    for (const [key, p] of this.pending) {
+      if (p.kind.k === 'relogin' && p.kind.room === room) this.pending.delete(key);
+    }
+    const r = this.rooms.get(room);
+    if (!r) return;
+    r.relogin = true;
+    const config = { ...r.config };
+    const token = r.token;
+    this.request(
+      (id) => {
+        const frame: ClientFrame = { t: 'login', id, room, config };
+        if (token !== undefined) frame.token = token;
+        return frame;
+      },
+      { k: 'relogin', room },
+      undefined,
+      undefined,
+    );
+  }
+
+  /** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
+  private relogined(room: string, state: Record<string, unknown>, seq: Record<string, unknown>): void {
+    const me = this.me();
+    const r = this.rooms.get(room);
+    if (!r) return;
+    const view = viewFromState(state, me);
+    const old = r.view;
+    r.view = view;
+    r.phase = 'ACTIVE';
+    r.relogin = false;
+    r.loginBySnapshot = false;
+    r.epoch = str(state.room_session);
+    r.seqRoom = num(seq.room);
+    r.seqUsers = num(seq.users);
+    this.report(room, 'RECONNECTED', 0, NO_DATA());
+    for (const e of diffViews(old, view, room, me)) this.emit(e);
+    if (old.online !== view.online) {
+      this.emit({ type: 'roomOnlineUserCountUpdate', room, count: view.online });
+    }
+    if (![...this.rooms.values()].some((x) => x.phase === 'RECONNECTING')) {
+      this.windowEnd = undefined;
+    }
+    this.republish(room);
+    this.flush();
   }
 
   private selfUser(): User {
@@ -1182,9 +1329,8 @@ export class ParlorCore {
       this.onSessionError(now, code);
       return;
     }
-    const p = this.pending.get(id);
+    const p = this.takeAnswered(id);
     if (!p) return;
-    this.pending.delete(id);
     const k = p.kind;
     switch (k.k) {
       case 'login':
@@ -1198,7 +1344,7 @@ export class ParlorCore {
       }
       case 'relogin': {
         const fail = ErrorCodes.RECONNECT_FAILED;
-        if (this.rooms.has(k.room)) {
+        if (this.rooms.get(k.room)?.relogin) {
           this.removeRoom(k.room, 'RECONNECT_FAILED', fail, { code }, fail);
         }
         if (![...this.rooms.values()].some((x) => x.phase === 'RECONNECTING')) {
@@ -1247,9 +1393,9 @@ export class ParlorCore {
         this.removeRoom(room, 'RECONNECT_FAILED', fail, { code }, fail);
       }
     }
-    for (const id of this.pendingIds()) {
-      const p = this.pending.get(id) as Pending;
-      this.pending.delete(id);
+    for (const key of this.pendingKeys()) {
+      const p = this.pending.get(key) as Pending;
+      this.pending.delete(key);
       this.result(p.handle, code);
     }
     void now;
@@ -1271,12 +1417,34 @@ export class ParlorCore {
     const me = this.me();
     const room = str(f.room);
     const r = this.rooms.get(room);
-    if (!r || r.phase !== 'ACTIVE') return;
+    if (!r) return;
+    const seq = obj(f.seq);
+    if (r.phase === 'LOGINING' && r.loginBySnapshot) {
+      // The login whose answer was lost: this snapshot is its answer.
+      const key = this.pendingKeys().find((kk) => {
+        const k = (this.pending.get(kk) as Pending).kind;
+        return (k.k === 'login' || k.k === 'switch') && loginRoomOf(k) === room;
+      });
+      const p = key !== undefined ? this.pending.get(key) : undefined;
+      if (key !== undefined) this.pending.delete(key);
+      this.logined(room, f, seq, p?.handle);
+      return;
+    }
+    if (r.relogin && r.loginBySnapshot) {
+      for (const [key, p] of this.pending) {
+        if (p.kind.k === 'relogin' && p.kind.room === room) {
+          this.pending.delete(key);
+          break;
+        }
+      }
+      this.relogined(room, f, seq);
+      return;
+    }
+    if (r.phase !== 'ACTIVE') return;
     const view = viewFromState(f, me);
     const old = r.view;
     r.view = view;
     r.epoch = str(f.room_session);
-    const seq = obj(f.seq);
     r.seqRoom = num(seq.room);
     r.seqUsers = num(seq.users);
     for (const e of diffViews(old, view, room, me)) this.emit(e);
@@ -1294,7 +1462,7 @@ export class ParlorCore {
         if (seq <= this.directSeq) return;
         this.directSeq = seq;
       }
-      if (f.kind === 'command' && this.rooms.has(room)) {
+      if (f.kind === 'command' && this.rooms.has(room) && toUser(f.from).id !== me) {
         this.emit({
           type: 'IMRecvCustomCommand',
           room,
@@ -1384,12 +1552,15 @@ export class ParlorCore {
       }
       case 'room_extra': {
         const item = toExtra(f);
-        this.emit({ type: 'roomExtraInfoUpdate', room, extra: [item] });
+        if (item.user.id !== me) this.emit({ type: 'roomExtraInfoUpdate', room, extra: [item] });
         v.extra.set(item.key, item);
         return;
       }
+      // A replay carries the client's own events too (§9.3): they are counted (above), never
+      // reported.
       case 'broadcast':
       case 'barrage':
+        if (toUser(f.from).id === me) return;
         this.emit({
           type: f.kind === 'broadcast' ? 'IMRecvBroadcastMessage' : 'IMRecvBarrageMessage',
           room,
@@ -1400,6 +1571,7 @@ export class ParlorCore {
         });
         return;
       case 'command':
+        if (toUser(f.from).id === me) return;
         this.emit({
           type: 'IMRecvCustomCommand',
           room,

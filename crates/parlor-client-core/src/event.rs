@@ -1,0 +1,211 @@
+//! What the core tells the app: [`AppEvent`], with the names and JSON shape of the Web SDK's
+//! events (`roomStateChanged`, `roomUserUpdate`, …; fields camelCase), so that the shared
+//! scenario files under `tests/scenarios/` describe both SDKs.
+
+use parlor_protocol::{RoomExtraItem, Stream, User};
+use serde::{Deserialize, Serialize};
+
+/// The `reason` of `roomStateChanged` (protocol §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RoomStateReason {
+    /// `login_room` or `switch_room` called.
+    Logining,
+    /// Login answered `ok`.
+    Logined,
+    /// Login answered `error`, or timed out (1002031).
+    LoginFailed,
+    /// The connection of a logged-in room was lost (1002051).
+    Reconnecting,
+    /// The room is back, after a resume or a fresh login.
+    Reconnected,
+    /// No success within the reconnect window, or the server refused (1002053). Terminal.
+    ReconnectFailed,
+    /// `kicked` received (the kick's code).
+    KickOut,
+    /// Logged out; also the initial state.
+    Logout,
+    /// Logout of a room the client is not in (1002002).
+    LogoutFailed,
+}
+
+impl RoomStateReason {
+    /// The wire spelling, e.g. `"KICK_OUT"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStateReason::Logining => "LOGINING",
+            RoomStateReason::Logined => "LOGINED",
+            RoomStateReason::LoginFailed => "LOGIN_FAILED",
+            RoomStateReason::Reconnecting => "RECONNECTING",
+            RoomStateReason::Reconnected => "RECONNECTED",
+            RoomStateReason::ReconnectFailed => "RECONNECT_FAILED",
+            RoomStateReason::KickOut => "KICK_OUT",
+            RoomStateReason::Logout => "LOGOUT",
+            RoomStateReason::LogoutFailed => "LOGOUT_FAILED",
+        }
+    }
+
+    /// True for the states in which the room is usable (`LOGINED`, `RECONNECTED`).
+    pub fn is_in_room(self) -> bool {
+        matches!(self, RoomStateReason::Logined | RoomStateReason::Reconnected)
+    }
+}
+
+/// `ADD` or `DELETE` in user and stream updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UpdateType {
+    /// Entered / published.
+    Add,
+    /// Left / stopped.
+    Delete,
+}
+
+/// One key of a room's extra info as the app sees it (`timeMs` camelCase).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtraInfo {
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+    /// Who set it last.
+    pub user: User,
+    /// When, server time in ms.
+    pub time_ms: u64,
+}
+
+impl From<&RoomExtraItem> for ExtraInfo {
+    fn from(i: &RoomExtraItem) -> Self {
+        ExtraInfo { key: i.key.clone(), value: i.value.clone(), user: i.user.clone(), time_ms: i.time_ms }
+    }
+}
+
+/// An event for the app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum AppEvent {
+    /// A room's state changed (§7).
+    #[serde(rename = "roomStateChanged", rename_all = "camelCase")]
+    RoomStateChanged {
+        /// The room.
+        room: String,
+        /// The new state.
+        reason: RoomStateReason,
+        /// 0 or the code of the table in §7.
+        error_code: u32,
+        /// `{"room_session_id": ...}` for LOGINED, the kick's `extended_data` for KICK_OUT,
+        /// otherwise `{}`.
+        extended_data: serde_json::Value,
+    },
+    /// Other users entered or left.
+    #[serde(rename = "roomUserUpdate", rename_all = "camelCase")]
+    RoomUserUpdate {
+        /// The room.
+        room: String,
+        /// Added or deleted.
+        update_type: UpdateType,
+        /// Who.
+        users: Vec<User>,
+    },
+    /// Other users' streams were published or stopped.
+    #[serde(rename = "roomStreamUpdate", rename_all = "camelCase")]
+    RoomStreamUpdate {
+        /// The room.
+        room: String,
+        /// Added or deleted.
+        update_type: UpdateType,
+        /// Which.
+        streams: Vec<Stream>,
+    },
+    /// Other users' streams' extra info changed.
+    #[serde(rename = "roomStreamExtraInfoUpdate", rename_all = "camelCase")]
+    RoomStreamExtraInfoUpdate {
+        /// The room.
+        room: String,
+        /// The streams with their new extra info.
+        streams: Vec<Stream>,
+    },
+    /// Room extra info changed.
+    #[serde(rename = "roomExtraInfoUpdate", rename_all = "camelCase")]
+    RoomExtraInfoUpdate {
+        /// The room.
+        room: String,
+        /// The changed keys.
+        extra: Vec<ExtraInfo>,
+    },
+    /// The number of people in the room changed.
+    #[serde(rename = "roomOnlineUserCountUpdate", rename_all = "camelCase")]
+    RoomOnlineUserCountUpdate {
+        /// The room.
+        room: String,
+        /// Everyone in the room, the client too.
+        count: u32,
+    },
+    /// The token a room relies on expires soon: call `renew_token`.
+    #[serde(rename = "roomTokenWillExpire", rename_all = "camelCase")]
+    RoomTokenWillExpire {
+        /// The room.
+        room: String,
+        /// Seconds left.
+        remaining_s: u64,
+    },
+    /// A broadcast message from another user.
+    #[serde(rename = "IMRecvBroadcastMessage", rename_all = "camelCase")]
+    BroadcastMessage {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: User,
+        /// The text.
+        message: String,
+        /// The server's message id.
+        message_id: String,
+        /// Server time in ms.
+        time_ms: u64,
+    },
+    /// A barrage message from another user.
+    #[serde(rename = "IMRecvBarrageMessage", rename_all = "camelCase")]
+    BarrageMessage {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: User,
+        /// The text.
+        message: String,
+        /// The server's message id.
+        message_id: String,
+        /// Server time in ms.
+        time_ms: u64,
+    },
+    /// A custom command sent to this user.
+    #[serde(rename = "IMRecvCustomCommand", rename_all = "camelCase")]
+    CustomCommand {
+        /// The room.
+        room: String,
+        /// The sender.
+        from: User,
+        /// The command text.
+        command: String,
+        /// Server time in ms.
+        time_ms: u64,
+    },
+    /// The outcome of the app call made with `handle`.
+    #[serde(rename = "result", rename_all = "camelCase")]
+    Result {
+        /// The handle passed to [`crate::Core::handle_command`].
+        handle: u64,
+        /// 0 on success, otherwise the error code.
+        error_code: u32,
+        /// For broadcast / barrage: the message id the server assigned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message_id: Option<String>,
+    },
+}
+
+impl AppEvent {
+    /// The event as the JSON object of the scenario files and the Web SDK.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}

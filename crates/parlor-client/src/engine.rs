@@ -1,0 +1,286 @@
+//! [`Engine`]: the public API. Each call becomes a [`Command`] for the driver task and waits
+//! for its outcome.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use parlor_client_core::{Command, Config, RoomStateReason};
+use parlor_protocol::{ErrorCode, RoomConfig, User};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::{self, Msg, Reply};
+use crate::event::Event;
+
+/// Settings of an [`Engine`]; every timeout has the protocol's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Heartbeat interval until the server's `welcome` says otherwise (10 s).
+    pub heartbeat: Duration,
+    /// How long a login may take, connecting included (30 s).
+    pub login_timeout: Duration,
+    /// How long after a lost connection the engine tries to get its rooms back (5 min).
+    pub reconnect_window: Duration,
+    /// Where connections come from; `None` (the default) connects by TCP to the URL's host.
+    pub connector: Option<Connector>,
+}
+
+/// A byte stream a connection can run on.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+type ConnectFuture = Pin<Box<dyn Future<Output = std::io::Result<Box<dyn Io>>> + Send>>;
+
+/// Opens the byte stream of each new connection; the engine then runs the WebSocket upgrade
+/// (to the engine's URL) over it. For tests (an in-memory server, a fault-injecting path) and
+/// for transports of the app's own.
+#[derive(Clone)]
+pub struct Connector(Arc<dyn Fn() -> ConnectFuture + Send + Sync>);
+
+impl Connector {
+    /// A connector calling `f` for every connection.
+    pub fn new<F, Fut, S>(f: F) -> Connector
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = std::io::Result<S>> + Send + 'static,
+        S: Io,
+    {
+        Connector(Arc::new(move || {
+            let fut = f();
+            Box::pin(async move { fut.await.map(|s| Box::new(s) as Box<dyn Io>) })
+        }))
+    }
+
+    pub(crate) async fn connect(&self) -> std::io::Result<Box<dyn Io>> {
+        (self.0)().await
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connector(..)")
+    }
+}
+
+impl PartialEq for Connector {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Connector {}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            heartbeat: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(30),
+            reconnect_window: Duration::from_secs(300),
+            connector: None,
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The server (or the engine, for client-side codes like 1002031) refused the call with a
+    /// protocol error code (§8).
+    #[error("{message} ({code})")]
+    Code {
+        /// The code.
+        code: u32,
+        /// What it means.
+        message: String,
+    },
+    /// The engine's task has stopped (the runtime is shutting down).
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+impl Error {
+    pub(crate) fn from_code(code: u32) -> Error {
+        Error::Code {
+            code,
+            message: ErrorCode::from_code(code).map(|c| c.message().to_string()).unwrap_or_else(|| "error".to_string()),
+        }
+    }
+
+    /// The protocol error code (0 for [`Error::Stopped`]).
+    pub fn code(&self) -> u32 {
+        match self {
+            Error::Code { code, .. } => *code,
+            Error::Stopped => 0,
+        }
+    }
+}
+
+/// A Parlor client: one user's session with a server, in any number of rooms.
+///
+/// Create it inside a tokio runtime; it spawns one task that owns the connection. Dropping the
+/// engine ends the session (`bye`).
+#[derive(Debug)]
+pub struct Engine {
+    tx: mpsc::UnboundedSender<Msg>,
+    events: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    states: Arc<Mutex<HashMap<String, RoomStateReason>>>,
+    next_handle: AtomicU64,
+}
+
+impl Engine {
+    /// An engine for `app_id` talking to `server_url` (e.g. `ws://127.0.0.1:7700/v1/ws`), with
+    /// the default [`EngineConfig`]. Must be called within a tokio runtime.
+    pub fn new(app_id: u32, server_url: impl Into<String>) -> Engine {
+        Engine::with_config(app_id, server_url, EngineConfig::default())
+    }
+
+    /// An engine with explicit settings. Must be called within a tokio runtime.
+    pub fn with_config(app_id: u32, server_url: impl Into<String>, config: EngineConfig) -> Engine {
+        let core_config = Config {
+            app_id,
+            heartbeat_ms: config.heartbeat.as_millis() as u64,
+            login_timeout_ms: config.login_timeout.as_millis() as u64,
+            reconnect_window_ms: config.reconnect_window.as_millis() as u64,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let states = Arc::new(Mutex::new(HashMap::new()));
+        tokio::spawn(driver::run(core_config, server_url.into(), config.connector, rx, ev_tx, states.clone()));
+        Engine { tx, events: Mutex::new(Some(ev_rx)), states, next_handle: AtomicU64::new(1) }
+    }
+
+    /// The event stream. Only the first call returns it; later calls return `None`.
+    pub fn events(&self) -> Option<mpsc::UnboundedReceiver<Event>> {
+        self.events.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// The last reported state of a room (`LOGOUT` for a room never entered).
+    pub fn room_state(&self, room_id: &str) -> RoomStateReason {
+        self.states.lock().ok().and_then(|s| s.get(room_id).copied()).unwrap_or(RoomStateReason::Logout)
+    }
+
+    async fn call(&self, cmd: Command) -> Result<Reply, Error> {
+        let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Msg::Command { handle, cmd, reply }).map_err(|_| Error::Stopped)?;
+        let r = rx.await.map_err(|_| Error::Stopped)?;
+        if r.error_code == 0 {
+            Ok(r)
+        } else {
+            Err(Error::from_code(r.error_code))
+        }
+    }
+
+    /// Log in to a room; resolves when the room is LOGINED (or the login failed). The first
+    /// login names the session's user and token.
+    pub async fn login_room(
+        &self,
+        room_id: impl Into<String>,
+        user: User,
+        token: impl Into<String>,
+        config: RoomConfig,
+    ) -> Result<(), Error> {
+        self.call(Command::LoginRoom { room: room_id.into(), user, token: token.into(), config }).await.map(drop)
+    }
+
+    /// Log out of a room.
+    pub async fn logout_room(&self, room_id: impl Into<String>) -> Result<(), Error> {
+        self.call(Command::LogoutRoom { room: room_id.into() }).await.map(drop)
+    }
+
+    /// Leave `from` and log in to `to` in one step; resolves when `to` is LOGINED (or failed).
+    pub async fn switch_room(
+        &self,
+        from: impl Into<String>,
+        to: impl Into<String>,
+        token: Option<String>,
+        config: RoomConfig,
+    ) -> Result<(), Error> {
+        self.call(Command::SwitchRoom { from: from.into(), to: to.into(), token, config }).await.map(drop)
+    }
+
+    /// Publish a stream in a room (re-published automatically after a reconnection that lost it).
+    pub async fn publish_stream(
+        &self,
+        room_id: impl Into<String>,
+        stream_id: impl Into<String>,
+        extra_info: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.call(Command::Publish { room: room_id.into(), stream: stream_id.into(), extra: extra_info.into() })
+            .await
+            .map(drop)
+    }
+
+    /// Stop publishing a stream.
+    pub async fn stop_publishing_stream(
+        &self,
+        room_id: impl Into<String>,
+        stream_id: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.call(Command::Unpublish { room: room_id.into(), stream: stream_id.into() }).await.map(drop)
+    }
+
+    /// Set the extra info of a stream this client publishes.
+    pub async fn set_stream_extra_info(
+        &self,
+        room_id: impl Into<String>,
+        stream_id: impl Into<String>,
+        extra_info: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.call(Command::SetStreamExtra { room: room_id.into(), stream: stream_id.into(), extra: extra_info.into() })
+            .await
+            .map(drop)
+    }
+
+    /// Set one key of a room's extra info.
+    pub async fn set_room_extra_info(
+        &self,
+        room_id: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.call(Command::SetRoomExtra { room: room_id.into(), key: key.into(), value: value.into() }).await.map(drop)
+    }
+
+    /// Send a broadcast message; returns the server's message id.
+    pub async fn send_broadcast_message(
+        &self,
+        room_id: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<String, Error> {
+        self.call(Command::Broadcast { room: room_id.into(), message: message.into() })
+            .await
+            .map(|r| r.message_id.unwrap_or_default())
+    }
+
+    /// Send a barrage message; returns the server's message id.
+    pub async fn send_barrage_message(
+        &self,
+        room_id: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Result<String, Error> {
+        self.call(Command::Barrage { room: room_id.into(), message: message.into() })
+            .await
+            .map(|r| r.message_id.unwrap_or_default())
+    }
+
+    /// Send a custom command to some users of a room (an empty `to`: everyone else).
+    pub async fn send_custom_command(
+        &self,
+        room_id: impl Into<String>,
+        to: Vec<String>,
+        command: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.call(Command::CustomCommand { room: room_id.into(), to, command: command.into() }).await.map(drop)
+    }
+
+    /// Replace the session's token (answer to [`Event::RoomTokenWillExpire`]).
+    pub async fn renew_token(&self, token: impl Into<String>) -> Result<(), Error> {
+        self.call(Command::RenewToken { token: token.into() }).await.map(drop)
+    }
+}
