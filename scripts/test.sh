@@ -28,11 +28,22 @@ grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
 # --- a client written from the protocol document alone, against the real binary ---------------
 step "independent conformance client (tests/independent)"
-cargo build -p parlor --quiet
+cargo build -p parlor -p parlor-client --example room --quiet
 tests/independent/run.sh target/debug/parlor
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"
 (cd sdk/web && npm ci --no-audit --no-fund --loglevel=error && npm test)
+# The server embeds sdk/web/dist/parlor.js: the committed bundle must be what the sources build.
+if ! git diff --quiet -- sdk/web/dist; then
+  echo "sdk/web/dist differs from a fresh build of sdk/web/src: run 'npm run build' in sdk/web and commit dist/" >&2
+  git --no-pager diff --stat -- sdk/web/dist >&2
+  exit 1
+fi
+
+step "browser tests in Chromium (demo page, reconnection, kick-out, Rust SDK <-> browser)"
+mkdir -p artifacts
+(cd sdk/web && PARLOR_BIN=../../target/debug/parlor PARLOR_ROOM_EXAMPLE=../../target/debug/examples/room npm run test:browser)
+echo "screenshot of the demo page: artifacts/demo.png"
 
 step "all tests passed"

@@ -4,7 +4,8 @@
 //! cargo run -p parlor-client --example room -- \
 //!     --server ws://127.0.0.1:7700/v1/ws --app 1 --user u1 --room r1 --secret <app secret>
 //! ```
-//! `--token <jwt>` uses a token minted elsewhere instead of `--secret`. Ctrl-C logs out.
+//! `--token <jwt>` uses a token minted elsewhere instead of `--secret`. Every line typed is
+//! sent to the room as a broadcast message; `/quit` or Ctrl-C logs out.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,6 +80,8 @@ async fn main() {
     let login = engine.login_room(args.room.clone(), user, token, RoomConfig::default());
     tokio::pin!(login);
     let mut logged_in = false;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(tokio::io::stdin()));
+    let mut input_open = true;
     loop {
         tokio::select! {
             r = &mut login, if !logged_in => {
@@ -98,6 +101,21 @@ async fn main() {
             ev = events.recv() => match ev {
                 Some(ev) => println!("{ev:?}"),
                 None => break,
+            },
+            line = lines.next_line(), if input_open && logged_in => match line {
+                Ok(Some(line)) if line.trim() == "/quit" => {
+                    if let Err(e) = engine.logout_room(args.room.clone()).await {
+                        eprintln!("logout: {e}");
+                    }
+                    break;
+                }
+                Ok(Some(line)) if line.trim().is_empty() => {}
+                Ok(Some(line)) => match engine.send_broadcast_message(args.room.clone(), line.trim()).await {
+                    Ok(id) => println!("sent broadcast {id}"),
+                    Err(e) => eprintln!("broadcast: {e}"),
+                },
+                // End of input: keep running until Ctrl-C (a client started with no terminal).
+                Ok(None) | Err(_) => input_open = false,
             },
             _ = tokio::signal::ctrl_c() => {
                 if let Err(e) = engine.logout_room(args.room.clone()).await {
