@@ -127,6 +127,9 @@ impl Error {
 #[derive(Debug)]
 pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,
+    /// For what the engine reports without the core: a server URL that can never be connected.
+    ev_tx: mpsc::UnboundedSender<Event>,
+    url_ok: bool,
     events: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
     states: Arc<Mutex<HashMap<String, RoomStateReason>>>,
     next_handle: AtomicU64,
@@ -150,8 +153,10 @@ impl Engine {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let states = Arc::new(Mutex::new(HashMap::new()));
-        tokio::spawn(driver::run(core_config, server_url.into(), config.connector, rx, ev_tx, states.clone()));
-        Engine { tx, events: Mutex::new(Some(ev_rx)), states, next_handle: AtomicU64::new(1) }
+        let server_url = server_url.into();
+        let url_ok = valid_server_url(&server_url);
+        tokio::spawn(driver::run(core_config, server_url, config.connector, rx, ev_tx.clone(), states.clone()));
+        Engine { tx, ev_tx, url_ok, events: Mutex::new(Some(ev_rx)), states, next_handle: AtomicU64::new(1) }
     }
 
     /// The event stream. Only the first call returns it; later calls return `None`.
@@ -162,6 +167,25 @@ impl Engine {
     /// The last reported state of a room (`LOGOUT` for a room never entered).
     pub fn room_state(&self, room_id: &str) -> RoomStateReason {
         self.states.lock().ok().and_then(|s| s.get(room_id).copied()).unwrap_or(RoomStateReason::Logout)
+    }
+
+    /// A login to a server URL that can never be connected (not `ws://` / `wss://` with a host)
+    /// fails at once with LOGIN_FAILED 1002030 ("could not connect"), instead of retrying for the
+    /// whole login timeout.
+    fn refuse_login(&self, room: &str) -> Error {
+        let code = ErrorCode::ConnectFailed.code();
+        for (reason, error_code) in [(RoomStateReason::Logining, 0), (RoomStateReason::LoginFailed, code)] {
+            if let Ok(mut s) = self.states.lock() {
+                s.insert(room.to_string(), reason);
+            }
+            let _ = self.ev_tx.send(Event::RoomStateChanged {
+                room_id: room.to_string(),
+                reason,
+                error_code,
+                extended_data: serde_json::json!({}),
+            });
+        }
+        Error::from_code(code)
     }
 
     async fn call(&self, cmd: Command) -> Result<Reply, Error> {
@@ -185,6 +209,9 @@ impl Engine {
         token: impl Into<String>,
         config: RoomConfig,
     ) -> Result<(), Error> {
+        if !self.url_ok {
+            return Err(self.refuse_login(&room_id.into()));
+        }
         self.call(Command::LoginRoom { room: room_id.into(), user, token: token.into(), config }).await.map(drop)
     }
 
@@ -282,5 +309,31 @@ impl Engine {
     /// Replace the session's token (answer to [`Event::RoomTokenWillExpire`]).
     pub async fn renew_token(&self, token: impl Into<String>) -> Result<(), Error> {
         self.call(Command::RenewToken { token: token.into() }).await.map(drop)
+    }
+}
+
+/// Whether `url` can ever be connected: `ws://` or `wss://` with a host.
+fn valid_server_url(url: &str) -> bool {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    match url.into_client_request() {
+        Ok(req) => {
+            let uri = req.uri();
+            matches!(uri.scheme_str(), Some("ws") | Some("wss")) && uri.host().is_some_and(|h| !h.is_empty())
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::valid_server_url;
+
+    #[test]
+    fn server_urls() {
+        assert!(valid_server_url("ws://127.0.0.1:7700/v1/ws"));
+        assert!(valid_server_url("wss://parlor.example/v1/ws"));
+        assert!(!valid_server_url("http://127.0.0.1:7700/v1/ws"));
+        assert!(!valid_server_url("not a url"));
+        assert!(!valid_server_url(""));
     }
 }

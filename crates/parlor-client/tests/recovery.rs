@@ -248,3 +248,20 @@ async fn logout_of_a_room_not_in_is_logout_failed_1002002() {
     a.collect();
     assert_eq!(a.states_since(a_mark), vec![(S::LogoutFailed, 1002002), (S::Logout, 0)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_server_url_that_can_never_connect_fails_the_login_at_once_with_1002030() {
+    let engine = parlor_client::Engine::new(APP, "http://127.0.0.1:7700/v1/ws");
+    let mut events = engine.events().unwrap();
+    let t0 = tokio::time::Instant::now();
+    let user = parlor_client::User { id: "a".into(), name: String::new() };
+    let err = engine.login_room("r", user, token("a"), RoomConfig::default()).await.unwrap_err();
+    assert_eq!(err.code(), 1002030);
+    assert_eq!(t0.elapsed(), Duration::ZERO, "no waiting for the login timeout");
+    let mut states = Vec::new();
+    while let Ok(Event::RoomStateChanged { reason, error_code, .. }) = events.try_recv() {
+        states.push((reason, error_code));
+    }
+    assert_eq!(states, vec![(S::Logining, 0), (S::LoginFailed, 1002030)]);
+    assert_eq!(engine.room_state("r"), S::LoginFailed);
+}
