@@ -29,7 +29,7 @@ grep -q "test result: FAILED" target/cargo-test.log && exit 1
 # --- a client written from the protocol document alone, against the real binary ---------------
 step "independent conformance client (tests/independent)"
 cargo build -p parlor -p parlor-client --example room --quiet
-tests/independent/run.sh target/debug/parlor
+tests/independent/run.sh "$PWD/target/debug/parlor"
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"
