@@ -74,6 +74,8 @@
 //! - **Diffs** (snapshot, fresh login) are reported in this order: users DELETE, users ADD,
 //!   streams DELETE, streams ADD, stream extra changes, room extra changes, online count.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 mod core;
 pub mod event;

@@ -9,6 +9,8 @@
 //!
 //! No IO, no async, no clock: whoever needs "now" passes it in.
 
+#![warn(missing_docs)]
+
 pub mod codes;
 pub mod decode;
 pub mod frames;

@@ -8,6 +8,8 @@
 //!
 //! [`Server::start`] binds and serves; tests use it on port 0.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod config;
 pub mod http;
