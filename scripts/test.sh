@@ -28,7 +28,8 @@ grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
 # --- a client written from the protocol document alone, against the real binary ---------------
 step "independent conformance client (tests/independent)"
-cargo build -p parlor -p parlor-client --example room --quiet
+cargo build -p parlor --bins --quiet
+cargo build -p parlor-client --example room --quiet
 tests/independent/run.sh "$PWD/target/debug/parlor"
 
 # --- the Web SDK ---------------------------------------------------------------------------
