@@ -32,6 +32,12 @@ cargo build -p parlor --bins --quiet
 cargo build -p parlor-client --example room --quiet
 tests/independent/run.sh "$PWD/target/debug/parlor"
 
+# --- the benchmark tool: every workload once, small, with correct counts ---------------------
+step "parlor bench --quick (w1 w2 w3 w4): the tool must not rot"
+for w in w1 w2 w3 w4; do
+  target/debug/parlor bench "$w" --quick
+done
+
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"
 (cd sdk/web && npm ci --no-audit --no-fund --loglevel=error && npm test)

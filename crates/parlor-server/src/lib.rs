@@ -42,7 +42,13 @@ pub struct Server {
 impl Server {
     /// Bind `config.listen` and serve until [`Server::shutdown`] or drop.
     pub async fn start(config: ServerConfig) -> std::io::Result<Server> {
-        let listener = tokio::net::TcpListener::bind(config.listen).await?;
+        // A deep accept queue: a login storm of thousands of connections at once should wait in
+        // the queue, not in SYN retries (tokio's default backlog is 1024).
+        let socket =
+            if config.listen.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(config.listen)?;
+        let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
         let hub = Arc::new(Hub::new(config));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

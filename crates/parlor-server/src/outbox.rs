@@ -137,6 +137,18 @@ impl Outbox {
 }
 
 impl OutboxReader {
+    /// What is ready now without waiting: an abort first, else the next queued frame.
+    pub fn try_next(&mut self) -> Option<Out> {
+        if let Some((code, reason)) = self.shared.abort.lock().take() {
+            return Some(Out::Close(code, reason));
+        }
+        let out = self.rx.try_recv().ok()?;
+        if let Out::Text(t) = &out {
+            self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);
+        }
+        Some(out)
+    }
+
     /// The next thing to do: an abort first, else the queue in order.
     pub async fn next(&mut self) -> Option<Out> {
         if let Some((code, reason)) = self.shared.abort.lock().take() {

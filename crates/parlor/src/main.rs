@@ -1,7 +1,8 @@
 //! `parlor`: the Parlor room server and its tools.
 //!
 //! - `parlor serve` runs the server (in memory);
-//! - `parlor token` mints a token for an app.
+//! - `parlor token` mints a token for an app;
+//! - `parlor bench` runs the load generator (see `docs/benchmarks.md`).
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>`.
 
@@ -28,6 +29,15 @@ enum Command {
     Serve(ServeArgs),
     /// Print a token for a user of an app.
     Token(TokenArgs),
+    /// Load-test Parlor (or a peer server) with a workload: w1, w2, w3, w4 or all.
+    Bench(parlor_bench::BenchArgs),
+    /// The bare WebSocket broadcaster `parlor bench --target bare` starts (benchmark peer).
+    #[command(hide = true)]
+    BarePeer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7800")]
+        listen: SocketAddr,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,6 +61,18 @@ struct ServeArgs {
     /// Largest frame accepted, in bytes.
     #[arg(long, env = "PARLOR_MAX_FRAME", default_value_t = 65536)]
     max_frame: usize,
+    /// Broadcasts / barrages per second per room (1002073 beyond).
+    #[arg(long, env = "PARLOR_ROOM_MESSAGE_RATE", default_value_t = 10)]
+    room_message_rate: u32,
+    /// Broadcasts / barrages per second per user (1002073 beyond).
+    #[arg(long, env = "PARLOR_USER_MESSAGE_RATE", default_value_t = 2)]
+    user_message_rate: u32,
+    /// Room requests per second per session (1002072 beyond).
+    #[arg(long, env = "PARLOR_REQUEST_RATE", default_value_t = 50)]
+    request_rate: u32,
+    /// Largest outbound queue per connection, in bytes, before it is cut with 4008.
+    #[arg(long, env = "PARLOR_OUTBOUND_LIMIT", default_value_t = 1024 * 1024)]
+    outbound_limit: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +131,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         session_timeout: args.session_timeout,
         retention: args.retention,
         max_frame: args.max_frame,
+        room_message_rate: args.room_message_rate,
+        user_message_rate: args.user_message_rate,
+        request_rate: args.request_rate,
+        outbound_limit: args.outbound_limit,
         ..ServerConfig::default()
     };
     let mut server = Server::start(config).await.with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -144,12 +170,23 @@ fn mint(args: TokenArgs) -> anyhow::Result<()> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        // No log lines between the progress bars; the server child logs at warn.
+        let reports = parlor_bench::run(args.clone()).await?;
+        if !parlor_bench::finish(&args, &reports)? {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Serve(a) => serve(a).await,
         Command::Token(a) => mint(a),
+        Command::BarePeer { listen } => parlor_bench::bare_peer(listen).await,
+        Command::Bench(_) => unreachable!("handled above"),
     }
 }

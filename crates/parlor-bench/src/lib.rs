@@ -1,0 +1,386 @@
+//! `parlor bench`: a load generator for Parlor and, for comparison, a Socket.IO 4 rooms server
+//! and a bare tokio-tungstenite broadcaster.
+//!
+//! One process drives every session (one tokio task each). Client sockets are spread over
+//! 127.0.0.10–41 as source addresses so that 100 000 connections do not run out of ephemeral
+//! ports, and the generator raises its own (and so its child server's) file descriptor limit.
+//! The server under test is started as a child process (and always stopped; it also dies with
+//! the generator), or given with `--server-url` / `--server-pid`.
+//!
+//! Workloads (see `docs/benchmarks.md`):
+//! - [`w1`] login storm, [`w2`] fan-out with stepped rates, [`w3`] idle hold,
+//! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only).
+
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod report;
+pub mod sys;
+pub mod target;
+pub mod w1;
+pub mod w2;
+pub mod w3;
+pub mod w4;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures_util::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::Message;
+
+use client::{App, Client};
+use report::Report;
+use target::{Endpoint, Kind, Limits, Target};
+
+/// Which workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Login storm.
+    W1,
+    /// Fan-out in one room, stepped rates.
+    W2,
+    /// Idle hold: memory per session.
+    W3,
+    /// Reconnect storm (Parlor only).
+    W4,
+    /// W1, W2, W3 and W4, one after the other.
+    All,
+}
+
+/// `parlor bench` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm) or all.
+    #[arg(value_enum)]
+    pub workload: Workload,
+    /// Which server(s), comma-separated; each is started as a child process unless --server-url.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "parlor")]
+    pub target: Vec<Kind>,
+    /// Small sizes (hundreds of sessions, a few seconds); exits non-zero when counts are wrong.
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the results as JSON on stdout (the tables go to stderr then).
+    #[arg(long)]
+    pub json: bool,
+    /// Use a running server instead of starting one (`ws://127.0.0.1:7700/v1/ws`).
+    #[arg(long)]
+    pub server_url: Option<String>,
+    /// The PID of that server, to read its CPU time and RSS from /proc.
+    #[arg(long, requires = "server_url")]
+    pub server_pid: Option<u32>,
+    /// Override the number of sessions (W2: room members).
+    #[arg(long)]
+    pub sessions: Option<usize>,
+    /// Override the number of rooms (W1, W3, W4).
+    #[arg(long)]
+    pub rooms: Option<usize>,
+    /// Sessions connecting at the same time (the rest queue).
+    #[arg(long, default_value_t = 1000)]
+    pub concurrency: usize,
+    /// W2: seconds per rate step.
+    #[arg(long)]
+    pub step_secs: Option<f64>,
+    /// W2: offered rates, messages per second, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub rates: Vec<f64>,
+    /// W3: seconds to hold the sessions before measuring.
+    #[arg(long)]
+    pub hold_secs: Option<f64>,
+    /// The app tokens are signed for, as ID:SECRET (default: the dev app).
+    #[arg(long, default_value = "1:parlor-dev-secret")]
+    pub app: String,
+    /// Give up on a workload after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub time_limit: u64,
+}
+
+/// What every workload gets.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The arguments.
+    pub args: BenchArgs,
+    /// Token signing.
+    pub app: App,
+    /// Progress bars.
+    pub progress: MultiProgress,
+}
+
+impl Ctx {
+    /// A counting progress bar.
+    pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        let pb = self.progress.add(ProgressBar::new(len));
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {bar:40} {pos:>7}/{len:7} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_prefix(what.to_string());
+        pb
+    }
+
+    /// A spinner with a message.
+    pub fn spinner(&self, what: &str) -> ProgressBar {
+        let pb = self.progress.add(ProgressBar::new_spinner());
+        pb.set_prefix(what.to_string());
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb
+    }
+
+    /// Time limit of one workload.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + Duration::from_secs(self.args.time_limit)
+    }
+}
+
+/// Nanoseconds since the generator started: one clock for send and receive times.
+pub fn now_ns() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Connect and join with a few retries (a storm can overflow the listen backlog).
+pub async fn join_retry(
+    ctx: &Ctx,
+    target: &Endpoint,
+    i: usize,
+    user: &str,
+    room: &str,
+    notify: bool,
+) -> anyhow::Result<Client> {
+    let mut last = None;
+    for attempt in 0..5u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+        }
+        match Client::join(target, client::source(i), &ctx.app, user, room, notify).await {
+            Ok(c) => return Ok(c),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+}
+
+/// Keep a joined client alive until `stop`: heartbeats, Socket.IO pongs, and every other text
+/// frame handed to `on_text`.
+pub async fn hold(
+    mut c: Client,
+    room: String,
+    mut stop: watch::Receiver<bool>,
+    mut on_text: impl FnMut(&str),
+) -> anyhow::Result<()> {
+    let every = c.heartbeat_every();
+    // Spread the heartbeats: the first one comes at a random point of the interval.
+    let first = every.mul_f64(rand::random::<f64>());
+    let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = hb.tick() => c.heartbeat(&room).await?,
+            m = c.ws.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if !c.keepalive(&t).await? {
+                        on_text(t.as_str());
+                    }
+                }
+                Some(Ok(Message::Close(f))) => bail!("closed by the server: {f:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => bail!("connection lost: {e}"),
+                None => bail!("connection closed"),
+            },
+        }
+    }
+    Ok(())
+}
+
+/// Resolves once `stop` holds true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Counters shared by the session tasks of a workload.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Sessions joined.
+    pub joined: AtomicUsize,
+    /// Sessions that could not join.
+    pub failed: AtomicUsize,
+    /// Sessions whose connection broke while held.
+    pub broken: AtomicUsize,
+    /// The first error seen.
+    pub first_error: parking_lot::Mutex<Option<String>>,
+}
+
+impl Counts {
+    /// Record an error.
+    pub fn error(&self, e: &anyhow::Error) {
+        let mut f = self.first_error.lock();
+        if f.is_none() {
+            *f = Some(format!("{e:#}"));
+        }
+    }
+}
+
+/// Wait until `done()` or the deadline; false on the deadline.
+pub async fn wait_until(deadline: Instant, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn parse_app(s: &str) -> anyhow::Result<App> {
+    let (id, secret) = s.split_once(':').context("--app is ID:SECRET")?;
+    Ok(App { id: id.parse().context("app id")?, secret: secret.to_string() })
+}
+
+/// Run the workload(s) against the target(s). Returns the reports; every count right ⇔ all ok.
+pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
+    let nofile = sys::raise_nofile();
+    let _ = now_ns();
+    let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone() };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        ctx.progress.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    // The source addresses must exist: on Linux all of 127.0.0.0/8 is local.
+    let probe = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 10), 0));
+    if probe.is_err() {
+        bail!("cannot bind 127.0.0.10: this generator needs the whole 127.0.0.0/8 on loopback");
+    }
+    let workloads = match args.workload {
+        Workload::All => vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4],
+        w => vec![w],
+    };
+    let mut reports = Vec::new();
+    for w in workloads {
+        for &kind in &args.target {
+            if w == Workload::W4 && kind != Kind::Parlor {
+                continue; // resume is Parlor's own protocol
+            }
+            let asked = sessions_of(&args, w);
+            // Every session is one socket here (three in W4: the client and both sides of the
+            // fault proxy) and one in a server we start, which inherits our limit.
+            let per_session = if w == Workload::W4 { 3 } else { 1 };
+            let fit = (nofile as usize).saturating_sub(FD_MARGIN) / per_session;
+            let sessions = asked.min(fit);
+            if sessions < asked {
+                ctx.progress.println(format!(
+                    "note: {}: {asked} sessions need more sockets than RLIMIT_NOFILE ({nofile}, the hard limit) \
+                     allows one process; running {sessions}",
+                    name_of(w)
+                ))?;
+            }
+            let limits = Limits::default();
+            let mut target = match &args.server_url {
+                Some(url) => Target::external(kind, url, args.server_pid)?,
+                None => Target::start(kind, &limits, &args.app).await?,
+            };
+            let deadline = Duration::from_secs(args.time_limit);
+            let fut = async {
+                match w {
+                    Workload::W1 => w1::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::W2 => w2::run(&ctx, &target, sessions).await,
+                    Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::All => unreachable!(),
+                }
+            };
+            let mut report = match tokio::time::timeout(deadline, fut).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let mut r = Report::new(name_of(w), kind.name(), sessions);
+                    r.problem(format!("{e:#}"));
+                    r
+                }
+                Err(_) => {
+                    let mut r = Report::new(name_of(w), kind.name(), sessions);
+                    r.problem(format!("time limit of {} s reached", args.time_limit));
+                    r
+                }
+            };
+            if sessions < asked {
+                report.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
+            }
+            report.metric("RLIMIT_NOFILE", nofile as f64, "");
+            target.stop();
+            // Let the kernel reap the sockets of this run before the next.
+            tokio::time::sleep(Duration::from_millis(if args.quick { 100 } else { 2000 })).await;
+            reports.push(report);
+        }
+    }
+    Ok(reports)
+}
+
+/// File descriptors kept free of sessions (listeners, /proc reads, the runtime, stdio).
+const FD_MARGIN: usize = 200;
+
+fn name_of(w: Workload) -> &'static str {
+    match w {
+        Workload::W1 => "w1",
+        Workload::W2 => "w2",
+        Workload::W3 => "w3",
+        Workload::W4 => "w4",
+        Workload::All => "all",
+    }
+}
+
+fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
+    if let Some(n) = args.sessions {
+        return n;
+    }
+    match (w, args.quick) {
+        (Workload::W1, false) => 10_000,
+        (Workload::W1, true) => 500,
+        (Workload::W2, false) => 5_000,
+        (Workload::W2, true) => 200,
+        (Workload::W3, false) => 100_000,
+        (Workload::W3, true) => 500,
+        (Workload::W4, false) => 20_000,
+        (Workload::W4, true) => 300,
+        (Workload::All, _) => 0,
+    }
+}
+
+fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
+    if let Some(n) = args.rooms {
+        return n.max(1);
+    }
+    match (w, args.quick) {
+        (Workload::W1, false) => 100,
+        (Workload::W1, true) => 10,
+        (Workload::W3, _) => (sessions / 100).max(1),
+        (Workload::W4, false) => 200,
+        (Workload::W4, true) => 6,
+        _ => 1,
+    }
+}
+
+/// Print the reports (tables, or JSON on stdout with the tables on stderr) and return whether
+/// every count was right.
+pub fn finish(args: &BenchArgs, reports: &[Report]) -> anyhow::Result<bool> {
+    if args.json {
+        report::print_tables(&mut std::io::stderr(), reports)?;
+        println!("{}", serde_json::to_string_pretty(reports)?);
+    } else {
+        report::print_tables(&mut std::io::stdout(), reports)?;
+    }
+    Ok(reports.iter().all(|r| r.ok))
+}
+
+/// Run the bare peer (the hidden `parlor bare-peer` command the generator starts).
+pub async fn bare_peer(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    parlor_bare_peer::run(addr).await?;
+    Ok(())
+}
