@@ -19,6 +19,20 @@ use crate::target::{Kind, Target};
 use crate::{hold, join_retry, now_ns, wait_until, Counts, Ctx};
 
 const ROOM: &str = "w2";
+
+/// What a delivery costs depends on its size, so every target delivers frames of the same size:
+/// a Parlor broadcast `event` carries about 150 bytes of fields around the message text
+/// (`{"t":"event","room":"w2","ch":"room","seq":…,"kind":"broadcast","message_id":"…",
+/// "from":{…},"message":"…","time_ms":…}`); the other targets' messages are padded to match
+/// (Socket.IO wraps the text in 12 bytes of its own, the bare server in none).
+fn padding(kind: Kind) -> &'static str {
+    const PAD: &str = ":pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
+    match kind {
+        Kind::Parlor => "",
+        Kind::Socketio => &PAD[..138],
+        Kind::Bare => &PAD[..150],
+    }
+}
 const MAX_STEPS: usize = 32;
 
 /// Latency samples of one receiver: (step, ns).
@@ -121,7 +135,7 @@ pub async fn run(ctx: &Ctx, target: &Target, members: usize) -> anyhow::Result<R
                 _ = tick.tick() => {
                     let due = ((rate * t0.elapsed().as_secs_f64()).floor() as u64 + 1).min(total);
                     while sent < due {
-                        let text = format!("S:{k}:{}", now_ns());
+                        let text = format!("S:{k}:{}{}", now_ns(), padding(kind));
                         let frame = sender.broadcast_frame(ROOM, &text);
                         sender.ws.feed(Message::text(frame)).await?;
                         sent += 1;

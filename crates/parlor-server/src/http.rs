@@ -5,7 +5,9 @@
 //! - `GET  /v1/admin/apps/{app}/rooms` — rooms with users, streams and extra info;
 //! - `GET  /v1/admin/apps/{app}/rooms/{room}` — one room;
 //! - `POST /v1/admin/apps/{app}/rooms/{room}/kick` `{"user":"u1","reason":"..."}` — kick (1002055);
-//! - `POST /v1/admin/apps/{app}/rooms/{room}/close` `{"reason":"..."}` — kick everyone (1002055).
+//! - `POST /v1/admin/apps/{app}/rooms/{room}/close` `{"reason":"..."}` — kick everyone (1002055);
+//! - `POST /v1/admin/apps/{app}/connections/drop` — close every connection of the app with 4010
+//!   (sessions stay; clients resume).
 
 use std::sync::{Arc, OnceLock};
 
@@ -50,6 +52,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/admin/apps/{app}/rooms/{room}", get(admin_room))
         .route("/v1/admin/apps/{app}/rooms/{room}/kick", post(admin_kick))
         .route("/v1/admin/apps/{app}/rooms/{room}/close", post(admin_close))
+        .route("/v1/admin/apps/{app}/connections/drop", post(admin_drop_connections))
         .with_state(hub)
 }
 
@@ -184,4 +187,11 @@ async fn admin_close(
     } else {
         (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response()
     }
+}
+
+async fn admin_drop_connections(State(hub): State<Arc<Hub>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&hub, app, &headers) {
+        return r;
+    }
+    Json(json!({ "dropped": hub.admin_drop_connections(app) })).into_response()
 }

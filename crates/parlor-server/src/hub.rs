@@ -509,6 +509,21 @@ impl Hub {
 
     // ------------------------------------------------------------ admin
 
+    /// Drop every connection of `app` at once, ahead of what is queued, with 4010: the sessions
+    /// stay, and their clients resume (the server-side way to cut everyone, used by
+    /// `parlor bench w4` and by operators draining a node). Returns how many were dropped.
+    pub fn admin_drop_connections(&self, app: u32) -> usize {
+        let st = self.state.lock();
+        let mut dropped = 0;
+        for s in st.sessions.values().filter(|s| s.app == app) {
+            if let Some(c) = &s.conn {
+                c.abort(close_code::SHUTDOWN, "connections dropped by the server");
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
     /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
     pub fn admin_kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
         let mut st = self.state.lock();

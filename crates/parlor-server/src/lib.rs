@@ -56,6 +56,10 @@ impl Server {
         let app = http::router(hub.clone());
         let hub2 = hub.clone();
         let task = tokio::spawn(async move {
+            // No Nagle delay: frames are small and latency matters; the writer batches itself.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;

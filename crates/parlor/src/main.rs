@@ -168,6 +168,11 @@ fn mint(args: TokenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// mimalloc instead of glibc's malloc: the server allocates and frees many small buffers across
+/// threads (frames, queue blocks), where glibc's arenas showed up in profiles.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -50,7 +50,7 @@ async fn connection(socket: TcpStream, id: u64, peers: Peers) {
     let _ = socket.set_nodelay(true);
     // A small read buffer: tungstenite's default (128 KiB) is zero-filled on the first read, so
     // it is resident for every connection; frames here are small.
-    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(64 * 1024);
     let ws = match tokio_tungstenite::accept_async_with_config(socket, Some(config)).await {
         Ok(ws) => ws,
         Err(_) => return,
@@ -58,9 +58,19 @@ async fn connection(socket: TcpStream, id: u64, peers: Peers) {
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Utf8Bytes>();
     peers.lock().unwrap_or_else(|e| e.into_inner()).insert(id, tx);
+    // The writer gathers whatever is queued and writes it with one flush, as Parlor does: the
+    // limit of the box is measured with the best writing strategy, not a naive one.
     let writer = tokio::spawn(async move {
         while let Some(text) = rx.recv().await {
-            if sink.send(Message::Text(text)).await.is_err() {
+            if sink.feed(Message::Text(text)).await.is_err() {
+                break;
+            }
+            while let Ok(text) = rx.try_recv() {
+                if sink.feed(Message::Text(text)).await.is_err() {
+                    return;
+                }
+            }
+            if sink.flush().await.is_err() {
                 break;
             }
         }
