@@ -80,15 +80,26 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let io = hyper_util::rt::TokioIo::new(upgraded);
                 let config = crate::ws::ws_config(hub.config.max_frame);
-                let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
-                    io,
-                    tokio_tungstenite::tungstenite::protocol::Role::Server,
-                    Some(config),
-                )
-                .await;
-                crate::ws::serve(hub, socket).await;
+                let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
+                // The plain TCP stream when hyper holds no bytes read past the handshake: the
+                // `Upgraded` wrapper would keep hyper's read buffer (8 KiB) alive for the whole
+                // connection, which is most of what an idle connection costs.
+                match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
+                    Ok(parts) => {
+                        let tcp = parts.io.into_inner();
+                        let read = parts.read_buf.to_vec();
+                        let socket =
+                            tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config))
+                                .await;
+                        crate::ws::serve(hub, socket).await;
+                    }
+                    Err(upgraded) => {
+                        let io = hyper_util::rt::TokioIo::new(upgraded);
+                        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(config)).await;
+                        crate::ws::serve(hub, socket).await;
+                    }
+                }
             }
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }

@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::log::ChannelLog;
+use crate::named::Named;
 use crate::outbox::{close_code, Outbox};
 use crate::room::{Member, Room, StreamEntry};
 
@@ -81,11 +82,11 @@ struct Session {
     conn: Option<Outbox>,
     last_frame: Instant,
     offline: bool,
-    rooms: BTreeMap<String, Membership>,
+    rooms: Named<Membership>,
     /// Rooms left when the session went offline, to be entered again on resume.
-    away: BTreeMap<String, Membership>,
+    away: Named<Membership>,
     /// Rooms the session was kicked from, by code, until the client has heard of it.
-    kicked: BTreeMap<String, u32>,
+    kicked: Named<u32>,
     direct: ChannelLog,
     answers: VecDeque<(u64, Remembered)>,
     last_request: u64,
@@ -128,7 +129,8 @@ enum Leave {
 
 #[derive(Debug, Default)]
 struct State {
-    sessions: HashMap<SessionKey, Session>,
+    /// Boxed: the table's spare capacity then costs a pointer per slot, not a whole session.
+    sessions: HashMap<SessionKey, Box<Session>>,
     by_public: HashMap<String, SessionKey>,
     rooms: HashMap<RoomKey, Room>,
     /// Stream ids published in each app, with owner and room.
@@ -242,9 +244,9 @@ impl Hub {
             conn: Some(conn),
             last_frame: now,
             offline: false,
-            rooms: BTreeMap::new(),
-            away: BTreeMap::new(),
-            kicked: BTreeMap::new(),
+            rooms: Named::default(),
+            away: Named::default(),
+            kicked: Named::default(),
             direct: ChannelLog::default(),
             answers: VecDeque::new(),
             last_request: 0,
@@ -261,7 +263,7 @@ impl Hub {
         }));
         tracing::info!(session = %session.public_id, app = session.app, user = %session.user.id, "hello");
         st.by_public.insert(session.public_id.clone(), key);
-        st.sessions.insert(key, session);
+        st.sessions.insert(key, Box::new(session));
         Ok(key)
     }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod hub;
 pub mod log;
 pub mod memory;
+pub mod named;
 pub mod outbox;
 pub mod room;
 pub mod web;

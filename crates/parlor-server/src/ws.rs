@@ -28,12 +28,13 @@ use crate::outbox::{close_code, Out, Outbox, OutboxReader};
 /// that the server, not the library, decides and answers with close code 1009.
 pub fn ws_config(max_frame: usize) -> WebSocketConfig {
     // Small buffers: an idle connection should cost a few KiB, not tungstenite's default
-    // 128 KiB read buffer. The write buffer is only a threshold (it grows when used): frames are
+    // 128 KiB read buffer (which is zero-filled, hence resident). 1 KiB holds a ping with its
+    // acks; a larger frame makes the buffer grow for it. The write buffer is only a threshold (it grows when used): frames are
     // gathered up to 64 KiB and written with one syscall by the writer task's flush.
     WebSocketConfig::default()
         .max_frame_size(Some(max_frame + 1024))
         .max_message_size(Some(max_frame + 1024))
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(64 * 1024)
 }
 
