@@ -94,9 +94,23 @@ pub struct BenchArgs {
     /// The app tokens are signed for, as ID:SECRET (default: the dev app).
     #[arg(long, default_value = "1:parlor-dev-secret")]
     pub app: String,
+    /// How W4 cuts every connection: `proxy` (a fault proxy in the path, three sockets per
+    /// session in this process) or `server` (the admin API's drop-connections, one socket per
+    /// session, so the full size fits a 20 000-file limit).
+    #[arg(long, value_enum, default_value = "proxy")]
+    pub cut: Cut,
     /// Give up on a workload after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
+}
+
+/// How W4 cuts the connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cut {
+    /// A `parlor_testkit::FaultProxy` between the generator and the server.
+    Proxy,
+    /// `POST /v1/admin/apps/{app}/connections/drop` on the server.
+    Server,
 }
 
 /// What every workload gets.
@@ -272,7 +286,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             let asked = sessions_of(&args, w);
             // Every session is one socket here (three in W4: the client and both sides of the
             // fault proxy) and one in a server we start, which inherits our limit.
-            let per_session = if w == Workload::W4 { 3 } else { 1 };
+            let per_session = if w == Workload::W4 && args.cut == Cut::Proxy { 3 } else { 1 };
             let fit = (nofile as usize).saturating_sub(FD_MARGIN) / per_session;
             let sessions = asked.min(fit);
             if sessions < asked {

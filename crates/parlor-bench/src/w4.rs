@@ -95,9 +95,14 @@ struct Session {
 pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
     let rooms = rooms.clamp(1, n.max(1));
     let mut rep = Report::new("w4", target.kind.name(), n);
-    let proxy = FaultProxy::start(target.addr)?;
+    let proxy = match ctx.args.cut {
+        crate::Cut::Proxy => Some(FaultProxy::start(target.addr)?),
+        crate::Cut::Server => None,
+    };
     let mut ep = target.endpoint();
-    ep.addr = proxy.addr();
+    if let Some(p) = &proxy {
+        ep.addr = p.addr();
+    }
     let quick = ctx.args.quick;
     let period = Duration::from_millis(if quick { 100 } else { 1000 });
     let shared = Arc::new(Shared {
@@ -160,17 +165,27 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         let _ = stop_tx.send(true);
         return Ok(rep);
     }
-    let _ = tokio::time::timeout(Duration::from_secs(10), proxy.wait_for_connections(n)).await;
+    if let Some(p) = &proxy {
+        let _ = tokio::time::timeout(Duration::from_secs(10), p.wait_for_connections(n)).await;
+    }
 
     // Traffic, then the cut.
     let spin = ctx.spinner("storm");
     spin.set_message("broadcasting");
     sh.broadcasting.store(true, Ordering::Relaxed);
     tokio::time::sleep(if quick { Duration::from_secs(1) } else { Duration::from_secs(3) }).await;
-    spin.set_message(format!("cut {} connections", proxy.connection_count()));
     let cut_ns = now_ns();
     let cut_at = Instant::now();
-    proxy.cut();
+    match &proxy {
+        Some(p) => {
+            spin.set_message(format!("cut {} connections", p.connection_count()));
+            p.cut();
+        }
+        None => {
+            spin.set_message("the server drops every connection");
+            drop_connections(target.addr, &ctx.app).await?;
+        }
+    }
     let back_limit = Instant::now() + Duration::from_secs(if quick { 12 } else { 80 });
     let all_back = wait_until(back_limit.min(deadline), || {
         let downs = sh.downs.load(Ordering::Relaxed);
@@ -203,7 +218,9 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
             outcomes.push(o);
         }
     }
-    proxy.stop();
+    if let Some(p) = &proxy {
+        p.stop();
+    }
 
     // The counts.
     let mut sent: Vec<HashSet<&str>> = vec![HashSet::new(); rooms];
@@ -567,4 +584,20 @@ mod tests {
             }
         }
     }
+}
+
+/// `POST /v1/admin/apps/{app}/connections/drop`: the server closes every connection at once.
+async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "POST /v1/admin/apps/{}/connections/drop HTTP/1.1\r\nHost: parlor\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n",
+        app.id, app.secret
+    );
+    tcp.write_all(req.as_bytes()).await?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await?;
+    anyhow::ensure!(answer.starts_with("HTTP/1.1 200"), "drop-connections refused: {answer:.200}");
+    Ok(())
 }
