@@ -571,21 +571,6 @@ async fn next(ws: &mut Ws) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_full_jitter_capped_at_ten_seconds() {
-        for attempt in 0..20 {
-            let cap = (0.5 * 2f64.powi(attempt.min(10) as i32)).min(10.0);
-            for _ in 0..50 {
-                assert!(backoff(attempt).as_secs_f64() <= cap);
-            }
-        }
-    }
-}
-
 /// `POST /v1/admin/apps/{app}/connections/drop`: the server closes every connection at once.
 async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -600,4 +585,19 @@ async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow:
     tcp.read_to_string(&mut answer).await?;
     anyhow::ensure!(answer.starts_with("HTTP/1.1 200"), "drop-connections refused: {answer:.200}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_full_jitter_capped_at_ten_seconds() {
+        for attempt in 0..20 {
+            let cap = (0.5 * 2f64.powi(attempt.min(10) as i32)).min(10.0);
+            for _ in 0..50 {
+                assert!(backoff(attempt).as_secs_f64() <= cap);
+            }
+        }
+    }
 }
