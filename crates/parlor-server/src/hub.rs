@@ -281,14 +281,14 @@ impl Hub {
         if s.resume_token != r.resume_token {
             return Err(err_with(ErrorCode::ResumeFailed, "wrong resume token"));
         }
-        if let Some(old) = s.conn.take() {
-            old.abort(close_code::GOING_AWAY, "replaced by a resume");
-        }
         s.last_frame = now;
         s.resume_token = random_id();
         let was_offline = std::mem::take(&mut s.offline);
         let away = std::mem::take(&mut s.away);
         tracing::info!(session = %s.public_id, user = %s.user.id, offline = was_offline, "resume");
+        if let Some(old) = st.set_conn(key, None) {
+            old.abort(close_code::GOING_AWAY, "replaced by a resume");
+        }
         // An offline session goes back into the rooms it was removed from.
         for (room, m) in away {
             let config = m.config.clone();
@@ -300,9 +300,7 @@ impl Hub {
         }
         // Only now the new connection is attached: what the return to the rooms caused reaches
         // the client through the replay, after `resumed`, never before it.
-        if let Some(s) = st.sessions.get_mut(&key) {
-            s.conn = Some(conn);
-        }
+        st.set_conn(key, Some(conn));
         st.resume_replay(key, &r.ack, now, &self.clock);
         Ok(key)
     }
@@ -311,10 +309,10 @@ impl Hub {
     /// the others, until `session_timeout` has passed since its last frame.
     pub fn detach(&self, key: SessionKey, conn_id: u64) {
         let mut st = self.state.lock();
-        if let Some(s) = st.sessions.get_mut(&key) {
+        if let Some(s) = st.sessions.get(&key) {
             if s.conn.as_ref().map(Outbox::id) == Some(conn_id) {
-                s.conn = None;
                 tracing::info!(session = %s.public_id, user = %s.user.id, "connection closed");
+                st.set_conn(key, None);
             }
         }
     }
@@ -472,7 +470,7 @@ impl Hub {
                 None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now, cfg),
             }
         }
-        let State { rooms, sessions, .. } = &mut *st;
+        let rooms = &mut st.rooms;
         for ((_, room_id), room) in rooms.iter_mut() {
             room.room_log.trim(now, cfg.log_len, cfg.log_age);
             room.users_log.trim(now, cfg.log_len, cfg.log_age);
@@ -487,10 +485,8 @@ impl Hub {
                         seq: None,
                         body: EventBody::Online { count },
                     }));
-                    for key in room.members.keys() {
-                        if let Some(c) = sessions.get(key).and_then(|s| s.conn.as_ref()) {
-                            c.send(bytes.clone());
-                        }
+                    for c in room.members.values().filter_map(|m| m.conn.as_ref()) {
+                        c.send(bytes.clone());
                     }
                 }
             }
@@ -584,11 +580,23 @@ impl State {
         }
     }
 
+    /// Attach `conn` to session `key` (None: detach), in the session and in the member record
+    /// of each of its rooms. Returns the connection it replaces.
+    fn set_conn(&mut self, key: SessionKey, conn: Option<Outbox>) -> Option<Outbox> {
+        let State { sessions, rooms, .. } = self;
+        let s = sessions.get_mut(&key)?;
+        for room in s.rooms.keys() {
+            if let Some(m) = rooms.get_mut(&(s.app, room.clone())).and_then(|r| r.members.get_mut(&key)) {
+                m.conn = conn.clone();
+            }
+        }
+        std::mem::replace(&mut s.conn, conn)
+    }
+
     /// Append an event to a room channel and send it to every member but `author` (and, on the
     /// `users` channel, only to members that asked for it). Returns its seq.
     fn emit(&mut self, rk: &RoomKey, ch: Channel, body: EventBody, author: Option<SessionKey>, now: Instant) -> u64 {
-        let State { rooms, sessions, .. } = self;
-        let Some(room) = rooms.get_mut(rk) else {
+        let Some(room) = self.rooms.get_mut(rk) else {
             return 0;
         };
         let is_message = matches!(body, EventBody::Broadcast { .. } | EventBody::Barrage { .. });
@@ -601,7 +609,7 @@ impl State {
             if Some(*key) == author || (ch == Channel::Users && !member.notify) {
                 continue;
             }
-            if let Some(c) = sessions.get(key).and_then(|s| s.conn.as_ref()) {
+            if let Some(c) = &member.conn {
                 c.send(bytes.clone());
                 delivered += 1;
             }
@@ -665,7 +673,8 @@ impl State {
             .rooms
             .entry(rk.clone())
             .or_insert_with(|| Room::new(random_id(), config.max_members, now, cfg.online_interval));
-        room.members.insert(key, Member { notify: config.user_status_notify });
+        let conn = self.sessions.get(&key).and_then(|s| s.conn.clone());
+        room.members.insert(key, Member { notify: config.user_status_notify, conn });
         if older.is_none() {
             self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
         }
@@ -744,12 +753,12 @@ impl State {
 
     /// The session has been silent for `session_timeout`: out of every room, kept for retention.
     fn go_offline(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
+        if let Some(c) = self.set_conn(key, None) {
+            c.abort(close_code::GOING_AWAY, "session timed out");
+        }
         let rooms: Vec<String> = match self.sessions.get_mut(&key) {
             Some(s) => {
                 s.offline = true;
-                if let Some(c) = s.conn.take() {
-                    c.abort(close_code::GOING_AWAY, "session timed out");
-                }
                 tracing::info!(session = %s.public_id, user = %s.user.id, "offline");
                 s.rooms.keys().cloned().collect()
             }

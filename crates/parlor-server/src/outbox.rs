@@ -47,6 +47,8 @@ pub enum Out {
 struct Shared {
     queued: AtomicUsize,
     closed: AtomicBool,
+    /// An abort is waiting in `abort` (checked per frame without taking the lock).
+    aborted: AtomicBool,
     abort: Mutex<Option<(u16, String)>>,
     notify: Notify,
 }
@@ -74,6 +76,7 @@ impl Outbox {
         let shared = Arc::new(Shared {
             queued: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
             abort: Mutex::new(None),
             notify: Notify::new(),
         });
@@ -113,6 +116,7 @@ impl Outbox {
     pub fn abort(&self, code: u16, reason: &str) {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
             *self.shared.abort.lock() = Some((code, reason.to_string()));
+            self.shared.aborted.store(true, Ordering::Release);
             self.shared.notify.notify_waiters();
             // Wake a writer waiting on an empty queue.
             let _ = self.tx.send(Out::Close(code, reason.to_string()));
@@ -137,10 +141,17 @@ impl Outbox {
 }
 
 impl OutboxReader {
+    fn take_abort(&self) -> Option<Out> {
+        if !self.shared.aborted.load(Ordering::Acquire) {
+            return None;
+        }
+        self.shared.abort.lock().take().map(|(code, reason)| Out::Close(code, reason))
+    }
+
     /// What is ready now without waiting: an abort first, else the next queued frame.
     pub fn try_next(&mut self) -> Option<Out> {
-        if let Some((code, reason)) = self.shared.abort.lock().take() {
-            return Some(Out::Close(code, reason));
+        if let Some(close) = self.take_abort() {
+            return Some(close);
         }
         let out = self.rx.try_recv().ok()?;
         if let Out::Text(t) = &out {
@@ -151,12 +162,12 @@ impl OutboxReader {
 
     /// The next thing to do: an abort first, else the queue in order.
     pub async fn next(&mut self) -> Option<Out> {
-        if let Some((code, reason)) = self.shared.abort.lock().take() {
-            return Some(Out::Close(code, reason));
+        if let Some(close) = self.take_abort() {
+            return Some(close);
         }
         let out = self.rx.recv().await?;
-        if let Some((code, reason)) = self.shared.abort.lock().take() {
-            return Some(Out::Close(code, reason));
+        if let Some(close) = self.take_abort() {
+            return Some(close);
         }
         if let Out::Text(t) = &out {
             self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);

@@ -11,12 +11,16 @@ use tokio::time::Instant;
 
 use crate::hub::{SessionKey, Window};
 use crate::log::ChannelLog;
+use crate::outbox::Outbox;
 
 /// What the room knows of one member.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Member {
     /// Whether the member gets the `users` channel.
     pub notify: bool,
+    /// The member's connection, a copy of its session's (kept in step by `State::set_conn`), so
+    /// that the fan-out, the hottest loop of the server, touches only the room.
+    pub conn: Option<Outbox>,
 }
 
 /// One published stream and the session that owns it.
