@@ -176,6 +176,26 @@ struct Room {
     login_by_snapshot: bool,
 }
 
+impl Room {
+    /// A room the app just asked to enter (login or switch), to be answered by `deadline`.
+    fn logining(config: RoomConfig, token: Option<String>, deadline: u64) -> Room {
+        Room {
+            phase: Phase::Logining,
+            config,
+            token,
+            login_deadline: Some(deadline),
+            epoch: None,
+            seq_room: 0,
+            seq_users: 0,
+            view: RoomView::default(),
+            own: BTreeMap::new(),
+            relogin: false,
+            republish_check: false,
+            login_by_snapshot: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Kind {
     Login {
@@ -673,20 +693,7 @@ impl Core {
         }
         self.rooms.insert(
             room.clone(),
-            Room {
-                phase: Phase::Logining,
-                config: config.clone(),
-                token: Some(token.clone()),
-                login_deadline: Some(now + self.config.login_timeout_ms),
-                epoch: None,
-                seq_room: 0,
-                seq_users: 0,
-                view: RoomView::default(),
-                own: BTreeMap::new(),
-                relogin: false,
-                republish_check: false,
-                login_by_snapshot: false,
-            },
+            Room::logining(config.clone(), Some(token.clone()), now + self.config.login_timeout_ms),
         );
         self.report(&room, RoomStateReason::Logining, 0, no_data());
         self.want_connection(now);
@@ -748,23 +755,7 @@ impl Core {
         self.fail_room_requests(&from, ErrorCode::NotInRoom.code());
         self.report(&from, RoomStateReason::Logout, 0, no_data());
         let own_token = token.clone().or_else(|| old.and_then(|o| o.token));
-        self.rooms.insert(
-            to.clone(),
-            Room {
-                phase: Phase::Logining,
-                config: config.clone(),
-                token: own_token,
-                login_deadline: Some(now + self.config.login_timeout_ms),
-                epoch: None,
-                seq_room: 0,
-                seq_users: 0,
-                view: RoomView::default(),
-                own: BTreeMap::new(),
-                relogin: false,
-                republish_check: false,
-                login_by_snapshot: false,
-            },
-        );
+        self.rooms.insert(to.clone(), Room::logining(config.clone(), own_token, now + self.config.login_timeout_ms));
         self.report(&to, RoomStateReason::Logining, 0, no_data());
         self.want_connection(now);
         let t2 = to.clone();

@@ -188,6 +188,11 @@ fn encode(frame: &ServerFrame) -> Utf8Bytes {
 /// The outcome of a request: its answer, and whether the connection closes after it.
 type Answer = Result<OkFrame, (ErrorCode, String)>;
 
+/// The `ok` of a request that produced one event on the room channel.
+fn ok_room_event(id: u64, room: String, seq: u64) -> OkFrame {
+    OkFrame { id, room: Some(room), seq: Seqs { room: Some(seq), ..Seqs::default() }, ..OkFrame::default() }
+}
+
 fn err(code: ErrorCode) -> (ErrorCode, String) {
     (code, code.message().to_string())
 }
@@ -1028,12 +1033,7 @@ impl State {
                 }
                 self.streams.insert((app, f.stream), (key, f.room.clone()));
                 let seq = self.emit(&rk, Channel::Room, EventBody::StreamAdd { streams: vec![stream] }, Some(key), now);
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    seq: Seqs { room: Some(seq), ..Seqs::default() },
-                    ..OkFrame::default()
-                })
+                Ok(ok_room_event(f.id, f.room, seq))
             }
             ClientFrame::Unpublish(f) => {
                 let (app, _) = self.member(key, &f.room)?;
@@ -1049,12 +1049,7 @@ impl State {
                 let body =
                     EventBody::StreamDelete { streams: vec![entry.stream], reason: stream_delete_reason::STOPPED };
                 let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    seq: Seqs { room: Some(seq), ..Seqs::default() },
-                    ..OkFrame::default()
-                })
+                Ok(ok_room_event(f.id, f.room, seq))
             }
             ClientFrame::StreamExtra(f) => {
                 let (app, _) = self.member(key, &f.room)?;
@@ -1072,12 +1067,7 @@ impl State {
                 };
                 let seq =
                     self.emit(&rk, Channel::Room, EventBody::StreamExtra { streams: vec![stream] }, Some(key), now);
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    seq: Seqs { room: Some(seq), ..Seqs::default() },
-                    ..OkFrame::default()
-                })
+                Ok(ok_room_event(f.id, f.room, seq))
             }
             ClientFrame::RoomExtra(f) => {
                 let (app, user) = self.member(key, &f.room)?;
@@ -1092,12 +1082,7 @@ impl State {
                 }
                 let body = EventBody::RoomExtra { key: f.key, value: f.value, user, time_ms };
                 let seq = self.emit(&rk, Channel::Room, body, Some(key), now);
-                Ok(OkFrame {
-                    id: f.id,
-                    room: Some(f.room),
-                    seq: Seqs { room: Some(seq), ..Seqs::default() },
-                    ..OkFrame::default()
-                })
+                Ok(ok_room_event(f.id, f.room, seq))
             }
             ClientFrame::Broadcast(f) => self.room_message(key, f, false, now, hub),
             ClientFrame::Barrage(f) => self.room_message(key, f, true, now, hub),
