@@ -1,6 +1,7 @@
 //! The Parlor room server.
 //!
-//! - [`hub`]: the in-memory engine — sessions, rooms, channel logs, fan-out, liveness;
+//! - [`hub`]: the in-memory engine — sessions, rooms, channel logs, fan-out, liveness (its
+//!   `requests` and `resume` in files of their own);
 //! - [`ws`]: one WebSocket connection: `hello` / `resume`, frame decoding, the writer task;
 //! - [`http`]: the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`;
 //! - [`web`]: the demo page, the embedded Web SDK, the dev token endpoint;
