@@ -40,8 +40,7 @@ async fn messages_sent_while_cut_off_arrive_exactly_once() {
     a.login("r").await;
     b.login("r").await;
     let a_mark = a.mark();
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     a.wait_state(S::Reconnecting, secs(5)).await;
     b.engine.send_broadcast_message("r", "while away").await.unwrap();
     b.engine.send_custom_command("r", vec!["a".into()], "go").await.unwrap();
@@ -112,8 +111,7 @@ async fn an_outage_longer_than_the_log_reports_the_exact_difference() {
     c.engine.publish_stream("r", "cam-c", "").await.unwrap();
     a.wait_for("cam-c", secs(5), |e| matches!(e, Event::RoomStreamUpdate { .. })).await;
     let a_mark = a.mark();
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     a.wait_state(S::Reconnecting, secs(5)).await;
     // Meanwhile: c leaves; d comes and publishes; e comes and goes; b talks a lot.
     c.engine.logout_room("r").await.unwrap();
@@ -141,8 +139,7 @@ async fn a_room_emptied_and_created_again_is_recovered_from_a_snapshot() {
     let mut a = Client::new(&s, "a");
     a.login("r").await;
     let a_mark = a.mark();
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     a.wait_state(S::Reconnecting, secs(5)).await;
     tokio::time::sleep(secs(100)).await; // a is offline: the room is emptied and dropped
     let mut b = Client::new(&s, "b");

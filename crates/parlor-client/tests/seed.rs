@@ -11,16 +11,10 @@ use parlor_client::{Event, RoomStateReason as S};
 #[tokio::test(start_paused = true)]
 async fn scenario_1_back_before_the_heartbeat_timeout_the_others_notice_nothing() {
     let s = server();
-    let mut a = Client::new(&s, "a");
-    let mut b = Client::new(&s, "b");
-    a.login("r").await;
-    a.engine.publish_stream("r", "cam-a", "").await.unwrap();
-    b.login("r").await;
-    b.barrier("r").await;
+    let (mut a, mut b) = a_publishing_b_watching(&s).await;
     let (b_mark, a_mark) = (b.mark(), a.mark());
 
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     let (_, code) = a.wait_state(S::Reconnecting, secs(5)).await;
     assert_eq!(code, 1002051);
     tokio::time::sleep(secs(60)).await;
@@ -42,17 +36,11 @@ async fn scenario_1_back_before_the_heartbeat_timeout_the_others_notice_nothing(
 #[tokio::test(start_paused = true)]
 async fn scenario_2_back_after_the_timeout_the_others_see_leave_and_return() {
     let s = server();
-    let mut a = Client::new(&s, "a");
-    let mut b = Client::new(&s, "b");
-    a.login("r").await;
-    a.engine.publish_stream("r", "cam-a", "").await.unwrap();
-    b.login("r").await;
-    b.barrier("r").await;
+    let (mut a, mut b) = a_publishing_b_watching(&s).await;
     let (b_mark, a_mark) = (b.mark(), a.mark());
 
     let t3 = tokio::time::Instant::now();
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     let (t_gone, _) = b
         .wait_for("user_delete of a", secs(120), |e| {
             matches!(e, Event::RoomUserUpdate { update_type: parlor_client::UpdateType::Delete, .. })
@@ -91,8 +79,7 @@ async fn scenario_3_never_back_reconnect_failed_after_five_minutes() {
     b.login("r").await;
     let a_mark = a.mark();
     let t3 = tokio::time::Instant::now();
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     let (t_gone, _) = b.wait_for("user_delete", secs(120), |e| matches!(e, Event::RoomUserUpdate { .. })).await;
     assert!(t_gone - t3 <= secs(92));
     let (t_failed, code) = a.wait_state(S::ReconnectFailed, secs(320)).await;
@@ -139,8 +126,7 @@ async fn kicked_while_away_is_reported_as_kick_out_on_resume() {
     let s = server();
     let mut a = Client::new(&s, "a");
     a.login("r").await;
-    a.link.refuse();
-    a.link.cut();
+    a.lose_network();
     a.wait_state(S::Reconnecting, secs(5)).await;
     let mut a2 = Client::new(&s, "a");
     a2.login("r").await;

@@ -64,6 +64,12 @@ impl Client {
             .unwrap_or_else(|e| panic!("{} login {room}: {e}", self.user.id));
     }
 
+    /// The network goes away: the connection is cut and new ones are refused until `heal`.
+    pub fn lose_network(&self) {
+        self.link.refuse();
+        self.link.cut();
+    }
+
     /// Collect what has arrived and return the index the next event will have in `log`; later
     /// waits and `*_since` look from there.
     pub fn mark(&mut self) -> usize {
@@ -165,6 +171,17 @@ fn kind(u: &UpdateType) -> &'static str {
         UpdateType::Add => "ADD",
         UpdateType::Delete => "DELETE",
     }
+}
+
+/// A publishes `cam-a` in room `r`, B is there too and has heard everything so far.
+pub async fn a_publishing_b_watching(s: &MemoryServer) -> (Client, Client) {
+    let mut a = Client::new(s, "a");
+    let mut b = Client::new(s, "b");
+    a.login("r").await;
+    a.engine.publish_stream("r", "cam-a", "").await.unwrap();
+    b.login("r").await;
+    b.barrier("r").await;
+    (a, b)
 }
 
 pub fn secs(n: u64) -> Duration {
