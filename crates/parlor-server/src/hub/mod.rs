@@ -100,7 +100,7 @@ struct Session {
 impl Session {
     fn send(&self, frame: &ServerFrame) {
         if let Some(c) = &self.conn {
-            c.send(Utf8Bytes::from(frame.to_json()));
+            c.send(encode(frame));
         }
     }
 }
@@ -305,7 +305,7 @@ impl Hub {
                 s.send(&ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) }));
             }
             ClientFrame::Bye(_) => {
-                st.end_session(key, now, &self.config);
+                st.end_session(key, now);
             }
             ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
                 s.send(&ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started"));
@@ -419,7 +419,7 @@ impl Hub {
             }
         }
         for key in offline {
-            st.go_offline(key, now, cfg);
+            st.go_offline(key, now);
         }
         for key in expired {
             if let Some(s) = st.sessions.remove(&key) {
@@ -437,7 +437,7 @@ impl Hub {
                         s.send(&ServerFrame::TokenWillExpire(TokenWillExpire { room, remaining_s }));
                     }
                 }
-                None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now, cfg),
+                None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now),
             }
         }
         let rooms = &mut st.rooms;
@@ -502,7 +502,7 @@ impl Hub {
         match key {
             Some(key) => {
                 let extended = json!({ "reason": reason });
-                st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now, &self.config);
+                st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
                 true
             }
             None => false,
@@ -518,7 +518,7 @@ impl Hub {
         let keys: Vec<SessionKey> = r.members.keys().copied().collect();
         for key in keys {
             let extended = json!({ "reason": reason });
-            st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now, &self.config);
+            st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
         }
         true
     }
@@ -637,7 +637,7 @@ impl State {
             }
         }
         if let Some(older) = older {
-            self.kick(older, room_id, Leave::Duplicate, now, cfg);
+            self.kick(older, room_id, Leave::Duplicate, now);
         }
         let room = self
             .rooms
@@ -701,7 +701,7 @@ impl State {
     }
 
     /// Kick `key` out of `room_id`: the `kicked` frame, and close 4009 when no room is left.
-    fn kick(&mut self, key: SessionKey, room_id: &str, why: Leave, now: Instant, _cfg: &ServerConfig) {
+    fn kick(&mut self, key: SessionKey, room_id: &str, why: Leave, now: Instant) {
         self.leave(key, room_id, &why, now);
         let (code, extended_data) = match why {
             Leave::Duplicate => (ErrorCode::KickedDuplicateLogin, None),
@@ -722,7 +722,7 @@ impl State {
     }
 
     /// The session has been silent for `session_timeout`: out of every room, kept for retention.
-    fn go_offline(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
+    fn go_offline(&mut self, key: SessionKey, now: Instant) {
         if let Some(c) = self.set_conn(key, None) {
             c.abort(close_code::GOING_AWAY, "session timed out");
         }
@@ -740,7 +740,7 @@ impl State {
     }
 
     /// `bye`: out of every room, not resumable.
-    fn end_session(&mut self, key: SessionKey, now: Instant, _cfg: &ServerConfig) {
+    fn end_session(&mut self, key: SessionKey, now: Instant) {
         let rooms: Vec<String> = self.sessions.get(&key).map(|s| s.rooms.keys().cloned().collect()).unwrap_or_default();
         for room in rooms {
             self.leave(key, &room, &Leave::Logout, now);

@@ -46,7 +46,6 @@ impl Hub {
 impl State {
     /// After `resumed`: per room a replay or a snapshot, then direct events, then `resume_done`.
     pub(super) fn resume_replay(&mut self, key: SessionKey, ack: &Ack, now: Instant, clock: &Clock) {
-        let _ = now;
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
         };
