@@ -169,7 +169,7 @@ async fn after_a_server_restart_the_client_logs_in_again_and_reports_reconnected
     // bounded) until A's stream is published again.
     let mut published = false;
     for _ in 0..100 {
-        if s.hub().admin_room(APP, "r").is_some_and(|r| r.streams.len() == 1 && r.users.len() == 2) {
+        if s.node().admin_room(APP, "r").await.is_some_and(|r| r.streams.len() == 1 && r.users.len() == 2) {
             published = true;
             break;
         }

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::hub::Hub;
+use crate::node::Node;
 
 /// The process-wide Prometheus recorder (installed once, on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
@@ -38,7 +38,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
 }
 
 /// The router of a Parlor server.
-pub fn router(hub: Arc<Hub>) -> Router {
+pub fn router(node: Arc<Node>) -> Router {
     prometheus();
     Router::new()
         .route("/", get(crate::web::index))
@@ -53,13 +53,13 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/admin/apps/{app}/rooms/{room}/kick", post(admin_kick))
         .route("/v1/admin/apps/{app}/rooms/{room}/close", post(admin_close))
         .route("/v1/admin/apps/{app}/connections/drop", post(admin_drop_connections))
-        .with_state(hub)
+        .with_state(node)
 }
 
 /// The WebSocket upgrade (RFC 6455 §4.2), done here rather than by axum's `ws` feature so that
 /// the connection is a plain `tokio_tungstenite::WebSocketStream`, the same type the in-memory
 /// test transport gives.
-async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
+async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response {
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -80,7 +80,7 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let config = crate::ws::ws_config(hub.config.max_frame);
+                let config = crate::ws::ws_config(node.config.max_frame);
                 let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
                 // The plain TCP stream when hyper holds no bytes read past the handshake: the
                 // `Upgraded` wrapper would keep hyper's read buffer (8 KiB) alive for the whole
@@ -92,12 +92,12 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
                         let socket =
                             tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config))
                                 .await;
-                        crate::ws::serve(hub, socket).await;
+                        crate::ws::serve(node, socket).await;
                     }
                     Err(upgraded) => {
                         let io = hyper_util::rt::TokioIo::new(upgraded);
                         let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(config)).await;
-                        crate::ws::serve(hub, socket).await;
+                        crate::ws::serve(node, socket).await;
                     }
                 }
             }
@@ -115,8 +115,8 @@ async fn ws_upgrade(State(hub): State<Arc<Hub>>, mut req: Request) -> Response {
     res
 }
 
-async fn healthz(State(hub): State<Arc<Hub>>) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "stats": hub.stats() }))
+async fn healthz(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "stats": node.stats().await }))
 }
 
 async fn metrics_text() -> String {
@@ -124,31 +124,31 @@ async fn metrics_text() -> String {
 }
 
 /// None when the request carries the app's secret; else the response that refuses it.
-fn refused(hub: &Hub, app: u32, headers: &HeaderMap) -> Option<Response> {
+fn refused(node: &Node, app: u32, headers: &HeaderMap) -> Option<Response> {
     let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match (hub.config.apps.get(&app), given) {
-        (Some(secret), Some(given)) if secret == given => None,
+    match (node.config.apps.get(&app), given) {
+        (Some(secret), Some(given)) if crate::secret::same_secret(secret, given) => None,
         (None, _) => Some((StatusCode::NOT_FOUND, Json(json!({ "error": "unknown app" }))).into_response()),
         _ => Some((StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad or missing bearer secret" }))).into_response()),
     }
 }
 
-async fn admin_rooms(State(hub): State<Arc<Hub>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&hub, app, &headers) {
+async fn admin_rooms(State(node): State<Arc<Node>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&node, app, &headers) {
         return r;
     }
-    Json(json!({ "rooms": hub.admin_rooms(app) })).into_response()
+    Json(json!({ "rooms": node.admin_rooms(app).await })).into_response()
 }
 
 async fn admin_room(
-    State(hub): State<Arc<Hub>>,
+    State(node): State<Arc<Node>>,
     Path((app, room)): Path<(u32, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refused(&hub, app, &headers) {
+    if let Some(r) = refused(&node, app, &headers) {
         return r;
     }
-    match hub.admin_room(app, &room) {
+    match node.admin_room(app, &room).await {
         Some(info) => Json(info).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response(),
     }
@@ -168,15 +168,15 @@ struct CloseBody {
 }
 
 async fn admin_kick(
-    State(hub): State<Arc<Hub>>,
+    State(node): State<Arc<Node>>,
     Path((app, room)): Path<(u32, String)>,
     headers: HeaderMap,
     Json(body): Json<KickBody>,
 ) -> Response {
-    if let Some(r) = refused(&hub, app, &headers) {
+    if let Some(r) = refused(&node, app, &headers) {
         return r;
     }
-    if hub.admin_kick(app, &room, &body.user, &body.reason, Instant::now()) {
+    if node.admin_kick(app, &room, &body.user, &body.reason, Instant::now()).await {
         Json(json!({ "kicked": body.user })).into_response()
     } else {
         (StatusCode::NOT_FOUND, Json(json!({ "error": "no such user in that room" }))).into_response()
@@ -184,25 +184,25 @@ async fn admin_kick(
 }
 
 async fn admin_close(
-    State(hub): State<Arc<Hub>>,
+    State(node): State<Arc<Node>>,
     Path((app, room)): Path<(u32, String)>,
     headers: HeaderMap,
     body: Option<Json<CloseBody>>,
 ) -> Response {
-    if let Some(r) = refused(&hub, app, &headers) {
+    if let Some(r) = refused(&node, app, &headers) {
         return r;
     }
     let reason = body.map(|b| b.0.reason).unwrap_or_default();
-    if hub.admin_close_room(app, &room, &reason, Instant::now()) {
+    if node.admin_close_room(app, &room, &reason, Instant::now()).await {
         Json(json!({ "closed": room })).into_response()
     } else {
         (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response()
     }
 }
 
-async fn admin_drop_connections(State(hub): State<Arc<Hub>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&hub, app, &headers) {
+async fn admin_drop_connections(State(node): State<Arc<Node>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
+    if let Some(r) = refused(&node, app, &headers) {
         return r;
     }
-    Json(json!({ "dropped": hub.admin_drop_connections(app) })).into_response()
+    Json(json!({ "dropped": node.admin_drop_connections(app).await })).into_response()
 }

@@ -1,11 +1,15 @@
 //! The Parlor room server.
 //!
-//! - [`hub`]: the in-memory engine — sessions, rooms, channel logs, fan-out, liveness (its
-//!   `requests` and `resume` in files of their own);
-//! - [`ws`]: one WebSocket connection: `hello` / `resume`, frame decoding, the writer task;
-//! - [`http`]: the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`;
-//! - [`web`]: the demo page, the embedded Web SDK, the dev token endpoint;
-//! - [`config`], [`clock`], [`log`], [`outbox`], [`room`]: the pieces they share.
+//! In layers, arrows pointing down only (see `docs/architecture.md`):
+//! - transport: [`ws`] (one WebSocket connection: decoding, limits, the writer task), [`http`]
+//!   (the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`), [`web`] (the demo
+//!   page, the embedded Web SDK, the dev token endpoint);
+//! - session: [`node`] (`hello`, `resume`, liveness, each request to the engine and its answer);
+//! - rules: [`rules`] (validation, tokens, per-session rate limits, the code of every refusal);
+//! - engine: [`engine`] (all shared state: sessions, rooms, channel logs; in memory or Redis);
+//! - hub: [`hub`] (this node's connections; delivers what the engine publishes);
+//! - and the pieces they share: [`config`], [`clock`], [`frame`], [`outbox`], [`window`],
+//!   [`named`], [`secret`].
 //!
 //! [`Server::start`] binds and serves; tests use it on port 0.
 
@@ -13,14 +17,18 @@
 
 pub mod clock;
 pub mod config;
+pub mod engine;
+pub mod frame;
 pub mod http;
 pub mod hub;
-pub mod log;
 pub mod memory;
 pub mod named;
+pub mod node;
 pub mod outbox;
-pub mod room;
+pub mod rules;
+pub mod secret;
 pub mod web;
+pub mod window;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -28,15 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::ServerConfig;
-pub use hub::Hub;
+pub use node::Node;
 
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
     /// The address it listens on.
     pub addr: SocketAddr,
-    /// Its state.
-    pub hub: Arc<Hub>,
+    /// Its node: the engine and this process's connections.
+    pub node: Arc<Node>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -52,11 +60,11 @@ impl Server {
         socket.bind(config.listen)?;
         let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
-        let hub = Arc::new(Hub::new(config));
+        let node = Arc::new(Node::memory(config));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let ticker = spawn_ticker(hub.clone());
-        let app = http::router(hub.clone());
-        let hub2 = hub.clone();
+        let ticker = spawn_ticker(node.clone());
+        let app = http::router(node.clone());
+        let node2 = node.clone();
         let task = tokio::spawn(async move {
             // No Nagle delay: frames are small and latency matters; the writer batches itself.
             let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -65,7 +73,7 @@ impl Server {
             let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = rx.await;
-                    hub2.shutdown();
+                    node2.hub.shutdown();
                 })
                 .await;
             if let Err(e) = served {
@@ -73,7 +81,7 @@ impl Server {
             }
             ticker.abort();
         });
-        Ok(Server { addr, hub, shutdown: Some(tx), task: Some(task) })
+        Ok(Server { addr, node, shutdown: Some(tx), task: Some(task) })
     }
 
     /// The WebSocket URL of this server.
@@ -104,14 +112,14 @@ impl Server {
     }
 }
 
-/// Run [`Hub::tick`] every 500 ms (on tokio time, so a paused clock drives it).
-pub fn spawn_ticker(hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
+/// Run [`Node::tick`] every 500 ms (on tokio time, so a paused clock drives it).
+pub fn spawn_ticker(node: Arc<Node>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(500));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let now = interval.tick().await;
-            hub.tick(now);
+            node.tick(now).await;
         }
     })
 }

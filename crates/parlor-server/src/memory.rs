@@ -1,4 +1,4 @@
-//! An in-memory server for tests: the same [`Hub`] and connection code as a real server, with
+//! An in-memory server for tests: the same [`Node`] and connection code as a real server, with
 //! connections over `tokio::io::duplex` pipes instead of sockets, each through a [`Link`] that
 //! can be broken the way `parlor_testkit::FaultProxy` breaks real sockets.
 //!
@@ -15,7 +15,8 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::{Hub, ServerConfig};
+use crate::node::Node;
+use crate::ServerConfig;
 
 /// The state of one link's path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,10 +29,10 @@ struct Path {
     refuse: bool,
 }
 
-/// The running hub and its ticker; replaced as a whole by [`MemoryServer::restart`].
+/// The running node and its ticker; replaced as a whole by [`MemoryServer::restart`].
 #[derive(Debug)]
 struct Running {
-    hub: Arc<Hub>,
+    node: Arc<Node>,
     ticker: tokio::task::JoinHandle<()>,
 }
 
@@ -58,16 +59,16 @@ pub struct Link {
 }
 
 impl MemoryServer {
-    /// Start the hub and its ticker on the current runtime.
+    /// Start the node and its ticker on the current runtime.
     pub fn start(config: ServerConfig) -> MemoryServer {
         let running = Arc::new(Mutex::new(Running::new(config.clone())));
         let default_link = Link::new(running.clone());
         MemoryServer { config, running, default_link }
     }
 
-    /// The hub now serving.
-    pub fn hub(&self) -> Arc<Hub> {
-        self.running.lock().hub.clone()
+    /// The node now serving.
+    pub fn node(&self) -> Arc<Node> {
+        self.running.lock().node.clone()
     }
 
     /// A new path to this server, with faults of its own.
@@ -76,7 +77,7 @@ impl MemoryServer {
     }
 
     /// Open a connection on the default link: the client end of a WebSocket (no HTTP upgrade)
-    /// whose server end is served by the hub.
+    /// whose server end is served by the node.
     pub async fn connect(&self) -> WebSocketStream<DuplexStream> {
         self.default_link.connect().await
     }
@@ -86,15 +87,15 @@ impl MemoryServer {
     pub fn restart(&self) {
         let fresh = Running::new(self.config.clone());
         let old = std::mem::replace(&mut *self.running.lock(), fresh);
-        old.hub.shutdown();
+        old.node.hub.shutdown();
     }
 }
 
 impl Running {
     fn new(config: ServerConfig) -> Running {
-        let hub = Arc::new(Hub::new(config));
-        let ticker = crate::spawn_ticker(hub.clone());
-        Running { hub, ticker }
+        let node = Arc::new(Node::memory(config));
+        let ticker = crate::spawn_ticker(node.clone());
+        Running { node, ticker }
     }
 }
 
@@ -124,8 +125,8 @@ impl Link {
         let (client, near) = tokio::io::duplex(256 * 1024);
         let (far, server) = tokio::io::duplex(256 * 1024);
         tokio::spawn(forward(near, far, self.path.subscribe()));
-        let hub = self.running.lock().hub.clone();
-        let config = crate::ws::ws_config(hub.config.max_frame);
+        let node = self.running.lock().node.clone();
+        let config = crate::ws::ws_config(node.config.max_frame);
         tokio::spawn(async move {
             let socket = if handshake {
                 match tokio_tungstenite::accept_async_with_config(server, Some(config)).await {
@@ -135,7 +136,7 @@ impl Link {
             } else {
                 WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await
             };
-            crate::ws::serve(hub, socket).await;
+            crate::ws::serve(node, socket).await;
         });
         client
     }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::DEV_APP_ID;
-use crate::hub::Hub;
+use crate::node::Node;
 
 /// The demo page.
 pub const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -55,11 +55,11 @@ pub struct DevTokenRequest {
 /// `POST /v1/dev/token` `{"user":"u1"}` → `{"app_id":1,"token":"..."}`: only while the server
 /// runs with the dev app alone (no `--app`), so that the demo page works out of the box. With
 /// real apps it does not exist (404): tokens come from the app's own backend.
-pub async fn dev_token(State(hub): State<Arc<Hub>>, Json(req): Json<DevTokenRequest>) -> Response {
-    if !hub.config.dev_mode {
+pub async fn dev_token(State(node): State<Arc<Node>>, Json(req): Json<DevTokenRequest>) -> Response {
+    if !node.config.dev_mode {
         return (StatusCode::NOT_FOUND, Json(json!({"error":"only with the dev app"}))).into_response();
     }
-    let Some(secret) = hub.config.apps.get(&DEV_APP_ID) else {
+    let Some(secret) = node.config.apps.get(&DEV_APP_ID) else {
         return (StatusCode::NOT_FOUND, Json(json!({"error":"only with the dev app"}))).into_response();
     };
     if let Err(code) = validate::user_id(&req.user) {
@@ -68,7 +68,7 @@ pub async fn dev_token(State(hub): State<Arc<Hub>>, Json(req): Json<DevTokenRequ
     if let Some(Err(code)) = req.room.as_deref().map(validate::room_id) {
         return (StatusCode::BAD_REQUEST, Json(json!({"error": code.message(), "code": code.code()}))).into_response();
     }
-    let now_s = hub.clock.wall_s(tokio::time::Instant::now());
+    let now_s = node.clock.wall_s(tokio::time::Instant::now());
     let ttl = req.ttl_s.unwrap_or(3600).clamp(1, 86_400);
     let mut claims = Claims::new(DEV_APP_ID, req.user, now_s, ttl, format!("{:016x}", rand::random::<u64>()));
     claims.room_id = req.room;

@@ -1,7 +1,7 @@
 //! One WebSocket connection.
 //!
 //! The reader (this task) waits for `hello` or `resume` within `hello_timeout`, then decodes
-//! every frame and hands it to the [`Hub`]. A writer task drains the connection's [`Outbox`].
+//! every frame and hands it to the [`Node`]. A writer task drains the connection's [`Outbox`].
 //! Every failure a peer can cause ends in an `error` frame and/or a close code (§1), never a
 //! panic, and never touches another session.
 //!
@@ -21,8 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use crate::hub::{Hub, SessionKey};
+use crate::engine::SessionKey;
+use crate::node::Node;
 use crate::outbox::{close_code, Out, Outbox, OutboxReader};
+use crate::rules::SessionCtx;
 
 /// The WebSocket settings for `max_frame`: tungstenite reads a little more than the limit, so
 /// that the server, not the library, decides and answers with close code 1009.
@@ -39,18 +41,19 @@ pub fn ws_config(max_frame: usize) -> WebSocketConfig {
 }
 
 /// Serve one connection until it closes.
-pub async fn serve<S>(hub: Arc<Hub>, socket: WebSocketStream<S>)
+pub async fn serve<S>(node: Arc<Node>, socket: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (sink, mut stream) = socket.split();
-    let conn_id = hub.next_conn_id();
-    let (outbox, reader) = Outbox::new(hub.config.outbound_limit, conn_id);
+    let conn_id = node.hub.next_conn_id();
+    let (outbox, reader) = Outbox::new(node.config.outbound_limit, conn_id);
+    node.hub.register(outbox.clone());
     let writer = tokio::spawn(write_loop(sink, reader));
     metrics::gauge!("parlor_connections").increment(1.0);
 
-    let mut session: Option<SessionKey> = None;
-    let hello_deadline = Instant::now() + hub.config.hello_timeout;
+    let mut session: Option<(SessionKey, SessionCtx)> = None;
+    let hello_deadline = Instant::now() + node.config.hello_timeout;
     loop {
         let next = tokio::select! {
             biased;
@@ -81,7 +84,7 @@ where
             Message::Close(_) => break,
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
-        if text.len() > hub.config.max_frame {
+        if text.len() > node.config.max_frame {
             outbox.abort(close_code::TOO_BIG, "frame too big");
             break;
         }
@@ -93,25 +96,25 @@ where
                 break;
             }
             Err(e) => {
-                match session {
-                    Some(key) => hub.bad_frame(key, e.request_id(), e.code(), e.to_string(), now),
+                match &session {
+                    Some((key, _)) => node.bad_frame(*key, e.request_id(), e.code(), e.to_string(), now).await,
                     None => send_error(&outbox, e.request_id(), e.code(), &e.to_string()),
                 }
                 continue;
             }
         };
-        match (session, frame) {
-            (Some(key), frame) => hub.frame(key, frame, now),
-            (None, ClientFrame::Hello(h)) => match hub.hello(h, outbox.clone(), now) {
-                Ok(key) => session = Some(key),
+        match (&mut session, frame) {
+            (Some((key, ctx)), frame) => node.frame(*key, ctx, frame, now).await,
+            (None, ClientFrame::Hello(h)) => match node.hello(h, conn_id, now).await {
+                Ok(s) => session = Some(s),
                 Err((code, message)) => {
                     send_error(&outbox, None, code, &message);
                     outbox.close(close_code::POLICY, "bad hello");
                     break;
                 }
             },
-            (None, ClientFrame::Resume(r)) => match hub.resume(r, outbox.clone(), now) {
-                Ok(key) => session = Some(key),
+            (None, ClientFrame::Resume(r)) => match node.resume(r, conn_id, now).await {
+                Ok(s) => session = Some(s),
                 // The connection stays open: the client may go on with `hello` (§6 fallback).
                 Err((code, message)) => send_error(&outbox, None, code, &message),
             },
@@ -123,9 +126,11 @@ where
             }
         }
     }
-    if let Some(key) = session {
-        hub.detach(key, conn_id);
+    let key = session.map(|(key, _)| key);
+    if key.is_some() {
+        tracing::info!(session = key, "connection closed");
     }
+    node.hub.detach(key, conn_id);
     // Let the writer flush what is queued (an error frame, a close), then stop.
     outbox.close(close_code::GOING_AWAY, "");
     let _ = writer.await;

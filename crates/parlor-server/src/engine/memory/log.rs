@@ -6,8 +6,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::frame::Frame;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// One logged event.
 #[derive(Debug, Clone)]
@@ -17,7 +17,7 @@ pub struct Entry {
     /// When it happened.
     pub at: Instant,
     /// The encoded `event` frame.
-    pub bytes: Utf8Bytes,
+    pub bytes: Frame,
     /// True for broadcasts and barrages (to tell `missed_messages`).
     pub is_message: bool,
 }
@@ -45,7 +45,7 @@ impl ChannelLog {
     }
 
     /// Append the event with the next seq.
-    pub fn push(&mut self, bytes: Utf8Bytes, at: Instant, is_message: bool) -> u64 {
+    pub fn push(&mut self, bytes: Frame, at: Instant, is_message: bool) -> u64 {
         self.last += 1;
         if is_message {
             self.messages += 1;
@@ -93,13 +93,9 @@ impl ChannelLog {
     }
 
     /// Events currently kept.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// True when nothing is kept.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
@@ -107,8 +103,8 @@ impl ChannelLog {
 mod tests {
     use super::*;
 
-    fn b(s: &str) -> Utf8Bytes {
-        Utf8Bytes::from(s.to_string())
+    fn b(s: &str) -> Frame {
+        Frame::from(s.to_string())
     }
 
     #[test]

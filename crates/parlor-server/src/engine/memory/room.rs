@@ -1,4 +1,5 @@
-//! A room: its members, streams, extra info, and its `room` and `users` channel logs.
+//! A room of the memory engine: its members, streams, extra info, and its `room` and `users`
+//! channel logs.
 //!
 //! A room lives while it has members. When the last one leaves it is dropped with its logs, and
 //! the next login creates a new one with a new `room_session` (epoch): a client that resumes
@@ -9,19 +10,9 @@ use std::collections::BTreeMap;
 use parlor_protocol::{RoomExtraItem, Stream};
 use tokio::time::Instant;
 
-use crate::hub::{SessionKey, Window};
-use crate::log::ChannelLog;
-use crate::outbox::Outbox;
-
-/// What the room knows of one member.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// Whether the member gets the `users` channel.
-    pub notify: bool,
-    /// The member's connection, a copy of its session's (kept in step by `State::set_conn`), so
-    /// that the fan-out, the hottest loop of the server, touches only the room.
-    pub conn: Option<Outbox>,
-}
+use super::log::ChannelLog;
+use crate::engine::SessionKey;
+use crate::window::Window;
 
 /// One published stream and the session that owns it.
 #[derive(Debug, Clone)]
@@ -39,8 +30,9 @@ pub struct Room {
     pub epoch: String,
     /// Maximum members (0: no limit), set by the creator.
     pub max_members: u32,
-    /// Members in join order (session keys increase).
-    pub members: BTreeMap<SessionKey, Member>,
+    /// Members in join order (session keys increase), each with whether it gets the `users`
+    /// channel.
+    pub members: BTreeMap<SessionKey, bool>,
     /// Published streams by id.
     pub streams: BTreeMap<String, StreamEntry>,
     /// Extra info by key.
@@ -55,8 +47,6 @@ pub struct Room {
     pub next_online: Instant,
     /// Broadcast / barrage rate of the whole room.
     pub message_window: Window,
-    /// The last message id given out.
-    pub last_message_id: u64,
 }
 
 impl Room {
@@ -73,7 +63,6 @@ impl Room {
             online_sent: 1,
             next_online: now + online_interval,
             message_window: Window::default(),
-            last_message_id: 0,
         }
     }
 

@@ -1,0 +1,304 @@
+//! The memory engine (the default): every session and room of one process, behind one lock.
+//!
+//! One state, one owner: sessions, rooms, streams and logs live in one [`State`] guarded by one
+//! mutex. Work under the lock is short and never waits: an event is encoded once, appended to
+//! its channel log and handed to the [`Deliver`], which queues it (a reference-counted clone) on
+//! each recipient's outbox. Delivering under the lock is what keeps every session's frames in
+//! `seq` order.
+//!
+//! Time is a parameter: every entry point takes `now` (a `tokio::time::Instant`), so tests on
+//! tokio's paused clock drive timeouts without sleeping.
+
+mod log;
+mod requests;
+mod resume;
+mod room;
+mod state;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use parlor_protocol::{Ack, ErrorCode, EventBody, ServerFrame, TokenWillExpire};
+use serde_json::json;
+use tokio::time::Instant;
+
+use self::state::{random_id, Leave, Remembered, Session, State};
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::engine::{
+    ConnId, Deliver, Engine, NewSession, Op, Opened, Recalled, Refusal, Reply, Req, ResumeRefused, Resumed, RoomInfo,
+    SessionKey, Stats,
+};
+use crate::frame::Frame;
+use crate::named::Named;
+
+/// The in-process engine.
+#[derive(Debug)]
+pub struct MemoryEngine {
+    config: ServerConfig,
+    clock: Clock,
+    state: Mutex<State>,
+}
+
+impl MemoryEngine {
+    /// An empty engine publishing to `deliver`.
+    pub fn new(config: ServerConfig, clock: Clock, deliver: Arc<dyn Deliver>) -> MemoryEngine {
+        let state = State {
+            sessions: Default::default(),
+            by_public: Default::default(),
+            rooms: Default::default(),
+            streams: Default::default(),
+            next_session: 0,
+            deliver,
+        };
+        MemoryEngine { config, clock, state: Mutex::new(state) }
+    }
+
+    fn recall(st: &State, key: SessionKey, id: u64) -> Reply {
+        let Some(s) = st.sessions.get(&key) else {
+            return Reply::Fresh(Err(Refusal::NoSession));
+        };
+        let Some((_, remembered)) = s.answers.iter().find(|(i, _)| *i == id) else {
+            return Reply::Forgotten;
+        };
+        Reply::Repeat(match remembered {
+            Remembered::Done(seq, message_id) => Recalled::Done { seq: *seq, message_id: message_id.clone() },
+            Remembered::Refusal(r) => Recalled::Refusal(*r),
+            Remembered::Refused(code, message) => Recalled::Refused(*code, message.clone()),
+            Remembered::LoggedIn(room) => {
+                let in_room = s.rooms.contains_key(room);
+                let kicked = s.kicked.get(room).and_then(|c| ErrorCode::from_code(*c));
+                Recalled::LoggedIn(match st.room_state(&(s.app, room.clone()), key) {
+                    Some(entered) if in_room => Ok(entered),
+                    _ => Err(kicked.unwrap_or(ErrorCode::NotInRoom)),
+                })
+            }
+        })
+    }
+
+    fn request_now(&self, req: Req, op: Op, now: Instant, answer: impl FnOnce(Reply) -> Frame) -> bool {
+        let mut st = self.state.lock();
+        let reply = Self::request_locked(&mut st, &self.config, req, op, now);
+        let applied = matches!(reply, Reply::Fresh(Ok(_)));
+        // Under the lock, so that no event of a later seq reaches the session before it.
+        st.deliver.to_session(req.key, answer(reply));
+        applied
+    }
+
+    fn request_locked(st: &mut State, config: &ServerConfig, req: Req, op: Op, now: Instant) -> Reply {
+        let Some(s) = st.sessions.get_mut(&req.key) else {
+            return Reply::Fresh(Err(Refusal::NoSession));
+        };
+        s.last_frame = now;
+        if req.id <= s.last_request {
+            return Self::recall(st, req.key, req.id);
+        }
+        s.last_request = req.id;
+        let (result, remembered) = match op {
+            Op::Refused { code, message } => {
+                let r = Remembered::Refused(code, message.clone());
+                (Err(Refusal::Login(code)), r)
+            }
+            op => {
+                let login_room = match &op {
+                    Op::Login { room, .. } => Some(room.clone()),
+                    Op::Switch { to, .. } => Some(to.clone()),
+                    _ => None,
+                };
+                let result = st.apply(req.key, op, now, config);
+                let remembered = match (&result, login_room) {
+                    (Ok(_), Some(room)) => Remembered::LoggedIn(room),
+                    (Ok(done), None) => Remembered::Done(done.seq, done.message_id.clone()),
+                    (Err(r), _) => Remembered::Refusal(*r),
+                };
+                (result, remembered)
+            }
+        };
+        if let Some(s) = st.sessions.get_mut(&req.key) {
+            s.answers.push_back((req.id, remembered));
+            while s.answers.len() > config.answer_memory {
+                s.answers.pop_front();
+            }
+        }
+        Reply::Fresh(result)
+    }
+
+    fn tick_now(&self, now: Instant) {
+        let mut st = self.state.lock();
+        let cfg = &self.config;
+        let now_s = self.clock.wall_s(now);
+        let mut offline = Vec::new();
+        let mut expired = Vec::new();
+        let mut tokens = Vec::new();
+        for (key, s) in &st.sessions {
+            let silent = now.saturating_duration_since(s.last_frame);
+            if s.offline {
+                if silent >= cfg.retention {
+                    expired.push(*key);
+                }
+                continue;
+            }
+            if silent >= cfg.session_timeout {
+                offline.push(*key);
+                continue;
+            }
+            for (room, m) in &s.rooms {
+                if now_s >= m.grant.exp_s {
+                    tokens.push((*key, room.clone(), None));
+                } else if !m.warned && m.grant.exp_s.saturating_sub(now_s) <= cfg.token_warning.as_secs() {
+                    tokens.push((*key, room.clone(), Some(m.grant.exp_s - now_s)));
+                }
+            }
+        }
+        for key in offline {
+            st.go_offline(key, now);
+        }
+        for key in expired {
+            if let Some(s) = st.sessions.remove(&key) {
+                st.by_public.remove(&s.public_id);
+                tracing::info!(session = %s.public_id, user = %s.user.id, "retention ended");
+            }
+        }
+        for (key, room, warn) in tokens {
+            match warn {
+                Some(remaining_s) => {
+                    if let Some(m) = st.sessions.get_mut(&key).and_then(|s| s.rooms.get_mut(&room)) {
+                        m.warned = true;
+                    }
+                    st.send(key, &ServerFrame::TokenWillExpire(TokenWillExpire { room, remaining_s }));
+                }
+                None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now),
+            }
+        }
+        let State { rooms, deliver, .. } = &mut *st;
+        for ((app, room_id), room) in rooms.iter_mut() {
+            room.room_log.trim(now, cfg.log_len, cfg.log_age);
+            room.users_log.trim(now, cfg.log_len, cfg.log_age);
+            if now >= room.next_online {
+                room.next_online = now + cfg.online_interval;
+                let count = room.members.len() as u32;
+                if count != room.online_sent {
+                    room.online_sent = count;
+                    let frame = Frame::event(room_id, None, None, EventBody::Online { count });
+                    deliver.room_event(*app, room_id, None, 0, &frame, None);
+                }
+            }
+        }
+        metrics::gauge!("parlor_sessions").set(st.sessions.len() as f64);
+        metrics::gauge!("parlor_rooms").set(st.rooms.len() as f64);
+    }
+}
+
+impl Engine for MemoryEngine {
+    async fn open(&self, n: NewSession, conn: ConnId, now: Instant) -> Opened {
+        let mut st = self.state.lock();
+        st.next_session += 1;
+        let key = st.next_session;
+        let opened = Opened { key, public_id: random_id(), resume_token: random_id() };
+        let session = Session {
+            public_id: opened.public_id.clone(),
+            resume_token: opened.resume_token.clone(),
+            app: n.app,
+            user: n.user,
+            claims: n.claims,
+            last_frame: now,
+            offline: false,
+            rooms: Named::default(),
+            away: Named::default(),
+            kicked: Named::default(),
+            direct: Default::default(),
+            answers: VecDeque::new(),
+            last_request: 0,
+        };
+        tracing::info!(session = %session.public_id, app = session.app, user = %session.user.id, "hello");
+        st.by_public.insert(session.public_id.clone(), key);
+        st.sessions.insert(key, Box::new(session));
+        st.deliver.bind(key, conn);
+        opened
+    }
+
+    async fn resume(
+        &self,
+        session: &str,
+        resume_token: &str,
+        ack: &Ack,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<Resumed, ResumeRefused> {
+        self.state.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock)
+    }
+
+    async fn touch(&self, key: SessionKey, ack: Option<&Ack>, now: Instant) {
+        let mut st = self.state.lock();
+        if let Some(s) = st.sessions.get_mut(&key) {
+            s.last_frame = now;
+            if let Some(ack) = ack {
+                // A kick the client no longer acks is one it has heard of.
+                s.kicked.retain(|room, _| ack.rooms.contains_key(room));
+            }
+        }
+    }
+
+    async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> bool
+    where
+        A: FnOnce(Reply) -> Frame + Send,
+    {
+        self.request_now(req, op, now, answer)
+    }
+
+    async fn bye(&self, key: SessionKey, now: Instant) {
+        self.state.lock().end_session(key, now);
+    }
+
+    async fn tick(&self, now: Instant) {
+        self.tick_now(now);
+    }
+
+    async fn stats(&self) -> Stats {
+        let st = self.state.lock();
+        Stats { sessions: st.sessions.len(), rooms: st.rooms.len(), streams: st.streams.len() }
+    }
+
+    async fn rooms(&self, app: u32) -> Vec<RoomInfo> {
+        let st = self.state.lock();
+        let mut out: Vec<RoomInfo> =
+            st.rooms.iter().filter(|((a, _), _)| *a == app).map(|((_, id), r)| st.room_info(id, r)).collect();
+        out.sort_by(|a, b| a.room.cmp(&b.room));
+        out
+    }
+
+    async fn room(&self, app: u32, room: &str) -> Option<RoomInfo> {
+        let st = self.state.lock();
+        st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r))
+    }
+
+    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        let key = st
+            .rooms
+            .get(&(app, room.to_string()))
+            .and_then(|r| r.members.keys().copied().find(|k| st.sessions.get(k).is_some_and(|s| s.user.id == user)));
+        match key {
+            Some(key) => {
+                let extended = json!({ "reason": reason });
+                st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+        let mut st = self.state.lock();
+        let Some(r) = st.rooms.get(&(app, room.to_string())) else {
+            return false;
+        };
+        let keys: Vec<SessionKey> = r.members.keys().copied().collect();
+        for key in keys {
+            let extended = json!({ "reason": reason });
+            st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
+        }
+        true
+    }
+}

@@ -1,0 +1,323 @@
+//! The memory engine's state and the steps every operation is made of: enter a room, leave it,
+//! kick, go offline, end a session, append an event to a channel.
+//!
+//! Everything here runs under the engine's one lock and calls the [`Deliver`] under it, which is
+//! what keeps every session's frames in `seq` order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use parlor_protocol::token::Claims;
+use parlor_protocol::{
+    stream_delete_reason, Channel, ErrorCode, EventBody, Kicked, RoomConfig, RoomState, Seqs, ServerFrame, User,
+};
+use tokio::time::Instant;
+
+use super::log::ChannelLog;
+use super::room::Room;
+use crate::config::ServerConfig;
+use crate::engine::{Deliver, Grant, Refusal, RoomInfo, SessionKey};
+use crate::frame::Frame;
+use crate::named::Named;
+use crate::outbox::close_code;
+
+/// A room's key: its app and id.
+pub(super) type RoomKey = (u32, String);
+
+/// What a session holds for one of its rooms.
+#[derive(Debug, Clone)]
+pub(super) struct Membership {
+    /// The login's settings (kept to enter again on resume).
+    pub config: RoomConfig,
+    /// What the token the room relies on allows, and until when.
+    pub grant: Grant,
+    /// Whether `token_will_expire` was sent for the current token.
+    pub warned: bool,
+}
+
+/// An answer kept for a request that may be repeated after a resume.
+#[derive(Debug, Clone)]
+pub(super) enum Remembered {
+    /// Applied with these seqs and message id.
+    Done(Seqs, Option<String>),
+    /// A login (or switch) that entered this room: a repeat gets the room's state as it is now.
+    LoggedIn(String),
+    /// Refused by the engine.
+    Refusal(Refusal),
+    /// Refused by the rules.
+    Refused(ErrorCode, String),
+}
+
+/// One session.
+#[derive(Debug)]
+pub(super) struct Session {
+    /// Its public id.
+    pub public_id: String,
+    /// The token a resume must present (rotated by every resume).
+    pub resume_token: String,
+    /// Its app.
+    pub app: u32,
+    /// Its user.
+    pub user: User,
+    /// The claims of the session's token (for logins without a token of their own).
+    pub claims: Claims,
+    /// When its last frame arrived.
+    pub last_frame: Instant,
+    /// Out of its rooms after the session timeout, kept for retention.
+    pub offline: bool,
+    /// The rooms it is in.
+    pub rooms: Named<Membership>,
+    /// Rooms left when the session went offline, to be entered again on resume.
+    pub away: Named<Membership>,
+    /// Rooms the session was kicked from, by code, until the client has heard of it.
+    pub kicked: Named<u32>,
+    /// Its `direct` channel.
+    pub direct: ChannelLog,
+    /// Recent answers by request id, oldest first.
+    pub answers: VecDeque<(u64, Remembered)>,
+    /// The highest request id executed.
+    pub last_request: u64,
+}
+
+/// Why a member leaves a room.
+#[derive(Debug, Clone)]
+pub(super) enum Leave {
+    /// `logout`, `switch` or `bye`.
+    Logout,
+    /// The session went offline.
+    Offline,
+    /// The same user logged in elsewhere (no user change for the others).
+    Duplicate,
+    /// Kicked with this code (admin 1002055, token expired 1002056).
+    Kicked(ErrorCode, Option<serde_json::Value>),
+}
+
+/// Every session and room of the process.
+pub(super) struct State {
+    /// Boxed: the table's spare capacity then costs a pointer per slot, not a whole session.
+    pub sessions: HashMap<SessionKey, Box<Session>>,
+    /// Public id → key.
+    pub by_public: HashMap<String, SessionKey>,
+    /// Rooms by app and id.
+    pub rooms: HashMap<RoomKey, Room>,
+    /// Stream ids published in each app, with owner and room.
+    pub streams: HashMap<(u32, String), (SessionKey, String)>,
+    /// The last session key given out.
+    pub next_session: SessionKey,
+    /// Where events go.
+    pub deliver: Arc<dyn Deliver>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("sessions", &self.sessions.len()).field("rooms", &self.rooms.len()).finish()
+    }
+}
+
+/// A random opaque id (session ids, resume tokens, epochs).
+pub(super) fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+impl State {
+    /// A room as the admin API shows it.
+    pub fn room_info(&self, id: &str, r: &Room) -> RoomInfo {
+        RoomInfo {
+            room: id.to_string(),
+            room_session: r.epoch.clone(),
+            users: r.members.keys().filter_map(|k| self.sessions.get(k).map(|s| s.user.clone())).collect(),
+            streams: r.stream_list(),
+            extra: r.extra_list(),
+        }
+    }
+
+    /// Send a frame to one session.
+    pub fn send(&self, key: SessionKey, frame: &ServerFrame) {
+        self.deliver.to_session(key, Frame::encode(frame));
+    }
+
+    /// Append an event to a room channel and publish it to every member but `author`. Returns
+    /// its seq.
+    pub fn emit(
+        &mut self,
+        rk: &RoomKey,
+        ch: Channel,
+        body: EventBody,
+        author: Option<SessionKey>,
+        now: Instant,
+    ) -> u64 {
+        let Some(room) = self.rooms.get_mut(rk) else {
+            return 0;
+        };
+        let is_message = matches!(body, EventBody::Broadcast { .. } | EventBody::Barrage { .. });
+        let log = if ch == Channel::Users { &mut room.users_log } else { &mut room.room_log };
+        let seq = log.next_seq();
+        let frame = Frame::event(&rk.1, Some(ch), Some(seq), body);
+        log.push(frame.clone(), now, is_message);
+        self.deliver.room_event(rk.0, &rk.1, Some(ch), seq, &frame, author);
+        metrics::counter!("parlor_events_total").increment(1);
+        seq
+    }
+
+    /// The room state a login `ok` or a `snapshot` carries for `key`.
+    pub fn room_state(&self, rk: &RoomKey, key: SessionKey) -> Option<(RoomState, Seqs)> {
+        let room = self.rooms.get(rk)?;
+        let notify = room.members.get(&key).copied().unwrap_or(false);
+        let users = notify.then(|| {
+            room.members
+                .keys()
+                .filter(|k| **k != key)
+                .filter_map(|k| self.sessions.get(k).map(|s| s.user.clone()))
+                .collect()
+        });
+        let state = RoomState {
+            users,
+            streams: room.stream_list(),
+            extra: room.extra_list(),
+            online: room.members.len() as u32,
+            room_session: room.epoch.clone(),
+        };
+        let seq = Seqs { room: Some(room.room_log.last()), users: notify.then(|| room.users_log.last()), direct: None };
+        Some((state, seq))
+    }
+
+    /// Put `key` in `room`: create the room if needed, kick an older session of the same user,
+    /// tell the others. Returns the login `ok` fields.
+    pub fn enter(
+        &mut self,
+        key: SessionKey,
+        room_id: &str,
+        membership: Membership,
+        now: Instant,
+        cfg: &ServerConfig,
+    ) -> Result<(RoomState, Seqs), Refusal> {
+        let (app, user) = match self.sessions.get(&key) {
+            Some(s) => (s.app, s.user.clone()),
+            None => return Err(Refusal::NoSession),
+        };
+        let rk: RoomKey = (app, room_id.to_string());
+        let older = self.rooms.get(&rk).and_then(|r| {
+            r.members.keys().copied().find(|k| *k != key && self.sessions.get(k).is_some_and(|s| s.user.id == user.id))
+        });
+        if let Some(room) = self.rooms.get(&rk) {
+            let others = room.members.len() - usize::from(older.is_some());
+            if room.max_members > 0 && others >= room.max_members as usize {
+                return Err(Refusal::RoomFull);
+            }
+        }
+        if let Some(older) = older {
+            self.kick(older, room_id, Leave::Duplicate, now);
+        }
+        let notify = membership.config.user_status_notify;
+        let room = self
+            .rooms
+            .entry(rk.clone())
+            .or_insert_with(|| Room::new(random_id(), membership.config.max_members, now, cfg.online_interval));
+        room.members.insert(key, notify);
+        if older.is_none() {
+            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
+        }
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.kicked.remove(room_id);
+            s.rooms.insert(room_id.to_string(), membership);
+        }
+        let entered = self.room_state(&rk, key).ok_or(Refusal::NoSession)?;
+        self.deliver.joined(app, room_id, key, notify, entered.1);
+        Ok(entered)
+    }
+
+    /// Take `key` out of `room_id`, deleting its streams and telling the others as `why` says.
+    /// Returns the seqs of the events produced.
+    pub fn leave(&mut self, key: SessionKey, room_id: &str, why: &Leave, now: Instant) -> Seqs {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return Seqs::default();
+        };
+        let membership = s.rooms.remove(room_id);
+        let (app, user) = (s.app, s.user.clone());
+        if let Leave::Offline = why {
+            if let Some(m) = membership {
+                s.away.insert(room_id.to_string(), m);
+            }
+        }
+        let rk: RoomKey = (app, room_id.to_string());
+        let Some(room) = self.rooms.get_mut(&rk) else {
+            return Seqs::default();
+        };
+        if room.members.remove(&key).is_none() {
+            return Seqs::default();
+        }
+        self.deliver.left(app, room_id, key);
+        let streams = room.streams_of(key);
+        room.streams.retain(|_, e| e.owner != key);
+        for st in &streams {
+            self.streams.remove(&(app, st.id.clone()));
+        }
+        let reason = match why {
+            Leave::Logout => stream_delete_reason::LOGGED_OUT,
+            Leave::Offline => stream_delete_reason::HEARTBEAT_TIMEOUT,
+            Leave::Duplicate => stream_delete_reason::DUPLICATE_LOGIN,
+            Leave::Kicked(..) => stream_delete_reason::KICKED,
+        };
+        let mut seq = Seqs::default();
+        if !streams.is_empty() {
+            seq.room = Some(self.emit(&rk, Channel::Room, EventBody::StreamDelete { streams, reason }, Some(key), now));
+        }
+        if !matches!(why, Leave::Duplicate) {
+            seq.users =
+                Some(self.emit(&rk, Channel::Users, EventBody::UserDelete { users: vec![user] }, Some(key), now));
+        }
+        if self.rooms.get(&rk).is_some_and(|r| r.members.is_empty()) {
+            self.rooms.remove(&rk);
+        }
+        seq
+    }
+
+    /// Kick `key` out of `room_id`: the `kicked` frame, and close 4009 when no room is left.
+    pub fn kick(&mut self, key: SessionKey, room_id: &str, why: Leave, now: Instant) {
+        self.leave(key, room_id, &why, now);
+        let (code, extended_data) = match why {
+            Leave::Duplicate => (ErrorCode::KickedDuplicateLogin, None),
+            Leave::Kicked(code, extended) => (code, extended),
+            Leave::Logout | Leave::Offline => return,
+        };
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        s.kicked.insert(room_id.to_string(), code.code());
+        tracing::info!(session = %s.public_id, user = %s.user.id, room = room_id, code = code.code(), "kicked");
+        let no_room_left = s.rooms.is_empty();
+        self.send(key, &ServerFrame::Kicked(Kicked { room: room_id.to_string(), code: code.code(), extended_data }));
+        if no_room_left {
+            self.deliver.close(key, close_code::KICKED, "kicked out of every room", false);
+        }
+    }
+
+    /// The session has been silent for `session_timeout`: out of every room, kept for retention.
+    pub fn go_offline(&mut self, key: SessionKey, now: Instant) {
+        let rooms: Vec<String> = match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.offline = true;
+                tracing::info!(session = %s.public_id, user = %s.user.id, "offline");
+                s.rooms.keys().cloned().collect()
+            }
+            None => return,
+        };
+        self.deliver.close(key, close_code::GOING_AWAY, "session timed out", true);
+        for room in rooms {
+            self.leave(key, &room, &Leave::Offline, now);
+        }
+    }
+
+    /// `bye`: out of every room, not resumable.
+    pub fn end_session(&mut self, key: SessionKey, now: Instant) {
+        let rooms: Vec<String> = self.sessions.get(&key).map(|s| s.rooms.keys().cloned().collect()).unwrap_or_default();
+        for room in rooms {
+            self.leave(key, &room, &Leave::Logout, now);
+        }
+        if let Some(s) = self.sessions.remove(&key) {
+            self.by_public.remove(&s.public_id);
+            self.deliver.close(key, close_code::NORMAL, "bye", false);
+            tracing::info!(session = %s.public_id, user = %s.user.id, "bye");
+        }
+    }
+}

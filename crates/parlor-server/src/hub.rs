@@ -1,0 +1,249 @@
+//! The node-local hub: this node's connections, and which of its sessions are in which room.
+//!
+//! It owns no shared state: it delivers what the engine publishes ([`Deliver`]). A room event is
+//! one [`Frame`] handed (a reference-counted clone) to each local member's outbox. Each member
+//! record holds its connection's outbox, so that the fan-out — the hottest loop of the server —
+//! touches only the room's member list.
+//!
+//! Each member also holds the last `seq` it has of each channel of the room (from its login
+//! `ok`, its resume, and every event since). An event at or below it is a duplicate and is not
+//! sent again; this is what makes delivery exactly-once when an engine can deliver an event
+//! twice (the Redis engine: its own copy and the one pub/sub brings, or a gap fill).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use parlor_protocol::{Channel, Seqs};
+
+use crate::engine::{ConnId, Deliver, SessionKey};
+use crate::frame::Frame;
+use crate::outbox::{close_code, Outbox};
+
+/// One local member of a room.
+#[derive(Debug)]
+struct Member {
+    key: SessionKey,
+    /// Whether it gets the `users` channel.
+    notify: bool,
+    /// Its session's connection (kept in step by `bind` / `detach`).
+    conn: Option<Outbox>,
+    /// The last seq it has of the `room` and `users` channels.
+    at: [u64; 2],
+}
+
+/// A session this node serves.
+#[derive(Debug, Default)]
+struct Local {
+    app: u32,
+    conn: Option<Outbox>,
+    /// The rooms it is in, by app and id.
+    rooms: Vec<(u32, Box<str>)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Open connections, bound to a session or not yet.
+    conns: HashMap<ConnId, Outbox>,
+    sessions: HashMap<SessionKey, Local>,
+    /// Local members by app and room id (two levels, so that a lookup borrows the id).
+    rooms: HashMap<u32, HashMap<Box<str>, Vec<Member>>>,
+}
+
+impl State {
+    fn members(&mut self, app: u32, room: &str) -> Option<&mut Vec<Member>> {
+        self.rooms.get_mut(&app)?.get_mut(room)
+    }
+
+    /// Attach `conn` (None: detach) to `key`'s session and its member records.
+    fn set_conn(&mut self, key: SessionKey, conn: Option<Outbox>) -> Option<Outbox> {
+        let State { sessions, rooms, .. } = self;
+        let local = sessions.get_mut(&key)?;
+        for (app, room) in &local.rooms {
+            if let Some(m) =
+                rooms.get_mut(app).and_then(|r| r.get_mut(room)).and_then(|ms| ms.iter_mut().find(|m| m.key == key))
+            {
+                m.conn = conn.clone();
+            }
+        }
+        std::mem::replace(&mut local.conn, conn)
+    }
+
+    /// Forget a session that has neither a connection nor a room here.
+    fn forget_if_idle(&mut self, key: SessionKey) {
+        if self.sessions.get(&key).is_some_and(|l| l.conn.is_none() && l.rooms.is_empty()) {
+            self.sessions.remove(&key);
+        }
+    }
+}
+
+/// This node's connections and local room members.
+#[derive(Debug, Default)]
+pub struct Hub {
+    state: Mutex<State>,
+    next_conn: AtomicU64,
+}
+
+fn channel_index(ch: Channel) -> Option<usize> {
+    match ch {
+        Channel::Room => Some(0),
+        Channel::Users => Some(1),
+        Channel::Direct => None,
+    }
+}
+
+impl Hub {
+    /// An empty hub.
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    /// A new connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// A new connection (not yet bound to a session).
+    pub fn register(&self, conn: Outbox) {
+        self.state.lock().conns.insert(conn.id(), conn);
+    }
+
+    /// Connection `conn` ended; if it was `key`'s, the session stays (invisible to the others)
+    /// without a connection until it resumes or goes offline.
+    pub fn detach(&self, key: Option<SessionKey>, conn: ConnId) {
+        let mut st = self.state.lock();
+        st.conns.remove(&conn);
+        if let Some(key) = key {
+            if st.sessions.get(&key).and_then(|l| l.conn.as_ref()).map(Outbox::id) == Some(conn) {
+                st.set_conn(key, None);
+                st.forget_if_idle(key);
+            }
+        }
+    }
+
+    /// Sessions of this node with a connection.
+    pub fn connected(&self) -> usize {
+        self.state.lock().sessions.values().filter(|l| l.conn.is_some()).count()
+    }
+
+    /// Drop every connection of `app` at once, ahead of what is queued, with 4010: the sessions
+    /// stay, and their clients resume. Returns how many were dropped.
+    pub fn drop_connections(&self, app: u32) -> usize {
+        let st = self.state.lock();
+        let mut dropped = 0;
+        for l in st.sessions.values().filter(|l| l.app == app) {
+            if let Some(c) = &l.conn {
+                c.abort(close_code::SHUTDOWN, "connections dropped by the server");
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Close every connection with 4010 (the server is shutting down; clients reconnect).
+    pub fn shutdown(&self) {
+        for c in self.state.lock().conns.values() {
+            c.close(close_code::SHUTDOWN, "server shutting down");
+        }
+    }
+}
+
+impl Deliver for Hub {
+    fn bind(&self, key: SessionKey, conn: ConnId) -> bool {
+        let mut st = self.state.lock();
+        let Some(outbox) = st.conns.get(&conn).cloned() else {
+            return false;
+        };
+        st.sessions.entry(key).or_default();
+        if let Some(old) = st.set_conn(key, Some(outbox)) {
+            if old.id() != conn {
+                old.abort(close_code::GOING_AWAY, "replaced by a resume");
+            }
+        }
+        true
+    }
+
+    fn room_event(
+        &self,
+        app: u32,
+        room: &str,
+        ch: Option<Channel>,
+        seq: u64,
+        frame: &Frame,
+        author: Option<SessionKey>,
+    ) {
+        let mut st = self.state.lock();
+        let Some(members) = st.members(app, room) else {
+            return;
+        };
+        let index = ch.and_then(channel_index);
+        let mut delivered = 0u64;
+        for m in members.iter_mut() {
+            if let Some(i) = index {
+                if seq <= m.at[i] {
+                    continue;
+                }
+                m.at[i] = seq;
+            }
+            if Some(m.key) == author || (ch == Some(Channel::Users) && !m.notify) {
+                continue;
+            }
+            if let Some(c) = &m.conn {
+                c.send(frame.clone().into_ws());
+                delivered += 1;
+            }
+        }
+        metrics::counter!("parlor_deliveries_total").increment(delivered);
+    }
+
+    fn to_session(&self, key: SessionKey, frame: Frame) {
+        let st = self.state.lock();
+        if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
+            c.send(frame.into_ws());
+        }
+    }
+
+    fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs) {
+        let mut st = self.state.lock();
+        let local = st.sessions.entry(key).or_default();
+        local.app = app;
+        local.rooms.push((app, room.into()));
+        let conn = local.conn.clone();
+        let members = st.rooms.entry(app).or_default().entry(room.into()).or_default();
+        members.retain(|m| m.key != key);
+        members.push(Member { key, notify, conn, at: [at.room.unwrap_or(0), at.users.unwrap_or(0)] });
+    }
+
+    fn left(&self, app: u32, room: &str, key: SessionKey) {
+        let mut st = self.state.lock();
+        if let Some(l) = st.sessions.get_mut(&key) {
+            l.rooms.retain(|(a, r)| !(*a == app && &**r == room));
+        }
+        if let Some(rooms) = st.rooms.get_mut(&app) {
+            if let Some(members) = rooms.get_mut(room) {
+                if let Some(i) = members.iter().position(|m| m.key == key) {
+                    members.swap_remove(i);
+                }
+                if members.is_empty() {
+                    rooms.remove(room);
+                }
+            }
+            if rooms.is_empty() {
+                st.rooms.remove(&app);
+            }
+        }
+        st.forget_if_idle(key);
+    }
+
+    fn close(&self, key: SessionKey, code: u16, reason: &str, abort: bool) {
+        let mut st = self.state.lock();
+        if abort {
+            if let Some(c) = st.set_conn(key, None) {
+                c.abort(code, reason);
+            }
+            st.forget_if_idle(key);
+        } else if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
+            c.close(code, reason);
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! A node: one server process — its settings, its clock, its [`Hub`] (the connections it
+//! serves) and the [`Engine`] it shares with the other nodes of its deployment.
+//!
+//! This is the session layer of the server: `hello` and `resume`, liveness, and each request
+//! of a session turned by the [`rules`](crate::rules) into an engine operation and its answer.
+//! [`ws`](crate::ws) calls it for every frame; the admin API calls it too.
+
+use std::sync::Arc;
+
+use parlor_protocol::{token, validate, ClientFrame, ErrorCode, Hello, Pong, Resume, ServerFrame, Welcome};
+use tokio::time::Instant;
+
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::engine::memory::MemoryEngine;
+use crate::engine::{ConnId, Deliver, Engine, NewSession, Op, Reply, Req, RoomInfo, SessionKey};
+use crate::frame::Frame;
+use crate::hub::Hub;
+use crate::rules::{self, SessionCtx, Spend};
+
+/// The engine a node runs on, chosen at start.
+#[derive(Debug)]
+pub enum AnyEngine {
+    /// Everything in this process.
+    Memory(MemoryEngine),
+}
+
+/// Call `$call` on whichever engine `$e` is.
+macro_rules! dispatch {
+    ($e:expr, $x:ident => $call:expr) => {
+        match $e {
+            AnyEngine::Memory($x) => $call,
+        }
+    };
+}
+
+/// Counts for `/healthz`, metrics and the admin API.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Stats {
+    /// Sessions, offline ones included.
+    pub sessions: usize,
+    /// Sessions with a connection on this node.
+    pub connected: usize,
+    /// Rooms.
+    pub rooms: usize,
+    /// Streams.
+    pub streams: usize,
+}
+
+/// One server process.
+#[derive(Debug)]
+pub struct Node {
+    /// Settings.
+    pub config: ServerConfig,
+    /// The clock.
+    pub clock: Clock,
+    /// This node's connections.
+    pub hub: Arc<Hub>,
+    /// The shared state.
+    pub engine: AnyEngine,
+}
+
+type Refuse = (ErrorCode, String);
+
+impl Node {
+    /// A node on the memory engine.
+    pub fn memory(config: ServerConfig) -> Node {
+        let clock = Clock::new();
+        let hub = Arc::new(Hub::new());
+        let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()));
+        Node { config, clock, hub, engine }
+    }
+
+    /// Start a session from `hello` on connection `conn`; `welcome` is queued on it.
+    pub async fn hello(&self, h: Hello, conn: ConnId, now: Instant) -> Result<(SessionKey, SessionCtx), Refuse> {
+        if h.v != parlor_protocol::PROTOCOL_VERSION {
+            return Err((ErrorCode::InvalidField, format!("unsupported protocol version {}", h.v)));
+        }
+        let Some(secret) = self.config.apps.get(&h.app_id) else {
+            return Err((ErrorCode::AuthFailed, format!("unknown app {}", h.app_id)));
+        };
+        let refuse = |c: ErrorCode| (c, c.message().to_string());
+        validate::user_id(&h.user.id).map_err(refuse)?;
+        validate::user_name(&h.user.name).map_err(refuse)?;
+        let claims = token::verify(secret.as_bytes(), &h.token, h.app_id, &h.user.id, None, self.clock.wall_s(now))
+            .map_err(refuse)?;
+        let ctx = SessionCtx::new(h.app_id, h.user.id.clone(), claims.clone(), 0);
+        let new = NewSession { app: h.app_id, user: h.user, claims };
+        let opened = dispatch!(&self.engine, e => e.open(new, conn, now).await);
+        let welcome = ServerFrame::Welcome(Welcome {
+            session: opened.public_id,
+            resume_token: opened.resume_token,
+            heartbeat_ms: self.config.heartbeat.as_millis() as u64,
+            session_timeout_ms: self.config.session_timeout.as_millis() as u64,
+            retention_ms: self.config.retention.as_millis() as u64,
+            server_time_ms: self.clock.wall_ms(now),
+        });
+        self.hub.to_session(opened.key, Frame::encode(&welcome));
+        Ok((opened.key, ctx))
+    }
+
+    /// Resume a session on connection `conn` (§6): `resumed`, the replays and snapshots, the
+    /// missed direct events and `resume_done` are queued on it.
+    pub async fn resume(&self, r: Resume, conn: ConnId, now: Instant) -> Result<(SessionKey, SessionCtx), Refuse> {
+        let resumed = dispatch!(&self.engine, e => e.resume(&r.session, &r.resume_token, &r.ack, conn, now).await)
+            .map_err(|refused| (ErrorCode::ResumeFailed, refused.0.to_string()))?;
+        let ctx = SessionCtx::new(resumed.app, resumed.user.id, resumed.claims, resumed.last_request);
+        Ok((resumed.key, ctx))
+    }
+
+    /// Handle one frame of an established session.
+    pub async fn frame(&self, key: SessionKey, ctx: &mut SessionCtx, frame: ClientFrame, now: Instant) {
+        match frame {
+            ClientFrame::Ping(p) => {
+                dispatch!(&self.engine, e => e.touch(key, p.ack.as_ref(), now).await);
+                let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
+                self.hub.to_session(key, Frame::encode(&pong));
+            }
+            ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, now).await),
+            ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
+                dispatch!(&self.engine, e => e.touch(key, None, now).await);
+                let error = ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started");
+                self.hub.to_session(key, Frame::encode(&error));
+            }
+            request => {
+                let Some(id) = request.request_id() else {
+                    return;
+                };
+                // The request counts as life: the engine's `request` notes it.
+                let fresh = id > ctx.last_request;
+                ctx.last_request = ctx.last_request.max(id);
+                let (now_s, time_ms) = (self.clock.wall_s(now), self.clock.wall_ms(now));
+                let subject = rules::subject(&request);
+                let op = rules::op(ctx, request, fresh, &self.config, now, now_s, time_ms);
+                let (spend, rules_refusal) = match &op {
+                    Op::Refused { message, .. } => (Spend::Nothing, Some(message.clone())),
+                    op => (Spend::of(op), None),
+                };
+                let answer =
+                    move |reply: Reply| Frame::encode(&rules::answer(id, subject, reply, rules_refusal.as_deref()));
+                if dispatch!(&self.engine, e => e.request(Req { key, id }, op, now, answer).await) {
+                    rules::applied(ctx, spend, now);
+                }
+            }
+        }
+    }
+
+    /// Answer a frame that could not be decoded (it still counts as life).
+    pub async fn bad_frame(&self, key: SessionKey, id: Option<u64>, code: ErrorCode, message: String, now: Instant) {
+        dispatch!(&self.engine, e => e.touch(key, None, now).await);
+        self.hub.to_session(key, Frame::encode(&ServerFrame::error_with(id, code, message)));
+    }
+
+    /// Everything that happens with time. Called about every 500 ms.
+    pub async fn tick(&self, now: Instant) {
+        dispatch!(&self.engine, e => e.tick(now).await);
+    }
+
+    /// Counts of what the deployment holds and this node serves.
+    pub async fn stats(&self) -> Stats {
+        let s = dispatch!(&self.engine, e => e.stats().await);
+        Stats { sessions: s.sessions, connected: self.hub.connected(), rooms: s.rooms, streams: s.streams }
+    }
+
+    /// The rooms of `app`.
+    pub async fn admin_rooms(&self, app: u32) -> Vec<RoomInfo> {
+        dispatch!(&self.engine, e => e.rooms(app).await)
+    }
+
+    /// One room of `app`.
+    pub async fn admin_room(&self, app: u32, room: &str) -> Option<RoomInfo> {
+        dispatch!(&self.engine, e => e.room(app, room).await)
+    }
+
+    /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
+    pub async fn admin_kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+        dispatch!(&self.engine, e => e.kick(app, room, user, reason, now).await)
+    }
+
+    /// Close `room`: everyone is kicked with 1002055 and `reason`. False when no such room.
+    pub async fn admin_close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+        dispatch!(&self.engine, e => e.close_room(app, room, reason, now).await)
+    }
+
+    /// Drop every connection of `app` with 4010 (the sessions stay; clients resume).
+    pub async fn admin_drop_connections(&self, app: u32) -> usize {
+        self.hub.drop_connections(app)
+    }
+}
