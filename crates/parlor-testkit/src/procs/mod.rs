@@ -31,11 +31,15 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 mod cluster;
+mod haproxy;
 pub mod http;
+mod node;
 mod redis;
 pub mod resp;
 
 pub use cluster::RedisCluster;
+pub use haproxy::Haproxy;
+pub use node::Node;
 pub use redis::RedisServer;
 
 /// A loopback TCP port that was free a moment ago: bind `127.0.0.1:0`, read the port, drop.
