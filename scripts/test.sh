@@ -10,6 +10,12 @@ step() { printf '\n==> %s\n' "$*"; }
 # --- what the suite needs from Debian --------------------------------------------------------
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# The multi-process tests (crates/parlor-testkit/tests/procs.rs and the multi-node tests) run
+# real Redis and HAProxy; they fail, not skip, when these are missing. Debian has haproxy in
+# /usr/sbin, which a non-root user's PATH may lack.
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -23,6 +29,8 @@ cargo fmt --all --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test"
+# The multi-process tests run target/debug/parlor, which `cargo test` does not build.
+cargo build -p parlor --bins --quiet
 cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
