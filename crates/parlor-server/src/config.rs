@@ -51,6 +51,11 @@ pub struct ServerConfig {
     pub token_warning: Duration,
     /// How many recent answers a session remembers for repeated request ids.
     pub answer_memory: usize,
+    /// The Redis engine's server (`redis://HOST:PORT[/DB]`); empty for the memory engine.
+    /// Several URLs are the seed nodes of a Redis Cluster.
+    pub redis: Vec<String>,
+    /// This node's id (in logs, `/healthz`, and the Redis engine's node records).
+    pub node_id: String,
 }
 
 impl Default for ServerConfig {
@@ -75,6 +80,8 @@ impl Default for ServerConfig {
             online_interval: Duration::from_secs(30),
             token_warning: Duration::from_secs(30),
             answer_memory: 64,
+            redis: Vec::new(),
+            node_id: format!("{:08x}", rand::random::<u32>()),
         }
     }
 }
