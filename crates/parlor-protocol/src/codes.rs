@@ -43,6 +43,9 @@ codes! {
     UnknownRequest = 1000002, "unknown request type";
     /// A field is missing or invalid; the error's message says which.
     InvalidField = 1000003, "missing or invalid field";
+    /// The server's shared state (the Redis engine) cannot be reached right now; nothing was
+    /// done. Retry the same request (same id) after a short wait (§9.6).
+    ServiceUnavailable = 1000004, "service temporarily unavailable";
     /// Already in the maximum number of rooms, or already in this room.
     TooManyRooms = 1002001, "already in the maximum number of rooms, or already in this room";
     /// Logout of a room the session is not in.
@@ -146,7 +149,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert!(!c.message().is_empty());
         }
-        assert_eq!(ErrorCode::ALL.len(), 37);
+        assert_eq!(ErrorCode::ALL.len(), 38);
         assert_eq!(ErrorCode::KickedDuplicateLogin.code(), 1002050);
         assert_eq!(ErrorCode::from_code(0), None);
     }

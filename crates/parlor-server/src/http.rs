@@ -116,7 +116,7 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
 }
 
 async fn healthz(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "stats": node.stats().await }))
+    Json(node.health().await)
 }
 
 async fn metrics_text() -> String {

@@ -126,9 +126,18 @@ impl Hub {
         self.state.lock().sessions.values().filter(|l| l.conn.is_some()).count()
     }
 
+    /// Close every connection with 4010 (the server is shutting down; clients reconnect).
+    pub fn shutdown(&self) {
+        for c in self.state.lock().conns.values() {
+            c.close(close_code::SHUTDOWN, "server shutting down");
+        }
+    }
+}
+
+impl Deliver for Hub {
     /// Drop every connection of `app` at once, ahead of what is queued, with 4010: the sessions
     /// stay, and their clients resume. Returns how many were dropped.
-    pub fn drop_connections(&self, app: u32) -> usize {
+    fn drop_connections(&self, app: u32) -> usize {
         let st = self.state.lock();
         let mut dropped = 0;
         for l in st.sessions.values().filter(|l| l.app == app) {
@@ -140,27 +149,8 @@ impl Hub {
         dropped
     }
 
-    /// Close every connection with 4010 (the server is shutting down; clients reconnect).
-    pub fn shutdown(&self) {
-        for c in self.state.lock().conns.values() {
-            c.close(close_code::SHUTDOWN, "server shutting down");
-        }
-    }
-}
-
-impl Deliver for Hub {
     fn bind(&self, key: SessionKey, conn: ConnId) -> bool {
-        let mut st = self.state.lock();
-        let Some(outbox) = st.conns.get(&conn).cloned() else {
-            return false;
-        };
-        st.sessions.entry(key).or_default();
-        if let Some(old) = st.set_conn(key, Some(outbox)) {
-            if old.id() != conn {
-                old.abort(close_code::GOING_AWAY, "replaced by a resume");
-            }
-        }
-        true
+        self.bind_with(key, conn, Vec::new())
     }
 
     fn room_event(
@@ -196,6 +186,28 @@ impl Deliver for Hub {
         metrics::counter!("parlor_deliveries_total").increment(delivered);
     }
 
+    fn bind_with(&self, key: SessionKey, conn: ConnId, frames: Vec<Frame>) -> bool {
+        let mut st = self.state.lock();
+        let Some(outbox) = st.conns.get(&conn).cloned() else {
+            return false;
+        };
+        st.sessions.entry(key).or_default();
+        if let Some(old) = st.set_conn(key, Some(outbox.clone())) {
+            if old.id() != conn {
+                old.abort(close_code::GOING_AWAY, "replaced by a resume");
+            }
+        }
+        // Under the lock: no event reaches the connection before these.
+        for f in frames {
+            outbox.send(f.into_ws());
+        }
+        true
+    }
+
+    fn has_members(&self, app: u32, room: &str) -> bool {
+        self.state.lock().rooms.get(&app).is_some_and(|r| r.contains_key(room))
+    }
+
     fn to_session(&self, key: SessionKey, frame: Frame) {
         let st = self.state.lock();
         if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
@@ -207,7 +219,9 @@ impl Deliver for Hub {
         let mut st = self.state.lock();
         let local = st.sessions.entry(key).or_default();
         local.app = app;
-        local.rooms.push((app, room.into()));
+        if !local.rooms.iter().any(|(a, r)| *a == app && &**r == room) {
+            local.rooms.push((app, room.into()));
+        }
         let conn = local.conn.clone();
         let members = st.rooms.entry(app).or_default().entry(room.into()).or_default();
         members.retain(|m| m.key != key);
@@ -235,8 +249,12 @@ impl Deliver for Hub {
         st.forget_if_idle(key);
     }
 
-    fn close(&self, key: SessionKey, code: u16, reason: &str, abort: bool) {
+    fn close(&self, key: SessionKey, conn: Option<ConnId>, code: u16, reason: &str, abort: bool) {
         let mut st = self.state.lock();
+        let current = st.sessions.get(&key).and_then(|l| l.conn.as_ref()).map(Outbox::id);
+        if conn.is_some() && conn != current {
+            return;
+        }
         if abort {
             if let Some(c) = st.set_conn(key, None) {
                 c.abort(code, reason);

@@ -60,7 +60,7 @@ impl Server {
         socket.bind(config.listen)?;
         let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
-        let node = Arc::new(Node::memory(config));
+        let node = Arc::new(Node::start(config).await.map_err(std::io::Error::other)?);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ticker = spawn_ticker(node.clone());
         let app = http::router(node.clone());

@@ -13,16 +13,20 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::memory::MemoryEngine;
-use crate::engine::{ConnId, Deliver, Engine, NewSession, Op, Reply, Req, RoomInfo, SessionKey};
+use crate::engine::redis::RedisEngine;
+use crate::engine::{ConnId, Deliver, Engine, NewSession, Op, Outcome, Reply, Req, RoomInfo, SessionKey};
 use crate::frame::Frame;
 use crate::hub::Hub;
 use crate::rules::{self, SessionCtx, Spend};
 
 /// The engine a node runs on, chosen at start.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per process; boxing would add a hop to every request
 pub enum AnyEngine {
     /// Everything in this process.
     Memory(MemoryEngine),
+    /// Shared with the other nodes through Redis.
+    Redis(Arc<RedisEngine>),
 }
 
 /// Call `$call` on whichever engine `$e` is.
@@ -30,6 +34,7 @@ macro_rules! dispatch {
     ($e:expr, $x:ident => $call:expr) => {
         match $e {
             AnyEngine::Memory($x) => $call,
+            AnyEngine::Redis($x) => $call,
         }
     };
 }
@@ -62,6 +67,10 @@ pub struct Node {
 
 type Refuse = (ErrorCode, String);
 
+fn unavailable() -> Refuse {
+    (ErrorCode::ServiceUnavailable, ErrorCode::ServiceUnavailable.message().to_string())
+}
+
 impl Node {
     /// A node on the memory engine.
     pub fn memory(config: ServerConfig) -> Node {
@@ -69,6 +78,38 @@ impl Node {
         let hub = Arc::new(Hub::new());
         let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()));
         Node { config, clock, hub, engine }
+    }
+
+    /// A node on the engine `config` asks for: Redis when `config.redis` names a server, else
+    /// memory.
+    pub async fn start(config: ServerConfig) -> Result<Node, String> {
+        if config.redis.is_empty() {
+            return Ok(Node::memory(config));
+        }
+        let clock = Clock::new();
+        let hub = Arc::new(Hub::new());
+        let engine = RedisEngine::connect(config.clone(), clock, hub.clone())
+            .await
+            .map_err(|e| format!("cannot reach Redis at {}: {e}", config.redis.join(",")))?;
+        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine) })
+    }
+
+    /// What `/healthz` says: this node, its engine, and (with Redis) the nodes it sees.
+    pub async fn health(&self) -> serde_json::Value {
+        let stats = self.stats().await;
+        let mut h = serde_json::json!({ "status": "ok", "node": self.config.node_id, "stats": stats });
+        match &self.engine {
+            AnyEngine::Memory(_) => h["engine"] = "memory".into(),
+            AnyEngine::Redis(e) => {
+                let seen = e.health(Instant::now()).await;
+                h["engine"] = "redis".into();
+                if !seen.redis {
+                    h["status"] = "degraded".into();
+                }
+                h["redis"] = serde_json::json!({ "reachable": seen.redis, "nodes": seen.nodes });
+            }
+        }
+        h
     }
 
     /// Start a session from `hello` on connection `conn`; `welcome` is queued on it.
@@ -86,7 +127,7 @@ impl Node {
             .map_err(refuse)?;
         let ctx = SessionCtx::new(h.app_id, h.user.id.clone(), claims.clone(), 0);
         let new = NewSession { app: h.app_id, user: h.user, claims };
-        let opened = dispatch!(&self.engine, e => e.open(new, conn, now).await);
+        let opened = dispatch!(&self.engine, e => e.open(new, conn, now).await).map_err(|_| unavailable())?;
         let welcome = ServerFrame::Welcome(Welcome {
             session: opened.public_id,
             resume_token: opened.resume_token,
@@ -103,6 +144,7 @@ impl Node {
     /// missed direct events and `resume_done` are queued on it.
     pub async fn resume(&self, r: Resume, conn: ConnId, now: Instant) -> Result<(SessionKey, SessionCtx), Refuse> {
         let resumed = dispatch!(&self.engine, e => e.resume(&r.session, &r.resume_token, &r.ack, conn, now).await)
+            .map_err(|_| unavailable())?
             .map_err(|refused| (ErrorCode::ResumeFailed, refused.0.to_string()))?;
         let ctx = SessionCtx::new(resumed.app, resumed.user.id, resumed.claims, resumed.last_request);
         Ok((resumed.key, ctx))
@@ -112,13 +154,13 @@ impl Node {
     pub async fn frame(&self, key: SessionKey, ctx: &mut SessionCtx, frame: ClientFrame, now: Instant) {
         match frame {
             ClientFrame::Ping(p) => {
-                dispatch!(&self.engine, e => e.touch(key, p.ack.as_ref(), now).await);
+                dispatch!(&self.engine, e => e.touch(key, ctx.app, p.ack.as_ref(), now).await);
                 let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
                 self.hub.to_session(key, Frame::encode(&pong));
             }
-            ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, now).await),
+            ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, ctx.app, now).await),
             ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
-                dispatch!(&self.engine, e => e.touch(key, None, now).await);
+                dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
                 let error = ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started");
                 self.hub.to_session(key, Frame::encode(&error));
             }
@@ -127,7 +169,7 @@ impl Node {
                     return;
                 };
                 // The request counts as life: the engine's `request` notes it.
-                let fresh = id > ctx.last_request;
+                let (fresh, before) = (id > ctx.last_request, ctx.last_request);
                 ctx.last_request = ctx.last_request.max(id);
                 let (now_s, time_ms) = (self.clock.wall_s(now), self.clock.wall_ms(now));
                 let subject = rules::subject(&request);
@@ -138,16 +180,28 @@ impl Node {
                 };
                 let answer =
                     move |reply: Reply| Frame::encode(&rules::answer(id, subject, reply, rules_refusal.as_deref()));
-                if dispatch!(&self.engine, e => e.request(Req { key, id }, op, now, answer).await) {
-                    rules::applied(ctx, spend, now);
+                match dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await) {
+                    Outcome::Applied => rules::applied(ctx, spend, now),
+                    Outcome::Answered => {}
+                    // Nothing is known to have happened: the client's retry with the same id is
+                    // fresh here, and the engine executes or recalls it.
+                    Outcome::Unavailable => ctx.last_request = before,
                 }
             }
         }
     }
 
     /// Answer a frame that could not be decoded (it still counts as life).
-    pub async fn bad_frame(&self, key: SessionKey, id: Option<u64>, code: ErrorCode, message: String, now: Instant) {
-        dispatch!(&self.engine, e => e.touch(key, None, now).await);
+    pub async fn bad_frame(
+        &self,
+        key: SessionKey,
+        ctx: &SessionCtx,
+        id: Option<u64>,
+        code: ErrorCode,
+        message: String,
+        now: Instant,
+    ) {
+        dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
         self.hub.to_session(key, Frame::encode(&ServerFrame::error_with(id, code, message)));
     }
 
@@ -182,8 +236,12 @@ impl Node {
         dispatch!(&self.engine, e => e.close_room(app, room, reason, now).await)
     }
 
-    /// Drop every connection of `app` with 4010 (the sessions stay; clients resume).
+    /// Drop every connection of `app` with 4010 (the sessions stay; clients resume). With
+    /// Redis every node drops its own; the count is this node's.
     pub async fn admin_drop_connections(&self, app: u32) -> usize {
+        if let AnyEngine::Redis(e) = &self.engine {
+            e.drop_everywhere(app).await;
+        }
         self.hub.drop_connections(app)
     }
 }

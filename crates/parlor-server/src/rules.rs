@@ -280,6 +280,7 @@ pub fn answer(id: u64, subject: Subject, reply: Reply, rules_refusal: Option<&st
         }
         Reply::Repeat(Recalled::Refusal(r)) => refusal(r),
         Reply::Repeat(Recalled::Refused(c, m)) => ServerFrame::error_with(Some(id), c, m),
+        Reply::Unavailable => ServerFrame::error(Some(id), ErrorCode::ServiceUnavailable),
         Reply::Forgotten => ServerFrame::error_with(
             Some(id),
             ErrorCode::InvalidField,

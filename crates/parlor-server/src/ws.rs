@@ -97,7 +97,7 @@ where
             }
             Err(e) => {
                 match &session {
-                    Some((key, _)) => node.bad_frame(*key, e.request_id(), e.code(), e.to_string(), now).await,
+                    Some((key, ctx)) => node.bad_frame(*key, ctx, e.request_id(), e.code(), e.to_string(), now).await,
                     None => send_error(&outbox, e.request_id(), e.code(), &e.to_string()),
                 }
                 continue;

@@ -396,7 +396,6 @@ async fn memory_engine_conformance() {
 }
 
 #[tokio::test]
-#[ignore = "until the Redis engine lands"]
 async fn redis_engine_matches_memory() {
     let redis = parlor_testkit::RedisServer::start();
     let mut c = config();

@@ -1,6 +1,6 @@
 //! `parlor`: the Parlor room server and its tools.
 //!
-//! - `parlor serve` runs the server (in memory);
+//! - `parlor serve` runs the server (in memory, or as one of several nodes sharing Redis);
 //! - `parlor token` mints a token for an app;
 //! - `parlor bench` runs the load generator (see `docs/benchmarks.md`).
 //!
@@ -73,6 +73,13 @@ struct ServeArgs {
     /// Largest outbound queue per connection, in bytes, before it is cut with 4008.
     #[arg(long, env = "PARLOR_OUTBOUND_LIMIT", default_value_t = 1024 * 1024)]
     outbound_limit: usize,
+    /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]).
+    /// Without it, everything is in this process's memory.
+    #[arg(long, env = "PARLOR_REDIS")]
+    redis: Option<String>,
+    /// This node's id (in logs and /healthz; default: random).
+    #[arg(long, env = "PARLOR_NODE_ID")]
+    node_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -135,10 +142,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         user_message_rate: args.user_message_rate,
         request_rate: args.request_rate,
         outbound_limit: args.outbound_limit,
+        redis: args.redis.clone().into_iter().collect(),
         ..ServerConfig::default()
     };
-    let mut server = Server::start(config).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    tracing::info!(addr = %server.addr, "parlor serving: ws://{}/v1/ws", server.addr);
+    let config = match args.node_id.clone() {
+        Some(node_id) => ServerConfig { node_id, ..config },
+        None => config,
+    };
+    let node_id = config.node_id.clone();
+    let mut server = Server::start(config).await.with_context(|| format!("cannot start on {}", args.listen))?;
+    let engine = if args.redis.is_some() { "redis" } else { "memory" };
+    tracing::info!(addr = %server.addr, node = %node_id, engine, "parlor serving: ws://{}/v1/ws", server.addr);
     println!("parlor listening on http://{}  (WebSocket: ws://{}/v1/ws)", server.addr, server.addr);
     let stop = server.take_shutdown();
     tokio::spawn(async move {

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use crate::frame::Frame;
 
 pub mod memory;
+pub mod redis;
 
 /// A session's key: unique across the nodes of a deployment (its public id is random).
 pub type SessionKey = u64;
@@ -60,6 +61,8 @@ impl Grant {
 pub struct Req {
     /// The session.
     pub key: SessionKey,
+    /// Its app.
+    pub app: u32,
     /// The request id.
     pub id: u64,
 }
@@ -272,7 +275,25 @@ pub enum Reply {
     Repeat(Recalled),
     /// A repeat too old to be remembered.
     Forgotten,
+    /// The engine could not be reached; nothing is known to have been applied (answered with
+    /// 1000004; the client retries with the same id, which the engine then executes or recalls).
+    Unavailable,
 }
+
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied now.
+    Applied,
+    /// Answered without being applied (refused, or recalled).
+    Answered,
+    /// The engine could not be reached (answered with 1000004).
+    Unavailable,
+}
+
+/// The engine could not be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unavailable;
 
 /// A new session.
 #[derive(Debug, Clone)]
@@ -327,7 +348,7 @@ pub struct Stats {
 }
 
 /// A room as the admin API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RoomInfo {
     /// Room id.
     pub room: String,
@@ -365,13 +386,31 @@ pub trait Deliver: Send + Sync + 'static {
     /// Session `key` is no longer in `room`.
     fn left(&self, app: u32, room: &str, key: SessionKey);
     /// Close the session's connection with `code`: after what is queued, or at once (`abort`).
-    fn close(&self, key: SessionKey, code: u16, reason: &str, abort: bool);
+    /// With `conn`, only if that is still the session's connection.
+    fn close(&self, key: SessionKey, conn: Option<ConnId>, code: u16, reason: &str, abort: bool);
+    /// [`Deliver::bind`], then `frames` queued on the connection before any other frame.
+    fn bind_with(&self, key: SessionKey, conn: ConnId, frames: Vec<Frame>) -> bool {
+        let bound = self.bind(key, conn);
+        for f in frames {
+            self.to_session(key, f);
+        }
+        bound
+    }
+    /// Whether a session of this node is in `room`.
+    fn has_members(&self, app: u32, room: &str) -> bool;
+    /// Close every connection of `app` at once with 4010 (the sessions stay). Returns how many.
+    fn drop_connections(&self, app: u32) -> usize;
 }
 
 /// All shared state of a deployment. See the module docs.
 pub trait Engine: Send + Sync + 'static {
     /// Start a session; `conn` is bound to it.
-    fn open(&self, s: NewSession, conn: ConnId, now: Instant) -> impl Future<Output = Opened> + Send;
+    fn open(
+        &self,
+        s: NewSession,
+        conn: ConnId,
+        now: Instant,
+    ) -> impl Future<Output = Result<Opened, Unavailable>> + Send;
 
     /// Resume a session on `conn`: rotate its resume token, put an offline session back in the
     /// rooms it was removed from, and — bound to `conn` in one step with it — send `resumed`,
@@ -383,21 +422,20 @@ pub trait Engine: Send + Sync + 'static {
         ack: &Ack,
         conn: ConnId,
         now: Instant,
-    ) -> impl Future<Output = Result<Resumed, ResumeRefused>> + Send;
+    ) -> impl Future<Output = Result<Result<Resumed, ResumeRefused>, Unavailable>> + Send;
 
     /// A frame of `key` arrived: it is alive (and, with `ack`, has heard of what it acks).
-    fn touch(&self, key: SessionKey, ack: Option<&Ack>, now: Instant) -> impl Future<Output = ()> + Send;
+    fn touch(&self, key: SessionKey, app: u32, ack: Option<&Ack>, now: Instant) -> impl Future<Output = ()> + Send;
 
     /// Execute (or recall) a request of a session, and send the session `answer(reply)` in
     /// order with the events: after every event the answer's `seq` counts as received, before
-    /// any later one. True when the operation was applied now. A request counts as life, as
-    /// [`Engine::touch`] does.
-    fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> impl Future<Output = bool> + Send
+    /// any later one. A request counts as life, as [`Engine::touch`] does.
+    fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> impl Future<Output = Outcome> + Send
     where
         A: FnOnce(Reply) -> Frame + Send;
 
     /// `bye`: out of every room, not resumable.
-    fn bye(&self, key: SessionKey, now: Instant) -> impl Future<Output = ()> + Send;
+    fn bye(&self, key: SessionKey, app: u32, now: Instant) -> impl Future<Output = ()> + Send;
 
     /// Everything that happens with time: sessions going offline at the session timeout, the
     /// end of retention, token warnings and expiry, the `online` count, log trimming.

@@ -27,8 +27,8 @@ use self::state::{random_id, Leave, Remembered, Session, State};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::{
-    ConnId, Deliver, Engine, NewSession, Op, Opened, Recalled, Refusal, Reply, Req, ResumeRefused, Resumed, RoomInfo,
-    SessionKey, Stats,
+    ConnId, Deliver, Engine, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req, ResumeRefused, Resumed,
+    RoomInfo, SessionKey, Stats, Unavailable,
 };
 use crate::frame::Frame;
 use crate::named::Named;
@@ -77,13 +77,13 @@ impl MemoryEngine {
         })
     }
 
-    fn request_now(&self, req: Req, op: Op, now: Instant, answer: impl FnOnce(Reply) -> Frame) -> bool {
+    fn request_now(&self, req: Req, op: Op, now: Instant, answer: impl FnOnce(Reply) -> Frame) -> Outcome {
         let mut st = self.state.lock();
         let reply = Self::request_locked(&mut st, &self.config, req, op, now);
-        let applied = matches!(reply, Reply::Fresh(Ok(_)));
+        let outcome = if matches!(reply, Reply::Fresh(Ok(_))) { Outcome::Applied } else { Outcome::Answered };
         // Under the lock, so that no event of a later seq reaches the session before it.
         st.deliver.to_session(req.key, answer(reply));
-        applied
+        outcome
     }
 
     fn request_locked(st: &mut State, config: &ServerConfig, req: Req, op: Op, now: Instant) -> Reply {
@@ -191,7 +191,7 @@ impl MemoryEngine {
 }
 
 impl Engine for MemoryEngine {
-    async fn open(&self, n: NewSession, conn: ConnId, now: Instant) -> Opened {
+    async fn open(&self, n: NewSession, conn: ConnId, now: Instant) -> Result<Opened, Unavailable> {
         let mut st = self.state.lock();
         st.next_session += 1;
         let key = st.next_session;
@@ -215,7 +215,7 @@ impl Engine for MemoryEngine {
         st.by_public.insert(session.public_id.clone(), key);
         st.sessions.insert(key, Box::new(session));
         st.deliver.bind(key, conn);
-        opened
+        Ok(opened)
     }
 
     async fn resume(
@@ -225,11 +225,11 @@ impl Engine for MemoryEngine {
         ack: &Ack,
         conn: ConnId,
         now: Instant,
-    ) -> Result<Resumed, ResumeRefused> {
-        self.state.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock)
+    ) -> Result<Result<Resumed, ResumeRefused>, Unavailable> {
+        Ok(self.state.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock))
     }
 
-    async fn touch(&self, key: SessionKey, ack: Option<&Ack>, now: Instant) {
+    async fn touch(&self, key: SessionKey, _app: u32, ack: Option<&Ack>, now: Instant) {
         let mut st = self.state.lock();
         if let Some(s) = st.sessions.get_mut(&key) {
             s.last_frame = now;
@@ -240,14 +240,14 @@ impl Engine for MemoryEngine {
         }
     }
 
-    async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> bool
+    async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> Outcome
     where
         A: FnOnce(Reply) -> Frame + Send,
     {
         self.request_now(req, op, now, answer)
     }
 
-    async fn bye(&self, key: SessionKey, now: Instant) {
+    async fn bye(&self, key: SessionKey, _app: u32, now: Instant) {
         self.state.lock().end_session(key, now);
     }
 

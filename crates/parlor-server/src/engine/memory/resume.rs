@@ -39,7 +39,7 @@ impl State {
         let resumed =
             Resumed { key, app: s.app, user: s.user.clone(), claims: s.claims.clone(), last_request: s.last_request };
         tracing::info!(session = %s.public_id, user = %s.user.id, offline = was_offline, "resume");
-        self.deliver.close(key, close_code::GOING_AWAY, "replaced by a resume", true);
+        self.deliver.close(key, None, close_code::GOING_AWAY, "replaced by a resume", true);
         // An offline session goes back into the rooms it was removed from.
         for (room, m) in away {
             let failed = match self.enter(key, &room, m, now, cfg) {

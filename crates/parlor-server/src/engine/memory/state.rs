@@ -288,7 +288,7 @@ impl State {
         let no_room_left = s.rooms.is_empty();
         self.send(key, &ServerFrame::Kicked(Kicked { room: room_id.to_string(), code: code.code(), extended_data }));
         if no_room_left {
-            self.deliver.close(key, close_code::KICKED, "kicked out of every room", false);
+            self.deliver.close(key, None, close_code::KICKED, "kicked out of every room", false);
         }
     }
 
@@ -302,7 +302,7 @@ impl State {
             }
             None => return,
         };
-        self.deliver.close(key, close_code::GOING_AWAY, "session timed out", true);
+        self.deliver.close(key, None, close_code::GOING_AWAY, "session timed out", true);
         for room in rooms {
             self.leave(key, &room, &Leave::Offline, now);
         }
@@ -316,7 +316,7 @@ impl State {
         }
         if let Some(s) = self.sessions.remove(&key) {
             self.by_public.remove(&s.public_id);
-            self.deliver.close(key, close_code::NORMAL, "bye", false);
+            self.deliver.close(key, None, close_code::NORMAL, "bye", false);
             tracing::info!(session = %s.public_id, user = %s.user.id, "bye");
         }
     }

@@ -1,0 +1,300 @@
+//! [`Engine`] for [`RedisEngine`]: each operation is one script run, and what it produced is
+//! applied on this node in order (see the module docs of [`super`] and [`super::fanout`]).
+
+use std::collections::HashMap;
+
+use parlor_protocol::Ack;
+use serde::Deserialize;
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+struct ResumedPayload {
+    key: SessionKey,
+    user: User,
+    claims: Claims,
+    last_request: u64,
+}
+
+impl RedisEngine {
+    /// Apply a request's items with its rooms' cursors held: events in order, messages to
+    /// sessions, then the answer, then the rooms entered.
+    async fn apply_request(&self, app: u32, key: SessionKey, held: &mut [Held], items: Vec<Item>, answer: Frame) {
+        let mut joins = Vec::new();
+        for item in items {
+            match item {
+                Item::Ev(room, msg) => match held.iter_mut().find(|(r, _)| r.room == room) {
+                    Some((r, cursor)) => self.fanout.apply(r, cursor, msg).await,
+                    None => self.fanout.incoming(app, &room, msg),
+                },
+                Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
+                Item::Join { room, key, notify, rseq, useq, epoch } => {
+                    joins.push((room, (key, notify, rseq, useq, epoch)))
+                }
+                Item::Send(_) => {}
+            }
+        }
+        self.fanout.deliver.to_session(key, answer);
+        for (room, j) in joins {
+            if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == room) {
+                self.join(r, cursor, app, j).await;
+            }
+        }
+    }
+
+    /// Send every session's batched last frame to Redis.
+    async fn flush_touches(&self, now: Instant) {
+        let batches: Vec<(u32, HashMap<SessionKey, u64>)> =
+            std::mem::take(&mut *self.touches.lock()).into_iter().collect();
+        for (app, batch) in batches {
+            let args: Vec<String> = batch.iter().flat_map(|(k, lf)| [k.to_string(), lf.to_string()]).collect();
+            if self.run(app, now, "touch", &args).await.is_err() {
+                // Keep them for the next tick (newer frames win).
+                let mut t = self.touches.lock();
+                let app_t = t.entry(app).or_default();
+                for (k, lf) in batch {
+                    app_t.entry(k).and_modify(|v| *v = (*v).max(lf)).or_insert(lf);
+                }
+            }
+        }
+    }
+
+    /// Redis restarted empty (or was flushed): every session and room of this node is gone
+    /// there. Close this node's connections with 4010: their clients resume, are told 1002057,
+    /// and log in again with a fresh session (new epochs, snapshots by diff).
+    pub(super) async fn check_boot(&self) {
+        let mut conn = self.conn.clone();
+        let candidate = format!("{:032x}", rand::random::<u128>());
+        let set: redis::RedisResult<Option<String>> =
+            redis::cmd("SET").arg("parlor:boot").arg(&candidate).arg("NX").arg("GET").query_async(&mut conn).await;
+        let Ok(found) = set else {
+            return;
+        };
+        let current = found.unwrap_or(candidate);
+        let previous = self.boot.lock().replace(current.clone());
+        if previous.is_some_and(|p| p != current) {
+            tracing::warn!("Redis lost its data: every connection of this node resumes or logs in again");
+            metrics::counter!("parlor_redis_data_lost_total").increment(1);
+            for app in self.config.apps.keys() {
+                self.fanout.deliver.drop_connections(*app);
+            }
+        }
+    }
+
+    /// The backstop of gap filling: a room whose last event pub/sub never brought.
+    async fn check_cursors(&self) {
+        for r in self.fanout.all() {
+            let mut conn = self.conn.clone();
+            let meta = format!("parlor:{{{}}}:r:{}:meta", r.app, r.room);
+            let got: redis::RedisResult<(Option<String>, Option<u64>, Option<u64>)> =
+                redis::cmd("HMGET").arg(&meta).arg("epoch").arg("rseq").arg("useq").query_async(&mut conn).await;
+            let Ok((Some(epoch), Some(rseq), Some(useq))) = got else {
+                continue;
+            };
+            let Ok(mut cursor) = r.cursor.clone().try_lock_owned() else {
+                continue;
+            };
+            if cursor.epoch == epoch && (cursor.last[0] < rseq || cursor.last[1] < useq) {
+                self.fanout.fill(&r, &mut cursor, 0, rseq).await;
+                self.fanout.fill(&r, &mut cursor, 1, useq).await;
+            }
+        }
+    }
+}
+
+impl RedisEngine {
+    /// What `/healthz` shows: Redis reachable, the nodes alive.
+    pub async fn health(&self, now: Instant) -> NodeHealth {
+        node::health(&self.conn, self.clock.wall_ms(now)).await
+    }
+
+    /// Ask every other node to drop its connections of `app` (the admin API's drop).
+    pub async fn drop_everywhere(&self, app: u32) {
+        let mut c = self.conn.clone();
+        let msg = serde_json::json!({ "drop": app, "from": self.config.node_id }).to_string();
+        let _: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(node::ALL).arg(msg).query_async(&mut c).await;
+    }
+}
+
+impl Engine for RedisEngine {
+    async fn open(&self, n: NewSession, conn: ConnId, now: Instant) -> Result<Opened, Unavailable> {
+        let mut c = self.conn.clone();
+        let key: SessionKey =
+            redis::cmd("INCR").arg("parlor:next_session").query_async(&mut c).await.map_err(|_| Unavailable)?;
+        let public_id = format!("{}.{:032x}", n.app, rand::random::<u128>());
+        let resume_token = format!("{:032x}", rand::random::<u128>());
+        let user = serde_json::to_string(&n.user).unwrap_or_default();
+        let claims = serde_json::to_string(&n.claims).unwrap_or_default();
+        let args = [
+            key.to_string(),
+            public_id.clone(),
+            resume_token.clone(),
+            user,
+            n.user.id.clone(),
+            claims,
+            conn.to_string(),
+        ];
+        self.run(n.app, now, "open", &args).await?;
+        tracing::info!(session = %public_id, app = n.app, user = %n.user.id, "hello");
+        self.fanout.deliver.bind(key, conn);
+        Ok(Opened { key, public_id, resume_token })
+    }
+
+    async fn resume(
+        &self,
+        session: &str,
+        resume_token: &str,
+        ack: &Ack,
+        conn: ConnId,
+        now: Instant,
+    ) -> Result<Result<Resumed, ResumeRefused>, Unavailable> {
+        let Some(app) = app_of(session) else {
+            return Ok(Err(ResumeRefused("unknown or expired session")));
+        };
+        let ack_json = serde_json::to_string(ack).unwrap_or_else(|_| "{}".into());
+        let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string()];
+        let out = self.run(app, now, "resume", &args).await?;
+        if out.status != "resumed" {
+            let why =
+                if out.payload == "wrong resume token" { "wrong resume token" } else { "unknown or expired session" };
+            return Ok(Err(ResumeRefused(why)));
+        }
+        let Ok(p) = serde_json::from_str::<ResumedPayload>(&out.payload) else {
+            return Ok(Err(ResumeRefused("unknown or expired session")));
+        };
+        let (mut frames, mut joins) = (Vec::new(), Vec::new());
+        for item in out.items() {
+            match item {
+                Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
+                Item::Ev(room, ev) => self.fanout.incoming(app, &room, ev),
+                Item::Join { room, key, notify, rseq, useq, epoch } => {
+                    joins.push((room, (key, notify, rseq, useq, epoch)))
+                }
+                Item::Send(f) => frames.push(f),
+            }
+        }
+        // The rooms' cursors first: no live event reaches the new connection before the replay,
+        // and every event after the script is handed again from the log (the hub drops the
+        // ones the session has).
+        let mut held = self.lock_rooms(app, joins.iter().map(|(r, _)| r.clone()).collect()).await;
+        self.fanout.deliver.bind_with(p.key, conn, frames);
+        for (room, j) in joins {
+            if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == room) {
+                self.join(r, cursor, app, j).await;
+            }
+        }
+        self.release(app, held).await;
+        tracing::info!(session = %session, user = %p.user.id, "resume");
+        Ok(Ok(Resumed { key: p.key, app, user: p.user, claims: p.claims, last_request: p.last_request }))
+    }
+
+    async fn touch(&self, key: SessionKey, app: u32, _ack: Option<&Ack>, now: Instant) {
+        // Batched: sent to Redis every tick, not one call per ping. A kick the client no longer
+        // acks is forgotten at the next resume (the script reports each kick once).
+        self.touches.lock().entry(app).or_default().insert(key, self.clock.wall_ms(now));
+    }
+
+    async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> Outcome
+    where
+        A: FnOnce(Reply) -> Frame + Send,
+    {
+        let (name, args, rooms) = op_args(&op);
+        // A refusal of the rules comes back as "Refused": its code is the op's.
+        let refused = match &op {
+            Op::Refused { code, .. } => Some(*code),
+            _ => None,
+        };
+        let mut held = self.lock_rooms(req.app, rooms).await;
+        let mut full = vec![req.key.to_string(), req.id.to_string(), name.to_string()];
+        full.extend(args);
+        let (reply, items, outcome) = match self.run(req.app, now, "request", &full).await {
+            Err(Unavailable) => (Reply::Unavailable, Vec::new(), Outcome::Unavailable),
+            Ok(out) => match out.status.as_str() {
+                "done" => {
+                    let p = serde_json::from_str::<Payload>(&out.payload).unwrap_or_default();
+                    (Reply::Fresh(Ok(p.done())), out.items(), Outcome::Applied)
+                }
+                "refusal" => {
+                    let r = match (out.payload.as_str(), refused) {
+                        ("Refused", Some(code)) => Refusal::Login(code),
+                        (name, _) => refusal_of(name),
+                    };
+                    (Reply::Fresh(Err(r)), out.items(), Outcome::Answered)
+                }
+                "repeat" => (recalled(&out.payload), out.items(), Outcome::Answered),
+                _ => (Reply::Forgotten, out.items(), Outcome::Answered),
+            },
+        };
+        self.apply_request(req.app, req.key, &mut held, items, answer(reply)).await;
+        self.release(req.app, held).await;
+        outcome
+    }
+
+    async fn bye(&self, key: SessionKey, app: u32, now: Instant) {
+        if let Ok(out) = self.run(app, now, "bye", &[key.to_string()]).await {
+            self.apply_loose(app, out.items()).await;
+        }
+    }
+
+    async fn tick(&self, now: Instant) {
+        self.flush_touches(now).await;
+        for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
+            if let Ok(out) = self.run(app, now, "reap", &[]).await {
+                self.apply_loose(app, out.items()).await;
+            }
+        }
+        self.check_boot().await;
+        self.check_cursors().await;
+        self.subs.unsubscribe_unused().await;
+        node::beat(&self.conn, &self.config.node_id, self.clock.wall_ms(now)).await;
+    }
+
+    async fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
+            if let Ok(out) = self.run(app, Instant::now(), "stats", &[]).await {
+                if let Ok(s) = serde_json::from_str::<Value>(&out.payload) {
+                    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
+                    total.sessions += n("sessions");
+                    total.rooms += n("rooms");
+                    total.streams += n("streams");
+                }
+            }
+        }
+        total
+    }
+
+    async fn rooms(&self, app: u32) -> Vec<RoomInfo> {
+        match self.run(app, Instant::now(), "rooms", &[]).await {
+            Ok(out) => out.raw.iter().filter_map(|raw| serde_json::from_str(raw).ok()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn room(&self, app: u32, room: &str) -> Option<RoomInfo> {
+        let out = self.run(app, Instant::now(), "room", &[room.to_string()]).await.ok()?;
+        (out.status == "ok").then(|| serde_json::from_str(&out.payload).ok()).flatten()
+    }
+
+    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+        match self.run(app, now, "admin_kick", &[room.to_string(), user.to_string(), reason.to_string()]).await {
+            Ok(out) => {
+                let ok = out.status == "ok";
+                self.apply_loose(app, out.items()).await;
+                ok
+            }
+            Err(_) => false,
+        }
+    }
+
+    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+        match self.run(app, now, "admin_close", &[room.to_string(), reason.to_string()]).await {
+            Ok(out) => {
+                let ok = out.status == "ok";
+                self.apply_loose(app, out.items()).await;
+                ok
+            }
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Live delivery for the Redis engine: what pub/sub brings and what this node's own scripts
+//! produced, handed to the hub in `seq` order, exactly once, with gaps filled from the logs.
+//!
+//! Each room this node has sessions in has a [`Cursor`]: the last `seq` of each channel the hub
+//! has been given. An event at or below it is a duplicate (the node's own copy and the pub/sub
+//! copy, or a gap fill); one beyond the next is preceded by a read of the missing events from the
+//! room's log (a Redis Stream whose ids are the seqs), so a dropped pub/sub message is never a lost
+//! event. A cursor is guarded by an async lock: a request of this node holds it from before its
+//! script runs until its `ok` is queued, so that the `ok` comes after every earlier event and
+//! before every later one; pub/sub messages that arrive meanwhile wait in the room's queue.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use parlor_protocol::Channel;
+use redis::aio::ConnectionManager;
+
+use crate::engine::{Deliver, SessionKey};
+use crate::frame::Frame;
+
+/// One event of a room channel.
+#[derive(Debug, Clone)]
+pub struct Ev {
+    /// 0: the `room` channel, 1: `users`.
+    pub ch: usize,
+    /// Its seq.
+    pub seq: u64,
+    /// Its author (0: none).
+    pub author: SessionKey,
+    /// The room's epoch it belongs to.
+    pub epoch: String,
+    /// The encoded frame.
+    pub frame: Frame,
+}
+
+/// What a room's channel carries, in script order.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// An event.
+    Event(Ev),
+    /// Session `key` left the room after these seqs: nothing later is for it.
+    Left {
+        /// The session.
+        key: SessionKey,
+        /// The room's last seqs at its departure.
+        at: [u64; 2],
+        /// The room's epoch then.
+        epoch: String,
+    },
+}
+
+/// Where this node is in one room's channels.
+#[derive(Debug)]
+pub struct Cursor {
+    /// The epoch these seqs belong to ("" before the first member joined).
+    pub epoch: String,
+    /// The last seq handed to the hub, per channel.
+    pub last: [u64; 2],
+}
+
+/// One room's sequencer.
+#[derive(Debug)]
+pub struct RoomSeq {
+    /// The app.
+    pub app: u32,
+    /// The room id.
+    pub room: String,
+    /// The cursor; held by whoever delivers.
+    pub cursor: Arc<tokio::sync::Mutex<Cursor>>,
+    /// Pub/sub events waiting for the cursor, and whether a drain is scheduled.
+    pending: Mutex<(VecDeque<Msg>, bool)>,
+}
+
+/// The rooms of this node and their sequencers.
+pub struct Fanout {
+    /// Where frames go.
+    pub deliver: Arc<dyn Deliver>,
+    rooms: Mutex<HashMap<(u32, String), Arc<RoomSeq>>>,
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fanout").field("rooms", &self.rooms.lock().len()).finish()
+    }
+}
+
+/// The pub/sub channel of a room's events.
+pub fn room_channel(app: u32, room: &str) -> String {
+    format!("parlor:{{{app}}}:ev:{room}")
+}
+
+fn log_key(app: u32, room: &str, ch: usize) -> String {
+    format!("parlor:{{{app}}}:r:{room}:log:{}", if ch == 0 { "room" } else { "users" })
+}
+
+fn channel_of(ch: usize) -> Channel {
+    if ch == 0 {
+        Channel::Room
+    } else {
+        Channel::Users
+    }
+}
+
+impl Fanout {
+    /// Sequencers over `conn` (for gap fills), delivering to `deliver`.
+    pub fn new(deliver: Arc<dyn Deliver>, conn: ConnectionManager) -> Fanout {
+        Fanout { deliver, rooms: Mutex::new(HashMap::new()), conn }
+    }
+
+    /// The sequencer of a room, made if needed (second: whether it is new, to subscribe).
+    pub fn room(&self, app: u32, room: &str) -> (Arc<RoomSeq>, bool) {
+        let mut rooms = self.rooms.lock();
+        if let Some(r) = rooms.get(&(app, room.to_string())) {
+            return (r.clone(), false);
+        }
+        let r = Arc::new(RoomSeq {
+            app,
+            room: room.to_string(),
+            cursor: Arc::new(tokio::sync::Mutex::new(Cursor { epoch: String::new(), last: [0, 0] })),
+            pending: Mutex::new((VecDeque::new(), false)),
+        });
+        rooms.insert((app, room.to_string()), r.clone());
+        (r, true)
+    }
+
+    /// The sequencer of a room if this node has one.
+    pub fn existing(&self, app: u32, room: &str) -> Option<Arc<RoomSeq>> {
+        self.rooms.lock().get(&(app, room.to_string())).cloned()
+    }
+
+    /// Every room's sequencer.
+    pub fn all(&self) -> Vec<Arc<RoomSeq>> {
+        self.rooms.lock().values().cloned().collect()
+    }
+
+    /// Forget the rooms no session of this node is in any more (and no one is delivering in):
+    /// their channels, to unsubscribe.
+    pub fn forget_unused(&self) -> Vec<String> {
+        let mut rooms = self.rooms.lock();
+        let unused: Vec<(u32, String)> = rooms
+            .iter()
+            .filter(|(_, r)| r.cursor.try_lock().is_ok() && r.pending.lock().0.is_empty())
+            .filter(|((app, room), _)| !self.deliver.has_members(*app, room))
+            .map(|(k, _)| k.clone())
+            .collect();
+        unused.into_iter().filter_map(|k| rooms.remove(&k).map(|_| room_channel(k.0, &k.1))).collect()
+    }
+
+    /// A pub/sub message: queued, and drained by a task once the cursor is free.
+    pub fn incoming(self: &Arc<Self>, app: u32, room: &str, ev: Msg) {
+        let Some(r) = self.existing(app, room) else {
+            return;
+        };
+        let schedule = {
+            let mut p = r.pending.lock();
+            p.0.push_back(ev);
+            !std::mem::replace(&mut p.1, true)
+        };
+        if schedule {
+            let me = self.clone();
+            tokio::spawn(async move { me.drain(r).await });
+        }
+    }
+
+    async fn drain(&self, r: Arc<RoomSeq>) {
+        let mut cursor = r.cursor.lock().await;
+        self.drain_locked(&r, &mut cursor).await;
+    }
+
+    /// Deliver what waits in the room's queue (the caller holds the cursor).
+    pub async fn drain_locked(&self, r: &RoomSeq, cursor: &mut Cursor) {
+        loop {
+            let next = {
+                let mut p = r.pending.lock();
+                match p.0.pop_front() {
+                    Some(ev) => Some(ev),
+                    None => {
+                        p.1 = false;
+                        None
+                    }
+                }
+            };
+            match next {
+                Some(msg) => self.apply(r, cursor, msg).await,
+                None => return,
+            }
+        }
+    }
+
+    /// Whether events wait in the queue with no drain scheduled (after a holder let go).
+    pub fn kick_drain(self: &Arc<Self>, r: &Arc<RoomSeq>) {
+        let schedule = {
+            let mut p = r.pending.lock();
+            !p.0.is_empty() && !std::mem::replace(&mut p.1, true)
+        };
+        if schedule {
+            let me = self.clone();
+            let r = r.clone();
+            tokio::spawn(async move { me.drain(r).await });
+        }
+    }
+
+    /// Apply one message of the room's channel in order.
+    pub async fn apply(&self, r: &RoomSeq, cursor: &mut Cursor, msg: Msg) {
+        match msg {
+            Msg::Event(ev) => self.in_order(r, cursor, ev).await,
+            Msg::Left { key, at, epoch } => {
+                if epoch == cursor.epoch {
+                    // Everything up to its departure first: the member had it coming.
+                    self.fill(r, cursor, 0, at[0]).await;
+                    self.fill(r, cursor, 1, at[1]).await;
+                }
+                self.deliver.left(r.app, &r.room, key);
+            }
+        }
+    }
+
+    /// Hand `ev` to the hub after every event before it; drop it if it was handed already.
+    pub async fn in_order(&self, r: &RoomSeq, cursor: &mut Cursor, ev: Ev) {
+        if ev.epoch != cursor.epoch {
+            // Another life of the room: the members of this node entered this one with their
+            // own positions (a join resets the cursor), so an event of another life is stale.
+            return;
+        }
+        let i = ev.ch;
+        if ev.seq <= cursor.last[i] {
+            return;
+        }
+        if ev.seq > cursor.last[i] + 1 {
+            self.fill(r, cursor, i, ev.seq - 1).await;
+        }
+        self.hand(r, i, ev.seq, &ev.frame, ev.author);
+        cursor.last[i] = ev.seq;
+    }
+
+    fn hand(&self, r: &RoomSeq, ch: usize, seq: u64, frame: &Frame, author: SessionKey) {
+        let author = (author != 0).then_some(author);
+        self.deliver.room_event(r.app, &r.room, Some(channel_of(ch)), seq, frame, author);
+    }
+
+    /// Read the events after the cursor up to `upto` from the log and hand them over.
+    pub async fn fill(&self, r: &RoomSeq, cursor: &mut Cursor, ch: usize, upto: u64) {
+        let from = cursor.last[ch] + 1;
+        if upto < from {
+            return;
+        }
+        metrics::counter!("parlor_redis_gap_fills_total").increment(1);
+        let mut conn = self.conn.clone();
+        let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> = redis::cmd("XRANGE")
+            .arg(log_key(r.app, &r.room, ch))
+            .arg(format!("{from}-0"))
+            .arg(format!("{upto}-9"))
+            .query_async(&mut conn)
+            .await;
+        let Ok(entries) = entries else {
+            tracing::warn!(room = %r.room, "gap fill failed: Redis unreachable; the next event or tick retries");
+            return;
+        };
+        for (id, fields) in entries {
+            let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            if seq <= cursor.last[ch] {
+                continue;
+            }
+            let (Some(f), author) = (fields.get("f"), fields.get("a").and_then(|a| a.parse().ok()).unwrap_or(0)) else {
+                continue;
+            };
+            self.hand(r, ch, seq, &Frame::from(f.clone()), author);
+            cursor.last[ch] = seq;
+        }
+        if cursor.last[ch] < upto {
+            // Trimmed away (older than the log keeps): the members concerned catch up by resume.
+            tracing::warn!(room = %r.room, from, upto, "events no longer in the log");
+            metrics::counter!("parlor_redis_gap_lost_total").increment(1);
+            cursor.last[ch] = upto;
+        }
+    }
+}
+
+impl Fanout {
+    /// Hand the events after `from` up to the cursor again, for a member that entered at
+    /// `from` after the node had gone past it (the others drop them as duplicates).
+    pub async fn catch_up(&self, r: &RoomSeq, cursor: &Cursor, ch: usize, from: u64) {
+        let upto = cursor.last[ch];
+        if upto <= from {
+            return;
+        }
+        let mut conn = self.conn.clone();
+        let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> = redis::cmd("XRANGE")
+            .arg(log_key(r.app, &r.room, ch))
+            .arg(format!("{}-0", from + 1))
+            .arg(format!("{upto}-9"))
+            .query_async(&mut conn)
+            .await;
+        for (id, fields) in entries.unwrap_or_default() {
+            let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let author = fields.get("a").and_then(|a| a.parse().ok()).unwrap_or(0);
+            if let Some(f) = fields.get("f") {
+                self.hand(r, ch, seq, &Frame::from(f.clone()), author);
+            }
+        }
+    }
+}

@@ -1,0 +1,286 @@
+-- Parlor's Redis engine: the steps every operation is made of (the memory engine's state.rs,
+-- in Lua). Each script run is one atomic operation: it checks the rule, changes the state, takes
+-- the next seq, appends the encoded event to the channel's log (a Redis Stream whose entry ids
+-- are the seqs) and publishes it. Seqs are never assigned outside these scripts.
+--
+-- Every key of an app shares the hash tag {app}, so a Redis Cluster keeps an app in one slot
+-- and a script touching a session and its rooms never crosses slots.
+--
+-- ARGV[1] key prefix 'parlor:{APP}'   ARGV[2] now (wall ms)   ARGV[3] settings (JSON)
+-- ARGV[4] this node's id   ARGV[5] a fresh random id (for new epochs and resume tokens)
+-- ARGV[6] the operation    ARGV[7..] its arguments
+--
+-- A script returns { status, payload, item... }: each item is a JSON array the calling node
+-- applies in order: {"ev", room, ch, seq, author, epoch, frame} (an event it produced; every
+-- other node gets it by pub/sub), {"left", room, key, rseq, useq, epoch} (a member left after
+-- these seqs; also on pub/sub), {"ctl", msg} (for a session of the calling node), and
+-- {"join", room, key, notify, rseq, useq, epoch}.
+
+local P = ARGV[1]
+local NOW = tonumber(ARGV[2])
+local CFG = cjson.decode(ARGV[3])
+local NODE = ARGV[4]
+local FRESH = ARGV[5]
+local APP = tonumber(string.match(P, '{(%d+)}'))
+local fresh_n = 0
+local items = {}
+
+local function fresh_id()
+  fresh_n = fresh_n + 1
+  return FRESH .. string.format('%02x', fresh_n)
+end
+
+local function sk(key, what)
+  if what then return P .. ':s:' .. key .. ':' .. what end
+  return P .. ':s:' .. key
+end
+
+local function rk(room, what) return P .. ':r:' .. room .. ':' .. what end
+
+local function json_str(s) return cjson.encode(s) end
+
+-- A message for session `key` ({app, key, conn, kind, a, b, c}): to its node's control
+-- channel, or, when that is the calling node, to the items the caller applies.
+local function to_session(key, kind, a, b, c)
+  local s = redis.call('HMGET', sk(key), 'node', 'conn')
+  local node = s[1]
+  if not node or node == '' then return end
+  local msg = {APP, tonumber(key), tonumber(s[2] or '0'), kind, a, b, c}
+  if node == NODE then
+    table.insert(items, cjson.encode({'ctl', msg}))
+  else
+    redis.call('PUBLISH', 'parlor:node:' .. node, cjson.encode(msg))
+  end
+end
+
+-- Drop what is both beyond the newest log_len entries and older than log_age.
+local function trim(log, meta)
+  local n = redis.call('XLEN', log)
+  while n > CFG.log_len do
+    local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+    local f = first[2]
+    local t, m = 0, '0'
+    for i = 1, #f, 2 do
+      if f[i] == 't' then t = tonumber(f[i + 1]) elseif f[i] == 'm' then m = f[i + 1] end
+    end
+    if t >= NOW - CFG.log_age_ms then break end
+    if m == '1' and meta then
+      redis.call('HSET', meta, 'dmsg', string.match(first[1], '^(%d+)'))
+    end
+    redis.call('XDEL', log, first[1])
+    n = n - 1
+  end
+end
+
+-- Append an event to a room channel and publish it. `body` is the event's fields after `seq`,
+-- as JSON text without braces. Returns its seq.
+local function emit(room, ch, body, author, is_message)
+  local meta = rk(room, 'meta')
+  local seq = redis.call('HINCRBY', meta, ch == 'users' and 'useq' or 'rseq', 1)
+  local epoch = redis.call('HGET', meta, 'epoch')
+  local frame = '{"t":"event","room":' .. json_str(room) .. ',"ch":"' .. ch .. '","seq":' .. seq .. ',' .. body .. '}'
+  local log = rk(room, 'log:' .. ch)
+  local a = author or 0
+  redis.call('XADD', log, seq .. '-1', 'f', frame, 't', NOW, 'm', is_message and '1' or '0', 'a', a)
+  if is_message then redis.call('HINCRBY', meta, 'msgs', 1) end
+  trim(log, meta)
+  local c = ch == 'users' and 'u' or 'r'
+  redis.call('PUBLISH', P .. ':ev:' .. room, c .. '|' .. seq .. '|' .. a .. '|' .. epoch .. '|' .. frame)
+  table.insert(items, cjson.encode({'ev', room, c, seq, tonumber(a), epoch, frame}))
+  return seq
+end
+
+local function sorted_values(hash)
+  local flat = redis.call('HGETALL', hash)
+  local keys, vals = {}, {}
+  for i = 1, #flat, 2 do
+    table.insert(keys, flat[i])
+    vals[flat[i]] = flat[i + 1]
+  end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do table.insert(out, vals[k]) end
+  return out
+end
+
+-- The room state of a login `ok` or a `snapshot` for `key`, as two JSON texts without braces:
+-- its fields (users?, streams, extra, online, room_session) and its seqs (room, users?).
+local function room_state_parts(key, room)
+  local meta = rk(room, 'meta')
+  local m = redis.call('HMGET', meta, 'epoch', 'rseq', 'useq')
+  local notify = redis.call('HGET', rk(room, 'mem'), key) == '1'
+  local parts = {}
+  if notify then
+    local users = {}
+    for _, k in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
+      if k ~= tostring(key) then table.insert(users, redis.call('HGET', rk(room, 'user'), k)) end
+    end
+    table.insert(parts, '"users":[' .. table.concat(users, ',') .. ']')
+  end
+  table.insert(parts, '"streams":[' .. table.concat(sorted_values(rk(room, 'st')), ',') .. ']')
+  table.insert(parts, '"extra":[' .. table.concat(sorted_values(rk(room, 'ex')), ',') .. ']')
+  table.insert(parts, '"online":' .. redis.call('HLEN', rk(room, 'mem')))
+  table.insert(parts, '"room_session":' .. json_str(m[1]))
+  local seq = '"room":' .. m[2]
+  if notify then seq = seq .. ',"users":' .. m[3] end
+  return table.concat(parts, ','), seq
+end
+
+-- The same as {"state":{...},"seq":{...}}.
+local function room_state(key, room)
+  local fields, seq = room_state_parts(key, room)
+  return '{"state":{' .. fields .. '},"seq":{' .. seq .. '}}'
+end
+
+local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
+
+local REASON = { logout = 5, offline = 2, dup = 3, kick = 4 }
+
+-- Take `key` out of `room`, deleting its streams and telling the others as `why` says. Returns
+-- the seqs produced as JSON fields text.
+local function leave(key, room, why)
+  key = tostring(key)
+  local mraw = redis.call('HGET', sk(key, 'rooms'), room)
+  redis.call('HDEL', sk(key, 'rooms'), room)
+  if why == 'offline' and mraw then redis.call('HSET', sk(key, 'away'), room, mraw) end
+  redis.call('ZREM', P .. ':tokens', key .. '|' .. room)
+  redis.call('ZREM', P .. ':warn', key .. '|' .. room)
+  if redis.call('HDEL', rk(room, 'mem'), key) == 0 then return '' end
+  local user = redis.call('HGET', rk(room, 'user'), key)
+  redis.call('HDEL', rk(room, 'user'), key)
+  redis.call('ZREM', rk(room, 'ord'), key)
+  local uid = redis.call('HGET', sk(key), 'uid')
+  if uid and redis.call('HGET', rk(room, 'uid'), uid) == key then redis.call('HDEL', rk(room, 'uid'), uid) end
+  local own = redis.call('HGETALL', rk(room, 'own'))
+  local ids = {}
+  for i = 1, #own, 2 do
+    if own[i + 1] == key then table.insert(ids, own[i]) end
+  end
+  table.sort(ids)
+  local streams = {}
+  for _, id in ipairs(ids) do
+    table.insert(streams, redis.call('HGET', rk(room, 'st'), id))
+    redis.call('HDEL', rk(room, 'st'), id)
+    redis.call('HDEL', rk(room, 'own'), id)
+    redis.call('HDEL', P .. ':streams', id)
+  end
+  local seqs = {}
+  if #streams > 0 then
+    local body = '"kind":"stream_delete","streams":[' .. table.concat(streams, ',') .. '],"reason":' .. REASON[why]
+    table.insert(seqs, '"room":' .. emit(room, 'room', body, key, false))
+  end
+  if why ~= 'dup' then
+    table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
+  end
+  -- The departure goes on the room's channel, in order with its events: a node delivers
+  -- nothing after it to the member that left.
+  local at = redis.call('HMGET', rk(room, 'meta'), 'rseq', 'useq', 'epoch')
+  redis.call('PUBLISH', P .. ':ev:' .. room, 'l|' .. key .. '|' .. at[1] .. '|' .. at[2] .. '|' .. at[3])
+  table.insert(items, cjson.encode({'left', room, tonumber(key), tonumber(at[1]), tonumber(at[2]), at[3]}))
+  if redis.call('HLEN', rk(room, 'mem')) == 0 then
+    for _, w in ipairs(ROOM_KEYS) do redis.call('DEL', rk(room, w)) end
+    redis.call('SREM', P .. ':rooms', room)
+  end
+  return table.concat(seqs, ',')
+end
+
+-- Kick `key` out of `room`: `kicked`, and close 4009 when no room is left.
+local function kick(key, room, why, code, extended)
+  leave(key, room, why)
+  if redis.call('EXISTS', sk(key)) == 0 then return end
+  redis.call('HSET', sk(key, 'kicked'), room, code)
+  local frame = '{"t":"kicked","room":' .. json_str(room) .. ',"code":' .. code
+  if extended then frame = frame .. ',"extended_data":' .. extended end
+  frame = frame .. '}'
+  to_session(key, 'frame', frame)
+  if redis.call('HLEN', sk(key, 'rooms')) == 0 then
+    to_session(key, 'close', 4009, 'kicked out of every room', false)
+  end
+end
+
+-- Token bookkeeping of a membership: when it expires (kick) and when to warn.
+local function track_token(key, room, m)
+  local member = key .. '|' .. room
+  redis.call('ZADD', P .. ':tokens', m.exp, member)
+  if m.w == 0 then
+    redis.call('ZADD', P .. ':warn', m.exp - CFG.warn_s, member)
+  else
+    redis.call('ZREM', P .. ':warn', member)
+  end
+end
+
+-- Put `key` in `room` (membership `m`: {c=config, exp, pub, w}). Returns the room state JSON,
+-- or nil and the refusal.
+local function enter(key, room, m)
+  key = tostring(key)
+  local user = redis.call('HGET', sk(key), 'user')
+  local uid = redis.call('HGET', sk(key), 'uid')
+  local meta = rk(room, 'meta')
+  local older = redis.call('HGET', rk(room, 'uid'), uid)
+  if older == key then older = nil end
+  if redis.call('EXISTS', meta) == 1 then
+    local max = tonumber(redis.call('HGET', meta, 'max') or '0')
+    local others = redis.call('HLEN', rk(room, 'mem'))
+    if older then others = others - 1 end
+    if max > 0 and others >= max then return nil, 'RoomFull' end
+  end
+  if older then kick(older, room, 'dup', 1002050, nil) end
+  if redis.call('EXISTS', meta) == 0 then
+    redis.call('HSET', meta, 'epoch', fresh_id(), 'max', m.c.max_members or 0, 'rseq', 0, 'useq', 0,
+      'joins', 0, 'msgs', 0, 'dmsg', 0)
+    redis.call('SADD', P .. ':rooms', room)
+  end
+  local notify = '1'
+  if m.c.user_status_notify == false then notify = '0' end
+  redis.call('HSET', rk(room, 'mem'), key, notify)
+  redis.call('HSET', rk(room, 'user'), key, user)
+  redis.call('HSET', rk(room, 'uid'), uid, key)
+  redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
+  if not older then
+    emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
+  end
+  redis.call('HDEL', sk(key, 'kicked'), room)
+  redis.call('HSET', sk(key, 'rooms'), room, cjson.encode(m))
+  track_token(key, room, m)
+  local s = redis.call('HMGET', meta, 'rseq', 'useq', 'epoch')
+  table.insert(items, cjson.encode({'join', room, tonumber(key), notify == '1', tonumber(s[1]), tonumber(s[2]), s[3]}))
+  return room_state(key, room)
+end
+
+-- The session has been silent for the session timeout: out of every room, kept for retention.
+local function go_offline(key)
+  key = tostring(key)
+  redis.call('ZREM', P .. ':deadline', key)
+  if redis.call('EXISTS', sk(key)) == 0 then return end
+  redis.call('HSET', sk(key), 'off', '1')
+  local lf = tonumber(redis.call('HGET', sk(key), 'lf') or NOW)
+  redis.call('ZADD', P .. ':retain', lf + CFG.retention_ms, key)
+  to_session(key, 'close', 1001, 'session timed out', true)
+  local rooms = redis.call('HKEYS', sk(key, 'rooms'))
+  table.sort(rooms)
+  for _, room in ipairs(rooms) do leave(key, room, 'offline') end
+  -- No node serves it now: whoever resumes it binds it again.
+  redis.call('HSET', sk(key), 'node', '')
+end
+
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'direct', 'ans', 'ansq'}
+
+local function forget_session(key)
+  key = tostring(key)
+  local pub = redis.call('HGET', sk(key), 'pub')
+  if pub then redis.call('DEL', P .. ':pub:' .. pub) end
+  redis.call('DEL', sk(key))
+  for _, w in ipairs(SESSION_KEYS) do redis.call('DEL', sk(key, w)) end
+  redis.call('ZREM', P .. ':deadline', key)
+  redis.call('ZREM', P .. ':retain', key)
+end
+
+-- `bye`: out of every room, not resumable.
+local function end_session(key)
+  key = tostring(key)
+  local rooms = redis.call('HKEYS', sk(key, 'rooms'))
+  table.sort(rooms)
+  for _, room in ipairs(rooms) do leave(key, room, 'logout') end
+  to_session(key, 'close', 1000, 'bye', false)
+  forget_session(key)
+end

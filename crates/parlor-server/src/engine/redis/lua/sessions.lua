@@ -1,0 +1,235 @@
+-- Parlor's Redis engine: resume, liveness (the reaper every node runs, racing safely: each
+-- expired entry is taken out of its sorted set by the script that handles it), and the admin
+-- operations. Between lib.lua and ops.lua in the one script.
+
+-- The events of `log` after `after`, or nil when some of them are no longer kept (or `after`
+-- is ahead of the log, so it belongs to another life of the room).
+local function since(log, after, last)
+  after = tonumber(after or 0)
+  if after > last then return nil end
+  local first = redis.call('XRANGE', log, '-', '+', 'COUNT', 1)[1]
+  local first_seq = last + 1
+  if first then first_seq = tonumber(string.match(first[1], '^(%d+)')) end
+  if after + 1 < first_seq then return nil end
+  local out = {}
+  for _, e in ipairs(redis.call('XRANGE', log, (after + 1) .. '-0', '+')) do
+    local f = e[2]
+    for i = 1, #f, 2 do
+      if f[i] == 'f' then table.insert(out, f[i + 1]) end
+    end
+  end
+  return out
+end
+
+local function send(frame) table.insert(items, cjson.encode({'send', frame})) end
+
+local function map_json(t)
+  local keys = {}
+  for k in pairs(t) do table.insert(keys, k) end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do table.insert(parts, json_str(k) .. ':' .. json_str(t[k])) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- resume PUBLIC TOKEN ACK CONN (§6). The items: the old connection's close, the rooms entered
+-- again, then {"at", room, rseq, useq, epoch} for every room the session is in, then the
+-- frames to send on the new connection, in order.
+local function resume(pub, token, ack_raw, conn)
+  local key = redis.call('GET', P .. ':pub:' .. pub)
+  if not key then return {'refused', 'unknown or expired session'} end
+  local rt = redis.call('HGET', sk(key), 'rt')
+  if not rt or rt ~= token then return {'refused', 'wrong resume token'} end
+  local old = redis.call('HGET', sk(key), 'node')
+  if old and old ~= '' then to_session(key, 'close', 1001, 'replaced by a resume', true) end
+  local new_rt = fresh_id()
+  redis.call('HSET', sk(key), 'rt', new_rt, 'off', '0', 'lf', NOW, 'node', NODE, 'conn', conn)
+  redis.call('ZREM', P .. ':retain', key)
+  redis.call('ZADD', P .. ':deadline', NOW + CFG.timeout_ms, key)
+  -- An offline session goes back into the rooms it was removed from.
+  local away = redis.call('HGETALL', sk(key, 'away'))
+  redis.call('DEL', sk(key, 'away'))
+  local away_rooms, away_m = {}, {}
+  for i = 1, #away, 2 do
+    table.insert(away_rooms, away[i])
+    away_m[away[i]] = away[i + 1]
+  end
+  table.sort(away_rooms)
+  for _, room in ipairs(away_rooms) do
+    local state = enter(key, room, cjson.decode(away_m[room]))
+    if not state then redis.call('HSET', sk(key, 'kicked'), room, 1002034) end
+  end
+  local ack = cjson.decode(ack_raw)
+  local acked = ack.rooms or {}
+  local rooms = redis.call('HKEYS', sk(key, 'rooms'))
+  local in_room = {}
+  for _, r in ipairs(rooms) do in_room[r] = true end
+  for r in pairs(acked) do
+    if not in_room[r] then table.insert(rooms, r) end
+  end
+  table.sort(rooms)
+  local outcomes, frames, kicked_told = {}, {}, {}
+  for _, room in ipairs(rooms) do
+    if not in_room[room] then
+      local code = redis.call('HGET', sk(key, 'kicked'), room)
+      if code then
+        outcomes[room] = 'kicked:' .. code
+        table.insert(kicked_told, room)
+      end
+    else
+      local meta = rk(room, 'meta')
+      local m = redis.call('HMGET', meta, 'epoch', 'rseq', 'useq', 'msgs', 'dmsg')
+      local epoch, rseq, useq = m[1], tonumber(m[2]), tonumber(m[3])
+      local notify = redis.call('HGET', rk(room, 'mem'), key) == '1'
+      table.insert(items, cjson.encode({'at', room, tonumber(key), notify, rseq, useq, epoch}))
+      local a = acked[room]
+      local replay = nil
+      if a and a.epoch == epoch then
+        replay = since(rk(room, 'log:room'), a.room, rseq)
+        if replay and notify then
+          local u = since(rk(room, 'log:users'), a.users, useq)
+          if u then
+            for _, f in ipairs(u) do table.insert(replay, f) end
+          else
+            replay = nil
+          end
+        end
+      end
+      if replay then
+        outcomes[room] = 'replay'
+        for _, f in ipairs(replay) do table.insert(frames, f) end
+      else
+        outcomes[room] = 'snapshot'
+        local missed
+        if a and a.epoch == epoch then
+          missed = tonumber(m[5]) > tonumber(a.room or 0)
+        else
+          missed = tonumber(m[4]) > 0
+        end
+        local fields, seq = room_state_parts(key, room)
+        table.insert(frames, '{"t":"snapshot","room":' .. json_str(room) .. ',' .. fields .. ',"seq":{' .. seq
+          .. '},"missed_messages":' .. tostring(missed) .. '}')
+      end
+    end
+  end
+  for _, room in ipairs(kicked_told) do redis.call('HDEL', sk(key, 'kicked'), room) end
+  local dlast = tonumber(redis.call('HGET', sk(key), 'dseq') or '0')
+  local direct = since(sk(key, 'direct'), ack.direct or 0, dlast) or since(sk(key, 'direct'), 0, dlast) or {}
+  send('{"t":"resumed","session":' .. json_str(pub) .. ',"resume_token":' .. json_str(new_rt) .. ',"rooms":'
+    .. map_json(outcomes) .. ',"server_time_ms":' .. NOW .. '}')
+  for _, f in ipairs(frames) do send(f) end
+  for _, f in ipairs(direct) do send(f) end
+  send('{"t":"resume_done"}')
+  local s = redis.call('HMGET', sk(key), 'user', 'claims', 'last')
+  return {'resumed', '{"key":' .. key .. ',"user":' .. s[1] .. ',"claims":' .. s[2] .. ',"last_request":' .. s[3] .. '}'}
+end
+
+-- touch KEY LF [KEY LF ...]: this node's batch of liveness; a session already offline stays so.
+local function touch(a)
+  for i = 1, #a, 2 do
+    local key, lf = a[i], tonumber(a[i + 1])
+    if redis.call('ZSCORE', P .. ':deadline', key) then
+      redis.call('ZADD', P .. ':deadline', lf + CFG.timeout_ms, key)
+      redis.call('HSET', sk(key), 'lf', lf)
+    end
+  end
+  return {'ok', ''}
+end
+
+-- reap: sessions past their deadline go offline; past retention are forgotten; tokens warn
+-- and expire. Bounded per run; every node runs it, and each entry is handled once.
+local function reap()
+  local n = 0
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':deadline', '-inf', NOW, 'LIMIT', 0, 200)) do
+    go_offline(key)
+    n = n + 1
+  end
+  for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':retain', '-inf', NOW, 'LIMIT', 0, 200)) do
+    forget_session(key)
+  end
+  local now_s = math.floor(NOW / 1000)
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. ':tokens', '-inf', now_s, 'LIMIT', 0, 200)) do
+    redis.call('ZREM', P .. ':tokens', member)
+    local key, room = string.match(member, '^(%d+)|(.*)$')
+    if key and redis.call('HEXISTS', sk(key, 'rooms'), room) == 1 then kick(key, room, 'kick', 1002056, nil) end
+  end
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. ':warn', '-inf', now_s, 'LIMIT', 0, 200)) do
+    redis.call('ZREM', P .. ':warn', member)
+    local key, room = string.match(member, '^(%d+)|(.*)$')
+    local raw = key and redis.call('HGET', sk(key, 'rooms'), room)
+    if raw then
+      local m = cjson.decode(raw)
+      if m.w == 0 and m.exp > now_s then
+        m.w = 1
+        redis.call('HSET', sk(key, 'rooms'), room, cjson.encode(m))
+        to_session(key, 'frame', '{"t":"token_will_expire","room":' .. json_str(room) .. ',"remaining_s":' .. (m.exp - now_s) .. '}')
+      end
+    end
+  end
+  return {'ok', tostring(n)}
+end
+
+local function admin_kick(room, uid, reason)
+  local key = redis.call('HGET', rk(room, 'uid'), uid)
+  if not key then return {'no', ''} end
+  kick(key, room, 'kick', 1002055, '{"reason":' .. json_str(reason) .. '}')
+  return {'ok', ''}
+end
+
+local function admin_close(room, reason)
+  if redis.call('EXISTS', rk(room, 'meta')) == 0 then return {'no', ''} end
+  for _, key in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
+    kick(key, room, 'kick', 1002055, '{"reason":' .. json_str(reason) .. '}')
+  end
+  return {'ok', ''}
+end
+
+-- A room as the admin API shows it, as JSON text.
+local function room_info(room)
+  local epoch = redis.call('HGET', rk(room, 'meta'), 'epoch')
+  if not epoch then return nil end
+  local users = {}
+  for _, k in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
+    table.insert(users, redis.call('HGET', rk(room, 'user'), k))
+  end
+  return '{"room":' .. json_str(room) .. ',"room_session":' .. json_str(epoch) .. ',"users":[' .. table.concat(users, ',')
+    .. '],"streams":[' .. table.concat(sorted_values(rk(room, 'st')), ',') .. '],"extra":['
+    .. table.concat(sorted_values(rk(room, 'ex')), ',') .. ']}'
+end
+
+local function admin_rooms()
+  local rooms = redis.call('SMEMBERS', P .. ':rooms')
+  table.sort(rooms)
+  local out = {'ok', ''}
+  for _, room in ipairs(rooms) do
+    local info = room_info(room)
+    if info then table.insert(out, info) end
+  end
+  return out
+end
+
+local function stats()
+  local sessions = redis.call('ZCARD', P .. ':deadline') + redis.call('ZCARD', P .. ':retain')
+  return {'ok', '{"sessions":' .. sessions .. ',"rooms":' .. redis.call('SCARD', P .. ':rooms') .. ',"streams":'
+    .. redis.call('HLEN', P .. ':streams') .. '}'}
+end
+
+local function dispatch_more(op)
+  if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
+  if op == 'touch' then
+    local a = {}
+    for i = 7, #ARGV do table.insert(a, ARGV[i]) end
+    return touch(a)
+  end
+  if op == 'reap' then return reap() end
+  if op == 'admin_kick' then return admin_kick(ARGV[7], ARGV[8], ARGV[9]) end
+  if op == 'admin_close' then return admin_close(ARGV[7], ARGV[8]) end
+  if op == 'room' then
+    local info = room_info(ARGV[7])
+    if info then return {'ok', info} end
+    return {'no', ''}
+  end
+  if op == 'rooms' then return admin_rooms() end
+  if op == 'stats' then return stats() end
+  return redis.error_reply('unknown parlor operation ' .. tostring(op))
+end

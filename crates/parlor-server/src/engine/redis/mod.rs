@@ -1,0 +1,395 @@
+//! The Redis engine: several nodes share every session and room through one Redis.
+//!
+//! - Every mutation is one Lua script (`lua/`): it checks the rule, changes the state, takes the
+//!   channel's next `seq`, appends the encoded event to the channel's log (a Redis Stream whose
+//!   entry ids are the seqs, trimmed as §9.3 says) and publishes it. `seq` is never assigned in
+//!   Rust. All of an app's keys share the hash tag `{app}`.
+//! - Sessions live in Redis (with their remembered answers and `direct` log), so `resume` works
+//!   on any node, and a request retried on another node after its node died is recalled, not
+//!   executed twice: the exactly-once gate is inside the same script as the mutation.
+//! - Live fan-out: each node subscribes to the rooms it has sessions in and delivers through
+//!   [`fanout`], which fills `seq` gaps from the logs. Messages for a session on another node
+//!   (a kick, a direct event, a close) go on that node's control channel.
+//! - Liveness: each session's deadline (last frame + session timeout) is in a sorted set,
+//!   refreshed in batches every tick; every node's reaper takes expired sessions out of their
+//!   rooms, each exactly once (the check is inside the script).
+//!
+//! See `docs/architecture.md` and `docs/operations.md` (what lives in Redis, for how long, and
+//! what happens when Redis goes away).
+
+mod engine;
+mod fanout;
+mod node;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use parlor_protocol::token::Claims;
+use parlor_protocol::{ErrorCode, RoomState, Seqs, User};
+use redis::aio::ConnectionManager;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use self::fanout::{Cursor, Ev, Fanout, Msg, RoomSeq};
+pub use self::node::NodeHealth;
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::engine::{
+    ConnId, Deliver, Done, Engine, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req, ResumeRefused,
+    Resumed, RoomInfo, SessionKey, Stats, Unavailable,
+};
+use crate::frame::Frame;
+
+/// The script: the steps (lib), resume and liveness (sessions), the operations (ops).
+const SOURCE: &str =
+    concat!(include_str!("lua/lib.lua"), include_str!("lua/sessions.lua"), include_str!("lua/ops.lua"));
+
+/// How long a Redis call may take before the request is answered 1000004.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The Redis engine of one node.
+pub struct RedisEngine {
+    config: ServerConfig,
+    clock: Clock,
+    conn: ConnectionManager,
+    script: redis::Script,
+    settings: String,
+    fanout: Arc<Fanout>,
+    subs: Arc<node::Subscriptions>,
+    /// Last frame (wall ms) of this node's sessions since the last flush, by app.
+    touches: Mutex<HashMap<u32, HashMap<SessionKey, u64>>>,
+    /// The id this node found in `parlor:boot`: when it changes, Redis lost its data.
+    boot: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for RedisEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisEngine").field("node", &self.config.node_id).finish()
+    }
+}
+
+/// One thing a script asks the calling node to do, in order.
+#[derive(Debug)]
+enum Item {
+    /// An event it produced, or a departure (what the room's channel carries).
+    Ev(String, Msg),
+    /// A message for a session of this node.
+    Ctl(node::Ctl),
+    /// A session of this node entered a room (or, after a resume, is in it) at these seqs.
+    Join { room: String, key: SessionKey, notify: bool, rseq: u64, useq: u64, epoch: String },
+    /// A frame for the resumed session's new connection.
+    Send(Frame),
+}
+
+fn parse_item(raw: &str) -> Option<Item> {
+    let v: Vec<Value> = serde_json::from_str(raw).ok()?;
+    let s = |i: usize| v.get(i).and_then(Value::as_str).map(str::to_string);
+    let n = |i: usize| v.get(i).and_then(Value::as_u64);
+    match v.first()?.as_str()? {
+        "ev" => {
+            let ch = if s(2)? == "u" { 1 } else { 0 };
+            let ev = Ev { ch, seq: n(3)?, author: n(4)?, epoch: s(5)?, frame: Frame::from(s(6)?) };
+            Some(Item::Ev(s(1)?, Msg::Event(ev)))
+        }
+        "left" => Some(Item::Ev(s(1)?, Msg::Left { key: n(2)?, at: [n(3)?, n(4)?], epoch: s(5)? })),
+        "ctl" => node::Ctl::parse(v.get(1)?).map(Item::Ctl),
+        "join" | "at" => Some(Item::Join {
+            room: s(1)?,
+            key: n(2)?,
+            notify: v.get(3)?.as_bool()?,
+            rseq: n(4)?,
+            useq: n(5)?,
+            epoch: s(6)?,
+        }),
+        "send" => Some(Item::Send(Frame::from(s(1)?))),
+        _ => None,
+    }
+}
+
+/// A script's answer: its status, its payload, and the items (raw).
+struct Out {
+    status: String,
+    payload: String,
+    raw: Vec<String>,
+}
+
+impl Out {
+    /// The items, in order.
+    fn items(&self) -> Vec<Item> {
+        self.raw.iter().filter_map(|raw| parse_item(raw)).collect()
+    }
+}
+
+fn refusal_of(name: &str) -> Refusal {
+    match name {
+        "NotInRoom" => Refusal::NotInRoom,
+        "AlreadyInRoom" => Refusal::AlreadyInRoom,
+        "TooManyRooms" => Refusal::TooManyRooms,
+        "RoomFull" => Refusal::RoomFull,
+        "StreamIdTaken" => Refusal::StreamIdTaken,
+        "NoPublishPrivilege" => Refusal::NoPublishPrivilege,
+        "NotPublishing" => Refusal::NotPublishing,
+        "TooManyExtraKeys" => Refusal::TooManyExtraKeys,
+        "RoomMessageRate" => Refusal::RoomMessageRate,
+        other => match other.strip_prefix("Login:").and_then(|c| c.parse().ok()).and_then(ErrorCode::from_code) {
+            Some(code) => Refusal::Login(code),
+            None => {
+                if other != "NoSession" {
+                    tracing::error!(refusal = other, "unknown refusal from the script");
+                }
+                Refusal::NoSession
+            }
+        },
+    }
+}
+
+/// The `ok` payload of an applied operation: {"state":…,"seq":…,"message_id":…}.
+#[derive(Debug, Default, Deserialize)]
+struct Payload {
+    #[serde(default)]
+    state: Option<RoomState>,
+    #[serde(default)]
+    seq: Seqs,
+    #[serde(default)]
+    message_id: Option<String>,
+}
+
+impl Payload {
+    fn done(self) -> Done {
+        Done { seq: self.seq, message_id: self.message_id, state: self.state }
+    }
+}
+
+/// A remembered answer, as `request` stored it.
+#[derive(Debug, Deserialize)]
+struct Remembered {
+    k: String,
+    #[serde(default)]
+    ok: Option<Payload>,
+    #[serde(default)]
+    r: Option<String>,
+    #[serde(default)]
+    code: Option<u32>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+fn recalled(raw: &str) -> Reply {
+    let Ok(a) = serde_json::from_str::<Remembered>(raw) else {
+        return Reply::Forgotten;
+    };
+    let code = |c: Option<u32>| c.and_then(ErrorCode::from_code).unwrap_or(ErrorCode::InvalidField);
+    Reply::Repeat(match a.k.as_str() {
+        "login" => Recalled::LoggedIn(match a.ok {
+            Some(Payload { state: Some(state), seq, .. }) => Ok((state, seq)),
+            _ => Err(code(a.code)),
+        }),
+        "done" => {
+            let p = a.ok.unwrap_or_default();
+            Recalled::Done { seq: p.seq, message_id: p.message_id }
+        }
+        "refused" => Recalled::Refused(code(a.code), a.message.unwrap_or_default()),
+        _ => Recalled::Refusal(refusal_of(a.r.as_deref().unwrap_or(""))),
+    })
+}
+
+/// The script arguments of an operation, and the rooms whose order it must keep.
+fn op_args(op: &Op) -> (&'static str, Vec<String>, Vec<String>) {
+    let cfg = |c: &parlor_protocol::RoomConfig| serde_json::to_string(c).unwrap_or_else(|_| "{}".into());
+    let b = |v: bool| if v { "1".to_string() } else { "0".to_string() };
+    match op {
+        Op::Login { room, config, grant } => (
+            "login",
+            vec![room.clone(), cfg(config), grant.exp_s.to_string(), b(grant.may_publish)],
+            vec![room.clone()],
+        ),
+        Op::Logout { room } => ("logout", vec![room.clone()], vec![room.clone()]),
+        Op::Switch { from, to, login } => {
+            let args = match login {
+                Ok((config, grant)) => {
+                    vec![from.clone(), to.clone(), cfg(config), grant.exp_s.to_string(), b(grant.may_publish)]
+                }
+                Err(code) => vec![from.clone(), to.clone(), String::new(), code.code().to_string()],
+            };
+            ("switch", args, vec![from.clone(), to.clone()])
+        }
+        Op::Publish { room, stream, extra } => {
+            ("publish", vec![room.clone(), stream.clone(), extra.clone()], vec![room.clone()])
+        }
+        Op::Unpublish { room, stream } => ("unpublish", vec![room.clone(), stream.clone()], vec![room.clone()]),
+        Op::StreamExtra { room, stream, extra } => {
+            ("stream_extra", vec![room.clone(), stream.clone(), extra.clone()], vec![room.clone()])
+        }
+        Op::RoomExtra { room, key, value, time_ms } => {
+            ("room_extra", vec![room.clone(), key.clone(), value.clone(), time_ms.to_string()], vec![room.clone()])
+        }
+        Op::Message { room, barrage, message, time_ms } => {
+            let kind = if *barrage { "barrage" } else { "broadcast" };
+            ("message", vec![room.clone(), kind.into(), message.clone(), time_ms.to_string()], vec![room.clone()])
+        }
+        Op::Command { room, to, command, time_ms } => {
+            let to = serde_json::to_string(to).unwrap_or_else(|_| "[]".into());
+            ("command", vec![room.clone(), to, command.clone(), time_ms.to_string()], vec![])
+        }
+        Op::Renew { room, grant, claims } => {
+            let claims = serde_json::to_string(claims).unwrap_or_else(|_| "{}".into());
+            let room = room.clone().unwrap_or_default();
+            ("renew", vec![room, grant.exp_s.to_string(), b(grant.may_publish), claims], vec![])
+        }
+        Op::Refused { code, message } => ("refused", vec![code.code().to_string(), message.clone()], vec![]),
+    }
+}
+
+/// The app of a public session id (`<app>.<random>`, so that a resume finds the app's keys).
+fn app_of(public: &str) -> Option<u32> {
+    public.split_once('.').and_then(|(a, _)| a.parse().ok())
+}
+
+impl RedisEngine {
+    /// Connect to `config.redis[0]` and start this node's subscriber.
+    pub async fn connect(
+        config: ServerConfig,
+        clock: Clock,
+        deliver: Arc<dyn Deliver>,
+    ) -> Result<Arc<RedisEngine>, redis::RedisError> {
+        let url = config.redis.first().cloned().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        let client = redis::Client::open(url)?;
+        let cm = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_with_config(client.clone(), cm).await?;
+        let settings = serde_json::json!({
+            "log_len": config.log_len,
+            "log_age_ms": config.log_age.as_millis() as u64,
+            "max_rooms": config.max_rooms,
+            "room_message_rate": config.room_message_rate,
+            "timeout_ms": config.session_timeout.as_millis() as u64,
+            "retention_ms": config.retention.as_millis() as u64,
+            "warn_s": config.token_warning.as_secs(),
+            "answers": config.answer_memory,
+            "max_extra_keys": parlor_protocol::validate::MAX_ROOM_EXTRA_KEYS,
+        })
+        .to_string();
+        let fanout = Arc::new(Fanout::new(deliver, conn.clone()));
+        let subs = node::Subscriptions::start(client, config.node_id.clone(), fanout.clone());
+        let engine = Arc::new(RedisEngine {
+            config,
+            clock,
+            conn,
+            script: redis::Script::new(SOURCE),
+            settings,
+            fanout,
+            subs,
+            touches: Mutex::new(HashMap::new()),
+            boot: Mutex::new(None),
+        });
+        engine.check_boot().await;
+        tracing::info!(node = %engine.config.node_id, "redis engine connected");
+        Ok(engine)
+    }
+
+    /// Run one operation of the script for `app`.
+    async fn run(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
+        let prefix = format!("parlor:{{{app}}}");
+        let mut inv = self.script.key(&prefix);
+        inv.arg(&prefix)
+            .arg(self.clock.wall_ms(now))
+            .arg(&self.settings)
+            .arg(&self.config.node_id)
+            .arg(format!("{:024x}", rand::random::<u128>() >> 32))
+            .arg(op);
+        for a in args {
+            inv.arg(a);
+        }
+        let started = std::time::Instant::now();
+        let mut conn = self.conn.clone();
+        let result: redis::RedisResult<Vec<String>> = inv.invoke_async(&mut conn).await;
+        metrics::histogram!("parlor_redis_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(mut v) if v.len() >= 2 => {
+                let raw = v.split_off(2);
+                let payload = v.pop().unwrap_or_default();
+                let status = v.pop().unwrap_or_default();
+                Ok(Out { status, payload, raw })
+            }
+            Ok(_) => Err(Unavailable),
+            Err(e) => {
+                metrics::counter!("parlor_redis_errors_total").increment(1);
+                tracing::warn!(error = %e, op, "redis call failed");
+                Err(Unavailable)
+            }
+        }
+    }
+
+    /// Apply what a script asked outside a request (bye, reaper, admin), in order: each event
+    /// with its room's cursor taken, messages to sessions at once.
+    async fn apply_loose(&self, app: u32, items: Vec<Item>) {
+        for item in items {
+            match item {
+                Item::Ev(room, ev) => {
+                    if let Some(r) = self.fanout.existing(app, &room) {
+                        let mut cursor = r.cursor.clone().lock_owned().await;
+                        self.fanout.apply(&r, &mut cursor, ev).await;
+                        drop(cursor);
+                        self.fanout.kick_drain(&r);
+                    }
+                }
+                Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
+                Item::Join { .. } | Item::Send(_) => {}
+            }
+        }
+    }
+
+    /// A session of this node is in `room` at these seqs: its position, and the events since.
+    async fn join(&self, r: &RoomSeq, cursor: &mut Cursor, app: u32, j: (SessionKey, bool, u64, u64, String)) {
+        let (key, notify, rseq, useq, epoch) = j;
+        if cursor.epoch != epoch {
+            *cursor = Cursor { epoch, last: [rseq, useq] };
+        }
+        self.fanout.deliver.joined(
+            app,
+            &r.room,
+            key,
+            notify,
+            Seqs { room: Some(rseq), users: Some(useq), direct: None },
+        );
+        self.fanout.catch_up(r, cursor, 0, rseq).await;
+        self.fanout.catch_up(r, cursor, 1, useq).await;
+    }
+
+    /// Take the cursors of `rooms` (sorted, so that two requests never wait on each other).
+    async fn lock_rooms(&self, app: u32, mut rooms: Vec<String>) -> Vec<Held> {
+        rooms.sort();
+        rooms.dedup();
+        let mut held = Vec::new();
+        for room in rooms {
+            let (r, _) = self.fanout.room(app, &room);
+            let cursor = r.cursor.clone().lock_owned().await;
+            held.push((r, cursor));
+        }
+        held
+    }
+
+    /// Let go of held cursors: deliver what waited, forget rooms no session here is in any
+    /// more, subscribe to rooms just entered.
+    async fn release(&self, app: u32, held: Vec<Held>) {
+        for (r, mut cursor) in held {
+            self.fanout.drain_locked(&r, &mut cursor).await;
+            let entered = !cursor.epoch.is_empty();
+            drop(cursor);
+            // Rooms left are unsubscribed lazily, by the tick.
+            if entered && self.fanout.deliver.has_members(app, &r.room) {
+                self.subs.subscribe(fanout::room_channel(app, &r.room)).await;
+            }
+            self.fanout.kick_drain(&r);
+        }
+    }
+}
+
+/// A room's sequencer with its cursor taken.
+type Held = (Arc<RoomSeq>, tokio::sync::OwnedMutexGuard<Cursor>);

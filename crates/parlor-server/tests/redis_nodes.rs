@@ -1,0 +1,166 @@
+//! Two nodes on one Redis, in one process: what a session on one node does, a session on the
+//! other sees, in order, with contiguous seqs; duplicate login, admin kick and resume across
+//! nodes. (Separate processes behind HAProxy, and node failures, are in `parlor`'s tests.)
+//!
+//! Needs Debian's `redis-server` (the README's test command installs it); real time, short
+//! waits.
+
+mod common;
+
+use common::*;
+use parlor_server::{Server, ServerConfig};
+use parlor_testkit::RedisServer;
+use serde_json::json;
+use tokio_tungstenite::connect_async;
+
+async fn node(redis: &RedisServer, id: &str) -> Server {
+    let mut config = ServerConfig::for_tests(APP, SECRET);
+    config.redis = vec![redis.url()];
+    config.node_id = id.to_string();
+    config.user_message_rate = 100;
+    config.room_message_rate = 100;
+    Server::start(config).await.expect("a node on Redis")
+}
+
+async fn peer(s: &Server, user: &str) -> Peer<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (ws, _) = connect_async(s.ws_url()).await.expect("connect");
+    hello(ws, user).await.0
+}
+
+/// The next `n` channel events of `p` (events from another node come by pub/sub, so a barrier
+/// on the own node does not wait for them; this does, within the peer's bounded wait).
+async fn next_events<S>(p: &mut Peer<S>, n: usize) -> Vec<serde_json::Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    while out.len() < n {
+        let f = p.recv().await;
+        if f["t"] == "event" && f.get("seq").is_some() {
+            out.push(f);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_two_nodes_share_a_room() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut alice = peer(&a, "alice").await;
+    let mut bob = peer(&b, "bob").await;
+    let ok = alice.login("r").await;
+    assert_eq!(ok["seq"], json!({"room":0,"users":1}), "{ok}");
+    let ok = bob.login("r").await;
+    assert_eq!(ok["users"], json!([{"id":"alice","name":"alice name"}]), "{ok}");
+    assert_eq!(ok["online"], 2);
+    assert_eq!(ok["seq"], json!({"room":0,"users":2}));
+    let events = next_events(&mut alice, 1).await;
+    assert_eq!(kinds(&events), vec!["users:2:user_add"], "{events:?}");
+
+    // Messages both ways, in order, contiguous (each waits for the other's event: across
+    // nodes an event arrives by pub/sub, after the author's ok).
+    for i in 0..5 {
+        let ok = alice.request(json!({"t":"broadcast","room":"r","message":format!("a{i}")})).await;
+        assert_eq!(code(&ok), 0, "{ok}");
+        let ok = bob.request(json!({"t":"broadcast","room":"r","message":format!("b{i}")})).await;
+        assert_eq!(code(&ok), 0, "{ok}");
+    }
+    let at_bob = next_events(&mut bob, 5).await;
+    let at_alice = next_events(&mut alice, 5).await;
+    let seqs = |evs: &[serde_json::Value]| evs.iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(seqs(&at_bob), vec![1, 3, 5, 7, 9], "{at_bob:?}");
+    assert_eq!(seqs(&at_alice), vec![2, 4, 6, 8, 10], "{at_alice:?}");
+    assert_eq!(at_bob[0]["message"], "a0");
+    assert_eq!(at_bob[0]["message_id"], "1");
+
+    // Streams and extra info are seen across nodes, and by a third session's login.
+    let ok = bob.request(json!({"t":"publish","room":"r","stream":"bob-cam","extra":""})).await;
+    assert_eq!(ok["seq"], json!({"room":11}), "{ok}");
+    let ok = alice.request(json!({"t":"room_extra","room":"r","key":"topic","value":"hi"})).await;
+    assert_eq!(code(&ok), 0, "{ok}");
+    let mut carol = peer(&a, "carol").await;
+    let ok = carol.login("r").await;
+    assert_eq!(ok["streams"][0]["id"], "bob-cam", "{ok}");
+    assert_eq!(ok["extra"][0]["value"], "hi", "{ok}");
+    assert_eq!(ok["online"], 3);
+    let admin = b.node.admin_room(APP, "r").await.expect("the room, seen from node b");
+    assert_eq!(admin.users.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_login_and_admin_kick_across_nodes() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut first = peer(&a, "u1").await;
+    let mut other = peer(&a, "u2").await;
+    first.login("r").await;
+    other.login("r").await;
+    let ok = first.request(json!({"t":"publish","room":"r","stream":"s1","extra":""})).await;
+    assert_eq!(code(&ok), 0);
+    let _ = next_events(&mut other, 1).await;
+    // The same user logs in on node b: the session on node a is kicked with 1002050.
+    let mut second = peer(&b, "u1").await;
+    let ok = second.login("r").await;
+    assert_eq!(ok["users"], json!([{"id":"u2","name":"u2 name"}]), "{ok}");
+    let (frames, end) = first.recv_until_end().await;
+    let kicked = frames.iter().find(|f| f["t"] == "kicked").expect("kicked");
+    assert_eq!(kicked["code"], 1002050);
+    assert_eq!(end, End::Close(4009), "{frames:?}");
+    // The others see the stream deleted (reason 3) and no user change.
+    let events = next_events(&mut other, 1).await;
+    assert_eq!(kinds(&events), vec!["room:2:stream_delete"], "{events:?}");
+    assert_eq!(events[0]["reason"], 3);
+    // An admin kick through node a of the session on node b.
+    assert!(a.node.admin_kick(APP, "r", "u1", "bye now", tokio::time::Instant::now()).await);
+    let kicked = second.recv().await;
+    assert_eq!((kicked["t"].as_str(), kicked["code"].as_u64()), (Some("kicked"), Some(1002055)), "{kicked}");
+    assert_eq!(kicked["extended_data"]["reason"], "bye now");
+    let events = next_events(&mut other, 1).await;
+    assert_eq!(kinds(&events), vec!["users:3:user_delete"], "{events:?}");
+    assert!(other.channel_events().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_resumes_on_another_node_with_a_replay() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let (mut alice, welcome) = hello(ws, "alice").await;
+    let ok = alice.login("r").await;
+    let epoch = ok["room_session"].clone();
+    let mut bob = peer(&b, "bob").await;
+    bob.login("r").await;
+    let _ = next_events(&mut alice, 1).await;
+    // A request whose answer alice does not read, then alice's connection is gone.
+    let id = alice.take_id();
+    alice.send(json!({"t":"broadcast","id":id,"room":"r","message":"lost ok"})).await;
+    let got = bob.recv().await;
+    assert_eq!((got["seq"].as_u64(), got["kind"].as_str()), (Some(1), Some("broadcast")), "{got}");
+    bob.request(json!({"t":"broadcast","room":"r","message":"while away"})).await;
+    drop(alice);
+    // Resume on node b with what alice had acknowledged: users 2, room 0.
+    let (ws, _) = connect_async(b.ws_url()).await.unwrap();
+    let mut again = Peer::new(ws, "alice");
+    again
+        .send(json!({"t":"resume","v":1,"session":welcome["session"],"resume_token":welcome["resume_token"],
+            "ack":{"direct":0,"rooms":{"r":{"epoch":epoch,"room":0,"users":2}}}}))
+        .await;
+    let resumed = again.recv().await;
+    assert_eq!(resumed["t"], "resumed", "{resumed}");
+    assert_eq!(resumed["rooms"]["r"], "replay");
+    let e1 = again.recv().await;
+    let e2 = again.recv().await;
+    assert_eq!((e1["seq"].as_u64(), e1["message"].as_str()), (Some(1), Some("lost ok")), "{e1}");
+    assert_eq!((e2["seq"].as_u64(), e2["message"].as_str()), (Some(2), Some("while away")), "{e2}");
+    assert_eq!(again.recv().await["t"], "resume_done");
+    // The request retried with the same id on the new node is answered, not executed again.
+    again.send(json!({"t":"broadcast","id":id,"room":"r","message":"lost ok"})).await;
+    let ok = again.answer(id).await;
+    assert_eq!(ok["seq"], json!({"room":1}), "{ok}");
+    assert!(bob.channel_events().await.is_empty(), "a retried request must not run twice");
+    // Live events reach the resumed session on its new node.
+    bob.request(json!({"t":"broadcast","room":"r","message":"live"})).await;
+    let live = again.recv().await;
+    assert_eq!((live["seq"].as_u64(), live["message"].as_str()), (Some(3), Some("live")), "{live}");
+}
