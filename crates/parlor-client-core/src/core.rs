@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use parlor_protocol::{
     decode_server_frame, Ack, Bye, Channel, ClientFrame, DecodeError, ErrorCode, ErrorFrame, Event, EventBody, Hello,
-    Kicked, Login, Logout, OkFrame, Ping, Publish, RenewToken, Resume, Resumed, RoomAck, RoomConfig, RoomState,
-    SendCommand, SendMessage, Seqs, ServerFrame, SetRoomExtra, Snapshot, Stream, StreamExtra, Switch, Unpublish, User,
-    Welcome, PROTOCOL_VERSION,
+    Kicked, Login, Logout, OkFrame, Ping, Publish, RenewToken, Resume, ResumeOutcome, Resumed, RoomAck, RoomConfig,
+    RoomState, SendCommand, SendMessage, Seqs, ServerFrame, SetRoomExtra, Snapshot, Stream, StreamExtra, Switch,
+    Unpublish, User, Welcome, PROTOCOL_VERSION,
 };
 use serde_json::{json, Value};
 
@@ -1038,15 +1038,14 @@ impl Core {
             .map(|(id, _)| id.clone())
             .collect();
         for room in logining {
-            match r.rooms.get(&room).map(String::as_str) {
-                Some("snapshot") => {
+            match r.rooms.get(&room) {
+                Some(ResumeOutcome::Snapshot) => {
                     if let Some(rm) = self.rooms.get_mut(&room) {
                         rm.login_by_snapshot = true;
                     }
                 }
-                Some(status) if status.starts_with("kicked:") => {
-                    let code =
-                        status["kicked:".len()..].trim().parse::<u32>().unwrap_or(ErrorCode::KickedByServer.code());
+                Some(ResumeOutcome::Kicked(code)) => {
+                    let code = *code;
                     self.remove_room(&room, RoomStateReason::KickOut, code, no_data(), code);
                 }
                 // Not there (the login never arrived: it goes again) or a replay (the repeated
@@ -1056,7 +1055,7 @@ impl Core {
         }
         for room in away {
             let leaving = self.pending.values().any(|p| matches!(&p.kind, Kind::Logout { room: r } if *r == room));
-            let Some(status) = r.rooms.get(&room).map(String::as_str) else {
+            let Some(status) = r.rooms.get(&room).copied() else {
                 if leaving {
                     // Our logout reached the server before the cut: its repeat gets the answer.
                     if let Some(rm) = self.rooms.get_mut(&room) {
@@ -1069,8 +1068,7 @@ impl Core {
                 }
                 continue;
             };
-            if let Some(code) = status.strip_prefix("kicked:") {
-                let code = code.trim().parse::<u32>().unwrap_or(ErrorCode::KickedByServer.code());
+            if let ResumeOutcome::Kicked(code) = status {
                 self.remove_room(&room, RoomStateReason::KickOut, code, no_data(), code);
                 continue;
             }
@@ -1082,7 +1080,7 @@ impl Core {
         }
         // Rooms the server still has us in but the app gave up meanwhile: leave them.
         for (room, status) in &r.rooms {
-            if !self.rooms.contains_key(room) && !status.starts_with("kicked:") {
+            if !self.rooms.contains_key(room) && !matches!(status, ResumeOutcome::Kicked(_)) {
                 self.abandon(room.clone());
             }
         }

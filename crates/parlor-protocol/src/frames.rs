@@ -418,15 +418,75 @@ pub struct Resumed {
     pub session: String,
     /// The new resume token (the old one is no longer valid).
     pub resume_token: String,
-    /// Per room: `"replay"`, `"snapshot"` or `"kicked:<code>"`.
+    /// What became of each room the session was in: on the wire `"replay"`, `"snapshot"` or
+    /// `"kicked:<code>"` (a room the server no longer has the session in is left out).
     #[serde(default)]
-    pub rooms: BTreeMap<String, String>,
+    pub rooms: BTreeMap<String, ResumeOutcome>,
     /// Heartbeat interval (a Parlor addition, same as in `welcome`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
     /// Server wall time (a Parlor addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time_ms: Option<u64>,
+}
+
+/// What a resume did with one room (a value of `resumed.rooms`, protocol §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResumeOutcome {
+    /// `"replay"`: the room's missed events follow, then `resume_done`.
+    Replay,
+    /// `"snapshot"`: the missed events are gone; a `snapshot` of the room follows instead.
+    Snapshot,
+    /// `"kicked:<code>"`: the session was put out of the room while away, for this reason (§8).
+    Kicked(u32),
+}
+
+impl ResumeOutcome {
+    /// The exact text on the wire: `replay`, `snapshot` or `kicked:<code>`.
+    pub fn to_wire(self) -> String {
+        match self {
+            ResumeOutcome::Replay => "replay".to_string(),
+            ResumeOutcome::Snapshot => "snapshot".to_string(),
+            ResumeOutcome::Kicked(code) => format!("kicked:{code}"),
+        }
+    }
+
+    /// Read the wire text; anything but `replay`, `snapshot` or `kicked:` followed by a decimal
+    /// code is refused (the whole `resumed` frame is then an invalid frame).
+    pub fn from_wire(text: &str) -> Option<ResumeOutcome> {
+        match text {
+            "replay" => Some(ResumeOutcome::Replay),
+            "snapshot" => Some(ResumeOutcome::Snapshot),
+            _ => {
+                let code = text.strip_prefix("kicked:")?;
+                if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                code.parse().ok().map(ResumeOutcome::Kicked)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for ResumeOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResumeOutcome::from_wire(s).ok_or_else(|| format!("{s:?} is not replay, snapshot or kicked:<code>"))
+    }
+}
+
+impl Serialize for ResumeOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_wire())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumeOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `pong`.

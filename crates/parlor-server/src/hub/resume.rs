@@ -117,7 +117,7 @@ impl State {
         s.send(&ServerFrame::Resumed(Resumed {
             session: s.public_id.clone(),
             resume_token: s.resume_token.clone(),
-            rooms,
+            rooms: rooms.into_iter().map(|(k, v)| (k, v.parse().expect("replay, snapshot or kicked:<code>"))).collect(),
             heartbeat_ms: None,
             server_time_ms: Some(clock.wall_ms(now)),
         }));
