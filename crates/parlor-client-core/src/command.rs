@@ -114,22 +114,26 @@ impl Core {
             Command::LoginRoom { room, user, token, config } => self.login_room(now, handle, room, user, token, config),
             Command::LogoutRoom { room } => self.logout_room(handle, room),
             Command::SwitchRoom { from, to, token, config } => self.switch_room(now, handle, from, to, token, config),
-            Command::Publish { room, stream, extra } => self.room_request(
-                handle,
-                &room,
-                ClientFrame::Publish(Publish {
-                    id: 0,
-                    room: room.clone(),
-                    stream: stream.clone(),
-                    extra: extra.clone(),
-                }),
-                Kind::Publish { room: room.clone(), stream, extra },
-            ),
+            Command::Publish { room, stream, extra } => {
+                self.stream_rooms.insert(stream.clone(), room.clone());
+                self.room_request(
+                    handle,
+                    &room,
+                    ClientFrame::Publish(Publish {
+                        id: 0,
+                        room: room.clone(),
+                        stream: stream.clone(),
+                        extra: extra.clone(),
+                    }),
+                    Kind::Publish { room: room.clone(), stream, extra },
+                )
+            }
             Command::Unpublish { room, stream } => {
                 if let Some(r) = self.rooms.get_mut(&room) {
                     // The app's intent: never re-publish it, whatever happens to the request.
                     r.own.remove(&stream);
                 }
+                self.stream_rooms.remove(&stream);
                 self.room_request(
                     handle,
                     &room,

@@ -88,6 +88,8 @@ pub struct Core {
     pub(crate) states: BTreeMap<String, RoomStateReason>,
     /// Requests waiting for their answer.
     pub(crate) requests: Requests,
+    /// The room the app last published each stream in, as it asked (kept until it stops it).
+    pub(crate) stream_rooms: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Core {
@@ -117,6 +119,7 @@ impl Core {
             rooms: BTreeMap::new(),
             states: BTreeMap::new(),
             requests: Requests::default(),
+            stream_rooms: BTreeMap::new(),
         }
     }
 
@@ -135,17 +138,13 @@ impl Core {
         self.rooms.get(room).map(|r| &r.view)
     }
 
-    /// The room in which the app publishes (or is publishing) `stream`, if any.
+    /// The room in which the app publishes `stream`: where the server confirmed it, else where the
+    /// app last asked to publish it (until it stops it).
     pub fn room_of_own_stream(&self, stream: &str) -> Option<&str> {
-        if let Some((id, _)) = self.rooms.iter().find(|(_, r)| r.own.contains_key(stream)) {
-            return Some(id);
+        match self.rooms.iter().find(|(_, r)| r.own.contains_key(stream)) {
+            Some((id, _)) => Some(id),
+            None => self.stream_rooms.get(stream).map(String::as_str),
         }
-        self.requests.iter().find_map(|p| match &p.kind {
-            Kind::Publish { room, stream: s, .. } if s == stream && self.rooms.contains_key(room) => {
-                Some(room.as_str())
-            }
-            _ => None,
-        })
     }
 
     /// The current heartbeat interval (ms).

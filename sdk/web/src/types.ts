@@ -75,7 +75,7 @@ export interface Ack {
 /** A frame the client sends (`t` tagged). Request frames carry `id`. */
 export type ClientFrame = { t: string; id?: number; [field: string]: unknown };
 
-/** A frame the server sends (`t` tagged); fields are read defensively. */
+/** A frame the server sends (`t` tagged), before decoding (see `decode.ts`). */
 export type ServerFrame = { t: string; [field: string]: unknown };
 
 /** Room state reasons as the core (and the scenario files) spell them. */
@@ -135,6 +135,9 @@ export type CoreOutput =
 /** Error codes the client itself produces (protocol §8). */
 export const ErrorCodes = {
   SUCCESS: 0,
+  MALFORMED_FRAME: 1000001,
+  UNKNOWN_TYPE: 1000002,
+  INVALID_FIELD: 1000003,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,

@@ -44,7 +44,7 @@ function harness(opts = {}) {
       core.loginRoom(h.now, { room, user: U1, token: 't', handle });
       if (core.pollTimeout() !== undefined && h.take().some((o) => o.connect)) {
         core.handleOpened(h.now);
-        h.recv({ t: 'welcome', session: 's1', resume_token: 'rt1', heartbeat_ms: 10000 });
+        h.recv({ t: 'welcome', session: 's1', resume_token: 'rt1', heartbeat_ms: 10000, session_timeout_ms: 90000, retention_ms: 1200000, server_time_ms: 0 });
       }
       const login = h.sends('login').at(-1);
       h.recv({
