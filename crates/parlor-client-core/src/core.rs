@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use parlor_protocol::{decode_server_frame, ClientFrame, DecodeError, ServerFrame, User};
+use parlor_protocol::{decode_server_frame, ClientFrame, DecodeError, ErrorCode, ServerFrame, User};
 use serde_json::{json, Value};
 
 use crate::connection::{ConnState, Connection};
@@ -169,7 +169,7 @@ impl Core {
             self.reconnect_failed(now);
         }
         for room in self.timers.expired_logins(now) {
-            let code = parlor_protocol::ErrorCode::LoginTimeout.code();
+            let code = ErrorCode::LoginTimeout.code();
             self.remove_room(&room, RoomStateReason::LoginFailed, code, no_data(), code);
         }
         if self.timers.expired(&Timer::Liveness, now) {
@@ -223,16 +223,19 @@ impl Core {
         self.out.push_back(Output::Event(e));
     }
 
-    /// Tell the app `room` is now `reason` (and remember it for [`Core::room_state`]).
+    /// Tell the app `room` is now `reason`, with the wire `code` (0: none), and remember it for
+    /// [`Core::room_state`].
     pub(crate) fn report(&mut self, room: &str, reason: RoomStateReason, code: u32, data: Value) {
         self.states.insert(room.to_string(), reason);
-        self.emit(AppEvent::RoomStateChanged { room: room.to_string(), reason, error_code: code, extended_data: data });
+        let error_code = ErrorCode::from_wire(code);
+        self.emit(AppEvent::RoomStateChanged { room: room.to_string(), reason, error_code, extended_data: data });
     }
 
-    /// Report the outcome of the app call `handle` (nothing for the core's own requests).
+    /// Report the outcome of the app call `handle`, the wire `code` (0: success); nothing for the
+    /// core's own requests.
     pub(crate) fn result(&mut self, handle: Option<u64>, code: u32, message_id: Option<String>) {
         if let Some(handle) = handle {
-            self.emit(AppEvent::Result { handle, error_code: code, message_id });
+            self.emit(AppEvent::Result { handle, error_code: ErrorCode::from_wire(code), message_id });
         }
     }
 

@@ -1,7 +1,7 @@
 //! The events an [`crate::Engine`] reports to the app.
 
 use parlor_client_core::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
-use parlor_protocol::{Stream, User};
+use parlor_protocol::{ErrorCode, Stream, User};
 
 /// Something the app should know about. The names follow the Web SDK's events
 /// (`roomStateChanged`, `roomUserUpdate`, …).
@@ -13,8 +13,9 @@ pub enum Event {
         room_id: String,
         /// The new state.
         reason: RoomStateReason,
-        /// 0, or the error code of the change (e.g. 1002051 for RECONNECTING).
-        error_code: u32,
+        /// None for a change that is no error (LOGINING, LOGINED, RECONNECTED, LOGOUT), else its
+        /// code (e.g. [`ErrorCode::Reconnecting`], 1002051, for RECONNECTING).
+        error_code: Option<ErrorCode>,
         /// `{"room_session_id": ...}` for LOGINED, the kick's data for KICK_OUT, else `{}`.
         extended_data: serde_json::Value,
     },
@@ -147,11 +148,11 @@ mod tests {
 
     #[test]
     fn results_are_not_events_and_states_keep_their_fields() {
-        assert_eq!(Event::from_app(AppEvent::Result { handle: 1, error_code: 0, message_id: None }), None);
+        assert_eq!(Event::from_app(AppEvent::Result { handle: 1, error_code: None, message_id: None }), None);
         let e = Event::from_app(AppEvent::RoomStateChanged {
             room: "r1".into(),
             reason: RoomStateReason::Reconnecting,
-            error_code: 1002051,
+            error_code: Some(ErrorCode::Reconnecting),
             extended_data: serde_json::json!({}),
         });
         assert_eq!(
@@ -159,7 +160,7 @@ mod tests {
             Some(Event::RoomStateChanged {
                 room_id: "r1".into(),
                 reason: RoomStateReason::Reconnecting,
-                error_code: 1002051,
+                error_code: Some(ErrorCode::Reconnecting),
                 extended_data: serde_json::json!({}),
             })
         );

@@ -6,6 +6,7 @@
 //!   (cut, black-hole, delay, refuse), so reconnection and resume can be tested without a real
 //!   bad network. It keeps time with `tokio::time`, so it also works under tokio's paused clock.
 //! - [`server`] is the reserved place for a helper that starts a Parlor server on port 0.
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod fault_proxy;
