@@ -106,9 +106,9 @@ pub enum AppEvent {
     RoomUserUpdate {
         /// The room.
         room: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Other users' streams were published or stopped.
@@ -116,9 +116,9 @@ pub enum AppEvent {
     RoomStreamUpdate {
         /// The room.
         room: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Other users' streams' extra info changed.
@@ -126,7 +126,7 @@ pub enum AppEvent {
     RoomStreamExtraInfoUpdate {
         /// The room.
         room: String,
-        /// The streams with their new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Room extra info changed.
@@ -134,7 +134,7 @@ pub enum AppEvent {
     RoomExtraInfoUpdate {
         /// The room.
         room: String,
-        /// The changed keys.
+        /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
     /// The number of people in the room changed.
@@ -150,7 +150,7 @@ pub enum AppEvent {
     RoomTokenWillExpire {
         /// The room.
         room: String,
-        /// Seconds left.
+        /// Seconds until the token expires.
         remaining_s: u64,
     },
     /// A broadcast message from another user.
@@ -160,7 +160,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -174,7 +174,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -188,7 +188,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The command text.
+        /// The command text (at most 1024 bytes).
         command: String,
         /// Server time in ms.
         time_ms: u64,

@@ -34,7 +34,8 @@
 //! - **Connection attempts.** A login with no connection connects at once; every later attempt —
 //!   after a failed attempt or a lost connection — waits `random × min(10 s, 0.5 s × 2^n)`
 //!   ([`backoff`]), `n` counting from 0 at each loss and reset by `welcome` / `resumed`. Any
-//!   close code, 4008 and 4010 included, and an HTTP 503 on upgrade, is just a failed or lost
+//!   close code ([`parlor_protocol::close_code`]), 4008 and 4010 included, and an HTTP 503 on
+//!   upgrade, is just a failed or lost
 //!   connection.
 //! - **Liveness.** Every frame from the server counts as life (a `pong` is just the frame that
 //!   is certain to come). With nothing heard for two heartbeat intervals the connection is dead:

@@ -41,7 +41,7 @@ pub(crate) enum Kind {
         room: String,
         /// The stream id.
         stream: String,
-        /// Its extra info.
+        /// The stream's extra info, as the others see it.
         extra: String,
     },
     /// Publishing again a stream of the app's that the server lost (no app handle).

@@ -23,32 +23,32 @@ pub enum Event {
     RoomUserUpdate {
         /// The room.
         room_id: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Other users' streams were published or stopped.
     RoomStreamUpdate {
         /// The room.
         room_id: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Other users' streams' extra info changed.
     RoomStreamExtraInfoUpdate {
         /// The room.
         room_id: String,
-        /// The streams with their new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Room extra info changed.
     RoomExtraInfoUpdate {
         /// The room.
         room_id: String,
-        /// The changed keys.
+        /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
     /// The number of people in a room changed.
@@ -62,7 +62,7 @@ pub enum Event {
     RoomTokenWillExpire {
         /// The room.
         room_id: String,
-        /// Seconds left.
+        /// Seconds until the token expires.
         remaining_s: u64,
     },
     /// A broadcast message from another user.
@@ -71,7 +71,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -84,7 +84,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -97,7 +97,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The command text.
+        /// The command text (at most 1024 bytes).
         command: String,
         /// Server time in ms.
         time_ms: u64,

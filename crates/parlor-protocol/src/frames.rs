@@ -210,7 +210,7 @@ pub struct Publish {
     pub room: String,
     /// The stream id.
     pub stream: String,
-    /// Its extra info.
+    /// The stream's extra info, as the others see it.
     #[serde(default)]
     pub extra: String,
 }
@@ -261,7 +261,7 @@ pub struct SendMessage {
     pub id: u64,
     /// The room.
     pub room: String,
-    /// The text.
+    /// The message text (at most 1024 bytes).
     pub message: String,
 }
 
@@ -275,7 +275,7 @@ pub struct SendCommand {
     /// Recipients by user id; empty means everyone else in the room.
     #[serde(default)]
     pub to: Vec<String>,
-    /// The command text.
+    /// The command text (at most 1024 bytes).
     pub command: String,
 }
 
@@ -607,29 +607,29 @@ pub struct Kicked {
 pub enum EventBody {
     /// Users entered (users channel).
     UserAdd {
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Users left (users channel).
     UserDelete {
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Streams published (room channel).
     StreamAdd {
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Streams gone (room channel).
     StreamDelete {
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
         /// 1 stopped, 2 heartbeat timeout, 3 same user logged in elsewhere, 4 kicked, 5 logged out.
         reason: u32,
     },
     /// Stream extra info changed (room channel).
     StreamExtra {
-        /// Which, with the new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// A room extra info key changed (room channel).
@@ -640,38 +640,38 @@ pub enum EventBody {
         value: String,
         /// Who set it.
         user: User,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Broadcast message (room channel).
     Broadcast {
-        /// Message id.
+        /// The id the server gave the message.
         message_id: String,
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The message text (at most 1024 bytes).
         message: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Barrage message (room channel).
     Barrage {
-        /// Message id.
+        /// The id the server gave the message.
         message_id: String,
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The message text (at most 1024 bytes).
         message: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Custom command (direct channel; `room` is on the event).
     Command {
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The command text (at most 1024 bytes).
         command: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Online count (no channel, no seq).
@@ -732,7 +732,7 @@ pub struct Snapshot {
 pub struct TokenWillExpire {
     /// The room relying on the token.
     pub room: String,
-    /// Seconds left.
+    /// Seconds until the token expires.
     pub remaining_s: u64,
 }
 

@@ -142,6 +142,30 @@ export type CoreOutput = {
 } | {
     event: CoreEvent;
 };
+/**
+ * The WebSocket close codes of the protocol (the names and values of `parlor_protocol::close_code`).
+ * The client treats every close as a lost connection; these name the ones it sends and sees.
+ */
+export declare const CloseCodes: {
+    /** Normal, after `bye`. */
+    readonly NORMAL: 1000;
+    /** The session went offline or its connection was replaced by a resume. */
+    readonly GOING_AWAY: 1001;
+    /** A binary frame arrived: the protocol is text only. */
+    readonly UNSUPPORTED: 1003;
+    /** A malformed frame (error 1000001). */
+    readonly INVALID_DATA: 1007;
+    /** Policy: a bad `hello` or `resume`, or failed authentication. */
+    readonly POLICY: 1008;
+    /** A frame over the server's size limit. */
+    readonly TOO_BIG: 1009;
+    /** The client did not read its frames fast enough. */
+    readonly SLOW_CONSUMER: 4008;
+    /** The session was kicked out of every room it was in. */
+    readonly KICKED: 4009;
+    /** The server is shutting down. */
+    readonly SHUTDOWN: 4010;
+};
 /** Error codes the client itself produces (protocol §8). */
 export declare const ErrorCodes: {
     readonly SUCCESS: 0;

@@ -1,4 +1,24 @@
 // src/types.ts
+var CloseCodes = {
+  /** Normal, after `bye`. */
+  NORMAL: 1e3,
+  /** The session went offline or its connection was replaced by a resume. */
+  GOING_AWAY: 1001,
+  /** A binary frame arrived: the protocol is text only. */
+  UNSUPPORTED: 1003,
+  /** A malformed frame (error 1000001). */
+  INVALID_DATA: 1007,
+  /** Policy: a bad `hello` or `resume`, or failed authentication. */
+  POLICY: 1008,
+  /** A frame over the server's size limit. */
+  TOO_BIG: 1009,
+  /** The client did not read its frames fast enough. */
+  SLOW_CONSUMER: 4008,
+  /** The session was kicked out of every room it was in. */
+  KICKED: 4009,
+  /** The server is shutting down. */
+  SHUTDOWN: 4010
+};
 var ErrorCodes = {
   SUCCESS: 0,
   MALFORMED_FRAME: 1000001,
@@ -1998,7 +2018,7 @@ var ParlorEngine = class {
     ws.onerror = () => {
     };
   }
-  closeSocket(code = 1e3, reason = "") {
+  closeSocket(code = CloseCodes.NORMAL, reason = "") {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
@@ -2063,6 +2083,7 @@ var ParlorEngine = class {
 export {
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
+  CloseCodes,
   DURATION_BOUNDS,
   ErrorCodes,
   NO_DATA,

@@ -6,7 +6,7 @@
  */
 
 import { ParlorCore } from './core.js';
-import { CoreEvent, CoreOutput, ErrorCodes, RoomExtraInfo, Stream, User } from './types.js';
+import { CloseCodes, CoreEvent, CoreOutput, ErrorCodes, RoomExtraInfo, Stream, User } from './types.js';
 
 /** The room states an app sees in `roomStateChanged` (protocol §7; `KICK_OUT` is `KICKOUT`). */
 export type RoomStateChangedReason =
@@ -612,7 +612,7 @@ export class ParlorEngine {
     };
   }
 
-  private closeSocket(code = 1000, reason = ''): void {
+  private closeSocket(code: number = CloseCodes.NORMAL, reason = ''): void {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
