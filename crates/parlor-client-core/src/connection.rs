@@ -9,12 +9,15 @@
 //!   └──── no room left ◄──── Waiting (backoff: random × min(10 s, 0.5 s × 2^n)) ──► Connecting
 //! ```
 
-use parlor_protocol::{bounds, Bye, ClientFrame, ErrorCode, ErrorFrame, Hello, Resume, Welcome, PROTOCOL_VERSION};
+use parlor_protocol::{
+    bounds, Bye, ClientFrame, ErrorCode, ErrorFrame, Hello, Ping, Resume, Welcome, PROTOCOL_VERSION,
+};
 use serde_json::json;
 
 use crate::backoff;
 use crate::core::{no_data, Core, Output};
 use crate::event::RoomStateReason;
+use crate::requests::Kind;
 use crate::timer::Timer;
 
 /// Where the connection stands.
@@ -249,7 +252,7 @@ impl Core {
 
     /// A ping is due: send it with the acks, and arm the next one.
     pub(crate) fn ping_due(&mut self, now: u64) {
-        let f = ClientFrame::Ping(parlor_protocol::Ping { ack: Some(self.ack()) });
+        let f = ClientFrame::Ping(Ping { ack: Some(self.ack()) });
         self.send(f);
         let hb = self.conn.heartbeat_ms;
         let next = self.timers.get(&Timer::Ping).unwrap_or(now) + hb;
@@ -316,7 +319,6 @@ impl Core {
         }
         if self.conn.state != ConnState::Ready {
             // Requests for no room (renew_token) held since the loss fail too.
-            use crate::requests::Kind;
             let failed = self
                 .requests
                 .take_where(|p| p.needs_room.is_none() && matches!(p.kind, Kind::RenewToken { .. } | Kind::Plain));

@@ -296,3 +296,23 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Command;
+    use parlor_protocol::RoomConfig;
+
+    #[test]
+    fn the_room_of_an_own_stream_is_known_from_the_publish_call_until_the_stop() {
+        let mut c = Core::new(Config::default(), Box::new(|| 0.5));
+        let user = User { id: "u1".into(), name: String::new() };
+        let config = RoomConfig::default();
+        c.handle_command(0, 1, Command::LoginRoom { room: "r1".into(), user, token: "t".into(), config });
+        assert_eq!(c.room_of_own_stream("s1"), None);
+        c.handle_command(0, 2, Command::Publish { room: "r1".into(), stream: "s1".into(), extra: String::new() });
+        assert_eq!(c.room_of_own_stream("s1"), Some("r1"), "held, not yet answered");
+        c.handle_command(0, 3, Command::Unpublish { room: "r1".into(), stream: "s1".into() });
+        assert_eq!(c.room_of_own_stream("s1"), None);
+    }
+}
