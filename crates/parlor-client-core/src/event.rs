@@ -2,7 +2,7 @@
 //! events (`roomStateChanged`, `roomUserUpdate`, …; fields camelCase), so that the shared
 //! scenario files under `tests/scenarios/` describe both SDKs.
 
-use parlor_protocol::{RoomExtraItem, Stream, User};
+use parlor_protocol::{ErrorCode, RoomExtraItem, Stream, User};
 use serde::{Deserialize, Serialize};
 
 /// The `reason` of `roomStateChanged` (protocol §7).
@@ -92,8 +92,11 @@ pub enum AppEvent {
         room: String,
         /// The new state.
         reason: RoomStateReason,
-        /// 0 or the code of the table in §7.
-        error_code: u32,
+        /// None for a change that is no error (LOGINING, LOGINED, RECONNECTED, LOGOUT); else
+        /// its code (the table of §7, or the server's code for LOGIN_FAILED, KICK_OUT, …). The
+        /// scenario files and the Web SDK spell None as 0.
+        #[serde(with = "wire_code")]
+        error_code: Option<ErrorCode>,
         /// `{"room_session_id": ...}` for LOGINED, the kick's `extended_data` for KICK_OUT,
         /// otherwise `{}`.
         extended_data: serde_json::Value,
@@ -103,9 +106,9 @@ pub enum AppEvent {
     RoomUserUpdate {
         /// The room.
         room: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Other users' streams were published or stopped.
@@ -113,9 +116,9 @@ pub enum AppEvent {
     RoomStreamUpdate {
         /// The room.
         room: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Other users' streams' extra info changed.
@@ -123,7 +126,7 @@ pub enum AppEvent {
     RoomStreamExtraInfoUpdate {
         /// The room.
         room: String,
-        /// The streams with their new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Room extra info changed.
@@ -131,7 +134,7 @@ pub enum AppEvent {
     RoomExtraInfoUpdate {
         /// The room.
         room: String,
-        /// The changed keys.
+        /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
     /// The number of people in the room changed.
@@ -147,7 +150,7 @@ pub enum AppEvent {
     RoomTokenWillExpire {
         /// The room.
         room: String,
-        /// Seconds left.
+        /// Seconds until the token expires.
         remaining_s: u64,
     },
     /// A broadcast message from another user.
@@ -157,7 +160,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -171,7 +174,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -185,7 +188,7 @@ pub enum AppEvent {
         room: String,
         /// The sender.
         from: User,
-        /// The command text.
+        /// The command text (at most 1024 bytes).
         command: String,
         /// Server time in ms.
         time_ms: u64,
@@ -195,8 +198,9 @@ pub enum AppEvent {
     Result {
         /// The handle passed to [`crate::Core::handle_command`].
         handle: u64,
-        /// 0 on success, otherwise the error code.
-        error_code: u32,
+        /// None on success, otherwise why the call failed (0 in the scenario files).
+        #[serde(with = "wire_code")]
+        error_code: Option<ErrorCode>,
         /// For broadcast / barrage: the message id the server assigned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_id: Option<String>,
@@ -207,5 +211,20 @@ impl AppEvent {
     /// The event as the JSON object of the scenario files and the Web SDK.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// An optional [`ErrorCode`] as the number the protocol and the scenario files write: 0 for
+/// none (success).
+mod wire_code {
+    use parlor_protocol::ErrorCode;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(code: &Option<ErrorCode>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(code.map_or(0, ErrorCode::code))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ErrorCode>, D::Error> {
+        Ok(ErrorCode::from_wire(u32::deserialize(d)?))
     }
 }

@@ -7,6 +7,19 @@
 //! time ([`Core::handle_timeout`], at [`Core::poll_timeout`]), always with `now` in milliseconds;
 //! and it drains [`Output`]s with [`Core::poll_output`]: connect, disconnect, send a frame, tell
 //! the app. Reconnect jitter comes from an injected [`Random`], so every test fixes it.
+//! Two inputs come from the host rather than the wire: [`Core::handle_network_online`] (the
+//! network is back: a waiting attempt starts now) and [`Core::shutdown`] (the app tears the
+//! engine down: `bye`, and everything is forgotten without a report).
+//!
+//! # Modules
+//!
+//! `Core` (in `core.rs`) only coordinates; each part of the machine has its file, and the Web
+//! SDK's core (`sdk/web/src/`) has the same files with the same names:
+//! `connection` (connecting, liveness, backoff, the session), `timer` (every deadline), `room`
+//! (a room's phase and its transitions), `requests` (the queue and each request's wire state),
+//! `command` (the app's calls), `answers` (`ok` / `error`), `resume` (acks, `resumed`,
+//! snapshots, fresh logins, re-publishing), `channel` (events, kicks, notices), [`view`] (what
+//! the client knows of a room, and diffs), [`event`] (what the app is told), [`backoff`].
 //!
 //! # Decisions
 //!
@@ -21,7 +34,8 @@
 //! - **Connection attempts.** A login with no connection connects at once; every later attempt —
 //!   after a failed attempt or a lost connection — waits `random × min(10 s, 0.5 s × 2^n)`
 //!   ([`backoff`]), `n` counting from 0 at each loss and reset by `welcome` / `resumed`. Any
-//!   close code, 4008 and 4010 included, and an HTTP 503 on upgrade, is just a failed or lost
+//!   close code ([`parlor_protocol::close_code`]), 4008 and 4010 included, and an HTTP 503 on
+//!   upgrade, is just a failed or lost
 //!   connection.
 //! - **Liveness.** Every frame from the server counts as life (a `pong` is just the frame that
 //!   is certain to come). With nothing heard for two heartbeat intervals the connection is dead:
@@ -74,13 +88,23 @@
 //! - **Diffs** (snapshot, fresh login) are reported in this order: users DELETE, users ADD,
 //!   streams DELETE, streams ADD, stream extra changes, room extra changes, online count.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod answers;
 pub mod backoff;
+mod channel;
+mod command;
+mod connection;
 mod core;
 pub mod event;
+mod requests;
+mod resume;
+mod room;
+mod timer;
 pub mod view;
 
-pub use crate::core::{Command, Config, Core, Output, Random};
+pub use crate::command::Command;
+pub use crate::core::{Config, Core, Output, Random};
 pub use event::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
 pub use view::RoomView;

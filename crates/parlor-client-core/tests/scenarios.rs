@@ -140,12 +140,33 @@ impl Runner {
             self.core.handle_opened(self.now);
         } else if step.get("closed").is_some() {
             self.core.handle_closed(self.now);
-        } else if let Some(frame) = step.get("recv") {
-            let frame = self.substitute(frame)?;
-            match self.core.handle_text(self.now, &frame.to_string()) {
-                Ok(()) | Err(DecodeError::UnknownType { .. }) => {}
-                Err(e) => return Err(format!("step {i}: recv frame does not decode: {e}")),
+        } else if step.get("recv").is_some() || step.get("recv_text").is_some() {
+            // `recv` is a frame as JSON, `recv_text` the exact text of one (for text that is not
+            // JSON). Without `rejected` the frame must decode; with it, the decoder must refuse it
+            // for that reason (and the core then ignores it).
+            let text = match (step.get("recv"), step.get("recv_text").and_then(Value::as_str)) {
+                (Some(frame), _) => self.substitute(frame)?.to_string(),
+                (None, Some(text)) => text.to_string(),
+                (None, None) => return Err(format!("step {i}: recv_text must be a string")),
+            };
+            let outcome = match self.core.handle_text(self.now, &text) {
+                Ok(()) => None,
+                Err(DecodeError::Malformed(_)) => Some("malformed"),
+                Err(DecodeError::UnknownType { .. }) => Some("unknown_type"),
+                Err(DecodeError::InvalidField { .. }) => Some("invalid_field"),
+            };
+            let expected = step.get("rejected").and_then(Value::as_str);
+            if outcome != expected {
+                return Err(format!(
+                    "step {i}: frame {text}: expected {}, got {}",
+                    expected.map_or("it to decode".to_string(), |e| format!("rejection as {e}")),
+                    outcome.map_or("it decoded".to_string(), |o| format!("rejection as {o}"))
+                ));
             }
+        } else if step.get("online").is_some() {
+            self.core.handle_network_online(self.now);
+        } else if step.get("destroy").is_some() {
+            self.core.shutdown(self.now);
         } else if let Some(ms) = step.get("advance").and_then(Value::as_u64) {
             let target = self.now + ms;
             let mut guard = 0;
@@ -190,6 +211,10 @@ impl Runner {
 fn run_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let doc: Value = serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?;
+    run_doc(&doc)
+}
+
+fn run_doc(doc: &Value) -> Result<(), String> {
     let cfg = doc.get("config").cloned().unwrap_or(json!({}));
     let num = |k: &str, d: u64| cfg.get(k).and_then(Value::as_u64).unwrap_or(d);
     let random = cfg.get("random").and_then(Value::as_f64).unwrap_or(0.5);
@@ -215,6 +240,13 @@ fn run_file(path: &Path) -> Result<(), String> {
     let steps = doc.get("steps").and_then(Value::as_array).ok_or("no steps")?;
     for (i, step) in steps.iter().enumerate() {
         r.step(i, step)?;
+    }
+    // Every output must be accounted for: a scenario ends with an `expect` of what the last
+    // steps produced (possibly `[]`).
+    r.drain();
+    if !r.outputs.is_empty() {
+        let left: Vec<String> = r.outputs.iter().map(Value::to_string).collect();
+        return Err(format!("outputs left unchecked after the last step:\n   {}", left.join("\n   ")));
     }
     Ok(())
 }
@@ -246,6 +278,12 @@ fn every_scenario_file_replays() {
         "duplicate_seq_dropped",
         "multi_room",
         "switch_room",
+        "malformed_server_frames",
+        "resumed_outcomes_strict",
+        "clamped_heartbeat_ceiling",
+        "clamped_heartbeat_floor",
+        "network_online",
+        "destroy",
     ] {
         assert!(names.iter().any(|n| n == required), "scenario {required}.json is missing");
     }
@@ -266,4 +304,15 @@ fn partial_match_is_strict_where_it_must_be() {
     assert!(!partial_match(&json!([1]), &json!([1, 2])));
     assert!(partial_match(&json!([{"id": "u"}]), &json!([{"id": "u", "name": "x"}])));
     assert!(!partial_match(&json!({"a": "1"}), &json!({"a": 1})));
+}
+
+#[test]
+fn outputs_left_unchecked_fail_the_scenario() {
+    let login = json!({"do": "login_room", "room": "r1", "user": {"id": "u1"}, "token": "t", "handle": 1});
+    let e = run_doc(&json!({"steps": [login]})).unwrap_err();
+    assert!(e.contains("left unchecked"), "{e}");
+    let checked = json!({"steps": [login, {"expect": [{"event": {"reason": "LOGINING"}}, {"connect": true}]}]});
+    assert_eq!(run_doc(&checked), Ok(()));
+    let wrongly_rejected = json!({"steps": [login, {"recv_text": "{", "rejected": "invalid_field"}]});
+    assert!(run_doc(&wrongly_rejected).unwrap_err().contains("rejection as malformed"));
 }

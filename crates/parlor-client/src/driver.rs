@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use parlor_client_core::{AppEvent, Command, Config, Core, Output, RoomStateReason};
-use parlor_protocol::{Bye, ClientFrame};
+use parlor_protocol::{Bye, ClientFrame, ErrorCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,7 +23,9 @@ use crate::event::Event;
 /// The outcome of one call.
 #[derive(Debug)]
 pub(crate) struct Reply {
-    pub(crate) error_code: u32,
+    /// None on success, else why the call failed.
+    pub(crate) error_code: Option<ErrorCode>,
+    /// For broadcast / barrage: the message id the server assigned.
     pub(crate) message_id: Option<String>,
 }
 

@@ -93,9 +93,10 @@ pub enum Error {
     /// protocol error code (§8).
     #[error("{message} ({code})")]
     Code {
-        /// The code.
-        code: u32,
-        /// What it means.
+        /// Why the call failed (§8; [`ErrorCode::Unlisted`] for a code this version does not
+        /// know).
+        code: ErrorCode,
+        /// What the code means, for people.
         message: String,
     },
     /// The engine's task has stopped (the runtime is shutting down).
@@ -104,19 +105,21 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn from_code(code: u32) -> Error {
-        Error::Code {
-            code,
-            message: ErrorCode::from_code(code).map(|c| c.message().to_string()).unwrap_or_else(|| "error".to_string()),
+    pub(crate) fn from_code(code: ErrorCode) -> Error {
+        Error::Code { code, message: code.message().to_string() }
+    }
+
+    /// Why the call failed, if the server or the engine said (None for [`Error::Stopped`]).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        match self {
+            Error::Code { code, .. } => Some(*code),
+            Error::Stopped => None,
         }
     }
 
-    /// The protocol error code (0 for [`Error::Stopped`]).
+    /// The protocol error code as the wire number (0 for [`Error::Stopped`]).
     pub fn code(&self) -> u32 {
-        match self {
-            Error::Code { code, .. } => *code,
-            Error::Stopped => 0,
-        }
+        self.error_code().map_or(0, ErrorCode::code)
     }
 }
 
@@ -173,8 +176,8 @@ impl Engine {
     /// fails at once with LOGIN_FAILED 1002030 ("could not connect"), instead of retrying for the
     /// whole login timeout.
     fn refuse_login(&self, room: &str) -> Error {
-        let code = ErrorCode::ConnectFailed.code();
-        for (reason, error_code) in [(RoomStateReason::Logining, 0), (RoomStateReason::LoginFailed, code)] {
+        let code = ErrorCode::ConnectFailed;
+        for (reason, error_code) in [(RoomStateReason::Logining, None), (RoomStateReason::LoginFailed, Some(code))] {
             if let Ok(mut s) = self.states.lock() {
                 s.insert(room.to_string(), reason);
             }
@@ -193,10 +196,9 @@ impl Engine {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Command { handle, cmd, reply }).map_err(|_| Error::Stopped)?;
         let r = rx.await.map_err(|_| Error::Stopped)?;
-        if r.error_code == 0 {
-            Ok(r)
-        } else {
-            Err(Error::from_code(r.error_code))
+        match r.error_code {
+            None => Ok(r),
+            Some(code) => Err(Error::from_code(code)),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The events an [`crate::Engine`] reports to the app.
 
 use parlor_client_core::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
-use parlor_protocol::{Stream, User};
+use parlor_protocol::{ErrorCode, Stream, User};
 
 /// Something the app should know about. The names follow the Web SDK's events
 /// (`roomStateChanged`, `roomUserUpdate`, …).
@@ -13,8 +13,9 @@ pub enum Event {
         room_id: String,
         /// The new state.
         reason: RoomStateReason,
-        /// 0, or the error code of the change (e.g. 1002051 for RECONNECTING).
-        error_code: u32,
+        /// None for a change that is no error (LOGINING, LOGINED, RECONNECTED, LOGOUT), else its
+        /// code (e.g. [`ErrorCode::Reconnecting`], 1002051, for RECONNECTING).
+        error_code: Option<ErrorCode>,
         /// `{"room_session_id": ...}` for LOGINED, the kick's data for KICK_OUT, else `{}`.
         extended_data: serde_json::Value,
     },
@@ -22,32 +23,32 @@ pub enum Event {
     RoomUserUpdate {
         /// The room.
         room_id: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Other users' streams were published or stopped.
     RoomStreamUpdate {
         /// The room.
         room_id: String,
-        /// Added or deleted.
+        /// Whether they were added or deleted.
         update_type: UpdateType,
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Other users' streams' extra info changed.
     RoomStreamExtraInfoUpdate {
         /// The room.
         room_id: String,
-        /// The streams with their new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Room extra info changed.
     RoomExtraInfoUpdate {
         /// The room.
         room_id: String,
-        /// The changed keys.
+        /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
     /// The number of people in a room changed.
@@ -61,7 +62,7 @@ pub enum Event {
     RoomTokenWillExpire {
         /// The room.
         room_id: String,
-        /// Seconds left.
+        /// Seconds until the token expires.
         remaining_s: u64,
     },
     /// A broadcast message from another user.
@@ -70,7 +71,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -83,7 +84,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The text.
+        /// The message text (at most 1024 bytes).
         message: String,
         /// The server's message id.
         message_id: String,
@@ -96,7 +97,7 @@ pub enum Event {
         room_id: String,
         /// The sender.
         from: User,
-        /// The command text.
+        /// The command text (at most 1024 bytes).
         command: String,
         /// Server time in ms.
         time_ms: u64,
@@ -147,11 +148,11 @@ mod tests {
 
     #[test]
     fn results_are_not_events_and_states_keep_their_fields() {
-        assert_eq!(Event::from_app(AppEvent::Result { handle: 1, error_code: 0, message_id: None }), None);
+        assert_eq!(Event::from_app(AppEvent::Result { handle: 1, error_code: None, message_id: None }), None);
         let e = Event::from_app(AppEvent::RoomStateChanged {
             room: "r1".into(),
             reason: RoomStateReason::Reconnecting,
-            error_code: 1002051,
+            error_code: Some(ErrorCode::Reconnecting),
             extended_data: serde_json::json!({}),
         });
         assert_eq!(
@@ -159,7 +160,7 @@ mod tests {
             Some(Event::RoomStateChanged {
                 room_id: "r1".into(),
                 reason: RoomStateReason::Reconnecting,
-                error_code: 1002051,
+                error_code: Some(ErrorCode::Reconnecting),
                 extended_data: serde_json::json!({}),
             })
         );

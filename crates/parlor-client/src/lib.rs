@@ -21,6 +21,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod driver;
@@ -30,4 +31,4 @@ mod event;
 pub use engine::{Connector, Engine, EngineConfig, Error, Io};
 pub use event::Event;
 pub use parlor_client_core::{ExtraInfo, RoomStateReason, UpdateType};
-pub use parlor_protocol::{RoomConfig, Stream, User};
+pub use parlor_protocol::{ErrorCode, RoomConfig, Stream, User};

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use parlor_client::{Event, RoomConfig, RoomStateReason as S};
+use parlor_client::{ErrorCode, Event, RoomConfig, RoomStateReason as S};
 use parlor_server::memory::MemoryServer;
 use parlor_server::ServerConfig;
 
@@ -259,6 +259,6 @@ async fn a_server_url_that_can_never_connect_fails_the_login_at_once_with_100203
     while let Ok(Event::RoomStateChanged { reason, error_code, .. }) = events.try_recv() {
         states.push((reason, error_code));
     }
-    assert_eq!(states, vec![(S::Logining, 0), (S::LoginFailed, 1002030)]);
+    assert_eq!(states, vec![(S::Logining, None), (S::LoginFailed, Some(ErrorCode::ConnectFailed))]);
     assert_eq!(engine.room_state("r"), S::LoginFailed);
 }

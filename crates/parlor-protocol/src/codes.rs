@@ -8,10 +8,14 @@ use serde::{Deserialize, Serialize};
 
 macro_rules! codes {
     ($($(#[$doc:meta])* $name:ident = $code:literal, $msg:literal;)*) => {
-        /// Every error code of protocol §8 (0, success, is not an error and has no variant).
+        /// Every error code of protocol §8 (0, success, is not an error and has no variant), and
+        /// [`ErrorCode::Unlisted`] for a number the table does not have (a newer server's).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum ErrorCode {
             $($(#[$doc])* $name,)*
+            /// A code this version's table does not list (never 0, never a listed number): a
+            /// client keeps it as it came, so that a newer server's codes reach the app.
+            Unlisted(u32),
         }
 
         impl ErrorCode {
@@ -20,17 +24,29 @@ macro_rules! codes {
 
             /// The number sent on the wire.
             pub const fn code(self) -> u32 {
-                match self { $(ErrorCode::$name => $code,)* }
+                match self { $(ErrorCode::$name => $code,)* ErrorCode::Unlisted(code) => code }
             }
 
             /// A short description for people.
             pub const fn message(self) -> &'static str {
-                match self { $(ErrorCode::$name => $msg,)* }
+                match self { $(ErrorCode::$name => $msg,)* ErrorCode::Unlisted(_) => "error" }
             }
 
             /// The variant for a wire number, if it is one of §8.
             pub const fn from_code(code: u32) -> Option<ErrorCode> {
                 match code { $($code => Some(ErrorCode::$name),)* _ => None }
+            }
+
+            /// The code a client reports for a wire number: None for 0 (success), the listed
+            /// variant, else [`ErrorCode::Unlisted`].
+            pub const fn from_wire(code: u32) -> Option<ErrorCode> {
+                match code {
+                    0 => None,
+                    _ => match ErrorCode::from_code(code) {
+                        Some(c) => Some(c),
+                        None => Some(ErrorCode::Unlisted(code)),
+                    },
+                }
             }
         }
     };
@@ -152,5 +168,9 @@ mod tests {
         assert_eq!(ErrorCode::ALL.len(), 38);
         assert_eq!(ErrorCode::KickedDuplicateLogin.code(), 1002050);
         assert_eq!(ErrorCode::from_code(0), None);
+        assert_eq!(ErrorCode::from_wire(0), None);
+        assert_eq!(ErrorCode::from_wire(1002050), Some(ErrorCode::KickedDuplicateLogin));
+        assert_eq!(ErrorCode::from_wire(4242), Some(ErrorCode::Unlisted(4242)));
+        assert_eq!(ErrorCode::Unlisted(4242).code(), 4242);
     }
 }

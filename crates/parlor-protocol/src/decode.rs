@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::{ClientFrame, ErrorCode, ServerFrame, CLIENT_FRAME_TYPES};
+use crate::{bounds, ClientFrame, ErrorCode, ServerFrame, CLIENT_FRAME_TYPES};
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +115,27 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, DecodeError> {
             }
         }
     }
-    serde_json::from_value(value).map_err(|e| DecodeError::InvalidField { t, id, message: e.to_string() })
+    let frame: ServerFrame =
+        serde_json::from_value(value).map_err(|e| DecodeError::InvalidField { t, id, message: e.to_string() })?;
+    Ok(clamp_durations(frame))
+}
+
+/// Server-sent durations into the ranges of [`crate::bounds`], so no client arms a timer of 0 ms
+/// or one that overflows.
+fn clamp_durations(frame: ServerFrame) -> ServerFrame {
+    match frame {
+        ServerFrame::Welcome(mut w) => {
+            w.heartbeat_ms = bounds::heartbeat_ms(w.heartbeat_ms);
+            w.session_timeout_ms = bounds::session_timeout_ms(w.session_timeout_ms);
+            w.retention_ms = bounds::retention_ms(w.retention_ms);
+            ServerFrame::Welcome(w)
+        }
+        ServerFrame::Resumed(mut r) => {
+            r.heartbeat_ms = r.heartbeat_ms.map(bounds::heartbeat_ms);
+            ServerFrame::Resumed(r)
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +232,34 @@ mod tests {
             decode_server_frame(r#"{"t":"event","room":"r","kind":"future"}"#),
             Err(DecodeError::UnknownType { .. })
         ));
+    }
+
+    #[test]
+    fn resumed_outcomes_keep_their_wire_form() {
+        let text = r#"{"t":"resumed","session":"S","resume_token":"R","rooms":{"a":"replay","b":"snapshot","c":"kicked:1002050"}}"#;
+        let f = decode_server_frame(text).unwrap();
+        let ServerFrame::Resumed(r) = &f else { panic!("{f:?}") };
+        assert_eq!(r.rooms["a"], ResumeOutcome::Replay);
+        assert_eq!(r.rooms["b"], ResumeOutcome::Snapshot);
+        assert_eq!(r.rooms["c"], ResumeOutcome::Kicked(1002050));
+        assert_eq!(f.to_json(), text);
+        for bad in ["kicked:", "kicked:x", "kicked: 5", "Replay", "gone", "kicked:-1", "kicked:99999999999"] {
+            let text = format!(r#"{{"t":"resumed","session":"S","resume_token":"R","rooms":{{"a":"{bad}"}}}}"#);
+            assert!(matches!(decode_server_frame(&text), Err(DecodeError::InvalidField { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_durations_are_clamped() {
+        let f = decode_server_frame(
+            r#"{"t":"welcome","session":"S","resume_token":"R","heartbeat_ms":18446744073709551615,"session_timeout_ms":0,"retention_ms":18446744073709551615,"server_time_ms":0}"#,
+        )
+        .unwrap();
+        let ServerFrame::Welcome(w) = f else { panic!() };
+        assert_eq!((w.heartbeat_ms, w.session_timeout_ms, w.retention_ms), (300_000, 1_000, 86_400_000));
+        let f = decode_server_frame(r#"{"t":"resumed","session":"S","resume_token":"R","heartbeat_ms":0}"#).unwrap();
+        let ServerFrame::Resumed(r) = f else { panic!() };
+        assert_eq!(r.heartbeat_ms, Some(1_000));
     }
 
     proptest::proptest! {

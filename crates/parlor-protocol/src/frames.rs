@@ -210,7 +210,7 @@ pub struct Publish {
     pub room: String,
     /// The stream id.
     pub stream: String,
-    /// Its extra info.
+    /// The stream's extra info, as the others see it.
     #[serde(default)]
     pub extra: String,
 }
@@ -261,7 +261,7 @@ pub struct SendMessage {
     pub id: u64,
     /// The room.
     pub room: String,
-    /// The text.
+    /// The message text (at most 1024 bytes).
     pub message: String,
 }
 
@@ -275,7 +275,7 @@ pub struct SendCommand {
     /// Recipients by user id; empty means everyone else in the room.
     #[serde(default)]
     pub to: Vec<String>,
-    /// The command text.
+    /// The command text (at most 1024 bytes).
     pub command: String,
 }
 
@@ -418,15 +418,75 @@ pub struct Resumed {
     pub session: String,
     /// The new resume token (the old one is no longer valid).
     pub resume_token: String,
-    /// Per room: `"replay"`, `"snapshot"` or `"kicked:<code>"`.
+    /// What became of each room the session was in: on the wire `"replay"`, `"snapshot"` or
+    /// `"kicked:<code>"` (a room the server no longer has the session in is left out).
     #[serde(default)]
-    pub rooms: BTreeMap<String, String>,
+    pub rooms: BTreeMap<String, ResumeOutcome>,
     /// Heartbeat interval (a Parlor addition, same as in `welcome`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_ms: Option<u64>,
     /// Server wall time (a Parlor addition).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time_ms: Option<u64>,
+}
+
+/// What a resume did with one room (a value of `resumed.rooms`, protocol §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResumeOutcome {
+    /// `"replay"`: the room's missed events follow, then `resume_done`.
+    Replay,
+    /// `"snapshot"`: the missed events are gone; a `snapshot` of the room follows instead.
+    Snapshot,
+    /// `"kicked:<code>"`: the session was put out of the room while away, for this reason (§8).
+    Kicked(u32),
+}
+
+impl ResumeOutcome {
+    /// The exact text on the wire: `replay`, `snapshot` or `kicked:<code>`.
+    pub fn to_wire(self) -> String {
+        match self {
+            ResumeOutcome::Replay => "replay".to_string(),
+            ResumeOutcome::Snapshot => "snapshot".to_string(),
+            ResumeOutcome::Kicked(code) => format!("kicked:{code}"),
+        }
+    }
+
+    /// Read the wire text; anything but `replay`, `snapshot` or `kicked:` followed by a decimal
+    /// code is refused (the whole `resumed` frame is then an invalid frame).
+    pub fn from_wire(text: &str) -> Option<ResumeOutcome> {
+        match text {
+            "replay" => Some(ResumeOutcome::Replay),
+            "snapshot" => Some(ResumeOutcome::Snapshot),
+            _ => {
+                let code = text.strip_prefix("kicked:")?;
+                if code.is_empty() || !code.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                code.parse().ok().map(ResumeOutcome::Kicked)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for ResumeOutcome {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResumeOutcome::from_wire(s).ok_or_else(|| format!("{s:?} is not replay, snapshot or kicked:<code>"))
+    }
+}
+
+impl Serialize for ResumeOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_wire())
+    }
+}
+
+impl<'de> Deserialize<'de> for ResumeOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// `pong`.
@@ -547,29 +607,29 @@ pub struct Kicked {
 pub enum EventBody {
     /// Users entered (users channel).
     UserAdd {
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Users left (users channel).
     UserDelete {
-        /// Who.
+        /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
     /// Streams published (room channel).
     StreamAdd {
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// Streams gone (room channel).
     StreamDelete {
-        /// Which.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
         /// 1 stopped, 2 heartbeat timeout, 3 same user logged in elsewhere, 4 kicked, 5 logged out.
         reason: u32,
     },
     /// Stream extra info changed (room channel).
     StreamExtra {
-        /// Which, with the new extra info.
+        /// The streams concerned, each with its publisher and extra info.
         streams: Vec<Stream>,
     },
     /// A room extra info key changed (room channel).
@@ -580,38 +640,38 @@ pub enum EventBody {
         value: String,
         /// Who set it.
         user: User,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Broadcast message (room channel).
     Broadcast {
-        /// Message id.
+        /// The id the server gave the message.
         message_id: String,
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The message text (at most 1024 bytes).
         message: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Barrage message (room channel).
     Barrage {
-        /// Message id.
+        /// The id the server gave the message.
         message_id: String,
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The message text (at most 1024 bytes).
         message: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Custom command (direct channel; `room` is on the event).
     Command {
-        /// Sender.
+        /// Who sent it.
         from: User,
-        /// Text.
+        /// The command text (at most 1024 bytes).
         command: String,
-        /// When.
+        /// When it happened: server wall time, ms since the Unix epoch.
         time_ms: u64,
     },
     /// Online count (no channel, no seq).
@@ -672,7 +732,7 @@ pub struct Snapshot {
 pub struct TokenWillExpire {
     /// The room relying on the token.
     pub room: String,
-    /// Seconds left.
+    /// Seconds until the token expires.
     pub remaining_s: u64,
 }
 

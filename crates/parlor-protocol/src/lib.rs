@@ -4,13 +4,18 @@
 //! - [`frames`]: every frame as a typed serde value ([`ClientFrame`], [`ServerFrame`]);
 //! - [`decode`]: turning a received text frame into a typed frame, with the error code §1 asks for;
 //! - [`codes`]: the error-code table of §8 as one enum;
+//! - [`close_code`]: the WebSocket close codes the server uses;
+//! - [`bounds`]: the ranges server-sent durations are clamped into on decoding;
 //! - [`validate`]: the id and size rules of §2;
 //! - [`token`]: minting and verifying the HS256 token of §2.
 //!
 //! No IO, no async, no clock: whoever needs "now" passes it in.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bounds;
+pub mod close_code;
 pub mod codes;
 pub mod decode;
 pub mod frames;

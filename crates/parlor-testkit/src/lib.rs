@@ -9,6 +9,8 @@
 //! - [`procs`] runs real processes for multi-process tests — [`RedisServer`], [`RedisCluster`],
 //!   [`Haproxy`] (from `deploy/haproxy/parlor.cfg`) and `parlor serve` [`Node`]s — each on a free
 //!   loopback port, waited for with a deadline and killed on drop.
+
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod fault_proxy;

@@ -6,6 +6,8 @@
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>`.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -70,7 +70,7 @@ export type ClientFrame = {
     id?: number;
     [field: string]: unknown;
 };
-/** A frame the server sends (`t` tagged); fields are read defensively. */
+/** A frame the server sends (`t` tagged), before decoding (see `decode.ts`). */
 export type ServerFrame = {
     t: string;
     [field: string]: unknown;
@@ -142,9 +142,36 @@ export type CoreOutput = {
 } | {
     event: CoreEvent;
 };
+/**
+ * The WebSocket close codes of the protocol (the names and values of `parlor_protocol::close_code`).
+ * The client treats every close as a lost connection; these name the ones it sends and sees.
+ */
+export declare const CloseCodes: {
+    /** Normal, after `bye`. */
+    readonly NORMAL: 1000;
+    /** The session went offline or its connection was replaced by a resume. */
+    readonly GOING_AWAY: 1001;
+    /** A binary frame arrived: the protocol is text only. */
+    readonly UNSUPPORTED: 1003;
+    /** A malformed frame (error 1000001). */
+    readonly INVALID_DATA: 1007;
+    /** Policy: a bad `hello` or `resume`, or failed authentication. */
+    readonly POLICY: 1008;
+    /** A frame over the server's size limit. */
+    readonly TOO_BIG: 1009;
+    /** The client did not read its frames fast enough. */
+    readonly SLOW_CONSUMER: 4008;
+    /** The session was kicked out of every room it was in. */
+    readonly KICKED: 4009;
+    /** The server is shutting down. */
+    readonly SHUTDOWN: 4010;
+};
 /** Error codes the client itself produces (protocol §8). */
 export declare const ErrorCodes: {
     readonly SUCCESS: 0;
+    readonly MALFORMED_FRAME: 1000001;
+    readonly UNKNOWN_TYPE: 1000002;
+    readonly INVALID_FIELD: 1000003;
     readonly ALREADY_IN_ROOM: 1002001;
     readonly NOT_IN_ROOM_LOGOUT: 1002002;
     readonly COULD_NOT_CONNECT: 1002030;
@@ -179,6 +206,184 @@ export declare function backoffCeilingMs(attempt: number): number;
 export declare function backoffDelayMs(attempt: number, random: number): number;
 
 /**
+ * Reading server frames from the wire, by the rules of the Rust decoder
+ * (`crates/parlor-protocol/src/decode.rs` and the serde shapes of `frames.rs`), so that both SDKs
+ * accept and refuse exactly the same frames:
+ *
+ * - not one JSON object with a string `t`: {@link DecodeError} `malformed` (1000001);
+ * - a `t` (or an event `kind`) not known: `unknown_type` (1000002): ignored, so servers can add
+ *   types;
+ * - a field missing or of the wrong type: `invalid_field` (1000003). A field with a default may
+ *   be left out, but `null` is only accepted where the field is optional. Integers must be
+ *   whole, non-negative and within their width (u32 / u64). Unknown fields are ignored.
+ *
+ * Then server-sent durations are clamped into {@link DURATION_BOUNDS} (the numbers of
+ * `parlor_protocol::bounds`): a heartbeat of 0 ms, or of 2^64 ms, never reaches a timer.
+ *
+ * Two differences JavaScript cannot avoid: `JSON.parse` keeps the last of duplicate fields (serde
+ * refuses them), and it cannot tell `1000` from `1e3` or `1000.0` (serde refuses the latter two
+ * for integers).
+ *
+ * @packageDocumentation
+ */
+/** The ranges server-sent durations are clamped into (ms), as `parlor_protocol::bounds`. */
+export declare const DURATION_BOUNDS: {
+    /** `heartbeat_ms`: 1 s to 5 min. */
+    readonly heartbeatMs: {
+        readonly min: 1000;
+        readonly max: 300000;
+    };
+    /** `session_timeout_ms`: 1 s to 1 h. */
+    readonly sessionTimeoutMs: {
+        readonly min: 1000;
+        readonly max: 3600000;
+    };
+    /** `retention_ms`: 0 to 24 h. */
+    readonly retentionMs: {
+        readonly min: 0;
+        readonly max: 86400000;
+    };
+};
+/** `heartbeat_ms` clamped into {@link DURATION_BOUNDS}. */
+export declare function clampHeartbeatMs(ms: number): number;
+/** What became of one room in a resume: `"replay"`, `"snapshot"` or `"kicked:<code>"`. */
+export type ResumeOutcome = {
+    outcome: 'replay';
+} | {
+    outcome: 'snapshot';
+} | {
+    outcome: 'kicked';
+    code: number;
+};
+/** A room's state, as a login `ok` and a `snapshot` carry it. */
+export interface WireRoomState {
+    /** The others in the room (absent when `user_status_notify` is false). */
+    users?: User[];
+    /** Published streams. */
+    streams: Stream[];
+    /** Room extra info. */
+    extra: WireRoomExtraItem[];
+    /** Everyone in the room, the client too. */
+    online: number;
+    /** The id of this room's life (the `epoch` of acks). */
+    room_session: string;
+}
+/** What happened in an `event`, by `kind`. */
+export type WireEventBody = {
+    kind: 'user_add' | 'user_delete';
+    users: User[];
+} | {
+    kind: 'stream_add' | 'stream_extra';
+    streams: Stream[];
+} | {
+    kind: 'stream_delete';
+    streams: Stream[];
+    reason: number;
+} | {
+    kind: 'room_extra';
+    key: string;
+    value: string;
+    user: User;
+    time_ms: number;
+} | {
+    kind: 'broadcast' | 'barrage';
+    message_id: string;
+    from: User;
+    message: string;
+    time_ms: number;
+} | {
+    kind: 'command';
+    from: User;
+    command: string;
+    time_ms: number;
+} | {
+    kind: 'online';
+    count: number;
+};
+/** A server frame after decoding: every field present and of its type. */
+export type DecodedFrame = {
+    t: 'welcome';
+    session: string;
+    resume_token: string;
+    heartbeat_ms: number;
+    session_timeout_ms: number;
+    retention_ms: number;
+    server_time_ms: number;
+} | {
+    t: 'resumed';
+    session: string;
+    resume_token: string;
+    /** By room id, in id order. */
+    rooms: Map<string, ResumeOutcome>;
+    heartbeat_ms?: number;
+    server_time_ms?: number;
+} | {
+    t: 'pong';
+    server_time_ms: number;
+} | {
+    t: 'ok';
+    id: number;
+    room?: string;
+    /** For a login / switch: the room's state (present when `room_session` is). */
+    state?: WireRoomState;
+    seq: WireSeqs;
+    message_id?: string;
+} | {
+    t: 'error';
+    id?: number;
+    code: number;
+    message: string;
+} | {
+    t: 'kicked';
+    room: string;
+    code: number;
+    extended_data?: unknown;
+} | {
+    t: 'event';
+    room: string;
+    ch?: 'room' | 'users' | 'direct';
+    seq?: number;
+    body: WireEventBody;
+} | {
+    t: 'snapshot';
+    room: string;
+    state: WireRoomState;
+    seq: WireSeqs;
+    missed_messages: boolean;
+} | {
+    t: 'resume_done';
+} | {
+    t: 'token_will_expire';
+    room: string;
+    remaining_s: number;
+};
+/** Why a frame could not be decoded. */
+export interface DecodeError {
+    /** Which rule it broke. */
+    kind: 'malformed' | 'unknown_type' | 'invalid_field';
+    /** The protocol code of that rule: 1000001, 1000002 or 1000003. */
+    code: number;
+    /** The frame's `t`, when it has one (`event/<kind>` for an unknown event kind). */
+    t?: string;
+    /** The frame's `id`, when one could be read. */
+    id?: number;
+    /** What is wrong, for a log. */
+    message: string;
+}
+/** The outcome of decoding: the frame, or why not. */
+export type Decoded = {
+    frame: DecodedFrame;
+    error?: undefined;
+} | {
+    frame?: undefined;
+    error: DecodeError;
+};
+/** Decode a parsed server frame (a value of `JSON.parse`). */
+export declare function decodeServerValue(value: unknown): Decoded;
+/** Decode the text of one WebSocket frame sent by the server. */
+export declare function decodeServerFrame(text: string): Decoded;
+
+/**
  * The Parlor client state machine, sans-IO (protocol §3–§7).
  *
  * Like the Rust client core (`crates/parlor-client-core`), this owns no socket, no timer and no
@@ -189,36 +394,16 @@ export declare function backoffDelayMs(attempt: number, random: number): number;
  * injected random source. The same behaviour is pinned for both SDKs by the shared scenario files
  * in `tests/scenarios/`.
  *
- * The decisions (where protocol §6–§7 leave a choice) are the Rust core's, point for point:
+ * {@link ParlorCore} only coordinates. Each part of the machine has its own file, with the same
+ * name as in the Rust core, so a reader moves between them file by file: `connection` (connecting,
+ * liveness, backoff, the session), `timer` (every deadline), `room` (a room's phase and its
+ * transitions), `requests` (the queue and each request's wire state), `command` (the app's
+ * calls), `answers` (`ok` / `error`), `resume` (acks, `resumed`, snapshots, fresh logins,
+ * re-publishing), `channel` (events, kicks, notices), `view` (what the client knows of a room,
+ * and diffs), `backoff`; and `decode` (the strict decoder, as the protocol crate's `decode.rs`).
  *
- * - One session for all rooms; the first `loginRoom` names the user and the `hello` token. A
- *   later login as another user is LOGIN_FAILED 1002077. With no room left and no app call
- *   outstanding, the core sends `bye` and disconnects.
- * - A login with no connection connects at once; every later attempt waits
- *   `random × min(10 s, 0.5 s × 2^n)`, `n` from 0, reset by `welcome` / `resumed`.
- * - Every frame from the server counts as life; nothing heard for two heartbeat intervals
- *   (also a connect attempt that neither opens nor fails) means the connection is dead.
- * - `resumed` reports `replay` / `snapshot` rooms RECONNECTED at once (the replayed events or the
- *   snapshot's diff follow), `kicked:<code>` rooms KICK_OUT. A room the client acked that
- *   `resumed` leaves out is no longer ours on the server (protocol §9.3): unless our own logout
- *   explains it, the client logs in to it again on the same session (after `resume_done`) and
- *   reports it RECONNECTED at the `ok`, with the diff. A room whose login went out but was never
- *   answered is acked with an empty epoch; a `snapshot` for it is taken as the login's answer.
- *   Requests go out again after `resume_done`: in-flight ones first (with their ids, in id
- *   order), then the held ones.
- * - A refused resume is followed on the same connection by `hello` and a `login` per room; each
- *   room is RECONNECTED at its `ok`, then the diff. Requests get new ids in the new session.
- * - Requests for a room that is not in (LOGINING, RECONNECTING, resuming) are held. Requests for
- *   a room the client is not in fail at once with 1009005. A request's `id` is given when it is
- *   first sent, not when the app makes it, so ids increase on the wire even when a held request
- *   goes out after a later one (the server treats an id not above the last as a repeat, §9.1).
- * - Channel events at or below the last applied seq are dropped; gaps are applied anyway.
- *   Updates are computed against the client's view (an ADD of a known user is not reported);
- *   events about the client's own user and streams, and its own messages (a replay carries
- *   them, §9.3), update the view and the acks but are never reported.
- * - After LOGINED: users ADD, streams ADD and (a Parlor addition) one `roomExtraInfoUpdate`, each
- *   only when non-empty, sorted by id / key. Diffs: users DELETE, users ADD, streams DELETE,
- *   streams ADD, stream extra, room extra, online count.
+ * The decisions (where protocol §6–§7 leave a choice) are the Rust core's, point for point; see
+ * the crate docs of `parlor-client-core`.
  *
  * @packageDocumentation
  */
@@ -246,7 +431,7 @@ export interface LoginConfig {
     /** Wire spelling of `userUpdate`. */
     user_status_notify?: boolean;
 }
-/** A room's phase inside the core. */
+/** A room's phase inside the core, as the app may care about it. */
 export type CorePhase = 'LOGINING' | 'ACTIVE' | 'RECONNECTING';
 /** Normalizes app login settings to the wire's `config`. */
 export declare function wireConfig(c: LoginConfig | undefined): WireRoomConfig;
@@ -255,27 +440,7 @@ export declare function wireConfig(c: LoginConfig | undefined): WireRoomConfig;
  * up to the server's limit of rooms. Every method takes `now` in ms.
  */
 export declare class ParlorCore {
-    private readonly appId;
-    private readonly loginTimeoutMs;
-    private readonly reconnectWindowMs;
-    private readonly random;
-    private readonly out;
-    private conn;
-    private attempt;
-    private session;
-    private user;
-    private token;
-    private heartbeatMs;
-    private nextPing;
-    private lastHeard;
-    private windowEnd;
-    private directSeq;
-    private nextId;
-    /** Pending requests are keyed in the order the app (or the core) made them. */
-    private nextKey;
-    private readonly rooms;
-    private readonly states;
-    private readonly pending;
+    private readonly m;
     constructor(config?: CoreConfig);
     /** The last reported state of `room` (`LOGOUT` for a room never seen). */
     roomState(room: string): CoreRoomStateReason;
@@ -287,49 +452,24 @@ export declare class ParlorCore {
     roomStreams(room: string): Stream[];
     /** The room's extra info, as the client knows it. */
     roomExtraInfo(room: string): RoomExtraInfo[];
-    /** The room in which the app publishes `stream`, if any. */
+    /**
+     * The room in which the app publishes `stream`: where the server confirmed it, else where the
+     * app last asked to publish it (until it stops it).
+     */
     roomOfOwnStream(stream: string): string | undefined;
     /** The current heartbeat interval (ms). */
     currentHeartbeatMs(): number;
-    /** The next output, or `undefined` when there is none. */
+    /** The next output, if any. */
     pollOutput(): CoreOutput | undefined;
     /** When {@link handleTimeout} must be called next (absolute ms), or `undefined`. */
     pollTimeout(): number | undefined;
-    private livenessDeadline;
     /** Time has come: call at (or after) {@link pollTimeout}. */
     handleTimeout(now: number): void;
     /**
-     * The network is back (the browser's `online` event): a reconnection attempt waiting for its
-     * backoff is made at once. (An addition of the Web SDK; the Rust core has no such input.)
+     * The network is back (the browser's `online` event): a connection attempt waiting for its
+     * backoff starts at once.
      */
     handleNetworkOnline(now: number): void;
-    private send;
-    private emit;
-    private report;
-    private result;
-    private me;
-    private ack;
-    /**
-     * Queues a request; it goes out now if it may, else when the connection and room allow. Its
-     * `id` is given when it is first sent (see {@link flush}).
-     */
-    private request;
-    /** The pending requests' keys, in the order they were made. */
-    private pendingKeys;
-    private maySend;
-    /**
-     * Sends what may go: first the requests that were in flight at a cut, again, with their own
-     * ids, in id order (the server answers repeats from memory); then the ones held meanwhile, in
-     * the order they were made, each getting its id now — ids are given at sending, so they
-     * increase on the wire even when a held request goes out after a later one (§9.1).
-     */
-    private flush;
-    /** Takes the request answered by wire id `id`. */
-    private takeAnswered;
-    /** Fails every request that needs `room` (and a login for it) with `code`. */
-    private failRoomRequests;
-    private removeRoom;
-    private newRoom;
     /**
      * `login_room`: LOGINING at once, then LOGINED or LOGIN_FAILED; the outcome is reported as a
      * `result` event with `handle`. The first login of a session names the user and the token.
@@ -341,7 +481,6 @@ export declare class ParlorCore {
         config?: LoginConfig;
         handle?: number;
     }): void;
-    private loginRoomInner;
     /** `logout_room`: LOGOUT when answered; LOGOUT_FAILED 1002002 for a room the client is not in. */
     logoutRoom(now: number, a: {
         room: string;
@@ -404,9 +543,6 @@ export declare class ParlorCore {
         token: string;
         handle?: number;
     }): void;
-    private roomRequest;
-    private wantConnection;
-    private connect;
     /**
      * Ends the session (`bye` when ready) and forgets every room and request without reporting
      * anything: for tearing the engine down.
@@ -414,51 +550,16 @@ export declare class ParlorCore {
     shutdown(now: number): void;
     /** The connection asked for by `connect` is open. */
     handleOpened(now: number): void;
-    private sendHello;
     /** The connection closed, or a connect attempt failed (any close code). */
     handleClosed(now: number): void;
-    /** The connection is gone (closed, failed, or judged dead). */
-    private lost;
-    private scheduleAttempt;
-    /** Forgets the session (and closes the connection, saying `bye` when `bye`). */
-    private endSession;
-    /** With no room left and nothing the app waits for, ends the session. */
-    private maybeEnd;
-    /** The reconnect window has passed: every room still away has failed, for good. */
-    private reconnectFailed;
-    /** A text frame arrived; text that is not a JSON object with a string `t` is ignored. */
+    /**
+     * A text frame arrived. It is decoded by the rules of the Rust decoder (see `decode.ts`); a
+     * frame that does not decode, or of an unknown type, is ignored. Returns whether it was applied.
+     */
     handleText(now: number, text: string): boolean;
-    /** A parsed frame arrived. Unknown `t` values are ignored (§1). */
-    handleFrame(now: number, f: ServerFrame): void;
-    private startHeartbeat;
-    private onWelcome;
-    private onResumed;
-    private onResumeDone;
-    /**
-     * Re-publishes the app's streams that the server no longer has in `room` (and that no
-     * request in flight is already publishing or stopping).
-     */
-    private republish;
-    private applyOkSeq;
-    private onOk;
-    /** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
-    private logined;
-    /**
-     * Log in to a room that was in again (new session, or a resume that no longer has it); the
-     * room stays RECONNECTING until the answer.
-     */
-    private relogin;
-    /** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
-    private relogined;
-    private selfUser;
-    /** We are in `room` on the server but the app gave up on it: leave quietly. */
-    private abandon;
-    private onError;
-    /** An `error` without `id`: the server refused `hello` or `resume`. */
-    private onSessionError;
-    private onKicked;
-    private onSnapshot;
-    private onEvent;
+    /** A parsed frame arrived: decoded as {@link handleText} does. Returns whether it was applied. */
+    handleFrame(now: number, f: ServerFrame): boolean;
+    private apply;
 }
 
 /**
@@ -612,7 +713,6 @@ export declare class ParlorEngine {
     private readonly handlers;
     private readonly waiting;
     private readonly roomOrder;
-    private readonly streamRooms;
     private nextHandle;
     private ws;
     private timer;

@@ -1,6 +1,29 @@
 // src/types.ts
+var CloseCodes = {
+  /** Normal, after `bye`. */
+  NORMAL: 1e3,
+  /** The session went offline or its connection was replaced by a resume. */
+  GOING_AWAY: 1001,
+  /** A binary frame arrived: the protocol is text only. */
+  UNSUPPORTED: 1003,
+  /** A malformed frame (error 1000001). */
+  INVALID_DATA: 1007,
+  /** Policy: a bad `hello` or `resume`, or failed authentication. */
+  POLICY: 1008,
+  /** A frame over the server's size limit. */
+  TOO_BIG: 1009,
+  /** The client did not read its frames fast enough. */
+  SLOW_CONSUMER: 4008,
+  /** The session was kicked out of every room it was in. */
+  KICKED: 4009,
+  /** The server is shutting down. */
+  SHUTDOWN: 4010
+};
 var ErrorCodes = {
   SUCCESS: 0,
+  MALFORMED_FRAME: 1000001,
+  UNKNOWN_TYPE: 1000002,
+  INVALID_FIELD: 1000003,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,
@@ -27,76 +50,334 @@ function backoffDelayMs(attempt, random) {
   return r * backoffCeilingMs(attempt);
 }
 
-// src/core.ts
-var NO_DATA = () => ({});
+// src/decode.ts
+var DURATION_BOUNDS = {
+  /** `heartbeat_ms`: 1 s to 5 min. */
+  heartbeatMs: { min: 1e3, max: 3e5 },
+  /** `session_timeout_ms`: 1 s to 1 h. */
+  sessionTimeoutMs: { min: 1e3, max: 36e5 },
+  /** `retention_ms`: 0 to 24 h. */
+  retentionMs: { min: 0, max: 864e5 }
+};
+function clampHeartbeatMs(ms) {
+  return Math.min(Math.max(ms, DURATION_BOUNDS.heartbeatMs.min), DURATION_BOUNDS.heartbeatMs.max);
+}
+var SERVER_TYPES = [
+  "welcome",
+  "resumed",
+  "pong",
+  "ok",
+  "error",
+  "kicked",
+  "event",
+  "snapshot",
+  "resume_done",
+  "token_will_expire"
+];
+var EVENT_KINDS = [
+  "user_add",
+  "user_delete",
+  "stream_add",
+  "stream_delete",
+  "stream_extra",
+  "room_extra",
+  "broadcast",
+  "barrage",
+  "command",
+  "online"
+];
+var MAX_U32 = 4294967295;
+var MAX_U64 = 18446744073709552e3;
+var Invalid = class extends Error {
+};
+function isObj(v) {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+function has(o, k) {
+  return Object.prototype.hasOwnProperty.call(o, k);
+}
+function asStr(v, what) {
+  if (typeof v !== "string") throw new Invalid(`${what}: expected a string`);
+  return v;
+}
+function asInt(v, max, what) {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new Invalid(`${what}: expected an integer in [0, ${max}]`);
+  }
+  return v;
+}
+function asObj(v, what) {
+  if (!isObj(v)) throw new Invalid(`${what}: expected an object`);
+  return v;
+}
+function asArr(v, what, each) {
+  if (!Array.isArray(v)) throw new Invalid(`${what}: expected an array`);
+  return v.map((x, i) => each(x, `${what}[${i}]`));
+}
+function req(o, k, read) {
+  if (!has(o, k)) throw new Invalid(`missing field ${k}`);
+  return read(o[k], k);
+}
+function dflt(o, k, d, read) {
+  return has(o, k) ? read(o[k], k) : d;
+}
+function opt(o, k, read) {
+  return has(o, k) && o[k] !== null ? read(o[k], k) : void 0;
+}
+var str = (v, what) => asStr(v, what);
+var u32 = (v, what) => asInt(v, MAX_U32, what);
+var u64 = (v, what) => asInt(v, MAX_U64, what);
+function user(v, what) {
+  const o = asObj(v, what);
+  return { id: req(o, "id", str), name: dflt(o, "name", "", str) };
+}
+function stream(v, what) {
+  const o = asObj(v, what);
+  return { id: req(o, "id", str), user: req(o, "user", user), extra: dflt(o, "extra", "", str) };
+}
+function extraItem(v, what) {
+  const o = asObj(v, what);
+  return {
+    key: req(o, "key", str),
+    value: req(o, "value", str),
+    user: req(o, "user", user),
+    time_ms: req(o, "time_ms", u64)
+  };
+}
+var users = (v, what) => asArr(v, what, user);
+var streams = (v, what) => asArr(v, what, stream);
+var extras = (v, what) => asArr(v, what, extraItem);
+function seqs(v, what) {
+  const o = asObj(v, what);
+  const s = {};
+  const room = opt(o, "room", u64);
+  const us = opt(o, "users", u64);
+  const direct = opt(o, "direct", u64);
+  if (room !== void 0) s.room = room;
+  if (us !== void 0) s.users = us;
+  if (direct !== void 0) s.direct = direct;
+  return s;
+}
+function outcome(v, what) {
+  const s = asStr(v, what);
+  if (s === "replay") return { outcome: "replay" };
+  if (s === "snapshot") return { outcome: "snapshot" };
+  const m = /^kicked:([0-9]+)$/.exec(s);
+  if (m) {
+    const code = Number(m[1]);
+    if (code <= MAX_U32) return { outcome: "kicked", code };
+  }
+  throw new Invalid(`${what}: ${JSON.stringify(s)} is not replay, snapshot or kicked:<code>`);
+}
+function roomState(o) {
+  const st = {
+    streams: dflt(o, "streams", [], streams),
+    extra: dflt(o, "extra", [], extras),
+    online: dflt(o, "online", 0, u32),
+    room_session: dflt(o, "room_session", "", str)
+  };
+  const us = opt(o, "users", users);
+  if (us !== void 0) st.users = us;
+  return st;
+}
+function body(o, kind) {
+  switch (kind) {
+    case "user_add":
+    case "user_delete":
+      return { kind, users: req(o, "users", users) };
+    case "stream_add":
+    case "stream_extra":
+      return { kind, streams: req(o, "streams", streams) };
+    case "stream_delete":
+      return { kind, streams: req(o, "streams", streams), reason: req(o, "reason", u32) };
+    case "room_extra":
+      return {
+        kind,
+        key: req(o, "key", str),
+        value: req(o, "value", str),
+        user: req(o, "user", user),
+        time_ms: req(o, "time_ms", u64)
+      };
+    case "broadcast":
+    case "barrage":
+      return {
+        kind,
+        message_id: req(o, "message_id", str),
+        from: req(o, "from", user),
+        message: req(o, "message", str),
+        time_ms: req(o, "time_ms", u64)
+      };
+    case "command":
+      return { kind, from: req(o, "from", user), command: req(o, "command", str), time_ms: req(o, "time_ms", u64) };
+    case "online":
+      return { kind, count: req(o, "count", u32) };
+    default:
+      throw new Invalid(`unknown variant ${JSON.stringify(kind)}`);
+  }
+}
+function frame(t, o) {
+  switch (t) {
+    case "welcome":
+      return {
+        t,
+        session: req(o, "session", str),
+        resume_token: req(o, "resume_token", str),
+        heartbeat_ms: clampHeartbeatMs(req(o, "heartbeat_ms", u64)),
+        session_timeout_ms: clamp(req(o, "session_timeout_ms", u64), DURATION_BOUNDS.sessionTimeoutMs),
+        retention_ms: clamp(req(o, "retention_ms", u64), DURATION_BOUNDS.retentionMs),
+        server_time_ms: req(o, "server_time_ms", u64)
+      };
+    case "resumed": {
+      const rooms = /* @__PURE__ */ new Map();
+      const raw = dflt(o, "rooms", {}, asObj);
+      for (const room of Object.keys(raw).sort()) rooms.set(room, outcome(raw[room], `rooms.${room}`));
+      const f = {
+        t,
+        session: req(o, "session", str),
+        resume_token: req(o, "resume_token", str),
+        rooms
+      };
+      const hb = opt(o, "heartbeat_ms", u64);
+      if (hb !== void 0) f.heartbeat_ms = clampHeartbeatMs(hb);
+      const st = opt(o, "server_time_ms", u64);
+      if (st !== void 0) f.server_time_ms = st;
+      return f;
+    }
+    case "pong":
+      return { t, server_time_ms: req(o, "server_time_ms", u64) };
+    case "ok": {
+      const f = { t, id: req(o, "id", u64), seq: dflt(o, "seq", {}, seqs) };
+      const room = opt(o, "room", str);
+      if (room !== void 0) f.room = room;
+      const mid = opt(o, "message_id", str);
+      if (mid !== void 0) f.message_id = mid;
+      const us = opt(o, "users", users);
+      const ss = opt(o, "streams", streams);
+      const ex = opt(o, "extra", extras);
+      const online = opt(o, "online", u32);
+      const session = opt(o, "room_session", str);
+      if (session !== void 0) {
+        f.state = { streams: ss ?? [], extra: ex ?? [], online: online ?? 0, room_session: session };
+        if (us !== void 0) f.state.users = us;
+      }
+      return f;
+    }
+    case "error": {
+      const f = { t, code: req(o, "code", u32), message: dflt(o, "message", "", str) };
+      const id = opt(o, "id", u64);
+      if (id !== void 0) f.id = id;
+      return f;
+    }
+    case "kicked": {
+      const f = { t, room: req(o, "room", str), code: req(o, "code", u32) };
+      if (has(o, "extended_data") && o.extended_data !== null) f.extended_data = o.extended_data;
+      return f;
+    }
+    case "event": {
+      const f = { t, room: req(o, "room", str), body: body(o, req(o, "kind", str)) };
+      const ch = opt(o, "ch", str);
+      if (ch !== void 0) {
+        if (ch !== "room" && ch !== "users" && ch !== "direct") throw new Invalid(`ch: unknown channel ${ch}`);
+        f.ch = ch;
+      }
+      const seq = opt(o, "seq", u64);
+      if (seq !== void 0) f.seq = seq;
+      return f;
+    }
+    case "snapshot":
+      return {
+        t,
+        room: req(o, "room", str),
+        state: roomState(o),
+        seq: dflt(o, "seq", {}, seqs),
+        missed_messages: dflt(o, "missed_messages", false, (v, w) => {
+          if (typeof v !== "boolean") throw new Invalid(`${w}: expected a boolean`);
+          return v;
+        })
+      };
+    case "resume_done":
+      return { t };
+    case "token_will_expire":
+      return { t, room: req(o, "room", str), remaining_s: req(o, "remaining_s", u64) };
+    default:
+      throw new Invalid(`unknown type ${t}`);
+  }
+}
+function clamp(ms, b) {
+  return Math.min(Math.max(ms, b.min), b.max);
+}
+function decodeServerValue(value) {
+  if (!isObj(value)) {
+    return { error: { kind: "malformed", code: ErrorCodes.MALFORMED_FRAME, message: "not a JSON object" } };
+  }
+  if (typeof value.t !== "string") {
+    const message2 = has(value, "t") ? "field t is not a string" : "no field t";
+    return { error: { kind: "malformed", code: ErrorCodes.MALFORMED_FRAME, message: message2 } };
+  }
+  const t = value.t;
+  const rawId = value.id;
+  const id = typeof rawId === "number" && Number.isInteger(rawId) && rawId >= 0 ? rawId : void 0;
+  const withId = (e) => {
+    if (id !== void 0) e.id = id;
+    return e;
+  };
+  if (!SERVER_TYPES.includes(t)) {
+    return { error: withId({ kind: "unknown_type", code: ErrorCodes.UNKNOWN_TYPE, t, message: `unknown type ${t}` }) };
+  }
+  if (t === "event" && typeof value.kind === "string" && !EVENT_KINDS.includes(value.kind)) {
+    const et = `event/${value.kind}`;
+    return { error: withId({ kind: "unknown_type", code: ErrorCodes.UNKNOWN_TYPE, t: et, message: `unknown type ${et}` }) };
+  }
+  try {
+    return { frame: frame(t, value) };
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    return { error: withId({ kind: "invalid_field", code: ErrorCodes.INVALID_FIELD, t, message: e.message }) };
+  }
+}
+function decodeServerFrame(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return { error: { kind: "malformed", code: ErrorCodes.MALFORMED_FRAME, message: String(e) } };
+  }
+  return decodeServerValue(value);
+}
+
+// src/view.ts
 function byKey(a, b) {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 function sortedValues(m) {
   return [...m.keys()].sort(byKey).map((k) => m.get(k));
 }
-function str(v, dflt = "") {
-  return typeof v === "string" ? v : dflt;
-}
-function num(v, dflt = 0) {
-  return typeof v === "number" && Number.isFinite(v) ? v : dflt;
-}
-function optNum(v) {
-  return typeof v === "number" && Number.isFinite(v) ? v : void 0;
-}
-function obj(v) {
-  return v !== null && typeof v === "object" && !Array.isArray(v) ? v : {};
-}
-function toUser(v) {
-  const o = obj(v);
-  return { id: str(o.id), name: str(o.name) };
-}
-function toUsers(v) {
-  return Array.isArray(v) ? v.map(toUser) : [];
-}
-function toStream(v) {
-  const o = obj(v);
-  return { id: str(o.id), user: toUser(o.user), extra: str(o.extra) };
-}
-function toStreams(v) {
-  return Array.isArray(v) ? v.map(toStream) : [];
-}
-function toExtra(v) {
-  const o = obj(v);
-  return { key: str(o.key), value: str(o.value), user: toUser(o.user), timeMs: num(o.time_ms) };
+function toExtraInfo(e) {
+  return { key: e.key, value: e.value, user: { id: e.user.id, name: e.user.name }, timeMs: e.time_ms };
 }
 function sameExtra(a, b) {
   return a !== void 0 && a.key === b.key && a.value === b.value && a.user.id === b.user.id && a.user.name === b.user.name && a.timeMs === b.timeMs;
 }
-function loginRoomOf(k) {
-  if (k.k === "login" || k.k === "relogin") return k.room;
-  if (k.k === "switch") return k.to;
-  return void 0;
-}
-function kickedCode(status) {
-  const parsed = Number.parseInt(status.slice("kicked:".length).trim(), 10);
-  return Number.isFinite(parsed) && parsed >= 0 ? parsed : ErrorCodes.KICKED_BY_SERVER;
-}
 function emptyView() {
   return { users: /* @__PURE__ */ new Map(), streams: /* @__PURE__ */ new Map(), extra: /* @__PURE__ */ new Map(), online: 0 };
 }
-function viewFromState(f, me) {
+function viewFromState(state, me2) {
   const v = emptyView();
-  for (const u of toUsers(f.users)) if (u.id !== me) v.users.set(u.id, u);
-  for (const s of toStreams(f.streams)) v.streams.set(s.id, s);
-  for (const e of Array.isArray(f.extra) ? f.extra.map(toExtra) : []) v.extra.set(e.key, e);
-  v.online = num(f.online);
+  for (const u of state.users ?? []) if (u.id !== me2) v.users.set(u.id, { id: u.id, name: u.name });
+  for (const s of state.streams) v.streams.set(s.id, s);
+  for (const e of state.extra) v.extra.set(e.key, toExtraInfo(e));
+  v.online = state.online;
   return v;
 }
-function diffViews(a, b, room, me) {
+function diffViews(a, b, room, me2) {
   const out = [];
-  const gone = sortedValues(a.users).filter((u) => u.id !== me && !b.users.has(u.id));
-  const came = sortedValues(b.users).filter((u) => u.id !== me && !a.users.has(u.id));
+  const gone = sortedValues(a.users).filter((u) => u.id !== me2 && !b.users.has(u.id));
+  const came = sortedValues(b.users).filter((u) => u.id !== me2 && !a.users.has(u.id));
   if (gone.length) out.push({ type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
   if (came.length) out.push({ type: "roomUserUpdate", room, updateType: "ADD", users: came });
   const same = (x, y) => y !== void 0 && x.user.id === y.user.id;
-  const othersA = sortedValues(a.streams).filter((s) => s.user.id !== me);
-  const othersB = sortedValues(b.streams).filter((s) => s.user.id !== me);
+  const othersA = sortedValues(a.streams).filter((s) => s.user.id !== me2);
+  const othersB = sortedValues(b.streams).filter((s) => s.user.id !== me2);
   const sGone = othersA.filter((s) => !same(s, b.streams.get(s.id)));
   const sCame = othersB.filter((s) => !same(s, a.streams.get(s.id)));
   const sChanged = othersB.filter((s) => {
@@ -114,263 +395,1135 @@ function diffViews(a, b, room, me) {
   if (extra.length) out.push({ type: "roomExtraInfoUpdate", room, extra });
   return out;
 }
+
+// src/room.ts
+function isIn(ph) {
+  return ph.p === "active" || ph.p === "replaying";
+}
+function isLogining(ph) {
+  return ph.p === "logining";
+}
+function isAway(ph) {
+  return ph.p === "reconnecting" || ph.p === "relogining";
+}
+function isLoggingIn(ph) {
+  return ph.p === "logining" || ph.p === "relogining";
+}
+function isRelogining(ph) {
+  return ph.p === "relogining";
+}
+function answeredBySnapshot(ph) {
+  return (ph.p === "logining" || ph.p === "relogining") && ph.answer === "snapshot";
+}
+var Room = class {
+  /**
+   * A room the app just asked to enter (login or switch), with the login settings sent again
+   * with every fresh login, and the token for its logins.
+   */
+  constructor(config, token) {
+    this.config = config;
+    this.token = token;
+    /** Where the room stands; changed only by the methods below. */
+    this.ph = { p: "logining", answer: "ok" };
+    /** The server's room session, acked in `resume`; undefined until logged in. */
+    this.epoch = void 0;
+    /** The last applied seq of the room channel. */
+    this.seqRoom = 0;
+    /** The last applied seq of the users channel. */
+    this.seqUsers = 0;
+    /** What the client knows of the room (the others, every stream, extra info). */
+    this.view = emptyView();
+    /**
+     * Streams the app publishes here (id → extra), as it last asked and the server confirmed:
+     * what is published again when the server lost them.
+     */
+    this.own = /* @__PURE__ */ new Map();
+  }
+  /** Where the room stands. */
+  get phase() {
+    return this.ph;
+  }
+  /** The login (or fresh login) was answered with the room's state; returns the old view. */
+  entered(state, seq, view) {
+    this.ph = { p: "active" };
+    return this.atState(state, seq, view);
+  }
+  /** A snapshot replaced what the client knew: new epoch, seqs and view; returns the old view. */
+  atState(state, seq, view) {
+    const old = this.view;
+    this.epoch = state.room_session;
+    this.seqRoom = seq.room ?? 0;
+    this.seqUsers = seq.users ?? 0;
+    this.view = view;
+    return old;
+  }
+  /** The connection was lost: a room that was in is now away. Returns whether it was in. */
+  connectionLost() {
+    if (isIn(this.ph)) {
+      this.ph = { p: "reconnecting" };
+      return true;
+    }
+    return false;
+  }
+  /** `resumed` kept the room (replay or snapshot): back in, streams checked at `resume_done`. */
+  resumed() {
+    this.ph = { p: "replaying" };
+  }
+  /** Back in without a replay to wait for (our own logout reached the server before the cut). */
+  back() {
+    this.ph = { p: "active" };
+  }
+  /** The replay is over, or the room is back by a fresh login. Returns whether it was replaying. */
+  replayDone() {
+    if (this.ph.p === "replaying") {
+      this.ph = { p: "active" };
+      return true;
+    }
+    return false;
+  }
+  /** A fresh login for the away room goes out. */
+  relogining() {
+    this.ph = { p: "relogining", answer: "ok" };
+  }
+  /** `resumed` said the server has the session in this room whose login was not answered. */
+  answerBySnapshot() {
+    if (this.ph.p === "logining" || this.ph.p === "relogining") this.ph = { p: this.ph.p, answer: "snapshot" };
+  }
+  /** Raises the channel positions to those an `ok` names; not for a room still logging in. */
+  sawSeqs(seq) {
+    if (isLogining(this.ph)) return;
+    if (seq.room !== void 0) this.seqRoom = Math.max(this.seqRoom, seq.room);
+    if (seq.users !== void 0) this.seqUsers = Math.max(this.seqUsers, seq.users);
+  }
+};
+
+// src/requests.ts
+function loginRoomOf(k) {
+  if (k.k === "login" || k.k === "relogin") return k.room;
+  if (k.k === "switch") return k.to;
+  return void 0;
+}
+function touchesStream(k, room, stream2) {
+  return (k.k === "publish" || k.k === "republish" || k.k === "unpublish") && k.room === room && k.stream === stream2;
+}
+var Requests = class {
+  constructor() {
+    /** By key: the order in which the requests were made. */
+    this.pending = /* @__PURE__ */ new Map();
+    /** The key of the last request made. */
+    this.lastKey = 0;
+    /** The wire id of the next request sent for the first time (never reused, across sessions). */
+    this.nextId = 1;
+  }
+  /** The keys, in the order the requests were made. */
+  keys() {
+    return [...this.pending.keys()].sort((a, b) => a - b);
+  }
+  /** A new request, held until {@link flush} sends it. */
+  push(frame2, kind, handle, needsRoom) {
+    this.pending.set(++this.lastKey, { frame: frame2, kind, handle, needsRoom, wire: { w: "held" } });
+  }
+  /**
+   * The frames to send now, in order: first the requests that were in flight at a cut, again,
+   * with their own ids, in id order; then the held ones `maySend` allows, in the order they were
+   * made, each getting its id now.
+   */
+  flush(maySend) {
+    const out = [];
+    const again = [...this.pending.values()].filter((p) => p.wire.w === "unsent").sort((a, b) => a.wire.id - b.wire.id);
+    for (const p of again) {
+      p.wire = { w: "inFlight", id: p.wire.id };
+      out.push({ ...p.frame });
+    }
+    const fresh = this.keys().filter((key) => {
+      const p = this.pending.get(key);
+      return p.wire.w === "held" && maySend(p);
+    });
+    for (const key of fresh) {
+      const p = this.pending.get(key);
+      const id = this.nextId++;
+      p.wire = { w: "inFlight", id };
+      p.frame = { ...p.frame, id };
+      out.push({ ...p.frame });
+    }
+    return out;
+  }
+  /** Takes the request in flight that wire id `id` answers. */
+  takeAnswered(id) {
+    return this.takeFirst((p) => p.wire.w === "inFlight" && p.wire.id === id);
+  }
+  /** The connection is gone: what was in flight goes again; abandoned logins are forgotten. */
+  cut() {
+    this.retain((p) => p.kind.k !== "abandoned");
+    this.unsend();
+  }
+  /** Everything in flight goes again with its id (the session is being resumed or refused). */
+  unsend() {
+    for (const p of this.pending.values()) if (p.wire.w === "inFlight") p.wire = { w: "unsent", id: p.wire.id };
+  }
+  /** A new session: old ids mean nothing to it, so every request is held again. */
+  forgetIds() {
+    for (const p of this.pending.values()) p.wire = { w: "held" };
+  }
+  /** The waiting requests, in the order they were made. */
+  all() {
+    return this.keys().map((k) => this.pending.get(k));
+  }
+  /** Whether the app waits for the result of any request. */
+  appWaits() {
+    return [...this.pending.values()].some((p) => p.handle !== void 0);
+  }
+  /** Takes out every request `pick` chooses, with its key, in the order they were made. */
+  takeWhere(pick) {
+    const out = [];
+    for (const key of this.keys()) {
+      const p = this.pending.get(key);
+      if (!pick(p)) continue;
+      this.pending.delete(key);
+      out.push([key, p]);
+    }
+    return out;
+  }
+  /** Takes out the first request (in the order they were made) that `pick` chooses. */
+  takeFirst(pick) {
+    for (const key of this.keys()) {
+      const p = this.pending.get(key);
+      if (!pick(p)) continue;
+      this.pending.delete(key);
+      return p;
+    }
+    return void 0;
+  }
+  /** Puts back a request taken out with {@link takeWhere}, at its place in the order. */
+  putBack(key, p) {
+    this.pending.set(key, p);
+  }
+  /** Keeps only the requests `keep` chooses. */
+  retain(keep) {
+    for (const [key, p] of this.pending) if (!keep(p)) this.pending.delete(key);
+  }
+  /** Forgets every request. */
+  clear() {
+    this.pending.clear();
+  }
+};
+
+// src/answers.ts
+function noState() {
+  return { streams: [], extra: [], online: 0, room_session: "" };
+}
+function onOk(m, f) {
+  const p = m.requests.takeAnswered(f.id);
+  if (!p) return;
+  const seq = f.seq;
+  const k = p.kind;
+  switch (k.k) {
+    case "login":
+    case "switch": {
+      const room = k.k === "login" ? k.room : k.to;
+      const r = m.rooms.get(room);
+      if (!r || !isLogining(r.phase)) {
+        abandon(m, room);
+        return;
+      }
+      logined(m, room, f.state ?? noState(), seq, p.handle);
+      return;
+    }
+    case "relogin": {
+      const r = m.rooms.get(k.room);
+      if (!r || !isRelogining(r.phase)) {
+        abandon(m, k.room);
+        return;
+      }
+      relogined(m, k.room, f.state ?? noState(), seq);
+      return;
+    }
+    case "logout":
+      forgetRoom(m, k.room);
+      failRoomRequests(m, k.room, ErrorCodes.NOT_IN_ROOM);
+      report(m, k.room, "LOGOUT", 0, NO_DATA());
+      result(m, p.handle, 0);
+      return;
+    case "publish": {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      if (r) {
+        r.own.set(k.stream, k.extra);
+        r.view.streams.set(k.stream, { id: k.stream, user: selfUser(m), extra: k.extra });
+      }
+      result(m, p.handle, 0);
+      return;
+    }
+    case "republish": {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      const extra = r?.own.get(k.stream);
+      if (r && extra !== void 0) r.view.streams.set(k.stream, { id: k.stream, user: selfUser(m), extra });
+      return;
+    }
+    case "unpublish":
+      sawSeqs(m, k.room, seq);
+      m.rooms.get(k.room)?.view.streams.delete(k.stream);
+      result(m, p.handle, 0);
+      return;
+    case "stream_extra": {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      if (r) {
+        if (r.own.has(k.stream)) r.own.set(k.stream, k.extra);
+        const s = r.view.streams.get(k.stream);
+        if (s) r.view.streams.set(k.stream, { ...s, extra: k.extra });
+      }
+      result(m, p.handle, 0);
+      return;
+    }
+    case "renew_token":
+      m.token = k.token;
+      for (const r of m.rooms.values()) r.token = k.token;
+      result(m, p.handle, 0);
+      return;
+    case "quiet_logout":
+      return;
+    case "abandoned":
+      abandon(m, k.room);
+      return;
+    case "plain":
+      sawSeqs(m, f.room ?? p.needsRoom, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
+  }
+}
+function onError(m, f) {
+  const code = f.code;
+  if (f.id === void 0) {
+    onSessionError(m, code);
+    return;
+  }
+  const p = m.requests.takeAnswered(f.id);
+  if (!p) return;
+  const k = p.kind;
+  switch (k.k) {
+    case "login":
+    case "switch": {
+      const room = k.k === "login" ? k.room : k.to;
+      const r = m.rooms.get(room);
+      if (r && isLogining(r.phase)) removeRoom(m, room, "LOGIN_FAILED", code, NO_DATA(), code);
+      result(m, p.handle, code);
+      return;
+    }
+    case "relogin": {
+      const fail = ErrorCodes.RECONNECT_FAILED;
+      const r = m.rooms.get(k.room);
+      if (r && isRelogining(r.phase)) removeRoom(m, k.room, "RECONNECT_FAILED", fail, { code }, fail);
+      stopWindowIfBack(m);
+      return;
+    }
+    case "logout":
+      if (code === ErrorCodes.NOT_IN_ROOM_LOGOUT) {
+        forgetRoom(m, k.room);
+        failRoomRequests(m, k.room, ErrorCodes.NOT_IN_ROOM);
+      }
+      report(m, k.room, "LOGOUT_FAILED", code, NO_DATA());
+      result(m, p.handle, code);
+      return;
+    case "republish":
+      m.rooms.get(k.room)?.own.delete(k.stream);
+      return;
+    case "quiet_logout":
+      return;
+    default:
+      result(m, p.handle, code);
+  }
+}
+function sawSeqs(m, room, seq) {
+  if (room !== void 0) m.rooms.get(room)?.sawSeqs(seq);
+  if (seq.direct !== void 0) m.directSeq = Math.max(m.directSeq, seq.direct);
+}
+function logined(m, room, state, seq, handle) {
+  const id = me(m);
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const view = viewFromState(state, id);
+  m.timers.stop({ login: room });
+  r.entered(state, seq, view);
+  report(m, room, "LOGINED", 0, { room_session_id: r.epoch });
+  for (const e of diffViews(emptyView(), view, room, id)) emit(m, e);
+  result(m, handle, 0);
+  flush(m);
+}
+function abandon(m, room) {
+  request(m, { t: "logout", id: 0, room }, { k: "quiet_logout" }, void 0, void 0);
+}
+function failRoomRequests(m, room, code) {
+  const failed = m.requests.takeWhere((p) => p.needsRoom === room || loginRoomOf(p.kind) === room);
+  for (const [key, p] of failed) {
+    result(m, p.handle, code);
+    if (loginRoomOf(p.kind) !== void 0 && p.wire.w === "inFlight") {
+      m.requests.putBack(key, { ...p, handle: void 0, kind: { k: "abandoned", room } });
+    }
+  }
+}
+function removeRoom(m, room, reason, code, data, failCode) {
+  forgetRoom(m, room);
+  report(m, room, reason, code, data);
+  failRoomRequests(m, room, failCode);
+}
+
+// src/resume.ts
+function ack(m) {
+  const rooms = {};
+  for (const id of roomIds(m)) {
+    const r = m.rooms.get(id);
+    if (isLoggingIn(r.phase) || r.epoch === void 0) continue;
+    rooms[id] = { epoch: r.epoch, room: r.seqRoom, users: r.seqUsers };
+  }
+  for (const p of m.requests.all()) {
+    const room = loginRoomOf(p.kind);
+    if (room === void 0 || p.wire.w === "held") continue;
+    const r = m.rooms.get(room);
+    if (r && isLoggingIn(r.phase) && rooms[room] === void 0) rooms[room] = { epoch: "", room: 0, users: 0 };
+  }
+  return { direct: m.directSeq, rooms };
+}
+function onResumed(m, now, f) {
+  const s = m.conn.session;
+  if (m.conn.state !== "handshake" || !s) return;
+  s.id = f.session;
+  s.resumeToken = f.resume_token;
+  m.conn.state = "resuming";
+  startHeartbeat(m, now, f.heartbeat_ms);
+  const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
+  for (const room of roomsWhere(m, isLoggingIn)) {
+    const o = f.rooms.get(room);
+    if (o?.outcome === "snapshot") m.rooms.get(room)?.answerBySnapshot();
+    else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
+  }
+  for (const room of away) {
+    const o = f.rooms.get(room);
+    if (o === void 0) {
+      const leaving = m.requests.all().some((p) => p.kind.k === "logout" && p.kind.room === room);
+      if (leaving) {
+        m.rooms.get(room)?.back();
+        report(m, room, "RECONNECTED", 0, NO_DATA());
+      } else {
+        relogin(m, room);
+      }
+    } else if (o.outcome === "kicked") {
+      removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
+    } else {
+      m.rooms.get(room)?.resumed();
+      report(m, room, "RECONNECTED", 0, NO_DATA());
+    }
+  }
+  for (const room of [...f.rooms.keys()].sort(byKey)) {
+    const o = f.rooms.get(room);
+    if (!m.rooms.has(room) && o?.outcome !== "kicked") abandon(m, room);
+  }
+  stopWindowIfBack(m);
+}
+function onResumeDone(m) {
+  if (m.conn.state !== "resuming") return;
+  m.conn.state = "ready";
+  for (const room of roomsWhere(m, (p) => p.p === "replaying")) republish(m, room);
+  flush(m);
+}
+function onSnapshot(m, f) {
+  const room = f.room;
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const ph = r.phase;
+  if (isLogining(ph) && answeredBySnapshot(ph)) {
+    const p = m.requests.takeFirst(
+      (q) => (q.kind.k === "login" || q.kind.k === "switch") && loginRoomOf(q.kind) === room
+    );
+    logined(m, room, f.state, f.seq, p?.handle);
+    return;
+  }
+  if (isRelogining(ph) && answeredBySnapshot(ph)) {
+    m.requests.takeFirst((q) => q.kind.k === "relogin" && q.kind.room === room);
+    relogined(m, room, f.state, f.seq);
+    return;
+  }
+  if (!isIn(ph)) return;
+  const view = viewFromState(f.state, me(m));
+  const old = r.atState(f.state, f.seq, view);
+  reportDiff(m, room, old, view);
+}
+function reportDiff(m, room, old, view) {
+  for (const e of diffViews(old, view, room, me(m))) emit(m, e);
+  if (old.online !== view.online) emit(m, { type: "roomOnlineUserCountUpdate", room, count: view.online });
+}
+function relogin(m, room) {
+  m.requests.retain((p) => !(p.kind.k === "relogin" && p.kind.room === room));
+  const r = m.rooms.get(room);
+  if (!r) return;
+  r.relogining();
+  const frame2 = { t: "login", id: 0, room, config: { ...r.config } };
+  if (r.token !== void 0) frame2.token = r.token;
+  request(m, frame2, { k: "relogin", room }, void 0, void 0);
+}
+function relogined(m, room, state, seq) {
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const view = viewFromState(state, me(m));
+  const old = r.entered(state, seq, view);
+  report(m, room, "RECONNECTED", 0, NO_DATA());
+  reportDiff(m, room, old, view);
+  stopWindowIfBack(m);
+  republish(m, room);
+  flush(m);
+}
+function republish(m, room) {
+  const r = m.rooms.get(room);
+  if (!r) return;
+  r.replayDone();
+  const missing = [...r.own.keys()].sort(byKey).filter((s) => !r.view.streams.has(s)).map((s) => [s, r.own.get(s)]);
+  for (const [stream2, extra] of missing) {
+    if (m.requests.all().some((p) => touchesStream(p.kind, room, stream2))) continue;
+    request(m, { t: "publish", id: 0, room, stream: stream2, extra }, { k: "republish", room, stream: stream2 }, void 0, room);
+  }
+}
+
+// src/connection.ts
+var Connection = class {
+  /** No connection yet; `heartbeatMs` is the interval in force until the server names one. */
+  constructor(heartbeatMs) {
+    this.heartbeatMs = heartbeatMs;
+    /** Where the connection stands. */
+    this.state = "idle";
+    /** Attempts since the last loss (or failure), for the backoff; reset by `welcome` / `resumed`. */
+    this.attempt = 0;
+    /** The session to resume, once `welcome` gave one. */
+    this.session = void 0;
+    /** When a frame was last heard (or the attempt began): liveness runs from here. */
+    this.lastHeard = 0;
+  }
+  /** A connection is open or on its way (its liveness is watched). */
+  isLive() {
+    return this.state === "connecting" || this.state === "handshake" || this.state === "resuming" || this.state === "ready";
+  }
+  /** The session is established on this connection (pings go out). */
+  hasSession() {
+    return this.state === "resuming" || this.state === "ready";
+  }
+  /** When the connection is judged dead: two heartbeat intervals after the last frame heard. */
+  livenessDeadline() {
+    return this.lastHeard + 2 * this.heartbeatMs;
+  }
+};
+function heard(m, now) {
+  m.conn.lastHeard = now;
+  m.timers.set("liveness", m.conn.livenessDeadline());
+}
+function wantConnection(m, now) {
+  if (m.conn.state === "idle") connect(m, now);
+}
+function connect(m, now) {
+  m.conn.state = "connecting";
+  m.timers.stop("attempt");
+  heard(m, now);
+  m.out.push({ connect: true });
+}
+function handleOpened(m, now) {
+  if (m.conn.state !== "connecting") return;
+  m.conn.state = "handshake";
+  heard(m, now);
+  const s = m.conn.session;
+  if (s) {
+    send(m, { t: "resume", v: 1, session: s.id, resume_token: s.resumeToken, ack: ack(m) });
+  } else {
+    sendHello(m);
+  }
+}
+function sendHello(m) {
+  const u = m.user ?? { id: "", name: "" };
+  send(m, { t: "hello", v: 1, app_id: m.appId, user: { id: u.id, name: u.name }, token: m.token });
+}
+function handleClosed(m, now) {
+  if (!m.conn.isLive()) return;
+  lost(m, now, false);
+}
+function handleNetworkOnline(m, now) {
+  if (m.conn.state === "waiting") attemptDue(m, now);
+}
+function attemptDue(m, now) {
+  m.timers.stop("attempt");
+  if (m.rooms.size === 0) m.conn.state = "idle";
+  else connect(m, now);
+}
+function lost(m, now, disconnect) {
+  if (disconnect) m.out.push({ disconnect: true });
+  m.conn.state = "idle";
+  m.timers.stopConnection();
+  m.requests.cut();
+  if (m.rooms.size === 0) {
+    endSession(m, false);
+    return;
+  }
+  const gone = roomIds(m).filter((id) => m.rooms.get(id)?.connectionLost());
+  for (const id of gone) report(m, id, "RECONNECTING", ErrorCodes.RECONNECTING, NO_DATA());
+  if (anyAway(m) && !m.timers.isSet("reconnectWindow")) {
+    m.timers.set("reconnectWindow", now + m.reconnectWindowMs);
+  }
+  scheduleAttempt(m, now);
+}
+function scheduleAttempt(m, now) {
+  const wait = Math.floor(backoffDelayMs(m.conn.attempt, m.random()));
+  m.conn.attempt++;
+  m.conn.state = "waiting";
+  m.timers.set("attempt", now + wait);
+}
+function endSession(m, bye) {
+  switch (m.conn.state) {
+    case "ready":
+    case "resuming":
+      if (bye) send(m, { t: "bye" });
+      m.out.push({ disconnect: true });
+      break;
+    case "connecting":
+    case "handshake":
+      m.out.push({ disconnect: true });
+      break;
+    default:
+      break;
+  }
+  m.conn.state = "idle";
+  m.conn.session = void 0;
+  m.conn.attempt = 0;
+  m.timers.stop("reconnectWindow");
+  m.timers.stopConnection();
+  m.directSeq = 0;
+  m.requests.retain((p) => p.handle !== void 0);
+}
+function maybeEnd(m) {
+  if (m.rooms.size === 0 && !m.requests.appWaits() && (m.conn.state !== "idle" || m.conn.session !== void 0)) {
+    endSession(m, true);
+  }
+}
+function shutdown(m, now) {
+  for (const room of m.rooms.keys()) m.timers.stop({ login: room });
+  m.rooms.clear();
+  m.requests.clear();
+  endSession(m, true);
+  void now;
+}
+function startHeartbeat(m, now, hb) {
+  if (hb !== void 0) {
+    m.conn.heartbeatMs = clampHeartbeatMs(hb);
+    m.timers.set("liveness", m.conn.livenessDeadline());
+  }
+  m.timers.set("ping", now + m.conn.heartbeatMs);
+  m.conn.attempt = 0;
+}
+function pingDue(m, now) {
+  send(m, { t: "ping", ack: ack(m) });
+  const hb = m.conn.heartbeatMs;
+  const next = (m.timers.get("ping") ?? now) + hb;
+  m.timers.set("ping", next <= now ? now + hb : next);
+}
+function onWelcome(m, now, f) {
+  if (m.conn.state !== "handshake" || m.conn.session !== void 0) return;
+  m.conn.session = { id: f.session, resumeToken: f.resume_token };
+  m.directSeq = 0;
+  m.conn.state = "ready";
+  startHeartbeat(m, now, f.heartbeat_ms);
+  const away = roomsWhere(m, isAway);
+  if (away.length > 0) {
+    m.requests.forgetIds();
+    for (const room of away) relogin(m, room);
+  }
+  flush(m);
+}
+function onSessionError(m, code) {
+  if (m.conn.state !== "handshake") return;
+  if (m.conn.session !== void 0) {
+    m.conn.session = void 0;
+    m.directSeq = 0;
+    m.requests.unsend();
+    sendHello(m);
+    return;
+  }
+  for (const room of roomIds(m)) {
+    const r = m.rooms.get(room);
+    if (r && isLogining(r.phase)) {
+      removeRoom(m, room, "LOGIN_FAILED", code, NO_DATA(), code);
+    } else {
+      const fail = ErrorCodes.RECONNECT_FAILED;
+      removeRoom(m, room, "RECONNECT_FAILED", fail, { code }, fail);
+    }
+  }
+  for (const [, p] of m.requests.takeWhere(() => true)) result(m, p.handle, code);
+  endSession(m, false);
+}
+function reconnectFailed(m, now) {
+  const code = ErrorCodes.RECONNECT_FAILED;
+  for (const id of roomsWhere(m, isAway)) removeRoom(m, id, "RECONNECT_FAILED", code, NO_DATA(), code);
+  if (m.conn.state !== "ready") {
+    const failed = m.requests.takeWhere(
+      (p) => p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "plain")
+    );
+    for (const [, p] of failed) result(m, p.handle, code);
+    const logining = m.rooms.size > 0;
+    endSession(m, false);
+    if (logining) wantConnection(m, now);
+  }
+}
+
+// src/timer.ts
+var TimerTable = class {
+  constructor() {
+    /** When each fixed timer fires, if armed. */
+    this.fixed = /* @__PURE__ */ new Map();
+    /** When each logging-in room's login fails, by room id. */
+    this.login = /* @__PURE__ */ new Map();
+  }
+  /** Arms `timer` at `at` (re-arming it if it was armed). */
+  set(timer, at) {
+    if (typeof timer === "string") this.fixed.set(timer, at);
+    else this.login.set(timer.login, at);
+  }
+  /** Disarms `timer`. */
+  stop(timer) {
+    if (typeof timer === "string") this.fixed.delete(timer);
+    else this.login.delete(timer.login);
+  }
+  /** When `timer` fires, if it is armed. */
+  get(timer) {
+    return typeof timer === "string" ? this.fixed.get(timer) : this.login.get(timer.login);
+  }
+  /** Whether `timer` is armed. */
+  isSet(timer) {
+    return this.get(timer) !== void 0;
+  }
+  /** Whether `timer` is armed and its time has come. */
+  expired(timer, now) {
+    const t = this.get(timer);
+    return t !== void 0 && t <= now;
+  }
+  /** The rooms whose login deadline has come, in id order. */
+  expiredLogins(now) {
+    return [...this.login.keys()].sort(byKey).filter((room) => this.login.get(room) <= now);
+  }
+  /** Disarms the connection's timers (liveness, attempt, ping): there is no connection. */
+  stopConnection() {
+    this.fixed.delete("liveness");
+    this.fixed.delete("attempt");
+    this.fixed.delete("ping");
+  }
+  /** The earliest armed deadline. */
+  next() {
+    let t;
+    for (const x of [...this.fixed.values(), ...this.login.values()]) if (t === void 0 || x < t) t = x;
+    return t;
+  }
+};
+
+// src/command.ts
+function loginRoom(m, now, a) {
+  loginRoomInner(m, now, a);
+  maybeEnd(m);
+}
+function loginRoomInner(m, now, a) {
+  const room = a.room;
+  if (m.rooms.has(room)) {
+    result(m, a.handle, ErrorCodes.ALREADY_IN_ROOM);
+    return;
+  }
+  const user2 = { id: a.user.id, name: a.user.name ?? "" };
+  if (m.user !== void 0 && (m.conn.session !== void 0 || m.conn.state !== "idle")) {
+    if (m.user.id !== user2.id) {
+      report(m, room, "LOGINING", 0, NO_DATA());
+      report(m, room, "LOGIN_FAILED", ErrorCodes.TOKEN_USER_MISMATCH, NO_DATA());
+      result(m, a.handle, ErrorCodes.TOKEN_USER_MISMATCH);
+      return;
+    }
+  } else {
+    m.user = user2;
+    m.token = a.token;
+  }
+  const config = wireConfig(a.config);
+  addLoginingRoom(m, now, room, new Room(config, a.token));
+  report(m, room, "LOGINING", 0, NO_DATA());
+  wantConnection(m, now);
+  request(m, { t: "login", id: 0, room, config: { ...config }, token: a.token }, { k: "login", room }, a.handle, void 0);
+}
+function logoutRoom(m, now, a) {
+  const room = a.room;
+  const r = m.rooms.get(room);
+  if (!r) {
+    const code = ErrorCodes.NOT_IN_ROOM_LOGOUT;
+    report(m, room, "LOGOUT_FAILED", code, NO_DATA());
+    result(m, a.handle, code);
+  } else if (isLogining(r.phase)) {
+    forgetRoom(m, room);
+    failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+    report(m, room, "LOGOUT", 0, NO_DATA());
+    result(m, a.handle, 0);
+  } else {
+    request(m, { t: "logout", id: 0, room }, { k: "logout", room }, a.handle, room);
+  }
+  void now;
+  maybeEnd(m);
+}
+function switchRoom(m, now, a) {
+  const { from, to } = a;
+  if (!m.rooms.has(from)) {
+    const code = ErrorCodes.NOT_IN_ROOM_LOGOUT;
+    report(m, from, "LOGOUT_FAILED", code, NO_DATA());
+    result(m, a.handle, code);
+  } else if (m.rooms.has(to)) {
+    result(m, a.handle, ErrorCodes.ALREADY_IN_ROOM);
+  } else {
+    const old = forgetRoom(m, from);
+    failRoomRequests(m, from, ErrorCodes.NOT_IN_ROOM);
+    report(m, from, "LOGOUT", 0, NO_DATA());
+    const config = wireConfig(a.config);
+    addLoginingRoom(m, now, to, new Room(config, a.token ?? old?.token));
+    report(m, to, "LOGINING", 0, NO_DATA());
+    wantConnection(m, now);
+    const f = { t: "switch", id: 0, from, to, config: { ...config } };
+    if (a.token !== void 0) f.token = a.token;
+    request(m, f, { k: "switch", to }, a.handle, void 0);
+  }
+  maybeEnd(m);
+}
+function publish(m, now, a) {
+  const { room, stream: stream2 } = a;
+  const extra = a.extra ?? "";
+  m.streamRooms.set(stream2, room);
+  roomRequest(m, a.handle, room, { t: "publish", id: 0, room, stream: stream2, extra }, { k: "publish", room, stream: stream2, extra });
+  void now;
+  maybeEnd(m);
+}
+function unpublish(m, now, a) {
+  const { room, stream: stream2 } = a;
+  m.rooms.get(room)?.own.delete(stream2);
+  m.streamRooms.delete(stream2);
+  roomRequest(m, a.handle, room, { t: "unpublish", id: 0, room, stream: stream2 }, { k: "unpublish", room, stream: stream2 });
+  void now;
+  maybeEnd(m);
+}
+function setStreamExtra(m, now, a) {
+  const { room, stream: stream2, extra } = a;
+  roomRequest(m, a.handle, room, { t: "stream_extra", id: 0, room, stream: stream2, extra }, { k: "stream_extra", room, stream: stream2, extra });
+  void now;
+  maybeEnd(m);
+}
+function setRoomExtra(m, now, a) {
+  const { room, key, value } = a;
+  roomRequest(m, a.handle, room, { t: "room_extra", id: 0, room, key, value }, { k: "plain" });
+  void now;
+  maybeEnd(m);
+}
+function message(m, now, a) {
+  const { room, kind } = a;
+  roomRequest(m, a.handle, room, { t: kind, id: 0, room, message: a.message }, { k: "plain" });
+  void now;
+  maybeEnd(m);
+}
+function command(m, now, a) {
+  const { room } = a;
+  roomRequest(m, a.handle, room, { t: "command", id: 0, room, to: [...a.to], command: a.command }, { k: "plain" });
+  void now;
+  maybeEnd(m);
+}
+function renewToken(m, now, a) {
+  const token = a.token;
+  if (m.conn.session === void 0 && m.conn.state === "idle") {
+    m.token = token;
+    result(m, a.handle, 0);
+  } else {
+    request(m, { t: "renew_token", id: 0, token }, { k: "renew_token", token }, a.handle, void 0);
+  }
+  void now;
+  maybeEnd(m);
+}
+function roomRequest(m, handle, room, frame2, kind) {
+  if (!m.rooms.has(room)) {
+    result(m, handle, ErrorCodes.NOT_IN_ROOM);
+    return;
+  }
+  request(m, frame2, kind, handle, room);
+}
+
+// src/channel.ts
+function onKicked(m, f) {
+  if (!m.rooms.has(f.room)) return;
+  const d = f.extended_data;
+  const data = d !== null && typeof d === "object" && !Array.isArray(d) ? d : NO_DATA();
+  removeRoom(m, f.room, "KICK_OUT", f.code, data, f.code);
+}
+function onTokenWillExpire(m, f) {
+  if (m.rooms.has(f.room)) emit(m, { type: "roomTokenWillExpire", room: f.room, remainingS: f.remaining_s });
+}
+function onEvent(m, f) {
+  const id = me(m);
+  const room = f.room;
+  const seq = f.seq;
+  const b = f.body;
+  if (f.ch === "direct") {
+    if (seq !== void 0) {
+      if (seq <= m.directSeq) return;
+      m.directSeq = seq;
+    }
+    if (b.kind === "command" && m.rooms.has(room) && b.from.id !== id) {
+      emit(m, { type: "IMRecvCustomCommand", room, from: b.from, command: b.command, timeMs: b.time_ms });
+    }
+    return;
+  }
+  const r = m.rooms.get(room);
+  if (!r || !isIn(r.phase)) return;
+  if ((f.ch === "room" || f.ch === "users") && seq !== void 0) {
+    const last = f.ch === "room" ? r.seqRoom : r.seqUsers;
+    if (seq <= last) return;
+    if (f.ch === "room") r.seqRoom = seq;
+    else r.seqUsers = seq;
+  }
+  const v = r.view;
+  switch (b.kind) {
+    case "user_add": {
+      const added = [];
+      for (const u of b.users) {
+        if (u.id === id) continue;
+        const known = v.users.has(u.id);
+        v.users.set(u.id, u);
+        if (!known) added.push(u);
+      }
+      if (added.length) emit(m, { type: "roomUserUpdate", room, updateType: "ADD", users: added });
+      return;
+    }
+    case "user_delete": {
+      const gone = [];
+      for (const u of b.users) {
+        if (u.id === id) continue;
+        const old = v.users.get(u.id);
+        if (old) {
+          v.users.delete(u.id);
+          gone.push(old);
+        }
+      }
+      if (gone.length) emit(m, { type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
+      return;
+    }
+    case "stream_add": {
+      const added = [];
+      for (const s of b.streams) {
+        const isNew = !v.streams.has(s.id);
+        v.streams.set(s.id, s);
+        if (isNew && s.user.id !== id) added.push(s);
+      }
+      if (added.length) emit(m, { type: "roomStreamUpdate", room, updateType: "ADD", streams: added, extendedData: {} });
+      return;
+    }
+    case "stream_delete": {
+      const gone = [];
+      for (const s of b.streams) {
+        const old = v.streams.get(s.id);
+        if (old) {
+          v.streams.delete(s.id);
+          if (old.user.id !== id) gone.push(old);
+        }
+      }
+      if (gone.length) {
+        emit(m, { type: "roomStreamUpdate", room, updateType: "DELETE", streams: gone, extendedData: { reason: b.reason } });
+      }
+      return;
+    }
+    case "stream_extra": {
+      const changed = [];
+      for (const s of b.streams) {
+        const old = v.streams.get(s.id);
+        if (old) v.streams.set(s.id, { ...old, extra: s.extra });
+        if (s.user.id !== id) changed.push(s);
+      }
+      if (changed.length) emit(m, { type: "roomStreamExtraInfoUpdate", room, streams: changed });
+      return;
+    }
+    case "room_extra": {
+      const item = toExtraInfo({ key: b.key, value: b.value, user: b.user, time_ms: b.time_ms });
+      if (item.user.id !== id) emit(m, { type: "roomExtraInfoUpdate", room, extra: [item] });
+      v.extra.set(item.key, item);
+      return;
+    }
+    // A replay carries the client's own events too (§9.3): they are counted (above), never
+    // reported.
+    case "broadcast":
+    case "barrage":
+      if (b.from.id === id) return;
+      emit(m, {
+        type: b.kind === "broadcast" ? "IMRecvBroadcastMessage" : "IMRecvBarrageMessage",
+        room,
+        from: b.from,
+        message: b.message,
+        messageId: b.message_id,
+        timeMs: b.time_ms
+      });
+      return;
+    case "command":
+      if (b.from.id === id) return;
+      emit(m, { type: "IMRecvCustomCommand", room, from: b.from, command: b.command, timeMs: b.time_ms });
+      return;
+    case "online":
+      if (v.online !== b.count) {
+        v.online = b.count;
+        emit(m, { type: "roomOnlineUserCountUpdate", room, count: b.count });
+      }
+      return;
+  }
+}
+
+// src/core.ts
 function wireConfig(c) {
   const cfg = c ?? {};
   const max = cfg.max_members ?? cfg.maxMemberCount ?? 0;
   const notify = cfg.user_status_notify ?? cfg.userUpdate ?? true;
-  return { max_members: Math.max(0, Math.floor(num(max))), user_status_notify: notify !== false };
+  const n = typeof max === "number" && Number.isFinite(max) ? max : 0;
+  return { max_members: Math.max(0, Math.floor(n)), user_status_notify: notify !== false };
+}
+var NO_DATA = () => ({});
+function send(m, f) {
+  m.out.push({ send: f });
+}
+function emit(m, e) {
+  m.out.push({ event: e });
+}
+function report(m, room, reason, errorCode, extendedData) {
+  m.states.set(room, reason);
+  emit(m, { type: "roomStateChanged", room, reason, errorCode, extendedData });
+}
+function result(m, handle, errorCode, messageId) {
+  if (handle === void 0) return;
+  const e = { type: "result", handle, errorCode };
+  if (messageId !== void 0) e.messageId = messageId;
+  emit(m, e);
+}
+function me(m) {
+  return m.user?.id ?? "";
+}
+function selfUser(m) {
+  return m.user ? { id: m.user.id, name: m.user.name } : { id: "", name: "" };
+}
+function roomIds(m) {
+  return [...m.rooms.keys()].sort(byKey);
+}
+function roomsWhere(m, pick) {
+  return roomIds(m).filter((id) => pick(m.rooms.get(id).phase));
+}
+function anyAway(m) {
+  return [...m.rooms.values()].some((r) => isAway(r.phase));
+}
+function stopWindowIfBack(m) {
+  if (!anyAway(m)) m.timers.stop("reconnectWindow");
+}
+function addLoginingRoom(m, now, room, r) {
+  m.rooms.set(room, r);
+  m.timers.set({ login: room }, now + m.loginTimeoutMs);
+}
+function forgetRoom(m, room) {
+  m.timers.stop({ login: room });
+  const r = m.rooms.get(room);
+  m.rooms.delete(room);
+  return r;
+}
+function request(m, frame2, kind, handle, needsRoom) {
+  m.requests.push(frame2, kind, handle, needsRoom);
+  flush(m);
+}
+function flush(m) {
+  if (m.conn.state !== "ready") return;
+  const maySend = (p) => {
+    if (p.needsRoom === void 0) return true;
+    const r = m.rooms.get(p.needsRoom);
+    return r !== void 0 && isIn(r.phase);
+  };
+  for (const f of m.requests.flush(maySend)) send(m, f);
 }
 var ParlorCore = class {
   constructor(config = {}) {
-    this.out = [];
-    this.conn = { s: "idle" };
-    this.attempt = 0;
-    this.token = "";
-    this.lastHeard = 0;
-    this.directSeq = 0;
-    this.nextId = 1;
-    /** Pending requests are keyed in the order the app (or the core) made them. */
-    this.nextKey = 0;
-    this.rooms = /* @__PURE__ */ new Map();
-    this.states = /* @__PURE__ */ new Map();
-    this.pending = /* @__PURE__ */ new Map();
-    this.appId = config.appId ?? 1;
-    this.heartbeatMs = Math.max(1, config.heartbeatMs ?? 1e4);
-    this.loginTimeoutMs = config.loginTimeoutMs ?? 3e4;
-    this.reconnectWindowMs = config.reconnectWindowMs ?? 3e5;
-    this.random = config.random ?? Math.random;
+    this.m = {
+      appId: config.appId ?? 1,
+      loginTimeoutMs: config.loginTimeoutMs ?? 3e4,
+      reconnectWindowMs: config.reconnectWindowMs ?? 3e5,
+      random: config.random ?? Math.random,
+      out: [],
+      conn: new Connection(Math.max(1, config.heartbeatMs ?? 1e4)),
+      timers: new TimerTable(),
+      user: void 0,
+      token: "",
+      directSeq: 0,
+      rooms: /* @__PURE__ */ new Map(),
+      states: /* @__PURE__ */ new Map(),
+      requests: new Requests(),
+      streamRooms: /* @__PURE__ */ new Map()
+    };
   }
   // ------------------------------------------------------------------ introspection
   /** The last reported state of `room` (`LOGOUT` for a room never seen). */
   roomState(room) {
-    return this.states.get(room) ?? "LOGOUT";
+    return this.m.states.get(room) ?? "LOGOUT";
   }
   /** The rooms the client is in or logging in to, sorted. */
   roomIds() {
-    return [...this.rooms.keys()].sort(byKey);
+    return roomIds(this.m);
   }
   /** The others in a room, as the client knows them. */
   roomUsers(room) {
-    const r = this.rooms.get(room);
+    const r = this.m.rooms.get(room);
     return r ? sortedValues(r.view.users) : [];
   }
   /** The others' streams in a room, as the client knows them. */
   roomStreams(room) {
-    const r = this.rooms.get(room);
-    const me = this.me();
-    return r ? sortedValues(r.view.streams).filter((s) => s.user.id !== me) : [];
+    const r = this.m.rooms.get(room);
+    const id = me(this.m);
+    return r ? sortedValues(r.view.streams).filter((s) => s.user.id !== id) : [];
   }
   /** The room's extra info, as the client knows it. */
   roomExtraInfo(room) {
-    const r = this.rooms.get(room);
+    const r = this.m.rooms.get(room);
     return r ? sortedValues(r.view.extra) : [];
   }
-  /** The room in which the app publishes `stream`, if any. */
-  roomOfOwnStream(stream) {
-    for (const id of this.roomIds()) if (this.rooms.get(id)?.own.has(stream)) return id;
-    return void 0;
+  /**
+   * The room in which the app publishes `stream`: where the server confirmed it, else where the
+   * app last asked to publish it (until it stops it).
+   */
+  roomOfOwnStream(stream2) {
+    for (const id of roomIds(this.m)) if (this.m.rooms.get(id)?.own.has(stream2)) return id;
+    return this.m.streamRooms.get(stream2);
   }
   /** The current heartbeat interval (ms). */
   currentHeartbeatMs() {
-    return this.heartbeatMs;
+    return this.m.conn.heartbeatMs;
   }
-  // ------------------------------------------------------------------ outputs and time
-  /** The next output, or `undefined` when there is none. */
+  /** The next output, if any. */
   pollOutput() {
-    return this.out.shift();
+    return this.m.out.shift();
   }
   /** When {@link handleTimeout} must be called next (absolute ms), or `undefined`. */
   pollTimeout() {
-    let t;
-    const put = (x) => {
-      if (x !== void 0 && (t === void 0 || x < t)) t = x;
-    };
-    put(this.windowEnd);
-    for (const r of this.rooms.values()) put(r.loginDeadline);
-    switch (this.conn.s) {
-      case "waiting":
-        put(this.conn.at);
-        break;
-      case "connecting":
-      case "handshake":
-      case "resuming":
-      case "ready":
-        put(this.livenessDeadline());
-        put(this.nextPing);
-        break;
-      default:
-        break;
-    }
-    return t;
-  }
-  livenessDeadline() {
-    return this.lastHeard + 2 * this.heartbeatMs;
+    return this.m.timers.next();
   }
   /** Time has come: call at (or after) {@link pollTimeout}. */
   handleTimeout(now) {
-    if (this.windowEnd !== void 0 && this.windowEnd <= now) {
-      this.windowEnd = void 0;
-      this.reconnectFailed(now);
+    const m = this.m;
+    if (m.timers.expired("reconnectWindow", now)) {
+      m.timers.stop("reconnectWindow");
+      reconnectFailed(m, now);
     }
-    for (const id of this.roomIds()) {
-      const r = this.rooms.get(id);
-      if (r && r.loginDeadline !== void 0 && r.loginDeadline <= now) {
-        const code = ErrorCodes.LOGIN_TIMEOUT;
-        this.removeRoom(id, "LOGIN_FAILED", code, NO_DATA(), code);
-      }
+    for (const room of m.timers.expiredLogins(now)) {
+      const code = ErrorCodes.LOGIN_TIMEOUT;
+      removeRoom(m, room, "LOGIN_FAILED", code, NO_DATA(), code);
     }
-    const c = this.conn;
-    if (c.s === "connecting" || c.s === "handshake" || c.s === "resuming" || c.s === "ready") {
-      if (this.livenessDeadline() <= now) this.lost(now, true);
-    } else if (c.s === "waiting" && c.at <= now) {
-      if (this.rooms.size === 0) this.conn = { s: "idle" };
-      else this.connect(now);
-    }
-    if ((this.conn.s === "ready" || this.conn.s === "resuming") && this.nextPing !== void 0 && this.nextPing <= now) {
-      this.send({ t: "ping", ack: this.ack() });
-      const next = this.nextPing + this.heartbeatMs;
-      this.nextPing = next <= now ? now + this.heartbeatMs : next;
-    }
-    this.maybeEnd();
+    if (m.timers.expired("liveness", now)) lost(m, now, true);
+    else if (m.timers.expired("attempt", now)) attemptDue(m, now);
+    if (m.conn.hasSession() && m.timers.expired("ping", now)) pingDue(m, now);
+    maybeEnd(m);
   }
   /**
-   * The network is back (the browser's `online` event): a reconnection attempt waiting for its
-   * backoff is made at once. (An addition of the Web SDK; the Rust core has no such input.)
+   * The network is back (the browser's `online` event): a connection attempt waiting for its
+   * backoff starts at once.
    */
   handleNetworkOnline(now) {
-    if (this.conn.s === "waiting") {
-      if (this.rooms.size === 0) this.conn = { s: "idle" };
-      else this.connect(now);
-    }
-  }
-  // ------------------------------------------------------------------ outputs
-  send(f) {
-    this.out.push({ send: f });
-  }
-  emit(e) {
-    this.out.push({ event: e });
-  }
-  report(room, reason, errorCode, extendedData) {
-    this.states.set(room, reason);
-    this.emit({ type: "roomStateChanged", room, reason, errorCode, extendedData });
-  }
-  result(handle, errorCode, messageId) {
-    if (handle === void 0) return;
-    const e = { type: "result", handle, errorCode };
-    if (messageId !== void 0) e.messageId = messageId;
-    this.emit(e);
-  }
-  me() {
-    return this.user?.id ?? "";
-  }
-  ack() {
-    const rooms = {};
-    for (const id of this.roomIds()) {
-      const r = this.rooms.get(id);
-      if (r.phase === "LOGINING" || r.relogin || r.epoch === void 0) continue;
-      rooms[id] = { epoch: r.epoch, room: r.seqRoom, users: r.seqUsers };
-    }
-    for (const key of this.pendingKeys()) {
-      const p = this.pending.get(key);
-      const room = loginRoomOf(p.kind);
-      if (room === void 0 || p.wire === void 0) continue;
-      const r = this.rooms.get(room);
-      if (r && (r.phase === "LOGINING" || r.relogin) && rooms[room] === void 0) {
-        rooms[room] = { epoch: "", room: 0, users: 0 };
-      }
-    }
-    return { direct: this.directSeq, rooms };
-  }
-  // ------------------------------------------------------------------ requests
-  /**
-   * Queues a request; it goes out now if it may, else when the connection and room allow. Its
-   * `id` is given when it is first sent (see {@link flush}).
-   */
-  request(frameOf, kind, handle, needsRoom) {
-    const key = ++this.nextKey;
-    this.pending.set(key, { frame: frameOf(0), kind, handle, needsRoom, sent: false, wire: void 0 });
-    this.flush();
-  }
-  /** The pending requests' keys, in the order they were made. */
-  pendingKeys() {
-    return [...this.pending.keys()].sort((a, b) => a - b);
-  }
-  maySend(p) {
-    if (p.needsRoom === void 0) return true;
-    return this.rooms.get(p.needsRoom)?.phase === "ACTIVE";
-  }
-  /**
-   * Sends what may go: first the requests that were in flight at a cut, again, with their own
-   * ids, in id order (the server answers repeats from memory); then the ones held meanwhile, in
-   * the order they were made, each getting its id now — ids are given at sending, so they
-   * increase on the wire even when a held request goes out after a later one (§9.1).
-   */
-  flush() {
-    if (this.conn.s !== "ready") return;
-    const again = [...this.pending.values()].filter((p) => p.wire !== void 0 && !p.sent).sort((a, b) => a.wire - b.wire);
-    for (const p of again) {
-      p.sent = true;
-      this.send({ ...p.frame });
-    }
-    const fresh = this.pendingKeys().filter((key) => {
-      const p = this.pending.get(key);
-      return p.wire === void 0 && !p.sent && this.maySend(p);
-    });
-    for (const key of fresh) {
-      const p = this.pending.get(key);
-      if (!p) continue;
-      const id = this.nextId++;
-      p.sent = true;
-      p.wire = id;
-      p.frame = { ...p.frame, id };
-      this.send({ ...p.frame });
-    }
-  }
-  /** Takes the request answered by wire id `id`. */
-  takeAnswered(id) {
-    if (id === void 0) return void 0;
-    for (const key of this.pendingKeys()) {
-      const p = this.pending.get(key);
-      if (p.sent && p.wire === id) {
-        this.pending.delete(key);
-        return p;
-      }
-    }
-    return void 0;
-  }
-  /** Fails every request that needs `room` (and a login for it) with `code`. */
-  failRoomRequests(room, code) {
-    for (const key of this.pendingKeys()) {
-      const p = this.pending.get(key);
-      if (!p) continue;
-      if (p.needsRoom !== room && loginRoomOf(p.kind) !== room) continue;
-      this.pending.delete(key);
-      this.result(p.handle, code);
-      if (loginRoomOf(p.kind) !== void 0 && p.sent) {
-        this.pending.set(key, { ...p, handle: void 0, kind: { k: "abandoned", room } });
-      }
-    }
-  }
-  removeRoom(room, reason, code, data, failCode) {
-    this.rooms.delete(room);
-    this.report(room, reason, code, data);
-    this.failRoomRequests(room, failCode);
-  }
-  newRoom(config, token, now) {
-    return {
-      phase: "LOGINING",
-      config,
-      token,
-      loginDeadline: now + this.loginTimeoutMs,
-      epoch: void 0,
-      seqRoom: 0,
-      seqUsers: 0,
-      view: emptyView(),
-      own: /* @__PURE__ */ new Map(),
-      relogin: false,
-      republishCheck: false,
-      loginBySnapshot: false
-    };
+    handleNetworkOnline(this.m, now);
   }
   // ------------------------------------------------------------------ app commands
   /**
@@ -378,891 +1531,118 @@ var ParlorCore = class {
    * `result` event with `handle`. The first login of a session names the user and the token.
    */
   loginRoom(now, a) {
-    this.loginRoomInner(now, a);
-    this.maybeEnd();
-  }
-  loginRoomInner(now, a) {
-    const room = a.room;
-    if (this.rooms.has(room)) {
-      this.result(a.handle, ErrorCodes.ALREADY_IN_ROOM);
-      return;
-    }
-    const user = { id: a.user.id, name: a.user.name ?? "" };
-    if (this.user !== void 0 && (this.session !== void 0 || this.conn.s !== "idle")) {
-      if (this.user.id !== user.id) {
-        this.report(room, "LOGINING", 0, NO_DATA());
-        this.report(room, "LOGIN_FAILED", ErrorCodes.TOKEN_USER_MISMATCH, NO_DATA());
-        this.result(a.handle, ErrorCodes.TOKEN_USER_MISMATCH);
-        return;
-      }
-    } else {
-      this.user = user;
-      this.token = a.token;
-    }
-    const config = wireConfig(a.config);
-    this.rooms.set(room, this.newRoom(config, a.token, now));
-    this.report(room, "LOGINING", 0, NO_DATA());
-    this.wantConnection(now);
-    this.request(
-      (id) => ({ t: "login", id, room, config: { ...config }, token: a.token }),
-      { k: "login", room },
-      a.handle,
-      void 0
-    );
+    loginRoom(this.m, now, a);
   }
   /** `logout_room`: LOGOUT when answered; LOGOUT_FAILED 1002002 for a room the client is not in. */
   logoutRoom(now, a) {
-    const room = a.room;
-    const r = this.rooms.get(room);
-    if (!r) {
-      const code = ErrorCodes.NOT_IN_ROOM_LOGOUT;
-      this.report(room, "LOGOUT_FAILED", code, NO_DATA());
-      this.result(a.handle, code);
-    } else if (r.phase === "LOGINING") {
-      this.rooms.delete(room);
-      this.failRoomRequests(room, ErrorCodes.NOT_IN_ROOM);
-      this.report(room, "LOGOUT", 0, NO_DATA());
-      this.result(a.handle, 0);
-    } else {
-      this.request((id) => ({ t: "logout", id, room }), { k: "logout", room }, a.handle, room);
-    }
-    void now;
-    this.maybeEnd();
+    logoutRoom(this.m, now, a);
   }
   /**
    * `switch_room`: LOGOUT for `from` at once (the server leaves it in the same step), LOGINING
    * for `to`, then LOGINED or LOGIN_FAILED for `to`.
    */
   switchRoom(now, a) {
-    const { from, to } = a;
-    if (!this.rooms.has(from)) {
-      const code = ErrorCodes.NOT_IN_ROOM_LOGOUT;
-      this.report(from, "LOGOUT_FAILED", code, NO_DATA());
-      this.result(a.handle, code);
-    } else if (this.rooms.has(to)) {
-      this.result(a.handle, ErrorCodes.ALREADY_IN_ROOM);
-    } else {
-      const old = this.rooms.get(from);
-      this.rooms.delete(from);
-      this.failRoomRequests(from, ErrorCodes.NOT_IN_ROOM);
-      this.report(from, "LOGOUT", 0, NO_DATA());
-      const config = wireConfig(a.config);
-      this.rooms.set(to, this.newRoom(config, a.token ?? old?.token, now));
-      this.report(to, "LOGINING", 0, NO_DATA());
-      this.wantConnection(now);
-      this.request(
-        (id) => {
-          const f = { t: "switch", id, from, to, config: { ...config } };
-          if (a.token !== void 0) f.token = a.token;
-          return f;
-        },
-        { k: "switch", to },
-        a.handle,
-        void 0
-      );
-    }
-    this.maybeEnd();
+    switchRoom(this.m, now, a);
   }
   /** `publish` a stream (signalling only). */
   publish(now, a) {
-    const { room, stream } = a;
-    const extra = a.extra ?? "";
-    this.roomRequest(
-      a.handle,
-      room,
-      (id) => ({ t: "publish", id, room, stream, extra }),
-      { k: "publish", room, stream, extra }
-    );
-    void now;
-    this.maybeEnd();
+    publish(this.m, now, a);
   }
   /** `unpublish` a stream; it is never re-published after this, whatever the answer. */
   unpublish(now, a) {
-    const { room, stream } = a;
-    this.rooms.get(room)?.own.delete(stream);
-    this.roomRequest(
-      a.handle,
-      room,
-      (id) => ({ t: "unpublish", id, room, stream }),
-      { k: "unpublish", room, stream }
-    );
-    void now;
-    this.maybeEnd();
+    unpublish(this.m, now, a);
   }
   /** `stream_extra`: set a published stream's extra info. */
   setStreamExtra(now, a) {
-    const { room, stream, extra } = a;
-    this.roomRequest(
-      a.handle,
-      room,
-      (id) => ({ t: "stream_extra", id, room, stream, extra }),
-      { k: "stream_extra", room, stream, extra }
-    );
-    void now;
-    this.maybeEnd();
+    setStreamExtra(this.m, now, a);
   }
   /** `room_extra`: set one key of the room's extra info. */
   setRoomExtra(now, a) {
-    const { room, key, value } = a;
-    this.roomRequest(a.handle, room, (id) => ({ t: "room_extra", id, room, key, value }), {
-      k: "plain"
-    });
-    void now;
-    this.maybeEnd();
+    setRoomExtra(this.m, now, a);
   }
   /** `broadcast` or `barrage` a message; the result carries `messageId`. */
   message(now, a) {
-    const { room, message, kind } = a;
-    this.roomRequest(a.handle, room, (id) => ({ t: kind, id, room, message }), { k: "plain" });
-    void now;
-    this.maybeEnd();
+    message(this.m, now, a);
   }
   /** `command`: a custom command to some users (empty `to`: everyone else in the room). */
   command(now, a) {
-    const { room, command } = a;
-    const to = [...a.to];
-    this.roomRequest(a.handle, room, (id) => ({ t: "command", id, room, to, command }), {
-      k: "plain"
-    });
-    void now;
-    this.maybeEnd();
+    command(this.m, now, a);
   }
   /** `renew_token`: replaces the session's token (and every room's) when answered. */
   renewToken(now, a) {
-    const token = a.token;
-    if (this.session === void 0 && this.conn.s === "idle") {
-      this.token = token;
-      this.result(a.handle, 0);
-    } else {
-      this.request((id) => ({ t: "renew_token", id, token }), { k: "renew_token", token }, a.handle, void 0);
-    }
-    void now;
-    this.maybeEnd();
-  }
-  roomRequest(handle, room, frameOf, kind) {
-    if (!this.rooms.has(room)) {
-      this.result(handle, ErrorCodes.NOT_IN_ROOM);
-      return;
-    }
-    this.request(frameOf, kind, handle, room);
-  }
-  wantConnection(now) {
-    if (this.conn.s === "idle") this.connect(now);
-  }
-  connect(now) {
-    this.conn = { s: "connecting" };
-    this.lastHeard = now;
-    this.out.push({ connect: true });
+    renewToken(this.m, now, a);
   }
   /**
    * Ends the session (`bye` when ready) and forgets every room and request without reporting
    * anything: for tearing the engine down.
    */
   shutdown(now) {
-    this.rooms.clear();
-    this.pending.clear();
-    this.endSession(true);
-    void now;
+    shutdown(this.m, now);
   }
   // ------------------------------------------------------------------ connection events
   /** The connection asked for by `connect` is open. */
   handleOpened(now) {
-    if (this.conn.s !== "connecting") return;
-    this.conn = { s: "handshake" };
-    this.lastHeard = now;
-    if (this.session) {
-      this.send({
-        t: "resume",
-        v: 1,
-        session: this.session.id,
-        resume_token: this.session.resumeToken,
-        ack: this.ack()
-      });
-    } else {
-      this.sendHello();
-    }
-  }
-  sendHello() {
-    const u = this.user ?? { id: "", name: "" };
-    this.send({ t: "hello", v: 1, app_id: this.appId, user: { id: u.id, name: u.name }, token: this.token });
+    handleOpened(this.m, now);
   }
   /** The connection closed, or a connect attempt failed (any close code). */
   handleClosed(now) {
-    if (this.conn.s === "idle" || this.conn.s === "waiting") return;
-    this.lost(now, false);
-  }
-  /** The connection is gone (closed, failed, or judged dead). */
-  lost(now, disconnect) {
-    if (disconnect) this.out.push({ disconnect: true });
-    this.conn = { s: "idle" };
-    this.nextPing = void 0;
-    for (const [key, p] of this.pending) if (p.kind.k === "abandoned") this.pending.delete(key);
-    for (const p of this.pending.values()) p.sent = false;
-    if (this.rooms.size === 0) {
-      this.endSession(false);
-      return;
-    }
-    for (const id of this.roomIds()) {
-      const r = this.rooms.get(id);
-      if (r.phase !== "ACTIVE") continue;
-      r.phase = "RECONNECTING";
-      r.republishCheck = false;
-      this.report(id, "RECONNECTING", ErrorCodes.RECONNECTING, NO_DATA());
-    }
-    const reconnecting = [...this.rooms.values()].some((r) => r.phase === "RECONNECTING");
-    if (reconnecting && this.windowEnd === void 0) this.windowEnd = now + this.reconnectWindowMs;
-    this.scheduleAttempt(now);
-  }
-  scheduleAttempt(now) {
-    const wait = Math.floor(backoffDelayMs(this.attempt, this.random()));
-    this.attempt++;
-    this.conn = { s: "waiting", at: now + wait };
-  }
-  /** Forgets the session (and closes the connection, saying `bye` when `bye`). */
-  endSession(bye) {
-    switch (this.conn.s) {
-      case "ready":
-      case "resuming":
-        if (bye) this.send({ t: "bye" });
-        this.out.push({ disconnect: true });
-        break;
-      case "connecting":
-      case "handshake":
-        this.out.push({ disconnect: true });
-        break;
-      default:
-        break;
-    }
-    this.conn = { s: "idle" };
-    this.session = void 0;
-    this.windowEnd = void 0;
-    this.nextPing = void 0;
-    this.attempt = 0;
-    this.directSeq = 0;
-    for (const [id, p] of this.pending) if (p.handle === void 0) this.pending.delete(id);
-  }
-  /** With no room left and nothing the app waits for, ends the session. */
-  maybeEnd() {
-    if (this.rooms.size === 0 && ![...this.pending.values()].some((p) => p.handle !== void 0) && (this.conn.s !== "idle" || this.session !== void 0)) {
-      this.endSession(true);
-    }
-  }
-  /** The reconnect window has passed: every room still away has failed, for good. */
-  reconnectFailed(now) {
-    const code = ErrorCodes.RECONNECT_FAILED;
-    for (const id of this.roomIds()) {
-      if (this.rooms.get(id)?.phase === "RECONNECTING") {
-        this.removeRoom(id, "RECONNECT_FAILED", code, NO_DATA(), code);
-      }
-    }
-    if (this.conn.s !== "ready") {
-      for (const key of this.pendingKeys()) {
-        const p = this.pending.get(key);
-        if (p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "plain")) {
-          this.pending.delete(key);
-          this.result(p.handle, code);
-        }
-      }
-      const logining = this.rooms.size > 0;
-      this.endSession(false);
-      if (logining) this.wantConnection(now);
-    }
+    handleClosed(this.m, now);
   }
   // ------------------------------------------------------------------ frames
-  /** A text frame arrived; text that is not a JSON object with a string `t` is ignored. */
+  /**
+   * A text frame arrived. It is decoded by the rules of the Rust decoder (see `decode.ts`); a
+   * frame that does not decode, or of an unknown type, is ignored. Returns whether it was applied.
+   */
   handleText(now, text) {
-    let f;
-    try {
-      f = JSON.parse(text);
-    } catch {
-      return false;
-    }
-    if (f === null || typeof f !== "object" || Array.isArray(f)) return false;
-    if (typeof f.t !== "string") return false;
-    this.handleFrame(now, f);
+    const d = decodeServerFrame(text);
+    if (d.error) return false;
+    this.apply(now, d.frame);
     return true;
   }
-  /** A parsed frame arrived. Unknown `t` values are ignored (§1). */
+  /** A parsed frame arrived: decoded as {@link handleText} does. Returns whether it was applied. */
   handleFrame(now, f) {
-    const c = this.conn.s;
+    const d = decodeServerValue(f);
+    if (d.error) return false;
+    this.apply(now, d.frame);
+    return true;
+  }
+  apply(now, f) {
+    const m = this.m;
+    const c = m.conn.state;
     if (c === "idle" || c === "waiting" || c === "connecting") return;
-    this.lastHeard = now;
+    heard(m, now);
     switch (f.t) {
       case "welcome":
-        this.onWelcome(now, f);
+        onWelcome(m, now, f);
         break;
       case "resumed":
-        this.onResumed(now, f);
+        onResumed(m, now, f);
         break;
       case "resume_done":
-        this.onResumeDone();
+        onResumeDone(m);
         break;
       case "pong":
         break;
       case "ok":
-        this.onOk(f);
+        onOk(m, f);
         break;
       case "error":
-        this.onError(now, f);
+        onError(m, f);
         break;
       case "kicked":
-        this.onKicked(f);
+        onKicked(m, f);
         break;
       case "event":
-        this.onEvent(f);
+        onEvent(m, f);
         break;
       case "snapshot":
-        this.onSnapshot(f);
+        onSnapshot(m, f);
         break;
-      case "token_will_expire": {
-        const room = str(f.room);
-        if (this.rooms.has(room)) {
-          this.emit({ type: "roomTokenWillExpire", room, remainingS: num(f.remaining_s) });
-        }
-        break;
-      }
-      default:
+      case "token_will_expire":
+        onTokenWillExpire(m, f);
         break;
     }
-    this.maybeEnd();
-  }
-  startHeartbeat(now, hb) {
-    const ms = optNum(hb);
-    if (ms !== void 0 && ms > 0) this.heartbeatMs = ms;
-    this.nextPing = now + this.heartbeatMs;
-    this.attempt = 0;
-  }
-  onWelcome(now, f) {
-    if (this.conn.s !== "handshake" || this.session !== void 0) return;
-    this.session = { id: str(f.session), resumeToken: str(f.resume_token) };
-    this.directSeq = 0;
-    this.conn = { s: "ready" };
-    this.startHeartbeat(now, f.heartbeat_ms);
-    const away = this.roomIds().filter((id) => this.rooms.get(id)?.phase === "RECONNECTING");
-    if (away.length > 0) {
-      for (const p of this.pending.values()) {
-        p.wire = void 0;
-        p.sent = false;
-      }
-      for (const room of away) this.relogin(room);
-    }
-    this.flush();
-  }
-  onResumed(now, f) {
-    if (this.conn.s !== "handshake" || !this.session) return;
-    this.session.id = str(f.session, this.session.id);
-    this.session.resumeToken = str(f.resume_token, this.session.resumeToken);
-    this.conn = { s: "resuming" };
-    this.startHeartbeat(now, f.heartbeat_ms);
-    const statuses = obj(f.rooms);
-    const statusOf = (room) => Object.prototype.hasOwnProperty.call(statuses, room) ? str(statuses[room], "replay") : void 0;
-    const away = this.roomIds().filter((id) => {
-      const r = this.rooms.get(id);
-      return r.phase === "RECONNECTING" && !r.relogin;
-    });
-    const logining = this.roomIds().filter((id) => {
-      const r = this.rooms.get(id);
-      return r.phase === "LOGINING" || r.relogin;
-    });
-    for (const room of logining) {
-      const status = statusOf(room);
-      if (status === "snapshot") {
-        const r = this.rooms.get(room);
-        if (r) r.loginBySnapshot = true;
-      } else if (status !== void 0 && status.startsWith("kicked:")) {
-        const code = kickedCode(status);
-        this.removeRoom(room, "KICK_OUT", code, NO_DATA(), code);
-      }
-    }
-    for (const room of away) {
-      const status = statusOf(room);
-      if (status === void 0) {
-        const leaving = [...this.pending.values()].some((p) => p.kind.k === "logout" && p.kind.room === room);
-        if (leaving) {
-          const r2 = this.rooms.get(room);
-          if (r2) r2.phase = "ACTIVE";
-          this.report(room, "RECONNECTED", 0, NO_DATA());
-        } else {
-          this.relogin(room);
-        }
-        continue;
-      }
-      if (status.startsWith("kicked:")) {
-        const code = kickedCode(status);
-        this.removeRoom(room, "KICK_OUT", code, NO_DATA(), code);
-        continue;
-      }
-      const r = this.rooms.get(room);
-      if (r) {
-        r.phase = "ACTIVE";
-        r.republishCheck = true;
-      }
-      this.report(room, "RECONNECTED", 0, NO_DATA());
-    }
-    for (const room of Object.keys(statuses).sort(byKey)) {
-      const status = str(statuses[room], "replay");
-      if (!this.rooms.has(room) && !status.startsWith("kicked:")) this.abandon(room);
-    }
-    if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
-      this.windowEnd = void 0;
-    }
-  }
-  onResumeDone() {
-    if (this.conn.s !== "resuming") return;
-    this.conn = { s: "ready" };
-    for (const room of this.roomIds()) {
-      if (this.rooms.get(room)?.republishCheck) this.republish(room);
-    }
-    this.flush();
-  }
-  /**
-   * Re-publishes the app's streams that the server no longer has in `room` (and that no
-   * request in flight is already publishing or stopping).
-   */
-  republish(room) {
-    const r = this.rooms.get(room);
-    if (!r) return;
-    r.republishCheck = false;
-    const missing = [...r.own.keys()].sort(byKey).filter((s) => !r.view.streams.has(s)).map((s) => [s, r.own.get(s)]);
-    for (const [stream, extra] of missing) {
-      const busy = [...this.pending.values()].some((p) => {
-        const k = p.kind;
-        return (k.k === "publish" || k.k === "republish" || k.k === "unpublish") && k.room === room && k.stream === stream;
-      });
-      if (busy) continue;
-      this.request(
-        (id) => ({ t: "publish", id, room, stream, extra }),
-        { k: "republish", room, stream },
-        void 0,
-        room
-      );
-    }
-  }
-  applyOkSeq(room, seq) {
-    const r = room !== void 0 ? this.rooms.get(room) : void 0;
-    if (r && r.phase !== "LOGINING") {
-      const sr = optNum(seq.room);
-      const su = optNum(seq.users);
-      if (sr !== void 0) r.seqRoom = Math.max(r.seqRoom, sr);
-      if (su !== void 0) r.seqUsers = Math.max(r.seqUsers, su);
-    }
-    const sd = optNum(seq.direct);
-    if (sd !== void 0) this.directSeq = Math.max(this.directSeq, sd);
-  }
-  onOk(f) {
-    const p = this.takeAnswered(optNum(f.id));
-    if (!p) return;
-    const seq = obj(f.seq);
-    const k = p.kind;
-    switch (k.k) {
-      case "login":
-      case "switch": {
-        const room = k.k === "login" ? k.room : k.to;
-        if (this.rooms.get(room)?.phase !== "LOGINING") {
-          this.abandon(room);
-          return;
-        }
-        this.logined(room, f, seq, p.handle);
-        return;
-      }
-      case "relogin": {
-        if (!this.rooms.get(k.room)?.relogin) {
-          this.abandon(k.room);
-          return;
-        }
-        this.relogined(k.room, f, seq);
-        return;
-      }
-      case "logout":
-        this.rooms.delete(k.room);
-        this.failRoomRequests(k.room, ErrorCodes.NOT_IN_ROOM);
-        this.report(k.room, "LOGOUT", 0, NO_DATA());
-        this.result(p.handle, 0);
-        return;
-      case "publish": {
-        this.applyOkSeq(k.room, seq);
-        const r = this.rooms.get(k.room);
-        if (r) {
-          r.own.set(k.stream, k.extra);
-          r.view.streams.set(k.stream, { id: k.stream, user: this.selfUser(), extra: k.extra });
-        }
-        this.result(p.handle, 0);
-        return;
-      }
-      case "republish": {
-        this.applyOkSeq(k.room, seq);
-        const r = this.rooms.get(k.room);
-        const extra = r?.own.get(k.stream);
-        if (r && extra !== void 0) {
-          r.view.streams.set(k.stream, { id: k.stream, user: this.selfUser(), extra });
-        }
-        return;
-      }
-      case "unpublish": {
-        this.applyOkSeq(k.room, seq);
-        this.rooms.get(k.room)?.view.streams.delete(k.stream);
-        this.result(p.handle, 0);
-        return;
-      }
-      case "stream_extra": {
-        this.applyOkSeq(k.room, seq);
-        const r = this.rooms.get(k.room);
-        if (r) {
-          if (r.own.has(k.stream)) r.own.set(k.stream, k.extra);
-          const s = r.view.streams.get(k.stream);
-          if (s) r.view.streams.set(k.stream, { ...s, extra: k.extra });
-        }
-        this.result(p.handle, 0);
-        return;
-      }
-      case "renew_token":
-        this.token = k.token;
-        for (const r of this.rooms.values()) r.token = k.token;
-        this.result(p.handle, 0);
-        return;
-      case "abandon":
-        return;
-      case "abandoned":
-        this.abandon(k.room);
-        return;
-      case "plain": {
-        const room = typeof f.room === "string" ? f.room : p.needsRoom;
-        this.applyOkSeq(room, seq);
-        this.result(p.handle, 0, typeof f.message_id === "string" ? f.message_id : void 0);
-        return;
-      }
-    }
-  }
-  /** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
-  logined(room, state, seq, handle) {
-    const me = this.me();
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const view = viewFromState(state, me);
-    r.phase = "ACTIVE";
-    r.loginDeadline = void 0;
-    r.loginBySnapshot = false;
-    r.epoch = str(state.room_session);
-    r.seqRoom = num(seq.room);
-    r.seqUsers = num(seq.users);
-    r.view = view;
-    this.report(room, "LOGINED", 0, { room_session_id: r.epoch });
-    for (const e of diffViews(emptyView(), view, room, me)) this.emit(e);
-    this.result(handle, 0);
-    this.flush();
-  }
-  /**
-   * Log in to a room that was in again (new session, or a resume that no longer has it); the
-   * room stays RECONNECTING until the answer.
-   */
-  relogin(room) {
-    for (const [key, p] of this.pending) {
-      if (p.kind.k === "relogin" && p.kind.room === room) this.pending.delete(key);
-    }
-    const r = this.rooms.get(room);
-    if (!r) return;
-    r.relogin = true;
-    const config = { ...r.config };
-    const token = r.token;
-    this.request(
-      (id) => {
-        const frame = { t: "login", id, room, config };
-        if (token !== void 0) frame.token = token;
-        return frame;
-      },
-      { k: "relogin", room },
-      void 0,
-      void 0
-    );
-  }
-  /** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
-  relogined(room, state, seq) {
-    const me = this.me();
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const view = viewFromState(state, me);
-    const old = r.view;
-    r.view = view;
-    r.phase = "ACTIVE";
-    r.relogin = false;
-    r.loginBySnapshot = false;
-    r.epoch = str(state.room_session);
-    r.seqRoom = num(seq.room);
-    r.seqUsers = num(seq.users);
-    this.report(room, "RECONNECTED", 0, NO_DATA());
-    for (const e of diffViews(old, view, room, me)) this.emit(e);
-    if (old.online !== view.online) {
-      this.emit({ type: "roomOnlineUserCountUpdate", room, count: view.online });
-    }
-    if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
-      this.windowEnd = void 0;
-    }
-    this.republish(room);
-    this.flush();
-  }
-  selfUser() {
-    return this.user ? { id: this.user.id, name: this.user.name } : { id: "", name: "" };
-  }
-  /** We are in `room` on the server but the app gave up on it: leave quietly. */
-  abandon(room) {
-    this.request((id) => ({ t: "logout", id, room }), { k: "abandon" }, void 0, void 0);
-  }
-  onError(now, f) {
-    const code = num(f.code);
-    const id = optNum(f.id);
-    if (id === void 0) {
-      this.onSessionError(now, code);
-      return;
-    }
-    const p = this.takeAnswered(id);
-    if (!p) return;
-    const k = p.kind;
-    switch (k.k) {
-      case "login":
-      case "switch": {
-        const room = k.k === "login" ? k.room : k.to;
-        if (this.rooms.get(room)?.phase === "LOGINING") {
-          this.removeRoom(room, "LOGIN_FAILED", code, NO_DATA(), code);
-        }
-        this.result(p.handle, code);
-        return;
-      }
-      case "relogin": {
-        const fail = ErrorCodes.RECONNECT_FAILED;
-        if (this.rooms.get(k.room)?.relogin) {
-          this.removeRoom(k.room, "RECONNECT_FAILED", fail, { code }, fail);
-        }
-        if (![...this.rooms.values()].some((x) => x.phase === "RECONNECTING")) {
-          this.windowEnd = void 0;
-        }
-        return;
-      }
-      case "logout":
-        if (code === ErrorCodes.NOT_IN_ROOM_LOGOUT) {
-          this.rooms.delete(k.room);
-          this.failRoomRequests(k.room, ErrorCodes.NOT_IN_ROOM);
-        }
-        this.report(k.room, "LOGOUT_FAILED", code, NO_DATA());
-        this.result(p.handle, code);
-        return;
-      case "republish":
-        this.rooms.get(k.room)?.own.delete(k.stream);
-        return;
-      case "abandon":
-        return;
-      default:
-        this.result(p.handle, code);
-    }
-  }
-  /** An `error` without `id`: the server refused `hello` or `resume`. */
-  onSessionError(now, code) {
-    if (this.conn.s !== "handshake") return;
-    if (this.session !== void 0) {
-      this.session = void 0;
-      this.directSeq = 0;
-      for (const p of this.pending.values()) p.sent = false;
-      this.sendHello();
-      return;
-    }
-    for (const room of this.roomIds()) {
-      const r = this.rooms.get(room);
-      if (r.phase === "LOGINING") {
-        this.removeRoom(room, "LOGIN_FAILED", code, NO_DATA(), code);
-      } else {
-        const fail = ErrorCodes.RECONNECT_FAILED;
-        this.removeRoom(room, "RECONNECT_FAILED", fail, { code }, fail);
-      }
-    }
-    for (const key of this.pendingKeys()) {
-      const p = this.pending.get(key);
-      this.pending.delete(key);
-      this.result(p.handle, code);
-    }
-    void now;
-    this.endSession(false);
-  }
-  onKicked(f) {
-    const room = str(f.room);
-    if (!this.rooms.has(room)) return;
-    const code = num(f.code);
-    const data = f.extended_data !== null && typeof f.extended_data === "object" && !Array.isArray(f.extended_data) ? f.extended_data : NO_DATA();
-    this.removeRoom(room, "KICK_OUT", code, data, code);
-  }
-  onSnapshot(f) {
-    const me = this.me();
-    const room = str(f.room);
-    const r = this.rooms.get(room);
-    if (!r) return;
-    const seq = obj(f.seq);
-    if (r.phase === "LOGINING" && r.loginBySnapshot) {
-      const key = this.pendingKeys().find((kk) => {
-        const k = this.pending.get(kk).kind;
-        return (k.k === "login" || k.k === "switch") && loginRoomOf(k) === room;
-      });
-      const p = key !== void 0 ? this.pending.get(key) : void 0;
-      if (key !== void 0) this.pending.delete(key);
-      this.logined(room, f, seq, p?.handle);
-      return;
-    }
-    if (r.relogin && r.loginBySnapshot) {
-      for (const [key, p] of this.pending) {
-        if (p.kind.k === "relogin" && p.kind.room === room) {
-          this.pending.delete(key);
-          break;
-        }
-      }
-      this.relogined(room, f, seq);
-      return;
-    }
-    if (r.phase !== "ACTIVE") return;
-    const view = viewFromState(f, me);
-    const old = r.view;
-    r.view = view;
-    r.epoch = str(f.room_session);
-    r.seqRoom = num(seq.room);
-    r.seqUsers = num(seq.users);
-    for (const e of diffViews(old, view, room, me)) this.emit(e);
-    if (old.online !== view.online) {
-      this.emit({ type: "roomOnlineUserCountUpdate", room, count: view.online });
-    }
-  }
-  onEvent(f) {
-    const me = this.me();
-    const room = str(f.room);
-    const seq = optNum(f.seq);
-    if (f.ch === "direct") {
-      if (seq !== void 0) {
-        if (seq <= this.directSeq) return;
-        this.directSeq = seq;
-      }
-      if (f.kind === "command" && this.rooms.has(room) && toUser(f.from).id !== me) {
-        this.emit({
-          type: "IMRecvCustomCommand",
-          room,
-          from: toUser(f.from),
-          command: str(f.command),
-          timeMs: num(f.time_ms)
-        });
-      }
-      return;
-    }
-    const r = this.rooms.get(room);
-    if (!r || r.phase !== "ACTIVE") return;
-    if ((f.ch === "room" || f.ch === "users") && seq !== void 0) {
-      const last = f.ch === "room" ? r.seqRoom : r.seqUsers;
-      if (seq <= last) return;
-      if (f.ch === "room") r.seqRoom = seq;
-      else r.seqUsers = seq;
-    }
-    const v = r.view;
-    switch (f.kind) {
-      case "user_add": {
-        const added = [];
-        for (const u of toUsers(f.users)) {
-          if (u.id === me) continue;
-          const known = v.users.has(u.id);
-          v.users.set(u.id, u);
-          if (!known) added.push(u);
-        }
-        if (added.length) this.emit({ type: "roomUserUpdate", room, updateType: "ADD", users: added });
-        return;
-      }
-      case "user_delete": {
-        const gone = [];
-        for (const u of toUsers(f.users)) {
-          if (u.id === me) continue;
-          const old = v.users.get(u.id);
-          if (old) {
-            v.users.delete(u.id);
-            gone.push(old);
-          }
-        }
-        if (gone.length) this.emit({ type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
-        return;
-      }
-      case "stream_add": {
-        const added = [];
-        for (const s of toStreams(f.streams)) {
-          const isNew = !v.streams.has(s.id);
-          v.streams.set(s.id, s);
-          if (isNew && s.user.id !== me) added.push(s);
-        }
-        if (added.length) {
-          this.emit({ type: "roomStreamUpdate", room, updateType: "ADD", streams: added, extendedData: {} });
-        }
-        return;
-      }
-      case "stream_delete": {
-        const gone = [];
-        for (const s of toStreams(f.streams)) {
-          const old = v.streams.get(s.id);
-          if (old) {
-            v.streams.delete(s.id);
-            if (old.user.id !== me) gone.push(old);
-          }
-        }
-        if (gone.length) {
-          this.emit({
-            type: "roomStreamUpdate",
-            room,
-            updateType: "DELETE",
-            streams: gone,
-            extendedData: { reason: num(f.reason) }
-          });
-        }
-        return;
-      }
-      case "stream_extra": {
-        const changed = [];
-        for (const s of toStreams(f.streams)) {
-          const old = v.streams.get(s.id);
-          if (old) v.streams.set(s.id, { ...old, extra: s.extra });
-          if (s.user.id !== me) changed.push(s);
-        }
-        if (changed.length) this.emit({ type: "roomStreamExtraInfoUpdate", room, streams: changed });
-        return;
-      }
-      case "room_extra": {
-        const item = toExtra(f);
-        if (item.user.id !== me) this.emit({ type: "roomExtraInfoUpdate", room, extra: [item] });
-        v.extra.set(item.key, item);
-        return;
-      }
-      // A replay carries the client's own events too (§9.3): they are counted (above), never
-      // reported.
-      case "broadcast":
-      case "barrage":
-        if (toUser(f.from).id === me) return;
-        this.emit({
-          type: f.kind === "broadcast" ? "IMRecvBroadcastMessage" : "IMRecvBarrageMessage",
-          room,
-          from: toUser(f.from),
-          message: str(f.message),
-          messageId: str(f.message_id),
-          timeMs: num(f.time_ms)
-        });
-        return;
-      case "command":
-        if (toUser(f.from).id === me) return;
-        this.emit({
-          type: "IMRecvCustomCommand",
-          room,
-          from: toUser(f.from),
-          command: str(f.command),
-          timeMs: num(f.time_ms)
-        });
-        return;
-      case "online": {
-        const count = num(f.count);
-        if (v.online !== count) {
-          v.online = count;
-          this.emit({ type: "roomOnlineUserCountUpdate", room, count });
-        }
-        return;
-      }
-      default:
-        return;
-    }
+    maybeEnd(m);
   }
 };
 
@@ -1307,7 +1687,6 @@ var ParlorEngine = class {
     this.handlers = /* @__PURE__ */ new Map();
     this.waiting = /* @__PURE__ */ new Map();
     this.roomOrder = [];
-    this.streamRooms = /* @__PURE__ */ new Map();
     this.nextHandle = 1;
     this.ws = null;
     this.timer = void 0;
@@ -1369,14 +1748,14 @@ var ParlorEngine = class {
    * @param config - login settings
    * @returns true when logged in
    */
-  loginRoom(roomID, token, user, config = {}) {
+  loginRoom(roomID, token, user2, config = {}) {
     const handle = this.newHandle();
     if (!this.roomOrder.includes(roomID)) this.roomOrder.push(roomID);
     const p = this.wait(handle).then((r) => r.errorCode === 0);
     this.call(
       (now) => this.core.loginRoom(now, {
         room: roomID,
-        user: { id: user.userID, name: user.userName ?? "" },
+        user: { id: user2.userID, name: user2.userName ?? "" },
         token,
         config: { maxMemberCount: config.maxMemberCount, userUpdate: config.userUpdate },
         handle
@@ -1458,7 +1837,6 @@ var ParlorEngine = class {
   startPublishingStream(streamID, config = {}) {
     const room = config.roomID ?? this.defaultRoom();
     if (room === void 0) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
-    this.streamRooms.set(streamID, room);
     const handle = this.newHandle();
     const p = this.wait(handle);
     this.call(
@@ -1468,9 +1846,8 @@ var ParlorEngine = class {
   }
   /** Stops publishing a stream. */
   stopPublishingStream(streamID) {
-    const room = this.core.roomOfOwnStream(streamID) ?? this.streamRooms.get(streamID);
+    const room = this.core.roomOfOwnStream(streamID);
     if (room === void 0) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
-    this.streamRooms.delete(streamID);
     const handle = this.newHandle();
     const p = this.wait(handle);
     this.call((now) => this.core.unpublish(now, { room, stream: streamID, handle }));
@@ -1478,7 +1855,7 @@ var ParlorEngine = class {
   }
   /** Sets a published stream's extra info (others get `roomStreamExtraInfoUpdate`). */
   setStreamExtraInfo(streamID, extraInfo) {
-    const room = this.core.roomOfOwnStream(streamID) ?? this.streamRooms.get(streamID);
+    const room = this.core.roomOfOwnStream(streamID);
     if (room === void 0) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
     const handle = this.newHandle();
     const p = this.wait(handle);
@@ -1496,26 +1873,26 @@ var ParlorEngine = class {
     return p;
   }
   /** Sends a broadcast message to the room; resolves with its `messageID`. */
-  sendBroadcastMessage(roomID, message) {
-    return this.message("broadcast", roomID, message);
+  sendBroadcastMessage(roomID, message2) {
+    return this.message("broadcast", roomID, message2);
   }
   /** Sends a barrage message to the room; resolves with its `messageID`. */
-  sendBarrageMessage(roomID, message) {
-    return this.message("barrage", roomID, message);
+  sendBarrageMessage(roomID, message2) {
+    return this.message("barrage", roomID, message2);
   }
   /**
    * Sends a custom command to some users of the room (an empty list: everyone else in it).
    */
-  sendCustomCommand(roomID, command, toUserIDs = []) {
+  sendCustomCommand(roomID, command2, toUserIDs = []) {
     const handle = this.newHandle();
     const p = this.wait(handle);
-    this.call((now) => this.core.command(now, { room: roomID, to: toUserIDs, command, handle }));
+    this.call((now) => this.core.command(now, { room: roomID, to: toUserIDs, command: command2, handle }));
     return p;
   }
-  message(kind, roomID, message) {
+  message(kind, roomID, message2) {
     const handle = this.newHandle();
     const p = this.wait(handle);
-    this.call((now) => this.core.message(now, { kind, room: roomID, message, handle }));
+    this.call((now) => this.core.message(now, { kind, room: roomID, message: message2, handle }));
     return p;
   }
   // ------------------------------------------------------------------ lifecycle
@@ -1641,7 +2018,7 @@ var ParlorEngine = class {
     ws.onerror = () => {
     };
   }
-  closeSocket(code = 1e3, reason = "") {
+  closeSocket(code = CloseCodes.NORMAL, reason = "") {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
@@ -1706,11 +2083,31 @@ var ParlorEngine = class {
 export {
   BACKOFF_BASE_MS,
   BACKOFF_CAP_MS,
+  CloseCodes,
+  DURATION_BOUNDS,
   ErrorCodes,
+  NO_DATA,
   ParlorCore,
   ParlorEngine,
+  addLoginingRoom,
+  anyAway,
   backoffCeilingMs,
   backoffDelayMs,
+  clampHeartbeatMs,
+  decodeServerFrame,
+  decodeServerValue,
+  emit,
+  flush,
+  forgetRoom,
+  me,
   parlorWebSocketURL,
+  report,
+  request,
+  result,
+  roomIds,
+  roomsWhere,
+  selfUser,
+  send,
+  stopWindowIfBack,
   wireConfig
 };

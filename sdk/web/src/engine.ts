@@ -6,7 +6,7 @@
  */
 
 import { ParlorCore } from './core.js';
-import { CoreEvent, CoreOutput, ErrorCodes, RoomExtraInfo, Stream, User } from './types.js';
+import { CloseCodes, CoreEvent, CoreOutput, ErrorCodes, RoomExtraInfo, Stream, User } from './types.js';
 
 /** The room states an app sees in `roomStateChanged` (protocol §7; `KICK_OUT` is `KICKOUT`). */
 export type RoomStateChangedReason =
@@ -216,7 +216,6 @@ export class ParlorEngine {
   private readonly handlers = new Map<string, Set<Handler>>();
   private readonly waiting = new Map<number, (r: ParlorResult) => void>();
   private readonly roomOrder: string[] = [];
-  private readonly streamRooms = new Map<string, string>();
   private nextHandle = 1;
   private ws: WebSocketLike | null = null;
   private timer: unknown = undefined;
@@ -407,7 +406,6 @@ export class ParlorEngine {
   ): Promise<ParlorResult> {
     const room = config.roomID ?? this.defaultRoom();
     if (room === undefined) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
-    this.streamRooms.set(streamID, room);
     const handle = this.newHandle();
     const p = this.wait(handle);
     this.call((now) =>
@@ -418,9 +416,8 @@ export class ParlorEngine {
 
   /** Stops publishing a stream. */
   stopPublishingStream(streamID: string): Promise<ParlorResult> {
-    const room = this.core.roomOfOwnStream(streamID) ?? this.streamRooms.get(streamID);
+    const room = this.core.roomOfOwnStream(streamID);
     if (room === undefined) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
-    this.streamRooms.delete(streamID);
     const handle = this.newHandle();
     const p = this.wait(handle);
     this.call((now) => this.core.unpublish(now, { room, stream: streamID, handle }));
@@ -429,7 +426,7 @@ export class ParlorEngine {
 
   /** Sets a published stream's extra info (others get `roomStreamExtraInfoUpdate`). */
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<ParlorResult> {
-    const room = this.core.roomOfOwnStream(streamID) ?? this.streamRooms.get(streamID);
+    const room = this.core.roomOfOwnStream(streamID);
     if (room === undefined) return Promise.resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
     const handle = this.newHandle();
     const p = this.wait(handle);
@@ -615,7 +612,7 @@ export class ParlorEngine {
     };
   }
 
-  private closeSocket(code = 1000, reason = ''): void {
+  private closeSocket(code: number = CloseCodes.NORMAL, reason = ''): void {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;

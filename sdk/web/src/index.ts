@@ -12,5 +12,6 @@
  */
 export * from './types.js';
 export * from './backoff.js';
+export * from './decode.js';
 export * from './core.js';
 export * from './engine.js';

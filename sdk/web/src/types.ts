@@ -75,7 +75,7 @@ export interface Ack {
 /** A frame the client sends (`t` tagged). Request frames carry `id`. */
 export type ClientFrame = { t: string; id?: number; [field: string]: unknown };
 
-/** A frame the server sends (`t` tagged); fields are read defensively. */
+/** A frame the server sends (`t` tagged), before decoding (see `decode.ts`). */
 export type ServerFrame = { t: string; [field: string]: unknown };
 
 /** Room state reasons as the core (and the scenario files) spell them. */
@@ -132,9 +132,37 @@ export type CoreOutput =
   | { send: ClientFrame }
   | { event: CoreEvent };
 
+/**
+ * The WebSocket close codes of the protocol (the names and values of `parlor_protocol::close_code`).
+ * The client treats every close as a lost connection; these name the ones it sends and sees.
+ */
+export const CloseCodes = {
+  /** Normal, after `bye`. */
+  NORMAL: 1000,
+  /** The session went offline or its connection was replaced by a resume. */
+  GOING_AWAY: 1001,
+  /** A binary frame arrived: the protocol is text only. */
+  UNSUPPORTED: 1003,
+  /** A malformed frame (error 1000001). */
+  INVALID_DATA: 1007,
+  /** Policy: a bad `hello` or `resume`, or failed authentication. */
+  POLICY: 1008,
+  /** A frame over the server's size limit. */
+  TOO_BIG: 1009,
+  /** The client did not read its frames fast enough. */
+  SLOW_CONSUMER: 4008,
+  /** The session was kicked out of every room it was in. */
+  KICKED: 4009,
+  /** The server is shutting down. */
+  SHUTDOWN: 4010,
+} as const;
+
 /** Error codes the client itself produces (protocol §8). */
 export const ErrorCodes = {
   SUCCESS: 0,
+  MALFORMED_FRAME: 1000001,
+  UNKNOWN_TYPE: 1000002,
+  INVALID_FIELD: 1000003,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,

@@ -44,7 +44,7 @@ function harness(opts = {}) {
       core.loginRoom(h.now, { room, user: U1, token: 't', handle });
       if (core.pollTimeout() !== undefined && h.take().some((o) => o.connect)) {
         core.handleOpened(h.now);
-        h.recv({ t: 'welcome', session: 's1', resume_token: 'rt1', heartbeat_ms: 10000 });
+        h.recv({ t: 'welcome', session: 's1', resume_token: 'rt1', heartbeat_ms: 10000, session_timeout_ms: 90000, retention_ms: 1200000, server_time_ms: 0 });
       }
       const login = h.sends('login').at(-1);
       h.recv({
@@ -279,4 +279,28 @@ test('requests for a room the client is not in fail at once with 1009005', () =>
     call();
     assert.deepEqual(h.take(), [{ event: { type: 'result', handle: 5, errorCode: 1009005 } }]);
   }
+});
+
+test('the room of an own stream is known from the publish call until the stop', () => {
+  const h = harness();
+  h.login();
+  assert.equal(h.core.roomOfOwnStream('s1'), undefined);
+  h.core.publish(h.now, { room: 'r1', stream: 's1', handle: 2 });
+  assert.equal(h.core.roomOfOwnStream('s1'), 'r1', 'sent, not yet answered');
+  const pub = h.sends('publish').at(-1);
+  h.recv({ t: 'ok', id: pub.id, room: 'r1', seq: { room: 4 } });
+  assert.equal(h.core.roomOfOwnStream('s1'), 'r1');
+  h.core.unpublish(h.now, { room: 'r1', stream: 's1', handle: 3 });
+  assert.equal(h.core.roomOfOwnStream('s1'), undefined);
+});
+
+test('frames are decoded strictly: one that Rust refuses changes nothing', () => {
+  const h = harness();
+  h.login();
+  assert.equal(h.core.handleFrame(h.now, { t: 'kicked', room: 'r1' }), false, 'no code');
+  assert.equal(h.core.handleText(h.now, '{"t":"event","room":"r1","kind":"online","count":-1}'), false);
+  assert.deepEqual(h.take(), []);
+  assert.deepEqual(h.core.roomIds(), ['r1']);
+  assert.equal(h.core.handleFrame(h.now, { t: 'kicked', room: 'r1', code: 1002055 }), true);
+  assert.equal(h.events('roomStateChanged')[0].reason, 'KICK_OUT');
 });

@@ -252,7 +252,7 @@ test('a throwing handler does not break the engine', async () => {
     });
     const p = s.engine.loginRoom('r1', 't', { userID: 'u1' });
     s.sockets[0].open();
-    s.sockets[0].push({ t: 'welcome', session: 'S', resume_token: 'R', heartbeat_ms: 10000 });
+    s.sockets[0].push({ t: 'welcome', session: 'S', resume_token: 'R', heartbeat_ms: 10000, session_timeout_ms: 90000, retention_ms: 1200000, server_time_ms: 0 });
     const id = s.sockets[0].last('login').id;
     s.sockets[0].push({ t: 'ok', id, room: 'r1', users: [], streams: [], extra: [], online: 1, seq: {}, room_session: 'x' });
     assert.equal(await p, true);

@@ -2,7 +2,7 @@
 //
 // runScenario(scenario) throws an Error naming the step on the first mismatch; it returns the
 // number of `expect` steps checked.
-import { ParlorCore } from '../dist/parlor.js';
+import { ParlorCore, decodeServerFrame } from '../dist/parlor.js';
 
 const MAX_FIRES = 100_000;
 
@@ -130,11 +130,21 @@ export function runScenario(sc) {
       if ('do' in step) doCommand(core, now, step);
       else if ('opened' in step) core.handleOpened(now);
       else if ('closed' in step) core.handleClosed(now, step.code);
-      else if ('recv' in step) {
-        // Through the text path, as a frame arrives from a WebSocket.
-        if (!core.handleText(now, JSON.stringify(substitute(step.recv, ids)))) {
-          throw new Error('recv frame is not a JSON object with a string "t"');
+      else if ('recv' in step || 'recv_text' in step) {
+        // Through the text path, as a frame arrives from a WebSocket. `recv` is a frame as JSON,
+        // `recv_text` the exact text of one. Without `rejected` the frame must decode; with it,
+        // the decoder must refuse it for that reason (and the core then ignores it).
+        const text = 'recv' in step ? JSON.stringify(substitute(step.recv, ids)) : step.recv_text;
+        if (typeof text !== 'string') throw new Error('recv_text must be a string');
+        const got = decodeServerFrame(text).error?.kind;
+        const applied = core.handleText(now, text);
+        if (got !== step.rejected) {
+          throw new Error(
+            `frame ${text}: expected ${step.rejected ? `rejection as ${step.rejected}` : 'it to decode'}, ` +
+              `got ${got ? `rejection as ${got}` : 'it decoded'}`,
+          );
         }
+        if (applied !== (got === undefined)) throw new Error(`frame ${text}: handleText disagrees with the decoder`);
       }
       else if ('advance' in step) {
         const target = now + step.advance;
@@ -149,6 +159,7 @@ export function runScenario(sc) {
         }
         now = target;
       } else if ('online' in step) core.handleNetworkOnline(now);
+      else if ('destroy' in step) core.shutdown(now);
       else throw new Error('unknown step');
       drain();
     } catch (e) {
@@ -156,5 +167,11 @@ export function runScenario(sc) {
       throw e;
     }
   });
+  // Every output must be accounted for: a scenario ends with an `expect` of what the last steps
+  // produced (possibly `[]`).
+  drain();
+  if (outputs.length > 0) {
+    throw new Error(`${sc.name ?? 'scenario'}: outputs left unchecked after the last step: ${JSON.stringify(outputs)}`);
+  }
   return checked;
 }

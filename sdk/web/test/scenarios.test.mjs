@@ -30,3 +30,12 @@ for (const file of files) {
     assert.ok(checked > 0, `${file}: no expect step`);
   });
 }
+
+test('outputs left unchecked after the last step fail a scenario', () => {
+  const login = { do: 'login_room', room: 'r1', user: { id: 'u1' }, token: 't', handle: 1 };
+  assert.throws(() => runScenario({ name: 'x', steps: [login] }), /left unchecked/);
+  const expect = { expect: [{ event: { reason: 'LOGINING' } }, { connect: true }] };
+  assert.equal(runScenario({ name: 'x', steps: [login, expect] }), 1);
+  const wrong = { recv_text: '{', rejected: 'invalid_field' };
+  assert.throws(() => runScenario({ name: 'x', steps: [login, wrong] }), /rejection as malformed/);
+});

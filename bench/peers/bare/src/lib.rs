@@ -6,6 +6,7 @@
 //! Each connection has a reader (this task) and a writer task draining an unbounded queue, like
 //! Parlor's outbox; a broadcast clones one reference-counted frame into every queue.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::collections::HashMap;

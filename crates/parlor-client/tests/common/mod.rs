@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parlor_client::{Connector, Engine, EngineConfig, Event, RoomConfig, RoomStateReason, UpdateType, User};
 use parlor_protocol::token::{self, Claims};
+use parlor_protocol::ErrorCode;
 use parlor_server::memory::{Link, MemoryServer};
 use parlor_server::ServerConfig;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -129,7 +130,7 @@ impl Client {
             )
             .await;
         match e {
-            Event::RoomStateChanged { error_code, .. } => (t, error_code),
+            Event::RoomStateChanged { error_code, .. } => (t, error_code.map_or(0, ErrorCode::code)),
             _ => unreachable!(),
         }
     }
@@ -139,7 +140,9 @@ impl Client {
         self.log[from..]
             .iter()
             .filter_map(|(_, e)| match e {
-                Event::RoomStateChanged { reason, error_code, .. } => Some((*reason, *error_code)),
+                Event::RoomStateChanged { reason, error_code, .. } => {
+                    Some((*reason, error_code.map_or(0, ErrorCode::code)))
+                }
                 _ => None,
             })
             .collect()

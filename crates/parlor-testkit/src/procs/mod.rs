@@ -122,14 +122,17 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// Send `signal` to a child process; `Err` if it is already reaped or the kernel refuses.
+/// Through the `kill` program, so that this crate needs no `unsafe`.
 pub(crate) fn signal(child: &Child, signal: libc::c_int) -> std::io::Result<()> {
-    let pid = libc::pid_t::try_from(child.id()).map_err(std::io::Error::other)?;
-    // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own unreaped child, so
-    // it cannot have been recycled for another process.
-    if unsafe { libc::kill(pid, signal) } == 0 {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::last_os_error())
+        Err(std::io::Error::other(format!("kill -{signal} {} failed", child.id())))
     }
 }
 

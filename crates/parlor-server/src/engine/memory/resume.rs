@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use parlor_protocol::{Ack, ResumeDone, Resumed as ResumedFrame, ServerFrame, Snapshot};
+use parlor_protocol::{Ack, ResumeDone, ResumeOutcome, Resumed as ResumedFrame, ServerFrame, Snapshot};
 use tokio::time::Instant;
 
 use super::state::{random_id, RoomKey, State};
@@ -71,10 +71,12 @@ impl State {
                 room_ids.push(r.clone());
             }
         }
+        // By room id, as the Redis engine does: the same replay order on every engine.
+        room_ids.sort();
         for room_id in room_ids {
             if !s.rooms.contains_key(&room_id) {
                 if let Some(code) = s.kicked.get(&room_id) {
-                    rooms.insert(room_id.clone(), format!("kicked:{code}"));
+                    rooms.insert(room_id.clone(), ResumeOutcome::Kicked(*code));
                 }
                 continue;
             }
@@ -93,11 +95,11 @@ impl State {
             });
             match replay {
                 Some(events) => {
-                    rooms.insert(room_id.clone(), "replay".to_string());
+                    rooms.insert(room_id.clone(), ResumeOutcome::Replay);
                     frames.extend(events);
                 }
                 None => {
-                    rooms.insert(room_id.clone(), "snapshot".to_string());
+                    rooms.insert(room_id.clone(), ResumeOutcome::Snapshot);
                     let missed_messages = match ack.rooms.get(&room_id) {
                         Some(a) if a.epoch == room.epoch => room.room_log.lost_messages_after(a.room),
                         _ => room.room_log.had_messages(),
@@ -123,7 +125,7 @@ impl State {
         });
         if let Some(s) = self.sessions.get_mut(&key) {
             for (room, outcome) in &rooms {
-                if outcome.starts_with("kicked:") {
+                if matches!(outcome, ResumeOutcome::Kicked(_)) {
                     s.kicked.remove(room);
                 }
             }

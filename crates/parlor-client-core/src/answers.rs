@@ -1,0 +1,191 @@
+//! The answers to requests: `ok` and `error` with an `id`, and what each does to the rooms.
+
+use parlor_protocol::{ClientFrame, ErrorCode, ErrorFrame, Logout, OkFrame, RoomState, Seqs, Stream};
+use serde_json::{json, Value};
+
+use crate::core::{no_data, Core};
+use crate::event::RoomStateReason;
+use crate::requests::{Kind, Pending, Wire};
+use crate::timer::Timer;
+use crate::view::RoomView;
+
+impl Core {
+    pub(crate) fn on_ok(&mut self, ok: OkFrame) {
+        let Some(p) = self.requests.take_answered(ok.id) else {
+            tracing::debug!(id = ok.id, "ok for no request");
+            return;
+        };
+        match p.kind {
+            Kind::Login { room } | Kind::Switch { to: room } => {
+                if !self.rooms.get(&room).is_some_and(|r| r.phase().is_logining()) {
+                    self.abandon(room);
+                    return;
+                }
+                let state = ok.room_state().unwrap_or_default();
+                self.logined(&room, &state, &ok.seq, p.handle);
+            }
+            Kind::Relogin { room } => {
+                if !self.rooms.get(&room).is_some_and(|r| r.phase().is_relogining()) {
+                    self.abandon(room);
+                    return;
+                }
+                let state = ok.room_state().unwrap_or_default();
+                self.relogined(&room, &state, &ok.seq);
+            }
+            Kind::Logout { room } => {
+                self.forget_room(&room);
+                self.fail_room_requests(&room, ErrorCode::NotInRoom.code());
+                self.report(&room, RoomStateReason::Logout, 0, no_data());
+                self.result(p.handle, 0, None);
+            }
+            Kind::Publish { room, stream, extra } => {
+                self.saw_seqs(Some(&room), &ok.seq);
+                let user = self.user.clone().unwrap_or_default();
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.own.insert(stream.clone(), extra.clone());
+                    r.view.streams.insert(stream.clone(), Stream { id: stream, user, extra });
+                }
+                self.result(p.handle, 0, None);
+            }
+            Kind::Republish { room, stream } => {
+                self.saw_seqs(Some(&room), &ok.seq);
+                let user = self.user.clone().unwrap_or_default();
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if let Some(extra) = r.own.get(&stream).cloned() {
+                        r.view.streams.insert(stream.clone(), Stream { id: stream, user, extra });
+                    }
+                }
+            }
+            Kind::Unpublish { room, stream } => {
+                self.saw_seqs(Some(&room), &ok.seq);
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.view.streams.remove(&stream);
+                }
+                self.result(p.handle, 0, None);
+            }
+            Kind::StreamExtra { room, stream, extra } => {
+                self.saw_seqs(Some(&room), &ok.seq);
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    if let Some(e) = r.own.get_mut(&stream) {
+                        *e = extra.clone();
+                    }
+                    if let Some(s) = r.view.streams.get_mut(&stream) {
+                        s.extra = extra;
+                    }
+                }
+                self.result(p.handle, 0, None);
+            }
+            Kind::RenewToken { token } => {
+                self.token = token.clone();
+                for r in self.rooms.values_mut() {
+                    r.token = Some(token.clone());
+                }
+                self.result(p.handle, 0, None);
+            }
+            Kind::QuietLogout => {}
+            Kind::Abandoned { room } => self.abandon(room),
+            Kind::Plain => {
+                let room = ok.room.clone().or_else(|| p.needs_room.clone());
+                self.saw_seqs(room.as_deref(), &ok.seq);
+                self.result(p.handle, 0, ok.message_id);
+            }
+        }
+    }
+
+    pub(crate) fn on_error(&mut self, e: ErrorFrame) {
+        let Some(id) = e.id else {
+            self.on_session_error(e);
+            return;
+        };
+        let Some(p) = self.requests.take_answered(id) else {
+            return;
+        };
+        match p.kind {
+            Kind::Login { room } | Kind::Switch { to: room } => {
+                if self.rooms.get(&room).is_some_and(|r| r.phase().is_logining()) {
+                    self.remove_room(&room, RoomStateReason::LoginFailed, e.code, no_data(), e.code);
+                }
+                self.result(p.handle, e.code, None);
+            }
+            Kind::Relogin { room } => {
+                let code = ErrorCode::ReconnectFailed.code();
+                if self.rooms.get(&room).is_some_and(|r| r.phase().is_relogining()) {
+                    self.remove_room(&room, RoomStateReason::ReconnectFailed, code, json!({"code": e.code}), code);
+                }
+                self.stop_window_if_back();
+            }
+            Kind::Logout { room } => {
+                if e.code == ErrorCode::NotInRoomLogout.code() {
+                    self.forget_room(&room);
+                    self.fail_room_requests(&room, ErrorCode::NotInRoom.code());
+                }
+                self.report(&room, RoomStateReason::LogoutFailed, e.code, no_data());
+                self.result(p.handle, e.code, None);
+            }
+            Kind::Republish { room, stream } => {
+                tracing::warn!(room, stream, code = e.code, "re-publish refused");
+                if let Some(r) = self.rooms.get_mut(&room) {
+                    r.own.remove(&stream);
+                }
+            }
+            Kind::QuietLogout => {}
+            _ => self.result(p.handle, e.code, None),
+        }
+    }
+
+    /// Raise the acks to the seqs an `ok` names: `room`'s channels and the direct channel.
+    pub(crate) fn saw_seqs(&mut self, room: Option<&str>, seq: &Seqs) {
+        if let Some(r) = room.and_then(|r| self.rooms.get_mut(r)) {
+            r.saw_seqs(seq);
+        }
+        if let Some(n) = seq.direct {
+            self.direct_seq = self.direct_seq.max(n);
+        }
+    }
+
+    /// A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then what the
+    /// room holds.
+    pub(crate) fn logined(&mut self, room: &str, state: &RoomState, seq: &Seqs, handle: Option<u64>) {
+        let me = self.me();
+        let view = RoomView::from_state(state, &me);
+        self.timers.stop(&Timer::Login(room.to_string()));
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.entered(state, seq, view.clone());
+        }
+        self.report(room, RoomStateReason::Logined, 0, json!({"room_session_id": state.room_session}));
+        for e in view.initial_events(room, &me) {
+            self.emit(e);
+        }
+        self.result(handle, 0, None);
+        self.flush();
+    }
+
+    /// We are in `room` on the server but the app gave up on it: leave quietly.
+    pub(crate) fn abandon(&mut self, room: String) {
+        self.request(ClientFrame::Logout(Logout { id: 0, room }), Kind::QuietLogout, None, None);
+    }
+
+    /// Fail every request that needs `room` (and a login for it), with `code`.
+    pub(crate) fn fail_room_requests(&mut self, room: &str, code: u32) {
+        let failed =
+            self.requests.take_where(|p| p.needs_room.as_deref() == Some(room) || p.kind.login_room() == Some(room));
+        for (key, p) in failed {
+            let in_flight = matches!(p.wire, Wire::InFlight(_));
+            self.result(p.handle, code, None);
+            if p.kind.login_room().is_some() && in_flight {
+                // The server may still put us in the room: keep it, without a handle, so that
+                // its `ok` is answered with a logout.
+                let kind = Kind::Abandoned { room: room.to_string() };
+                self.requests.put_back(key, Pending { handle: None, kind, ..p });
+            }
+        }
+    }
+
+    /// `room` is gone for the app: report `reason` / `code` / `data`, fail its requests with
+    /// `fail_code`.
+    pub(crate) fn remove_room(&mut self, room: &str, reason: RoomStateReason, code: u32, data: Value, fail_code: u32) {
+        self.forget_room(room);
+        self.report(room, reason, code, data);
+        self.fail_room_requests(room, fail_code);
+    }
+}

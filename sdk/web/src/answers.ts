@@ -1,0 +1,216 @@
+/**
+ * The answers to requests: `ok` and `error` with an `id`, and what each does to the rooms (as the
+ * Rust core's `answers.rs`).
+ *
+ * @packageDocumentation
+ */
+
+import { CoreRoomStateReason, ErrorCodes, WireSeqs } from './types.js';
+import { DecodedFrame, WireRoomState } from './decode.js';
+import {
+  Machine,
+  NO_DATA,
+  emit,
+  flush,
+  forgetRoom,
+  me,
+  report,
+  request,
+  result,
+  selfUser,
+  stopWindowIfBack,
+} from './core.js';
+import { onSessionError } from './connection.js';
+import { isLogining, isRelogining } from './room.js';
+import { loginRoomOf } from './requests.js';
+import { relogined } from './resume.js';
+import { diffViews, emptyView, viewFromState } from './view.js';
+
+/** The state of a login `ok` without one: nothing, no epoch. */
+function noState(): WireRoomState {
+  return { streams: [], extra: [], online: 0, room_session: '' };
+}
+
+export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
+  const p = m.requests.takeAnswered(f.id);
+  if (!p) return;
+  const seq = f.seq;
+  const k = p.kind;
+  switch (k.k) {
+    case 'login':
+    case 'switch': {
+      const room = k.k === 'login' ? k.room : k.to;
+      const r = m.rooms.get(room);
+      if (!r || !isLogining(r.phase)) {
+        abandon(m, room);
+        return;
+      }
+      logined(m, room, f.state ?? noState(), seq, p.handle);
+      return;
+    }
+    case 'relogin': {
+      const r = m.rooms.get(k.room);
+      if (!r || !isRelogining(r.phase)) {
+        abandon(m, k.room);
+        return;
+      }
+      relogined(m, k.room, f.state ?? noState(), seq);
+      return;
+    }
+    case 'logout':
+      forgetRoom(m, k.room);
+      failRoomRequests(m, k.room, ErrorCodes.NOT_IN_ROOM);
+      report(m, k.room, 'LOGOUT', 0, NO_DATA());
+      result(m, p.handle, 0);
+      return;
+    case 'publish': {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      if (r) {
+        r.own.set(k.stream, k.extra);
+        r.view.streams.set(k.stream, { id: k.stream, user: selfUser(m), extra: k.extra });
+      }
+      result(m, p.handle, 0);
+      return;
+    }
+    case 'republish': {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      const extra = r?.own.get(k.stream);
+      if (r && extra !== undefined) r.view.streams.set(k.stream, { id: k.stream, user: selfUser(m), extra });
+      return;
+    }
+    case 'unpublish':
+      sawSeqs(m, k.room, seq);
+      m.rooms.get(k.room)?.view.streams.delete(k.stream);
+      result(m, p.handle, 0);
+      return;
+    case 'stream_extra': {
+      sawSeqs(m, k.room, seq);
+      const r = m.rooms.get(k.room);
+      if (r) {
+        if (r.own.has(k.stream)) r.own.set(k.stream, k.extra);
+        const s = r.view.streams.get(k.stream);
+        if (s) r.view.streams.set(k.stream, { ...s, extra: k.extra });
+      }
+      result(m, p.handle, 0);
+      return;
+    }
+    case 'renew_token':
+      m.token = k.token;
+      for (const r of m.rooms.values()) r.token = k.token;
+      result(m, p.handle, 0);
+      return;
+    case 'quiet_logout':
+      return;
+    case 'abandoned':
+      abandon(m, k.room);
+      return;
+    case 'plain':
+      sawSeqs(m, f.room ?? p.needsRoom, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
+  }
+}
+
+export function onError(m: Machine, f: DecodedFrame & { t: 'error' }): void {
+  const code = f.code;
+  if (f.id === undefined) {
+    onSessionError(m, code);
+    return;
+  }
+  const p = m.requests.takeAnswered(f.id);
+  if (!p) return;
+  const k = p.kind;
+  switch (k.k) {
+    case 'login':
+    case 'switch': {
+      const room = k.k === 'login' ? k.room : k.to;
+      const r = m.rooms.get(room);
+      if (r && isLogining(r.phase)) removeRoom(m, room, 'LOGIN_FAILED', code, NO_DATA(), code);
+      result(m, p.handle, code);
+      return;
+    }
+    case 'relogin': {
+      const fail = ErrorCodes.RECONNECT_FAILED;
+      const r = m.rooms.get(k.room);
+      if (r && isRelogining(r.phase)) removeRoom(m, k.room, 'RECONNECT_FAILED', fail, { code }, fail);
+      stopWindowIfBack(m);
+      return;
+    }
+    case 'logout':
+      if (code === ErrorCodes.NOT_IN_ROOM_LOGOUT) {
+        forgetRoom(m, k.room);
+        failRoomRequests(m, k.room, ErrorCodes.NOT_IN_ROOM);
+      }
+      report(m, k.room, 'LOGOUT_FAILED', code, NO_DATA());
+      result(m, p.handle, code);
+      return;
+    case 'republish':
+      // Refused (e.g. 1003025): the stream is no longer ours to publish.
+      m.rooms.get(k.room)?.own.delete(k.stream);
+      return;
+    case 'quiet_logout':
+      return;
+    default:
+      result(m, p.handle, code);
+  }
+}
+
+/** Raises the acks to the seqs an `ok` names: `room`'s channels and the direct channel. */
+export function sawSeqs(m: Machine, room: string | undefined, seq: WireSeqs): void {
+  if (room !== undefined) m.rooms.get(room)?.sawSeqs(seq);
+  if (seq.direct !== undefined) m.directSeq = Math.max(m.directSeq, seq.direct);
+}
+
+/** A login succeeded (by its `ok`, or by the snapshot of a resume): LOGINED, then the room. */
+export function logined(
+  m: Machine,
+  room: string,
+  state: WireRoomState,
+  seq: WireSeqs,
+  handle: number | undefined,
+): void {
+  const id = me(m);
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const view = viewFromState(state, id);
+  m.timers.stop({ login: room });
+  r.entered(state, seq, view);
+  report(m, room, 'LOGINED', 0, { room_session_id: r.epoch });
+  for (const e of diffViews(emptyView(), view, room, id)) emit(m, e);
+  result(m, handle, 0);
+  flush(m);
+}
+
+/** We are in `room` on the server but the app gave up on it: leave quietly. */
+export function abandon(m: Machine, room: string): void {
+  request(m, { t: 'logout', id: 0, room }, { k: 'quiet_logout' }, undefined, undefined);
+}
+
+/** Fails every request that needs `room` (and a login for it) with `code`. */
+export function failRoomRequests(m: Machine, room: string, code: number): void {
+  const failed = m.requests.takeWhere((p) => p.needsRoom === room || loginRoomOf(p.kind) === room);
+  for (const [key, p] of failed) {
+    result(m, p.handle, code);
+    if (loginRoomOf(p.kind) !== undefined && p.wire.w === 'inFlight') {
+      // The server may still put us in the room: keep it without a handle, so that its `ok` is
+      // answered with a logout.
+      m.requests.putBack(key, { ...p, handle: undefined, kind: { k: 'abandoned', room } });
+    }
+  }
+}
+
+/** `room` is gone for the app: reports `reason` / `code` / `data`, fails its requests with `failCode`. */
+export function removeRoom(
+  m: Machine,
+  room: string,
+  reason: CoreRoomStateReason,
+  code: number,
+  data: Record<string, unknown>,
+  failCode: number,
+): void {
+  forgetRoom(m, room);
+  report(m, room, reason, code, data);
+  failRoomRequests(m, room, failCode);
+}

@@ -1,0 +1,176 @@
+/**
+ * Getting the rooms back after a cut: the acks of `resume` and `ping`, `resumed`, snapshots (and
+ * their diff against what the app knew), fresh logins for rooms the server lost, and publishing
+ * again the app's streams the server no longer has (as the Rust core's `resume.rs`).
+ *
+ * @packageDocumentation
+ */
+
+import { Ack, ClientFrame, WireSeqs } from './types.js';
+import { DecodedFrame, WireRoomState } from './decode.js';
+import {
+  Machine,
+  NO_DATA,
+  emit,
+  flush,
+  me,
+  report,
+  request,
+  roomIds,
+  roomsWhere,
+  stopWindowIfBack,
+} from './core.js';
+import { startHeartbeat } from './connection.js';
+import { Room, answeredBySnapshot, isAway, isIn, isLoggingIn, isLogining, isRelogining } from './room.js';
+import { loginRoomOf, touchesStream } from './requests.js';
+import { abandon, logined, removeRoom } from './answers.js';
+import { RoomView, byKey, diffViews, viewFromState } from './view.js';
+
+/**
+ * What the client has applied: the direct channel's seq and, per room it was in, the epoch and
+ * the seqs of its channels.
+ */
+export function ack(m: Machine): Ack {
+  const rooms: Ack['rooms'] = {};
+  for (const id of roomIds(m)) {
+    const r = m.rooms.get(id) as Room;
+    if (isLoggingIn(r.phase) || r.epoch === undefined) continue;
+    rooms[id] = { epoch: r.epoch, room: r.seqRoom, users: r.seqUsers };
+  }
+  // A room whose login went out but was not answered may be ours on the server: ack it with an
+  // empty epoch, so that the server, if it has us there, answers with a snapshot (which then
+  // serves as the login's answer), never a replay we have no base for.
+  for (const p of m.requests.all()) {
+    const room = loginRoomOf(p.kind);
+    if (room === undefined || p.wire.w === 'held') continue;
+    const r = m.rooms.get(room);
+    if (r && isLoggingIn(r.phase) && rooms[room] === undefined) rooms[room] = { epoch: '', room: 0, users: 0 };
+  }
+  return { direct: m.directSeq, rooms };
+}
+
+export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resumed' }): void {
+  const s = m.conn.session;
+  if (m.conn.state !== 'handshake' || !s) return;
+  s.id = f.session;
+  s.resumeToken = f.resume_token;
+  m.conn.state = 'resuming';
+  startHeartbeat(m, now, f.heartbeat_ms);
+  const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
+  // Rooms that are (re-)logging in: their login's answer may have been lost.
+  for (const room of roomsWhere(m, isLoggingIn)) {
+    const o = f.rooms.get(room);
+    if (o?.outcome === 'snapshot') m.rooms.get(room)?.answerBySnapshot();
+    else if (o?.outcome === 'kicked') removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
+    // Not there (the login never arrived: it goes again) or a replay (the repeated login's `ok`
+    // answers it).
+  }
+  for (const room of away) {
+    const o = f.rooms.get(room);
+    if (o === undefined) {
+      const leaving = m.requests.all().some((p) => p.kind.k === 'logout' && p.kind.room === room);
+      if (leaving) {
+        // Our logout reached the server before the cut: its repeat gets the answer.
+        m.rooms.get(room)?.back();
+        report(m, room, 'RECONNECTED', 0, NO_DATA());
+      } else {
+        // The server no longer has us there (§9.3): log in again, on this session.
+        relogin(m, room);
+      }
+    } else if (o.outcome === 'kicked') {
+      removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
+    } else {
+      m.rooms.get(room)?.resumed();
+      report(m, room, 'RECONNECTED', 0, NO_DATA());
+    }
+  }
+  // Rooms the server still has us in but the app gave up meanwhile: leave them.
+  for (const room of [...f.rooms.keys()].sort(byKey)) {
+    const o = f.rooms.get(room);
+    if (!m.rooms.has(room) && o?.outcome !== 'kicked') abandon(m, room);
+  }
+  stopWindowIfBack(m);
+}
+
+export function onResumeDone(m: Machine): void {
+  if (m.conn.state !== 'resuming') return;
+  m.conn.state = 'ready';
+  for (const room of roomsWhere(m, (p) => p.p === 'replaying')) republish(m, room);
+  flush(m);
+}
+
+export function onSnapshot(m: Machine, f: DecodedFrame & { t: 'snapshot' }): void {
+  const room = f.room;
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const ph = r.phase;
+  if (isLogining(ph) && answeredBySnapshot(ph)) {
+    // The login whose answer was lost: this snapshot is its answer.
+    const p = m.requests.takeFirst(
+      (q) => (q.kind.k === 'login' || q.kind.k === 'switch') && loginRoomOf(q.kind) === room,
+    );
+    logined(m, room, f.state, f.seq, p?.handle);
+    return;
+  }
+  if (isRelogining(ph) && answeredBySnapshot(ph)) {
+    m.requests.takeFirst((q) => q.kind.k === 'relogin' && q.kind.room === room);
+    relogined(m, room, f.state, f.seq);
+    return;
+  }
+  if (!isIn(ph)) return;
+  const view = viewFromState(f.state, me(m));
+  const old = r.atState(f.state, f.seq, view);
+  reportDiff(m, room, old, view);
+}
+
+/** Tells the app what changed from `old` to `view`: the diff, then the online count. */
+function reportDiff(m: Machine, room: string, old: RoomView, view: RoomView): void {
+  for (const e of diffViews(old, view, room, me(m))) emit(m, e);
+  if (old.online !== view.online) emit(m, { type: 'roomOnlineUserCountUpdate', room, count: view.online });
+}
+
+/**
+ * Logs in to a room that was in again (new session, or a resume that no longer has it); the room
+ * stays RECONNECTING until the answer.
+ */
+export function relogin(m: Machine, room: string): void {
+  // One login per room at a time: a relogin of a previous session is replaced.
+  m.requests.retain((p) => !(p.kind.k === 'relogin' && p.kind.room === room));
+  const r = m.rooms.get(room);
+  if (!r) return;
+  r.relogining();
+  const frame: ClientFrame = { t: 'login', id: 0, room, config: { ...r.config } };
+  if (r.token !== undefined) frame.token = r.token;
+  request(m, frame, { k: 'relogin', room }, undefined, undefined);
+}
+
+/** A fresh login of a room that was in succeeded: RECONNECTED, then the diff. */
+export function relogined(m: Machine, room: string, state: WireRoomState, seq: WireSeqs): void {
+  const r = m.rooms.get(room);
+  if (!r) return;
+  const view = viewFromState(state, me(m));
+  const old = r.entered(state, seq, view);
+  report(m, room, 'RECONNECTED', 0, NO_DATA());
+  reportDiff(m, room, old, view);
+  stopWindowIfBack(m);
+  republish(m, room);
+  flush(m);
+}
+
+/**
+ * Re-publishes the app's streams that the server no longer has in `room` (and that no request in
+ * flight is already publishing or stopping).
+ */
+export function republish(m: Machine, room: string): void {
+  const r = m.rooms.get(room);
+  if (!r) return;
+  r.replayDone();
+  const missing = [...r.own.keys()]
+    .sort(byKey)
+    .filter((s) => !r.view.streams.has(s))
+    .map((s) => [s, r.own.get(s) as string] as const);
+  for (const [stream, extra] of missing) {
+    if (m.requests.all().some((p) => touchesStream(p.kind, room, stream))) continue;
+    request(m, { t: 'publish', id: 0, room, stream, extra }, { k: 'republish', room, stream }, undefined, room);
+  }
+}
