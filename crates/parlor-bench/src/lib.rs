@@ -9,7 +9,9 @@
 //!
 //! Workloads (see `docs/benchmarks.md`):
 //! - [`w1`] login storm, [`w2`] fan-out with stepped rates, [`w3`] idle hold,
-//! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only).
+//! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
+//! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
+//!   only; starts its own `redis-server`).
 
 #![warn(missing_docs)]
 
@@ -21,6 +23,7 @@ pub mod w1;
 pub mod w2;
 pub mod w3;
 pub mod w4;
+pub mod w5;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicUsize;
@@ -48,6 +51,8 @@ pub enum Workload {
     W3,
     /// Reconnect storm (Parlor only).
     W4,
+    /// Fan-out on the Redis engine, one node vs two (Parlor only; needs redis-server).
+    W5,
     /// W1, W2, W3 and W4, one after the other.
     All,
 }
@@ -55,7 +60,8 @@ pub enum Workload {
 /// `parlor bench` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm) or all.
+    /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
+    /// w5 (fan-out on Redis, one node vs two) or all (w1–w4).
     #[arg(value_enum)]
     pub workload: Workload,
     /// Which server(s), comma-separated; each is started as a child process unless --server-url.
@@ -73,6 +79,10 @@ pub struct BenchArgs {
     /// The PID of that server, to read its CPU time and RSS from /proc.
     #[arg(long, requires = "server_url")]
     pub server_pid: Option<u32>,
+    /// Start this `parlor` binary as the Parlor server (default: the one running the generator),
+    /// e.g. an older build, so that one generator measures both.
+    #[arg(long, conflicts_with = "server_url")]
+    pub server_bin: Option<std::path::PathBuf>,
     /// Override the number of sessions (W2: room members).
     #[arg(long)]
     pub sessions: Option<usize>,
@@ -279,6 +289,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     };
     let mut reports = Vec::new();
     for w in workloads {
+        if w == Workload::W5 {
+            reports.extend(run_w5(&ctx, nofile).await?);
+            continue;
+        }
         for &kind in &args.target {
             if w == Workload::W4 && kind != Kind::Parlor {
                 continue; // resume is Parlor's own protocol
@@ -296,7 +310,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     name_of(w)
                 ))?;
             }
-            let limits = Limits::default();
+            let limits = Limits { server_bin: args.server_bin.clone(), ..Limits::default() };
             let mut target = match &args.server_url {
                 Some(url) => Target::external(kind, url, args.server_pid)?,
                 None => Target::start(kind, &limits, &args.app).await?,
@@ -308,7 +322,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
                     Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
-                    Workload::All => unreachable!(),
+                    Workload::W5 | Workload::All => unreachable!(),
                 }
             };
             let mut report = match tokio::time::timeout(deadline, fut).await {
@@ -337,6 +351,45 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     Ok(reports)
 }
 
+/// W5: Parlor only, its own Redis and nodes, both configurations in one report list.
+async fn run_w5(ctx: &Ctx, nofile: u64) -> anyhow::Result<Vec<Report>> {
+    let args = &ctx.args;
+    if args.server_url.is_some() {
+        bail!("w5 starts its own redis-server and nodes: --server-url does not apply");
+    }
+    if !args.target.contains(&Kind::Parlor) {
+        bail!("w5 runs against Parlor only (--target parlor)");
+    }
+    let asked = sessions_of(args, Workload::W5);
+    let sessions = asked.min((nofile as usize).saturating_sub(FD_MARGIN));
+    if sessions < asked {
+        ctx.progress.println(format!(
+            "note: w5: {asked} sessions need more sockets than RLIMIT_NOFILE ({nofile}) allows one process; running {sessions}"
+        ))?;
+    }
+    let deadline = Duration::from_secs(args.time_limit);
+    let mut reports = match tokio::time::timeout(deadline, w5::run(ctx, sessions)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let mut r = Report::new("w5", "parlor+redis", sessions);
+            r.problem(format!("{e:#}"));
+            vec![r]
+        }
+        Err(_) => {
+            let mut r = Report::new("w5", "parlor+redis", sessions);
+            r.problem(format!("time limit of {} s reached", args.time_limit));
+            vec![r]
+        }
+    };
+    for r in &mut reports {
+        if sessions < asked {
+            r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
+        }
+        r.metric("RLIMIT_NOFILE", nofile as f64, "");
+    }
+    Ok(reports)
+}
+
 /// File descriptors kept free of sessions (listeners, /proc reads, the runtime, stdio).
 const FD_MARGIN: usize = 200;
 
@@ -346,6 +399,7 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W2 => "w2",
         Workload::W3 => "w3",
         Workload::W4 => "w4",
+        Workload::W5 => "w5",
         Workload::All => "all",
     }
 }
@@ -357,8 +411,9 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
     match (w, args.quick) {
         (Workload::W1, false) => 10_000,
         (Workload::W1, true) => 500,
-        (Workload::W2, false) => 5_000,
+        (Workload::W2 | Workload::W5, false) => 5_000,
         (Workload::W2, true) => 200,
+        (Workload::W5, true) => 100,
         (Workload::W3, false) => 100_000,
         (Workload::W3, true) => 500,
         (Workload::W4, false) => 20_000,

@@ -43,9 +43,9 @@ pub struct Step {
 /// The result of one workload against one target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// `w1` … `w4`.
+    /// `w1` … `w5`.
     pub workload: String,
-    /// `parlor`, `socketio`, `bare`.
+    /// `parlor`, `socketio`, `bare`; W5: `parlor+redis, 1 node` / `parlor+redis, 2 nodes`.
     pub target: String,
     /// Sessions asked for.
     pub sessions: usize,
@@ -178,7 +178,14 @@ fn print_comparison(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
             targets.push(&r.target);
         }
     }
-    if targets.len() < 2 {
+    let has_rows = HEADLINES.iter().any(|(w, name)| {
+        targets
+            .iter()
+            .filter(|t| reports.iter().any(|r| r.workload == *w && r.target == **t && r.get(name).is_some()))
+            .count()
+            >= 2
+    });
+    if targets.len() < 2 || !has_rows {
         return Ok(());
     }
     writeln!(out)?;
@@ -187,7 +194,7 @@ fn print_comparison(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
         write!(out, " {t:>14}")?;
     }
     for t in targets.iter().skip(1) {
-        write!(out, " {:>14}", format!("{t}/parlor"))?;
+        write!(out, " {:>14}", format!("{t}/{}", targets[0]))?;
     }
     writeln!(out)?;
     for (w, name) in HEADLINES {

@@ -65,15 +65,20 @@ pub struct Limits {
     pub message_rate: u32,
     /// Parlor `--outbound-limit` in bytes.
     pub outbound_limit: usize,
+    /// The `parlor` binary to run as the Parlor server (default: this executable; `--server-bin`).
+    pub server_bin: Option<PathBuf>,
+    /// More arguments for `parlor serve` (W5: `--redis URL --node-id ID`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { message_rate: 1_000_000, outbound_limit: 64 * 1024 * 1024 }
+        Limits { message_rate: 1_000_000, outbound_limit: 64 * 1024 * 1024, server_bin: None, extra_args: Vec::new() }
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A free TCP port on 127.0.0.1 (bound and released: another process may take it meanwhile).
+pub fn free_port() -> anyhow::Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
 }
@@ -99,7 +104,7 @@ fn path_for(kind: Kind) -> String {
 }
 
 /// Make the child die with us, whatever happens to us (Linux `PR_SET_PDEATHSIG`).
-fn die_with_parent(cmd: &mut Command) {
+pub fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
@@ -118,11 +123,12 @@ impl Target {
         let exe = std::env::current_exe().context("cannot find the parlor binary")?;
         let mut cmd = match kind {
             Kind::Parlor => {
-                let mut c = Command::new(&exe);
+                let mut c = Command::new(limits.server_bin.as_ref().unwrap_or(&exe));
                 let rate = limits.message_rate.to_string();
                 c.arg("serve").arg("--listen").arg(addr.to_string()).arg("--app").arg(app);
                 c.args(["--room-message-rate", &rate, "--user-message-rate", &rate, "--request-rate", &rate]);
                 c.args(["--outbound-limit", &limits.outbound_limit.to_string()]);
+                c.args(&limits.extra_args);
                 c.env("RUST_LOG", "warn");
                 c
             }
@@ -194,21 +200,8 @@ impl Target {
 
     /// Stop a child server (no-op for an external one).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first so Node and Parlor exit cleanly, then SIGKILL.
-            // SAFETY: kill with a pid we own.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            stop_child(c);
         }
     }
 }
@@ -217,4 +210,22 @@ impl Drop for Target {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Stop a child process we started: SIGTERM first so Node, Parlor and Redis exit cleanly, then
+/// SIGKILL after 3 s.
+pub fn stop_child(mut c: Child) {
+    // SAFETY: kill with the pid of our own child, not yet reaped.
+    unsafe {
+        libc::kill(c.id() as i32, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
