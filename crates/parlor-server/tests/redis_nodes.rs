@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use parlor_server::{Server, ServerConfig};
-use parlor_testkit::RedisServer;
+use parlor_testkit::{RedisCluster, RedisServer};
 use serde_json::json;
 use tokio_tungstenite::connect_async;
 
@@ -41,6 +41,23 @@ where
         }
     }
     out
+}
+
+/// The next `n` channel events of `p`, pinging every 300 ms meanwhile so that `p` itself stays
+/// alive (bounded: 40 rounds).
+async fn events_staying_alive<S>(p: &mut Peer<S>, n: usize) -> Vec<serde_json::Value>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    for _ in 0..40 {
+        out.extend(p.channel_events().await);
+        if out.len() >= n {
+            return out;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    panic!("{}: only {} of {n} events: {out:?}", p.user, out.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,4 +180,101 @@ async fn a_session_resumes_on_another_node_with_a_replay() {
     bob.request(json!({"t":"broadcast","room":"r","message":"live"})).await;
     let live = again.recv().await;
     assert_eq!((live["seq"].as_u64(), live["message"].as_str()), (Some(3), Some("live")), "{live}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_lives_its_whole_life_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    let mut config = ServerConfig::for_tests(APP, SECRET);
+    config.redis = cluster.urls();
+    let s = Server::start(config).await.expect("a node on a Redis Cluster");
+    let (ws, _) = connect_async(s.ws_url()).await.unwrap();
+    let (mut alice, welcome) = hello(ws, "alice").await;
+    let mut bob = peer(&s, "bob").await;
+    alice.login("life").await;
+    bob.login("life").await;
+    for (frame, what) in [
+        (json!({"t":"publish","room":"life","stream":"a-cam","extra":""}), "publish"),
+        (json!({"t":"stream_extra","room":"life","stream":"a-cam","extra":"hd"}), "stream_extra"),
+        (json!({"t":"room_extra","room":"life","key":"k","value":"v"}), "room_extra"),
+        (json!({"t":"broadcast","room":"life","message":"hi"}), "broadcast"),
+        (json!({"t":"barrage","room":"life","message":"hey"}), "barrage"),
+        (json!({"t":"command","room":"life","to":[],"command":"go"}), "command"),
+        (json!({"t":"unpublish","room":"life","stream":"a-cam"}), "unpublish"),
+    ] {
+        let ok = alice.request(frame).await;
+        assert_eq!(code(&ok), 0, "{what} on a cluster: {ok}");
+    }
+    let events = next_events(&mut bob, 7).await;
+    let want = [
+        "room:1:stream_add",
+        "room:2:stream_extra",
+        "room:3:room_extra",
+        "room:4:broadcast",
+        "room:5:barrage",
+        "direct:1:command",
+        "room:6:stream_delete",
+    ];
+    assert_eq!(kinds(&events), want, "{events:?}");
+    let (ws, _) = connect_async(s.ws_url()).await.unwrap();
+    // The same client (its request ids go on) on a new connection.
+    let (mut again, old) = alice.on(ws);
+    drop(old);
+    again
+        .send(json!({"t":"resume","v":1,"session":welcome["session"],"resume_token":welcome["resume_token"],"ack":{}}))
+        .await;
+    let resumed = again.recv().await;
+    assert_eq!(resumed["rooms"]["life"], "snapshot", "{resumed}");
+    let ok = again.request(json!({"t":"logout","room":"life"})).await;
+    assert_eq!(code(&ok), 0, "{ok}");
+    let ok = bob.request(json!({"t":"logout","room":"life"})).await;
+    assert_eq!(code(&ok), 0, "{ok}");
+    let left = s.node.admin_room(APP, "life").await;
+    assert!(left.is_none(), "an empty room is gone: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_after_the_timeout_and_back_within_retention() {
+    let redis = RedisServer::start();
+    let short = |id: &str| {
+        let mut config = ServerConfig::for_tests(APP, SECRET);
+        config.redis = vec![redis.url()];
+        config.node_id = id.to_string();
+        config.session_timeout = std::time::Duration::from_secs(2);
+        config
+    };
+    let a = Server::start(short("a")).await.unwrap();
+    let b = Server::start(short("b")).await.unwrap();
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let (mut alice, welcome) = hello(ws, "alice").await;
+    let ok = alice.login("r").await;
+    alice.request(json!({"t":"publish","room":"r","stream":"a-cam","extra":""})).await;
+    let mut bob = peer(&b, "bob").await;
+    bob.login("r").await;
+    let _ = next_events(&mut alice, 1).await;
+    // Alice goes silent (her connection stays open): after the timeout, bob sees her leave,
+    // her stream deleted with reason 2, and her connection is closed with 1001.
+    let started = std::time::Instant::now();
+    let gone = events_staying_alive(&mut bob, 2).await;
+    assert_eq!(kinds(&gone), vec!["room:2:stream_delete", "users:3:user_delete"], "{gone:?}");
+    assert_eq!(gone[0]["reason"], 2);
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_millis(1200), "removed too early: {waited:?}");
+    let (_, end) = alice.recv_until_end().await;
+    assert_eq!(end, End::Close(1001));
+    // Back within retention, on the other node: bob sees her return.
+    let (ws, _) = connect_async(b.ws_url()).await.unwrap();
+    let mut again = Peer::new(ws, "alice");
+    let epoch = ok["room_session"].clone();
+    again
+        .send(json!({"t":"resume","v":1,"session":welcome["session"],"resume_token":welcome["resume_token"],
+            "ack":{"direct":0,"rooms":{"r":{"epoch":epoch,"room":1,"users":2}}}}))
+        .await;
+    let resumed = again.recv().await;
+    assert_eq!(resumed["rooms"]["r"], "replay", "{resumed}");
+    let back = events_staying_alive(&mut bob, 1).await;
+    assert_eq!(kinds(&back), vec!["users:4:user_add"], "{back:?}");
+    let replay = next_events(&mut again, 3).await;
+    assert_eq!(kinds(&replay), vec!["room:2:stream_delete", "users:3:user_delete", "users:4:user_add"]);
+    assert_eq!(a.node.stats().await.sessions, 2);
 }

@@ -75,8 +75,9 @@ struct ServeArgs {
     /// Largest outbound queue per connection, in bytes, before it is cut with 4008.
     #[arg(long, env = "PARLOR_OUTBOUND_LIMIT", default_value_t = 1024 * 1024)]
     outbound_limit: usize,
-    /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]).
-    /// Without it, everything is in this process's memory.
+    /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]);
+    /// several comma-separated URLs are the seed nodes of a Redis Cluster. Without it,
+    /// everything is in this process's memory.
     #[arg(long, env = "PARLOR_REDIS")]
     redis: Option<String>,
     /// This node's id (in logs and /healthz; default: random).
@@ -144,7 +145,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         user_message_rate: args.user_message_rate,
         request_rate: args.request_rate,
         outbound_limit: args.outbound_limit,
-        redis: args.redis.clone().into_iter().collect(),
+        redis: args
+            .redis
+            .iter()
+            .flat_map(|r| r.split(','))
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect(),
         ..ServerConfig::default()
     };
     let config = match args.node_id.clone() {

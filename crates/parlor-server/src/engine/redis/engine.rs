@@ -81,6 +81,39 @@ impl RedisEngine {
         }
     }
 
+    /// The `online` count of each room this node has sessions in, to them, every
+    /// `online_interval` and only when it changed (each node counts for its own sessions).
+    async fn online_counts(&self, now: Instant) {
+        for r in self.fanout.all() {
+            let due = {
+                let mut o = r.online.lock();
+                match o.0 {
+                    None => {
+                        o.0 = Some(now + self.config.online_interval);
+                        false
+                    }
+                    Some(at) if now >= at => {
+                        o.0 = Some(now + self.config.online_interval);
+                        true
+                    }
+                    Some(_) => false,
+                }
+            };
+            if !due {
+                continue;
+            }
+            let mut conn = self.conn.clone();
+            let members = format!("parlor:{{{}}}:r:{}:mem", r.app, r.room);
+            let Ok(count) = redis::cmd("HLEN").arg(members).query_async::<u32>(&mut conn).await else {
+                continue;
+            };
+            if std::mem::replace(&mut r.online.lock().1, count) != count {
+                let frame = Frame::event(&r.room, None, None, parlor_protocol::EventBody::Online { count });
+                self.fanout.deliver.room_event(r.app, &r.room, None, 0, &frame, None);
+            }
+        }
+    }
+
     /// The backstop of gap filling: a room whose last event pub/sub never brought.
     async fn check_cursors(&self) {
         for r in self.fanout.all() {
@@ -245,6 +278,7 @@ impl Engine for RedisEngine {
         }
         self.check_boot().await;
         self.check_cursors().await;
+        self.online_counts(now).await;
         self.subs.unsubscribe_unused().await;
         node::beat(&self.conn, &self.config.node_id, self.clock.wall_ms(now)).await;
     }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use parlor_protocol::Channel;
-use redis::aio::ConnectionManager;
 
 use crate::engine::{Deliver, SessionKey};
 use crate::frame::Frame;
@@ -70,6 +69,8 @@ pub struct RoomSeq {
     pub cursor: Arc<tokio::sync::Mutex<Cursor>>,
     /// Pub/sub events waiting for the cursor, and whether a drain is scheduled.
     pending: Mutex<(VecDeque<Msg>, bool)>,
+    /// When the `online` count is looked at next (None: not yet planned), and the last sent.
+    pub online: Mutex<(Option<tokio::time::Instant>, u32)>,
 }
 
 /// The rooms of this node and their sequencers.
@@ -77,7 +78,7 @@ pub struct Fanout {
     /// Where frames go.
     pub deliver: Arc<dyn Deliver>,
     rooms: Mutex<HashMap<(u32, String), Arc<RoomSeq>>>,
-    conn: ConnectionManager,
+    conn: super::conn::Conn,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -105,7 +106,7 @@ fn channel_of(ch: usize) -> Channel {
 
 impl Fanout {
     /// Sequencers over `conn` (for gap fills), delivering to `deliver`.
-    pub fn new(deliver: Arc<dyn Deliver>, conn: ConnectionManager) -> Fanout {
+    pub fn new(deliver: Arc<dyn Deliver>, conn: super::conn::Conn) -> Fanout {
         Fanout { deliver, rooms: Mutex::new(HashMap::new()), conn }
     }
 
@@ -120,6 +121,7 @@ impl Fanout {
             room: room.to_string(),
             cursor: Arc::new(tokio::sync::Mutex::new(Cursor { epoch: String::new(), last: [0, 0] })),
             pending: Mutex::new((VecDeque::new(), false)),
+            online: Mutex::new((None, 1)),
         });
         rooms.insert((app, room.to_string()), r.clone());
         (r, true)

@@ -17,6 +17,7 @@
 //! See `docs/architecture.md` and `docs/operations.md` (what lives in Redis, for how long, and
 //! what happens when Redis goes away).
 
+mod conn;
 mod engine;
 mod fanout;
 mod node;
@@ -28,7 +29,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use parlor_protocol::token::Claims;
 use parlor_protocol::{ErrorCode, RoomState, Seqs, User};
-use redis::aio::ConnectionManager;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct RedisEngine {
     config: ServerConfig,
     clock: Clock,
-    conn: ConnectionManager,
+    conn: conn::Conn,
     script: redis::Script,
     settings: String,
     fanout: Arc<Fanout>,
@@ -255,14 +255,7 @@ impl RedisEngine {
         clock: Clock,
         deliver: Arc<dyn Deliver>,
     ) -> Result<Arc<RedisEngine>, redis::RedisError> {
-        let url = config.redis.first().cloned().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
-        let client = redis::Client::open(url)?;
-        let cm = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(200));
-        let conn = ConnectionManager::new_with_config(client.clone(), cm).await?;
+        let (conn, client) = conn::Conn::connect(&config.redis, RESPONSE_TIMEOUT).await?;
         let settings = serde_json::json!({
             "log_len": config.log_len,
             "log_age_ms": config.log_age.as_millis() as u64,

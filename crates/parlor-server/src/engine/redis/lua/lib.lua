@@ -247,6 +247,8 @@ local function enter(key, room, m)
   return room_state(key, room)
 end
 
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'direct', 'ans', 'ansq'}
+
 -- The session has been silent for the session timeout: out of every room, kept for retention.
 local function go_offline(key)
   key = tostring(key)
@@ -261,9 +263,12 @@ local function go_offline(key)
   for _, room in ipairs(rooms) do leave(key, room, 'offline') end
   -- No node serves it now: whoever resumes it binds it again.
   redis.call('HSET', sk(key), 'node', '')
+  -- Kept for the retention, also if no reaper ever runs again (every node gone).
+  local ttl = CFG.retention_ms + CFG.timeout_ms
+  redis.call('PEXPIRE', sk(key), ttl)
+  redis.call('PEXPIRE', P .. ':pub:' .. redis.call('HGET', sk(key), 'pub'), ttl)
+  for _, w in ipairs(SESSION_KEYS) do redis.call('PEXPIRE', sk(key, w), ttl) end
 end
-
-local SESSION_KEYS = {'rooms', 'away', 'kicked', 'direct', 'ans', 'ansq'}
 
 local function forget_session(key)
   key = tostring(key)

@@ -46,6 +46,9 @@ local function resume(pub, token, ack_raw, conn)
   redis.call('HSET', sk(key), 'rt', new_rt, 'off', '0', 'lf', NOW, 'node', NODE, 'conn', conn)
   redis.call('ZREM', P .. ':retain', key)
   redis.call('ZADD', P .. ':deadline', NOW + CFG.timeout_ms, key)
+  redis.call('PERSIST', sk(key))
+  redis.call('PERSIST', P .. ':pub:' .. pub)
+  for _, w in ipairs(SESSION_KEYS) do redis.call('PERSIST', sk(key, w)) end
   -- An offline session goes back into the rooms it was removed from.
   local away = redis.call('HGETALL', sk(key, 'away'))
   redis.call('DEL', sk(key, 'away'))
