@@ -11,6 +11,7 @@ use crate::view::RoomView;
 
 impl Core {
     pub(crate) fn on_ok(&mut self, ok: OkFrame) {
+        self.requests.served();
         let Some(p) = self.requests.take_answered(ok.id) else {
             tracing::debug!(id = ok.id, "ok for no request");
             return;
@@ -92,44 +93,56 @@ impl Core {
         }
     }
 
-    pub(crate) fn on_error(&mut self, e: ErrorFrame) {
+    pub(crate) fn on_error(&mut self, now: u64, e: ErrorFrame) {
         let Some(id) = e.id else {
-            self.on_session_error(e);
+            self.on_session_error(now, e);
             return;
         };
+        if e.code == ErrorCode::ServiceUnavailable.code() {
+            if self.retry_later(now, id) {
+                return;
+            }
+        } else {
+            self.requests.served();
+        }
         let Some(p) = self.requests.take_answered(id) else {
             return;
         };
+        self.fail_request(p, e.code);
+    }
+
+    /// A request failed with `code` (its `error`, or a 1000004 retried until its deadline).
+    pub(crate) fn fail_request(&mut self, p: Pending, code: u32) {
         match p.kind {
             Kind::Login { room } | Kind::Switch { to: room } => {
                 if self.rooms.get(&room).is_some_and(|r| r.phase().is_logining()) {
-                    self.remove_room(&room, RoomStateReason::LoginFailed, e.code, no_data(), e.code);
+                    self.remove_room(&room, RoomStateReason::LoginFailed, code, no_data(), code);
                 }
-                self.result(p.handle, e.code, None);
+                self.result(p.handle, code, None);
             }
             Kind::Relogin { room } => {
-                let code = ErrorCode::ReconnectFailed.code();
+                let fail = ErrorCode::ReconnectFailed.code();
                 if self.rooms.get(&room).is_some_and(|r| r.phase().is_relogining()) {
-                    self.remove_room(&room, RoomStateReason::ReconnectFailed, code, json!({"code": e.code}), code);
+                    self.remove_room(&room, RoomStateReason::ReconnectFailed, fail, json!({"code": code}), fail);
                 }
                 self.stop_window_if_back();
             }
             Kind::Logout { room } => {
-                if e.code == ErrorCode::NotInRoomLogout.code() {
+                if code == ErrorCode::NotInRoomLogout.code() {
                     self.forget_room(&room);
                     self.fail_room_requests(&room, ErrorCode::NotInRoom.code());
                 }
-                self.report(&room, RoomStateReason::LogoutFailed, e.code, no_data());
-                self.result(p.handle, e.code, None);
+                self.report(&room, RoomStateReason::LogoutFailed, code, no_data());
+                self.result(p.handle, code, None);
             }
             Kind::Republish { room, stream } => {
-                tracing::warn!(room, stream, code = e.code, "re-publish refused");
+                tracing::warn!(room, stream, code, "re-publish refused");
                 if let Some(r) = self.rooms.get_mut(&room) {
                     r.own.remove(&stream);
                 }
             }
             Kind::QuietLogout => {}
-            _ => self.result(p.handle, e.code, None),
+            _ => self.result(p.handle, code, None),
         }
     }
 

@@ -234,6 +234,7 @@ impl Core {
         for room in self.rooms.keys() {
             self.timers.stop(&Timer::Login(room.clone()));
         }
+        self.timers.stop(&Timer::Retry);
         self.rooms.clear();
         self.requests.clear();
         self.end_session(true);
@@ -281,9 +282,15 @@ impl Core {
     }
 
     /// An `error` without `id`: the server refused `hello` or `resume`.
-    pub(crate) fn on_session_error(&mut self, e: ErrorFrame) {
+    pub(crate) fn on_session_error(&mut self, now: u64, e: ErrorFrame) {
         if self.conn.state != ConnState::Handshake {
             tracing::warn!(code = e.code, message = e.message, "session error");
+            return;
+        }
+        if e.code == ErrorCode::ServiceUnavailable.code() {
+            // The server cannot reach its shared state (§9.6; close 4010 follows): one failed
+            // attempt. The session, if any, is resumed at the next one.
+            self.lost(now, true);
             return;
         }
         if self.conn.session.is_some() {

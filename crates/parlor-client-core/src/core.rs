@@ -8,6 +8,7 @@
 //! - `requests.rs`: the request queue and where each request stands on the wire;
 //! - `command.rs`: the app's calls;
 //! - `answers.rs`: `ok` and `error` of requests;
+//! - `retry.rs`: requests answered 1000004, sent again until their deadline;
 //! - `resume.rs`: acks, `resumed`, snapshots, fresh logins, re-publishing;
 //! - `channel.rs`: channel events, kicks and the other room notices.
 
@@ -164,6 +165,9 @@ impl Core {
 
     /// Time has come: call at (or after) [`Core::poll_timeout`].
     pub fn handle_timeout(&mut self, now: u64) {
+        if self.timers.expired(&Timer::Retry, now) {
+            self.retry_due(now);
+        }
         if self.timers.expired(&Timer::ReconnectWindow, now) {
             self.timers.stop(&Timer::ReconnectWindow);
             self.reconnect_failed(now);
@@ -204,7 +208,7 @@ impl Core {
             ServerFrame::ResumeDone(_) => self.on_resume_done(),
             ServerFrame::Pong(_) => {}
             ServerFrame::Ok(ok) => self.on_ok(ok),
-            ServerFrame::Error(e) => self.on_error(e),
+            ServerFrame::Error(e) => self.on_error(now, e),
             ServerFrame::Kicked(k) => self.on_kicked(k),
             ServerFrame::Event(e) => self.on_event(e),
             ServerFrame::Snapshot(s) => self.on_snapshot(s),

@@ -17,9 +17,10 @@
 //! SDK's core (`sdk/web/src/`) has the same files with the same names:
 //! `connection` (connecting, liveness, backoff, the session), `timer` (every deadline), `room`
 //! (a room's phase and its transitions), `requests` (the queue and each request's wire state),
-//! `command` (the app's calls), `answers` (`ok` / `error`), `resume` (acks, `resumed`,
-//! snapshots, fresh logins, re-publishing), `channel` (events, kicks, notices), [`view`] (what
-//! the client knows of a room, and diffs), [`event`] (what the app is told), [`backoff`].
+//! `retry` (requests answered 1000004), `command` (the app's calls), `answers` (`ok` /
+//! `error`), `resume` (acks, `resumed`, snapshots, fresh logins, re-publishing), `channel`
+//! (events, kicks, notices), [`view`] (what the client knows of a room, and diffs), [`event`]
+//! (what the app is told), [`backoff`].
 //!
 //! # Decisions
 //!
@@ -67,6 +68,13 @@
 //!   (the server treats an id not above the last as a repeat). After a refused resume the new
 //!   session sends every waiting request as new, with a new id. Requests for a room the client is not in fail at once
 //!   with 1009005; logout of such a room is LOGOUT_FAILED 1002002 without asking the server.
+//! - **Service temporarily unavailable** (`error` 1000004, `docs/protocol.md` §9.6): nothing
+//!   was done, so a request so answered is sent again with the same `id` after
+//!   `random × min(2 s, 100 ms × 2^n)` ([`backoff::retry_delay_ms`]), all such requests together
+//!   and before any new one, until its deadline (a login's login deadline, a fresh login's
+//!   reconnect window, else the login timeout from its first 1000004); then it fails as an
+//!   `error` 1000004 of its kind fails. `hello` / `resume` answered 1000004 is one failed
+//!   connection attempt.
 //! - **Exactly once.** Every channel event whose `seq` is not above the last applied one is
 //!   dropped. An `ok` counts its `seq`s as received. A gap is applied anyway (and logged).
 //!   User and stream updates are computed against the client's view (an ADD of a user already
@@ -100,6 +108,7 @@ mod core;
 pub mod event;
 mod requests;
 mod resume;
+mod retry;
 mod room;
 mod timer;
 pub mod view;

@@ -7,6 +7,9 @@
 //! A cut turns every [`Wire::InFlight`] request into [`Wire::Unsent`]: it goes again after the
 //! resume with the same id, and the server answers it from memory. A new session (a refused
 //! resume) knows none of the old ids, so every request is held again and gets a new id.
+//! A request answered `error` 1000004 is [`Wire::Waiting`]: nothing was done, and it goes again
+//! with the same id when the retry wait ends (`retry.rs`); meanwhile no new request goes out, so
+//! that the retry is not overtaken by a higher id.
 
 use std::collections::BTreeMap;
 
@@ -114,6 +117,8 @@ pub(crate) enum Wire {
     /// Sent with this id on a connection since lost: goes again, with the same id, once the
     /// session is back.
     Unsent(u64),
+    /// Answered 1000004 (nothing was done): goes again with this id when the retry wait ends.
+    Waiting(u64),
 }
 
 impl Wire {
@@ -121,7 +126,7 @@ impl Wire {
     pub(crate) fn id(self) -> Option<u64> {
         match self {
             Wire::Held => None,
-            Wire::InFlight(id) | Wire::Unsent(id) => Some(id),
+            Wire::InFlight(id) | Wire::Unsent(id) | Wire::Waiting(id) => Some(id),
         }
     }
 }
@@ -139,6 +144,8 @@ pub(crate) struct Pending {
     pub(crate) needs_room: Option<String>,
     /// Where it stands on the wire.
     pub(crate) wire: Wire,
+    /// Once answered 1000004: until when it is retried (then it fails as its kind fails).
+    pub(crate) retry_deadline: Option<u64>,
 }
 
 /// The waiting requests, in the order they were made.
@@ -150,11 +157,13 @@ pub(crate) struct Requests {
     next_key: u64,
     /// The wire id of the next request sent for the first time (never reused, across sessions).
     next_id: u64,
+    /// Retry waits since the last answer other than 1000004 (the `n` of the retry backoff).
+    retries: u32,
 }
 
 impl Default for Requests {
     fn default() -> Self {
-        Requests { pending: BTreeMap::new(), next_key: 0, next_id: 1 }
+        Requests { pending: BTreeMap::new(), next_key: 0, next_id: 1, retries: 0 }
     }
 }
 
@@ -178,12 +187,14 @@ impl Requests {
     /// A new request, held until [`Requests::flush`] sends it.
     pub(crate) fn push(&mut self, frame: ClientFrame, kind: Kind, handle: Option<u64>, needs_room: Option<String>) {
         self.next_key += 1;
-        self.pending.insert(self.next_key, Pending { frame, kind, handle, needs_room, wire: Wire::Held });
+        self.pending
+            .insert(self.next_key, Pending { frame, kind, handle, needs_room, wire: Wire::Held, retry_deadline: None });
     }
 
     /// The frames to send now, in order: first the requests that were in flight at a cut, again,
     /// with their own ids, in id order; then the held ones that `may_send` allows, in the order
-    /// they were made, each getting its id now.
+    /// they were made, each getting its id now — unless a request waits for its retry (its id
+    /// must not be overtaken).
     pub(crate) fn flush(&mut self, may_send: impl Fn(&Pending) -> bool) -> Vec<ClientFrame> {
         let mut out = Vec::new();
         let mut again: Vec<(u64, u64)> = self
@@ -200,6 +211,9 @@ impl Requests {
                 p.wire = Wire::InFlight(id);
                 out.push(p.frame.clone());
             }
+        }
+        if self.pending.values().any(|p| matches!(p.wire, Wire::Waiting(_))) {
+            return out;
         }
         let fresh: Vec<u64> =
             self.pending.iter().filter(|(_, p)| p.wire == Wire::Held && may_send(p)).map(|(k, _)| *k).collect();
@@ -219,6 +233,45 @@ impl Requests {
     pub(crate) fn take_answered(&mut self, id: u64) -> Option<Pending> {
         let key = self.pending.iter().find(|(_, p)| p.wire == Wire::InFlight(id)).map(|(k, _)| *k)?;
         self.pending.remove(&key)
+    }
+
+    /// The request in flight with wire id `id`.
+    pub(crate) fn in_flight(&self, id: u64) -> Option<&Pending> {
+        self.pending.values().find(|p| p.wire == Wire::InFlight(id))
+    }
+
+    /// The request in flight with wire id `id` was answered 1000004: it waits for its retry,
+    /// until `deadline`.
+    pub(crate) fn wait(&mut self, id: u64, deadline: u64) {
+        if let Some(p) = self.pending.values_mut().find(|p| p.wire == Wire::InFlight(id)) {
+            p.wire = Wire::Waiting(id);
+            p.retry_deadline = Some(deadline);
+        }
+    }
+
+    /// The `n` of the next retry wait (and count it).
+    pub(crate) fn next_retry(&mut self) -> u32 {
+        let n = self.retries;
+        self.retries = self.retries.saturating_add(1);
+        n
+    }
+
+    /// An answer other than 1000004 came: the service is back, the retry backoff starts over.
+    pub(crate) fn served(&mut self) {
+        self.retries = 0;
+    }
+
+    /// The retry wait is over: take out the waiting requests whose deadline has come (in the
+    /// order they were made); the others go again with their ids, like requests cut in flight.
+    pub(crate) fn end_wait(&mut self, now: u64) -> Vec<Pending> {
+        let expired =
+            self.take_where(|p| matches!(p.wire, Wire::Waiting(_)) && p.retry_deadline.is_some_and(|d| d <= now));
+        for p in self.pending.values_mut() {
+            if let Wire::Waiting(id) = p.wire {
+                p.wire = Wire::Unsent(id);
+            }
+        }
+        expired.into_iter().map(|(_, p)| p).collect()
     }
 
     /// The connection is gone: what was in flight must go again; logins the app gave up on are

@@ -2,8 +2,9 @@
 //!
 //! The core arms and stops [`Timer`]s as its state changes; [`TimerTable::next`] is
 //! [`crate::Core::poll_timeout`], and [`crate::Core::handle_timeout`] asks the table which timers
-//! have expired, in the fixed order of [`Timer`]: the reconnect window first (its end may drop
-//! the connection), then the login deadlines (room by room, in id order), then the connection's
+//! have expired, in the fixed order of [`Timer`]: the retry of requests answered 1000004 first
+//! (a request whose deadline has come fails as its kind fails), the reconnect window (its end
+//! may drop the connection), then the login deadlines (room by room, in id order), then the connection's
 //! own (liveness, or the wait before the next attempt), then the ping.
 
 use std::collections::BTreeMap;
@@ -11,6 +12,9 @@ use std::collections::BTreeMap;
 /// One deadline the core can be waiting for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Timer {
+    /// The end of the wait before the requests answered 1000004 go again (one wait for all of
+    /// them, so they go again together, in id order). Not stopped by a cut.
+    Retry,
     /// The end of the reconnect window: started at the first loss of a connection with rooms in
     /// it, stopped when no room is away any more. Its end is RECONNECT_FAILED (1002053).
     ReconnectWindow,
@@ -28,6 +32,8 @@ pub(crate) enum Timer {
 /// The absolute time (ms) of every armed [`Timer`].
 #[derive(Debug, Default)]
 pub(crate) struct TimerTable {
+    /// When the requests answered 1000004 go again.
+    retry: Option<u64>,
     /// When the reconnect window ends.
     reconnect_window: Option<u64>,
     /// When the connection is judged dead.
@@ -43,6 +49,7 @@ pub(crate) struct TimerTable {
 impl TimerTable {
     fn slot(&mut self, timer: &Timer) -> Option<&mut Option<u64>> {
         match timer {
+            Timer::Retry => Some(&mut self.retry),
             Timer::ReconnectWindow => Some(&mut self.reconnect_window),
             Timer::Liveness => Some(&mut self.liveness),
             Timer::Attempt => Some(&mut self.attempt),
@@ -82,6 +89,7 @@ impl TimerTable {
     /// When `timer` fires, if it is armed.
     pub(crate) fn get(&self, timer: &Timer) -> Option<u64> {
         match timer {
+            Timer::Retry => self.retry,
             Timer::ReconnectWindow => self.reconnect_window,
             Timer::Liveness => self.liveness,
             Timer::Attempt => self.attempt,
@@ -114,7 +122,7 @@ impl TimerTable {
 
     /// The earliest armed deadline.
     pub(crate) fn next(&self) -> Option<u64> {
-        [self.reconnect_window, self.liveness, self.attempt, self.ping]
+        [self.retry, self.reconnect_window, self.liveness, self.attempt, self.ping]
             .into_iter()
             .flatten()
             .chain(self.login.values().copied())
@@ -142,5 +150,8 @@ mod tests {
         t.set(Timer::Login("r2".into()), 10);
         t.set(Timer::Login("r0".into()), 10);
         assert_eq!(t.expired_logins(10), vec!["r0".to_string(), "r2".to_string()]);
+        t.set(Timer::Retry, 5);
+        t.stop_connection();
+        assert_eq!(t.next(), Some(5), "a cut does not stop the retry");
     }
 }

@@ -172,6 +172,8 @@ export declare const ErrorCodes: {
     readonly MALFORMED_FRAME: 1000001;
     readonly UNKNOWN_TYPE: 1000002;
     readonly INVALID_FIELD: 1000003;
+    /** The server's shared state is unreachable; the request is retried with its id (§9.6). */
+    readonly SERVICE_UNAVAILABLE: 1000004;
     readonly ALREADY_IN_ROOM: 1002001;
     readonly NOT_IN_ROOM_LOGOUT: 1002002;
     readonly COULD_NOT_CONNECT: 1002030;
@@ -190,6 +192,10 @@ export declare const ErrorCodes: {
  * Reconnection backoff with full jitter (protocol §7): attempt `n` (counted from 0) waits a
  * random time in `[0, min(10 s, 0.5 s × 2^n)]`, so that thousands of clients cut at once do not
  * come back at once.
+ *
+ * A request answered `error` 1000004 (service temporarily unavailable, `docs/protocol.md` §9.6)
+ * is sent again after a shorter full-jitter wait: retry `n` (from 0) waits a random time in
+ * `[0, min(2 s, 100 ms × 2^n)]` ({@link retryDelayMs}).
  */
 /** The base wait of attempt 0, in ms. */
 export declare const BACKOFF_BASE_MS = 500;
@@ -204,6 +210,14 @@ export declare function backoffCeilingMs(attempt: number): number;
  * Draws outside `[0, 1)` are clamped into it.
  */
 export declare function backoffDelayMs(attempt: number, random: number): number;
+/** The base wait of retry 0 of requests answered 1000004, in ms. */
+export declare const RETRY_BASE_MS = 100;
+/** The cap of the wait of requests answered 1000004, in ms. */
+export declare const RETRY_CAP_MS = 2000;
+/** The upper bound of the wait before retry `retry` (0-based): `min(2 000, 100 × 2^retry)`. */
+export declare function retryCeilingMs(retry: number): number;
+/** The wait (whole ms) before retry `retry` of requests answered 1000004, for a draw in `[0, 1)`. */
+export declare function retryDelayMs(retry: number, random: number): number;
 
 /**
  * Reading server frames from the wire, by the rules of the Rust decoder
@@ -398,7 +412,8 @@ export declare function decodeServerFrame(text: string): Decoded;
  * name as in the Rust core, so a reader moves between them file by file: `connection` (connecting,
  * liveness, backoff, the session), `timer` (every deadline), `room` (a room's phase and its
  * transitions), `requests` (the queue and each request's wire state), `command` (the app's
- * calls), `answers` (`ok` / `error`), `resume` (acks, `resumed`, snapshots, fresh logins,
+ * calls), `answers` (`ok` / `error`), `retry` (requests answered 1000004, sent again until their
+ * deadline), `resume` (acks, `resumed`, snapshots, fresh logins,
  * re-publishing), `channel` (events, kicks, notices), `view` (what the client knows of a room,
  * and diffs), `backoff`; and `decode` (the strict decoder, as the protocol crate's `decode.rs`).
  *

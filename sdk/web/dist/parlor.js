@@ -24,6 +24,8 @@ var ErrorCodes = {
   MALFORMED_FRAME: 1000001,
   UNKNOWN_TYPE: 1000002,
   INVALID_FIELD: 1000003,
+  /** The server's shared state is unreachable; the request is retried with its id (§9.6). */
+  SERVICE_UNAVAILABLE: 1000004,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,
@@ -48,6 +50,16 @@ function backoffCeilingMs(attempt) {
 function backoffDelayMs(attempt, random) {
   const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
   return r * backoffCeilingMs(attempt);
+}
+var RETRY_BASE_MS = 100;
+var RETRY_CAP_MS = 2e3;
+function retryCeilingMs(retry) {
+  const exp = Math.min(Math.max(0, Math.floor(retry)), 20);
+  return Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** exp);
+}
+function retryDelayMs(retry, random) {
+  const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
+  return Math.floor(r * retryCeilingMs(retry));
 }
 
 // src/decode.ts
@@ -514,6 +526,8 @@ var Requests = class {
     this.lastKey = 0;
     /** The wire id of the next request sent for the first time (never reused, across sessions). */
     this.nextId = 1;
+    /** Retry waits since the last answer other than 1000004 (the `n` of the retry backoff). */
+    this.retries = 0;
   }
   /** The keys, in the order the requests were made. */
   keys() {
@@ -526,7 +540,8 @@ var Requests = class {
   /**
    * The frames to send now, in order: first the requests that were in flight at a cut, again,
    * with their own ids, in id order; then the held ones `maySend` allows, in the order they were
-   * made, each getting its id now.
+   * made, each getting its id now — unless a request waits for its retry (its id must not be
+   * overtaken).
    */
   flush(maySend) {
     const out = [];
@@ -535,6 +550,7 @@ var Requests = class {
       p.wire = { w: "inFlight", id: p.wire.id };
       out.push({ ...p.frame });
     }
+    if ([...this.pending.values()].some((p) => p.wire.w === "waiting")) return out;
     const fresh = this.keys().filter((key) => {
       const p = this.pending.get(key);
       return p.wire.w === "held" && maySend(p);
@@ -551,6 +567,36 @@ var Requests = class {
   /** Takes the request in flight that wire id `id` answers. */
   takeAnswered(id) {
     return this.takeFirst((p) => p.wire.w === "inFlight" && p.wire.id === id);
+  }
+  /** The request in flight with wire id `id`. */
+  inFlight(id) {
+    return [...this.pending.values()].find((p) => p.wire.w === "inFlight" && p.wire.id === id);
+  }
+  /** The request in flight with wire id `id` was answered 1000004: it waits, until `deadline`. */
+  wait(id, deadline) {
+    const p = this.inFlight(id);
+    if (!p) return;
+    p.wire = { w: "waiting", id };
+    p.retryDeadline = deadline;
+  }
+  /** The `n` of the next retry wait (and counts it). */
+  nextRetry() {
+    return this.retries++;
+  }
+  /** An answer other than 1000004 came: the service is back, the retry backoff starts over. */
+  served() {
+    this.retries = 0;
+  }
+  /**
+   * The retry wait is over: takes out the waiting requests whose deadline has come (in the order
+   * they were made); the others go again with their ids, like requests cut in flight.
+   */
+  endWait(now) {
+    const expired = this.takeWhere(
+      (p) => p.wire.w === "waiting" && p.retryDeadline !== void 0 && p.retryDeadline <= now
+    ).map(([, p]) => p);
+    for (const p of this.pending.values()) if (p.wire.w === "waiting") p.wire = { w: "unsent", id: p.wire.id };
+    return expired;
   }
   /** The connection is gone: what was in flight goes again; abandoned logins are forgotten. */
   cut() {
@@ -608,11 +654,36 @@ var Requests = class {
   }
 };
 
+// src/retry.ts
+function retryLater(m, now, id) {
+  const p = m.requests.inFlight(id);
+  if (!p) return false;
+  const deadline = p.retryDeadline ?? retryDeadline(m, p.kind, now);
+  if (now >= deadline) return false;
+  m.requests.wait(id, deadline);
+  const at = m.timers.get("retry") ?? now + retryDelayMs(m.requests.nextRetry(), m.random());
+  m.timers.set("retry", Math.min(at, deadline));
+  return true;
+}
+function retryDeadline(m, kind, now) {
+  let own;
+  if (kind.k === "login") own = m.timers.get({ login: kind.room });
+  else if (kind.k === "switch") own = m.timers.get({ login: kind.to });
+  else if (kind.k === "relogin") own = m.timers.get("reconnectWindow");
+  return own ?? now + m.loginTimeoutMs;
+}
+function retryDue(m, now) {
+  m.timers.stop("retry");
+  for (const p of m.requests.endWait(now)) failRequest(m, p, ErrorCodes.SERVICE_UNAVAILABLE);
+  flush(m);
+}
+
 // src/answers.ts
 function noState() {
   return { streams: [], extra: [], online: 0, room_session: "" };
 }
 function onOk(m, f) {
+  m.requests.served();
   const p = m.requests.takeAnswered(f.id);
   if (!p) return;
   const seq = f.seq;
@@ -693,14 +764,22 @@ function onOk(m, f) {
       return;
   }
 }
-function onError(m, f) {
+function onError(m, now, f) {
   const code = f.code;
   if (f.id === void 0) {
-    onSessionError(m, code);
+    onSessionError(m, now, code);
     return;
+  }
+  if (code === ErrorCodes.SERVICE_UNAVAILABLE) {
+    if (retryLater(m, now, f.id)) return;
+  } else {
+    m.requests.served();
   }
   const p = m.requests.takeAnswered(f.id);
   if (!p) return;
+  failRequest(m, p, code);
+}
+function failRequest(m, p, code) {
   const k = p.kind;
   switch (k.k) {
     case "login":
@@ -1002,6 +1081,7 @@ function maybeEnd(m) {
 }
 function shutdown(m, now) {
   for (const room of m.rooms.keys()) m.timers.stop({ login: room });
+  m.timers.stop("retry");
   m.rooms.clear();
   m.requests.clear();
   endSession(m, true);
@@ -1034,8 +1114,12 @@ function onWelcome(m, now, f) {
   }
   flush(m);
 }
-function onSessionError(m, code) {
+function onSessionError(m, now, code) {
   if (m.conn.state !== "handshake") return;
+  if (code === ErrorCodes.SERVICE_UNAVAILABLE) {
+    lost(m, now, true);
+    return;
+  }
   if (m.conn.session !== void 0) {
     m.conn.session = void 0;
     m.directSeq = 0;
@@ -1505,6 +1589,7 @@ var ParlorCore = class {
   /** Time has come: call at (or after) {@link pollTimeout}. */
   handleTimeout(now) {
     const m = this.m;
+    if (m.timers.expired("retry", now)) retryDue(m, now);
     if (m.timers.expired("reconnectWindow", now)) {
       m.timers.stop("reconnectWindow");
       reconnectFailed(m, now);
@@ -1627,7 +1712,7 @@ var ParlorCore = class {
         onOk(m, f);
         break;
       case "error":
-        onError(m, f);
+        onError(m, now, f);
         break;
       case "kicked":
         onKicked(m, f);
@@ -2089,6 +2174,8 @@ export {
   NO_DATA,
   ParlorCore,
   ParlorEngine,
+  RETRY_BASE_MS,
+  RETRY_CAP_MS,
   addLoginingRoom,
   anyAway,
   backoffCeilingMs,
@@ -2104,6 +2191,8 @@ export {
   report,
   request,
   result,
+  retryCeilingMs,
+  retryDelayMs,
   roomIds,
   roomsWhere,
   selfUser,

@@ -22,7 +22,8 @@ import {
 } from './core.js';
 import { onSessionError } from './connection.js';
 import { isLogining, isRelogining } from './room.js';
-import { loginRoomOf } from './requests.js';
+import { Pending, loginRoomOf } from './requests.js';
+import { retryLater } from './retry.js';
 import { relogined } from './resume.js';
 import { diffViews, emptyView, viewFromState } from './view.js';
 
@@ -32,6 +33,7 @@ function noState(): WireRoomState {
 }
 
 export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
+  m.requests.served();
   const p = m.requests.takeAnswered(f.id);
   if (!p) return;
   const seq = f.seq;
@@ -113,14 +115,24 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
   }
 }
 
-export function onError(m: Machine, f: DecodedFrame & { t: 'error' }): void {
+export function onError(m: Machine, now: number, f: DecodedFrame & { t: 'error' }): void {
   const code = f.code;
   if (f.id === undefined) {
-    onSessionError(m, code);
+    onSessionError(m, now, code);
     return;
+  }
+  if (code === ErrorCodes.SERVICE_UNAVAILABLE) {
+    if (retryLater(m, now, f.id)) return;
+  } else {
+    m.requests.served();
   }
   const p = m.requests.takeAnswered(f.id);
   if (!p) return;
+  failRequest(m, p, code);
+}
+
+/** A request failed with `code` (its `error`, or a 1000004 retried until its deadline). */
+export function failRequest(m: Machine, p: Pending, code: number): void {
   const k = p.kind;
   switch (k.k) {
     case 'login':

@@ -2,6 +2,10 @@
  * Reconnection backoff with full jitter (protocol §7): attempt `n` (counted from 0) waits a
  * random time in `[0, min(10 s, 0.5 s × 2^n)]`, so that thousands of clients cut at once do not
  * come back at once.
+ *
+ * A request answered `error` 1000004 (service temporarily unavailable, `docs/protocol.md` §9.6)
+ * is sent again after a shorter full-jitter wait: retry `n` (from 0) waits a random time in
+ * `[0, min(2 s, 100 ms × 2^n)]` ({@link retryDelayMs}).
  */
 
 /** The base wait of attempt 0, in ms. */
@@ -25,4 +29,21 @@ export function backoffCeilingMs(attempt: number): number {
 export function backoffDelayMs(attempt: number, random: number): number {
   const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
   return r * backoffCeilingMs(attempt);
+}
+
+/** The base wait of retry 0 of requests answered 1000004, in ms. */
+export const RETRY_BASE_MS = 100;
+/** The cap of the wait of requests answered 1000004, in ms. */
+export const RETRY_CAP_MS = 2_000;
+
+/** The upper bound of the wait before retry `retry` (0-based): `min(2 000, 100 × 2^retry)`. */
+export function retryCeilingMs(retry: number): number {
+  const exp = Math.min(Math.max(0, Math.floor(retry)), 20);
+  return Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** exp);
+}
+
+/** The wait (whole ms) before retry `retry` of requests answered 1000004, for a draw in `[0, 1)`. */
+export function retryDelayMs(retry: number, random: number): number {
+  const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
+  return Math.floor(r * retryCeilingMs(retry));
 }

@@ -192,6 +192,7 @@ export function maybeEnd(m: Machine): void {
  */
 export function shutdown(m: Machine, now: number): void {
   for (const room of m.rooms.keys()) m.timers.stop({ login: room });
+  m.timers.stop('retry');
   m.rooms.clear();
   m.requests.clear();
   endSession(m, true);
@@ -237,8 +238,14 @@ export function onWelcome(m: Machine, now: number, f: DecodedFrame & { t: 'welco
 }
 
 /** An `error` without `id`: the server refused `hello` or `resume`. */
-export function onSessionError(m: Machine, code: number): void {
+export function onSessionError(m: Machine, now: number, code: number): void {
   if (m.conn.state !== 'handshake') return;
+  if (code === ErrorCodes.SERVICE_UNAVAILABLE) {
+    // The server cannot reach its shared state (§9.6; close 4010 follows): one failed attempt.
+    // The session, if any, is resumed at the next one.
+    lost(m, now, true);
+    return;
+  }
   if (m.conn.session !== undefined) {
     // The resume cannot be honoured (1002057): start a new session on this connection and log
     // in to every room again (reported RECONNECTED with the diff).

@@ -13,7 +13,8 @@
  * name as in the Rust core, so a reader moves between them file by file: `connection` (connecting,
  * liveness, backoff, the session), `timer` (every deadline), `room` (a room's phase and its
  * transitions), `requests` (the queue and each request's wire state), `command` (the app's
- * calls), `answers` (`ok` / `error`), `resume` (acks, `resumed`, snapshots, fresh logins,
+ * calls), `answers` (`ok` / `error`), `retry` (requests answered 1000004, sent again until their
+ * deadline), `resume` (acks, `resumed`, snapshots, fresh logins,
  * re-publishing), `channel` (events, kicks, notices), `view` (what the client knows of a room,
  * and diffs), `backoff`; and `decode` (the strict decoder, as the protocol crate's `decode.rs`).
  *
@@ -43,6 +44,7 @@ import { Kind, Pending, Requests } from './requests.js';
 import * as command from './command.js';
 import { onError, onOk, removeRoom } from './answers.js';
 import { onResumeDone, onResumed, onSnapshot } from './resume.js';
+import { retryDue } from './retry.js';
 import { onEvent, onKicked, onTokenWillExpire } from './channel.js';
 import { byKey, sortedValues } from './view.js';
 
@@ -300,6 +302,7 @@ export class ParlorCore {
   /** Time has come: call at (or after) {@link pollTimeout}. */
   handleTimeout(now: number): void {
     const m = this.m;
+    if (m.timers.expired('retry', now)) retryDue(m, now);
     if (m.timers.expired('reconnectWindow', now)) {
       m.timers.stop('reconnectWindow');
       reconnectFailed(m, now);
@@ -442,7 +445,7 @@ export class ParlorCore {
         onOk(m, f);
         break;
       case 'error':
-        onError(m, f);
+        onError(m, now, f);
         break;
       case 'kicked':
         onKicked(m, f);

@@ -7,6 +7,9 @@
  * after a later one (§9.1). A cut turns every `inFlight` request into `unsent`: it goes again
  * after the resume with the same id, and the server answers it from memory. A new session (a
  * refused resume) knows none of the old ids, so every request is held again and gets a new id.
+ * A request answered `error` 1000004 is `waiting`: nothing was done, and it goes again with the
+ * same id when the retry wait ends (`retry.ts`); meanwhile no new request goes out, so that the
+ * retry is not overtaken by a higher id.
  *
  * @packageDocumentation
  */
@@ -50,9 +53,14 @@ export function touchesStream(k: Kind, room: string, stream: string): boolean {
 /**
  * Where a request stands on the wire: `held` (never sent, no id yet), `inFlight` (sent on the
  * current connection with `id`, its answer awaited), `unsent` (sent with `id` on a connection
- * since lost: goes again, with the same id, once the session is back).
+ * since lost: goes again, with the same id, once the session is back), `waiting` (answered
+ * 1000004, nothing was done: goes again with `id` when the retry wait ends).
  */
-export type Wire = { w: 'held' } | { w: 'inFlight'; id: number } | { w: 'unsent'; id: number };
+export type Wire =
+  | { w: 'held' }
+  | { w: 'inFlight'; id: number }
+  | { w: 'unsent'; id: number }
+  | { w: 'waiting'; id: number };
 
 /** One request waiting for its answer. */
 export interface Pending {
@@ -66,6 +74,8 @@ export interface Pending {
   needsRoom: string | undefined;
   /** Where it stands on the wire. */
   wire: Wire;
+  /** Once answered 1000004: until when it is retried (then it fails as its kind fails). */
+  retryDeadline?: number;
 }
 
 /** The waiting requests, in the order they were made. */
@@ -76,6 +86,8 @@ export class Requests {
   private lastKey = 0;
   /** The wire id of the next request sent for the first time (never reused, across sessions). */
   private nextId = 1;
+  /** Retry waits since the last answer other than 1000004 (the `n` of the retry backoff). */
+  private retries = 0;
 
   /** The keys, in the order the requests were made. */
   private keys(): number[] {
@@ -90,7 +102,8 @@ export class Requests {
   /**
    * The frames to send now, in order: first the requests that were in flight at a cut, again,
    * with their own ids, in id order; then the held ones `maySend` allows, in the order they were
-   * made, each getting its id now.
+   * made, each getting its id now — unless a request waits for its retry (its id must not be
+   * overtaken).
    */
   flush(maySend: (p: Pending) => boolean): ClientFrame[] {
     const out: ClientFrame[] = [];
@@ -101,6 +114,7 @@ export class Requests {
       p.wire = { w: 'inFlight', id: (p.wire as { id: number }).id };
       out.push({ ...p.frame });
     }
+    if ([...this.pending.values()].some((p) => p.wire.w === 'waiting')) return out;
     const fresh = this.keys().filter((key) => {
       const p = this.pending.get(key) as Pending;
       return p.wire.w === 'held' && maySend(p);
@@ -118,6 +132,41 @@ export class Requests {
   /** Takes the request in flight that wire id `id` answers. */
   takeAnswered(id: number): Pending | undefined {
     return this.takeFirst((p) => p.wire.w === 'inFlight' && p.wire.id === id);
+  }
+
+  /** The request in flight with wire id `id`. */
+  inFlight(id: number): Pending | undefined {
+    return [...this.pending.values()].find((p) => p.wire.w === 'inFlight' && p.wire.id === id);
+  }
+
+  /** The request in flight with wire id `id` was answered 1000004: it waits, until `deadline`. */
+  wait(id: number, deadline: number): void {
+    const p = this.inFlight(id);
+    if (!p) return;
+    p.wire = { w: 'waiting', id };
+    p.retryDeadline = deadline;
+  }
+
+  /** The `n` of the next retry wait (and counts it). */
+  nextRetry(): number {
+    return this.retries++;
+  }
+
+  /** An answer other than 1000004 came: the service is back, the retry backoff starts over. */
+  served(): void {
+    this.retries = 0;
+  }
+
+  /**
+   * The retry wait is over: takes out the waiting requests whose deadline has come (in the order
+   * they were made); the others go again with their ids, like requests cut in flight.
+   */
+  endWait(now: number): Pending[] {
+    const expired = this.takeWhere(
+      (p) => p.wire.w === 'waiting' && p.retryDeadline !== undefined && p.retryDeadline <= now,
+    ).map(([, p]) => p);
+    for (const p of this.pending.values()) if (p.wire.w === 'waiting') p.wire = { w: 'unsent', id: p.wire.id };
+    return expired;
   }
 
   /** The connection is gone: what was in flight goes again; abandoned logins are forgotten. */

@@ -2,7 +2,8 @@
  * Every deadline of the core in one table, as the Rust core's `timer.rs` (in the style of
  * quinn-proto's `connection/timer.rs`). The core arms and stops timers as its state changes;
  * {@link TimerTable.next} is `pollTimeout`, and `handleTimeout` asks the table which timers have
- * expired, in a fixed order: the reconnect window, the login deadlines (in room id order), the
+ * expired, in a fixed order: the retry of requests answered 1000004 (a request whose deadline
+ * has come fails as its kind fails), the reconnect window, the login deadlines (in room id order), the
  * connection's own (liveness, or the wait before the next attempt), the ping.
  *
  * @packageDocumentation
@@ -13,6 +14,8 @@ import { byKey } from './view.js';
 
 /**
  * @internal One deadline the core can be waiting for:
+ * - `retry`: the end of the wait before the requests answered 1000004 go again (one wait for
+ *   all of them, so they go again together, in id order); not stopped by a cut;
  * - `reconnectWindow`: the end of the reconnect window (started at the first loss with rooms in
  *   it, stopped when no room is away); its end is RECONNECT_FAILED 1002053;
  * - `liveness`: two heartbeat intervals after the last frame heard (or the attempt's start),
@@ -21,7 +24,7 @@ import { byKey } from './view.js';
  * - `ping`: the next `ping`, armed while the session is ready or resuming;
  * - `{ login: room }`: the login deadline of a room logging in.
  */
-export type Timer = 'reconnectWindow' | 'liveness' | 'attempt' | 'ping' | { login: string };
+export type Timer = 'retry' | 'reconnectWindow' | 'liveness' | 'attempt' | 'ping' | { login: string };
 
 /** @internal The absolute time (ms) of every armed {@link Timer}. */
 export class TimerTable {

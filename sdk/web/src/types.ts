@@ -163,6 +163,8 @@ export const ErrorCodes = {
   MALFORMED_FRAME: 1000001,
   UNKNOWN_TYPE: 1000002,
   INVALID_FIELD: 1000003,
+  /** The server's shared state is unreachable; the request is retried with its id (§9.6). */
+  SERVICE_UNAVAILABLE: 1000004,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,
