@@ -13,6 +13,7 @@
 //!
 //! [`Server::start`] binds and serves; tests use it on port 0.
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clock;
