@@ -30,6 +30,8 @@ struct Member {
     conn: Option<Outbox>,
     /// The last seq it has of the `room` and `users` channels.
     at: [u64; 2],
+    /// Also send it its own events (see [`Deliver::echo_own`]).
+    echo: bool,
 }
 
 /// A session this node serves.
@@ -175,7 +177,7 @@ impl Deliver for Hub {
                 }
                 m.at[i] = seq;
             }
-            if Some(m.key) == author || (ch == Some(Channel::Users) && !m.notify) {
+            if (Some(m.key) == author && !m.echo) || (ch == Some(Channel::Users) && !m.notify) {
                 continue;
             }
             if let Some(c) = &m.conn {
@@ -204,6 +206,12 @@ impl Deliver for Hub {
         true
     }
 
+    fn echo_own(&self, key: SessionKey, app: u32, room: &str, on: bool) {
+        if let Some(m) = self.state.lock().members(app, room).and_then(|ms| ms.iter_mut().find(|m| m.key == key)) {
+            m.echo = on;
+        }
+    }
+
     fn has_members(&self, app: u32, room: &str) -> bool {
         self.state.lock().rooms.get(&app).is_some_and(|r| r.contains_key(room))
     }
@@ -225,7 +233,7 @@ impl Deliver for Hub {
         let conn = local.conn.clone();
         let members = st.rooms.entry(app).or_default().entry(room.into()).or_default();
         members.retain(|m| m.key != key);
-        members.push(Member { key, notify, conn, at: [at.room.unwrap_or(0), at.users.unwrap_or(0)] });
+        members.push(Member { key, notify, conn, at: [at.room.unwrap_or(0), at.users.unwrap_or(0)], echo: false });
     }
 
     fn left(&self, app: u32, room: &str, key: SessionKey) {

@@ -398,6 +398,9 @@ pub trait Deliver: Send + Sync + 'static {
     }
     /// Whether a session of this node is in `room`.
     fn has_members(&self, app: u32, room: &str) -> bool;
+    /// Send session `key` its own events in `room` too (`on`), or stop: while the engine cannot
+    /// tell whether a request of the session was applied.
+    fn echo_own(&self, _key: SessionKey, _app: u32, _room: &str, _on: bool) {}
     /// Close every connection of `app` at once with 4010 (the sessions stay). Returns how many.
     fn drop_connections(&self, app: u32) -> usize;
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use parlor_protocol::Ack;
 use serde::Deserialize;
 
@@ -240,7 +242,21 @@ impl Engine for RedisEngine {
         let mut held = self.lock_rooms(req.app, rooms).await;
         let mut full = vec![req.key.to_string(), req.id.to_string(), name.to_string()];
         full.extend(args);
-        let (reply, items, outcome) = match self.run(req.app, now, "request", &full).await {
+        // A call that timed out may still have run: the retry (the same id) is then recalled,
+        // and its answer is the real one, in order. Only a Redis away for longer is 1000004.
+        let mut result = self.run(req.app, now, "request", &full).await;
+        if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            result = self.run(req.app, now, "request", &full).await;
+        }
+        // Until the client's retry is answered, the session is sent its own events in these
+        // rooms: if the request did run after all, its event keeps the session's seqs
+        // contiguous (a client counts its own events without reporting them, §9.3).
+        let uncertain = result.is_err();
+        for (r, _) in &held {
+            self.fanout.deliver.echo_own(req.key, req.app, &r.room, uncertain);
+        }
+        let (reply, items, outcome) = match result {
             Err(Unavailable) => (Reply::Unavailable, Vec::new(), Outcome::Unavailable),
             Ok(out) => match out.status.as_str() {
                 "done" => {
