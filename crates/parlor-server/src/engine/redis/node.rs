@@ -106,6 +106,9 @@ pub fn node_channel(id: &str) -> String {
     format!("parlor:node:{id}")
 }
 
+/// How long a subscribe (or connecting the subscriber) may take.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The channel every node hears.
 pub const ALL: &str = "parlor:all";
 
@@ -125,13 +128,14 @@ impl Subscriptions {
 
     async fn run(self: Arc<Self>, client: redis::Client) {
         loop {
-            match client.get_async_pubsub().await {
-                Ok(ps) => {
+            match tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub()).await {
+                Ok(Ok(ps)) => {
                     let (mut sink, mut stream) = ps.split();
                     let mut wanted: Vec<String> = self.channels.lock().iter().cloned().collect();
                     wanted.push(node_channel(&self.node_id));
                     wanted.push(ALL.to_string());
-                    if sink.subscribe(&wanted).await.is_ok() {
+                    let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&wanted)).await;
+                    if matches!(subscribed, Ok(Ok(()))) {
                         *self.sink.lock().await = Some(sink);
                         tracing::info!(channels = wanted.len(), "redis subscriber connected");
                         while let Some(msg) = stream.next().await {
@@ -141,19 +145,22 @@ impl Subscriptions {
                     }
                     *self.sink.lock().await = None;
                 }
-                Err(e) => tracing::debug!(error = %e, "redis subscriber cannot connect yet"),
+                Ok(Err(e)) => tracing::debug!(error = %e, "redis subscriber cannot connect yet"),
+                Err(_) => tracing::debug!("redis subscriber: connecting timed out"),
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
-    /// Subscribe to a room's channel (once).
+    /// Subscribe to a room's channel (once). Bounded: with the subscriber connection down, the
+    /// channel is subscribed when it comes back (and gaps are filled from the logs).
     pub async fn subscribe(&self, channel: String) {
         if !self.channels.lock().insert(channel.clone()) {
             return;
         }
-        if let Some(sink) = self.sink.lock().await.as_mut() {
-            let _ = sink.subscribe(&channel).await;
+        let sink = self.sink.lock().await.clone();
+        if let Some(mut sink) = sink {
+            let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&channel)).await;
         }
     }
 
@@ -169,8 +176,9 @@ impl Subscriptions {
         if !self.channels.lock().remove(&channel) {
             return;
         }
-        if let Some(sink) = self.sink.lock().await.as_mut() {
-            let _ = sink.unsubscribe(&channel).await;
+        let sink = self.sink.lock().await.clone();
+        if let Some(mut sink) = sink {
+            let _ = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.unsubscribe(&channel)).await;
         }
     }
 
