@@ -253,8 +253,10 @@ impl Engine for RedisEngine {
         // rooms: if the request did run after all, its event keeps the session's seqs
         // contiguous (a client counts its own events without reporting them, §9.3).
         let uncertain = result.is_err();
-        for (r, _) in &held {
-            self.fanout.deliver.echo_own(req.key, req.app, &r.room, uncertain);
+        if uncertain {
+            for (r, _) in &held {
+                self.fanout.deliver.echo_own(req.key, req.app, &r.room, true);
+            }
         }
         let (reply, items, outcome) = match result {
             Err(Unavailable) => (Reply::Unavailable, Vec::new(), Outcome::Unavailable),
@@ -274,6 +276,21 @@ impl Engine for RedisEngine {
                 _ => (Reply::Forgotten, out.items(), Outcome::Answered),
             },
         };
+        if !uncertain {
+            // Answered: first hand over everything before this request's own events (what an
+            // earlier, uncertain request of the session caused reaches it, echoed), then stop
+            // echoing, so that its own new events are not sent to it.
+            for item in &items {
+                if let Item::Ev(room, Msg::Event(ev)) = item {
+                    if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| &r.room == room) {
+                        self.fanout.fill(r, cursor, ev.ch, ev.seq.saturating_sub(1)).await;
+                    }
+                }
+            }
+            for (r, _) in &held {
+                self.fanout.deliver.echo_own(req.key, req.app, &r.room, false);
+            }
+        }
         self.apply_request(req.app, req.key, &mut held, items, answer(reply)).await;
         self.release(req.app, held).await;
         outcome
