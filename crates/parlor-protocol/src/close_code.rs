@@ -1,6 +1,6 @@
 //! The WebSocket close codes the server closes a connection with (protocol §1, §3).
 //!
-//! The same names and values as the server's `outbox::close_code`. A client treats every one of
+//! The server uses these (re-exported as `parlor_server::outbox::close_code`). A client treats every one of
 //! them, and any other, as a lost connection (it reconnects while it has rooms); they exist here
 //! so that both ends name them alike and tests can say which one they expect.
 

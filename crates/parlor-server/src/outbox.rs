@@ -12,27 +12,8 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-/// Close codes the server uses (§1).
-pub mod close_code {
-    /// Normal, after `bye`.
-    pub const NORMAL: u16 = 1000;
-    /// The session went offline or its connection was replaced by a resume.
-    pub const GOING_AWAY: u16 = 1001;
-    /// Binary frame.
-    pub const UNSUPPORTED: u16 = 1003;
-    /// Malformed frame.
-    pub const INVALID_DATA: u16 = 1007;
-    /// Policy: bad `hello`, auth.
-    pub const POLICY: u16 = 1008;
-    /// Frame too big.
-    pub const TOO_BIG: u16 = 1009;
-    /// Slow consumer.
-    pub const SLOW_CONSUMER: u16 = 4008;
-    /// Kicked out of every room.
-    pub const KICKED: u16 = 4009;
-    /// Server shutting down.
-    pub const SHUTDOWN: u16 = 4010;
-}
+/// Close codes the server uses (§1), from the protocol crate.
+pub use parlor_protocol::close_code;
 
 /// What the writer does next.
 #[derive(Debug)]
