@@ -41,7 +41,7 @@ cargo build -p parlor-client --example room --quiet
 tests/independent/run.sh "$PWD/target/debug/parlor"
 
 # --- the benchmark tool: every workload once, small, with correct counts ---------------------
-step "parlor bench --quick (w1 w2 w3 w4): the tool must not rot"
+step "parlor bench --quick (w1 w2 w3 w4 w5): the tool must not rot"
 for w in w1 w2 w3 w4 w5; do
   target/debug/parlor bench "$w" --quick
 done
