@@ -278,3 +278,37 @@ async fn offline_after_the_timeout_and_back_within_retention() {
     assert_eq!(kinds(&replay), vec!["room:2:stream_delete", "users:3:user_delete", "users:4:user_add"]);
     assert_eq!(a.node.stats().await.sessions, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_whose_state_redis_lost_gets_a_new_epoch() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "a").await;
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let (mut alice, welcome) = hello(ws, "alice").await;
+    let mut bob = peer(&a, "bob").await;
+    let ok = alice.login("r").await;
+    let old_epoch = ok["room_session"].as_str().unwrap().to_string();
+    bob.login("r").await;
+    // Lost writes: the room's keys are gone, the sessions still name it.
+    let prefix = format!("parlor:{{{APP}}}:r:r:");
+    for k in ["meta", "mem", "user", "uid", "ord", "st", "own", "ex", "log:room", "log:users"] {
+        redis.cmd(&["DEL", &format!("{prefix}{k}")]);
+    }
+    // A request for the lost room is refused as "not in the room", not left hanging.
+    let answer = bob.request(json!({"t":"broadcast","room":"r","message":"anyone?"})).await;
+    assert_eq!(code(&answer), 1009005, "{answer}");
+    // A resume enters the room again: a new epoch, so a snapshot, never a replay of the old log.
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let (mut again, old) = alice.on(ws);
+    drop(old);
+    again
+        .send(json!({"t":"resume","v":1,"session":welcome["session"],"resume_token":welcome["resume_token"],
+            "ack":{"direct":0,"rooms":{"r":{"epoch":old_epoch,"room":0,"users":2}}}}))
+        .await;
+    let resumed = again.recv().await;
+    assert_eq!(resumed["rooms"]["r"], "snapshot", "{resumed}");
+    let snapshot = again.recv().await;
+    assert_eq!(snapshot["t"], "snapshot", "{snapshot}");
+    assert_ne!(snapshot["room_session"].as_str(), Some(old_epoch.as_str()), "{snapshot}");
+    assert_eq!(snapshot["online"], 1, "{snapshot}");
+}

@@ -6,6 +6,11 @@ local OP = ARGV[6]
 local function member(key, room)
   if redis.call('EXISTS', sk(key)) == 0 then return false, 'NoSession' end
   if redis.call('HEXISTS', sk(key, 'rooms'), room) == 0 then return false, 'NotInRoom' end
+  if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then
+    -- The room's state was lost (a Redis failover with lost writes): the membership is stale.
+    redis.call('HDEL', sk(key, 'rooms'), room)
+    return false, 'NotInRoom'
+  end
   return true
 end
 

@@ -62,6 +62,15 @@ local function resume(pub, token, ack_raw, conn)
     local state = enter(key, room, cjson.decode(away_m[room]))
     if not state then redis.call('HSET', sk(key, 'kicked'), room, 1002034) end
   end
+  -- A room whose state was lost while the session was in it (a failover with lost writes) is
+  -- entered again: a new epoch, so the client gets a snapshot, never a replay of another log.
+  for _, room in ipairs(redis.call('HKEYS', sk(key, 'rooms'))) do
+    if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then
+      local m = cjson.decode(redis.call('HGET', sk(key, 'rooms'), room))
+      redis.call('HDEL', sk(key, 'rooms'), room)
+      if not enter(key, room, m) then redis.call('HSET', sk(key, 'kicked'), room, 1002034) end
+    end
+  end
   local ack = cjson.decode(ack_raw)
   local acked = ack.rooms or {}
   local rooms = redis.call('HKEYS', sk(key, 'rooms'))
