@@ -129,9 +129,6 @@ pub fn op(
             value: f.value,
             time_ms,
         }),
-        ClientFrame::Broadcast(f) | ClientFrame::Barrage(f) if validate::message(&f.message).is_err() => {
-            Err(code(validate::message(&f.message).unwrap_err()))
-        }
         ClientFrame::Broadcast(f) => message(ctx, f.room, false, f.message, cfg, now, time_ms),
         ClientFrame::Barrage(f) => message(ctx, f.room, true, f.message, cfg, now, time_ms),
         ClientFrame::Command(f) => match validate::message(&f.command) {
@@ -161,6 +158,7 @@ fn message(
     now: Instant,
     time_ms: u64,
 ) -> Result<Op, Refuse> {
+    validate::message(&message).map_err(code)?;
     let window = ctx.messages.get_mut(&room);
     if window.is_some_and(|w| w.full(now, cfg.user_message_rate)) {
         return Err(code(ErrorCode::MessagesTooFrequent));

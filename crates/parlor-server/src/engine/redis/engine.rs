@@ -30,18 +30,12 @@ impl RedisEngine {
                     None => self.fanout.incoming(app, &room, msg),
                 },
                 Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
-                Item::Join { room, key, notify, rseq, useq, epoch } => {
-                    joins.push((room, (key, notify, rseq, useq, epoch)))
-                }
+                Item::Join(j) => joins.push(j),
                 Item::Send(_) => {}
             }
         }
         self.fanout.deliver.to_session(key, answer);
-        for (room, j) in joins {
-            if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == room) {
-                self.join(r, cursor, app, j).await;
-            }
-        }
+        self.join_all(held, app, joins).await;
     }
 
     /// Send every session's batched last frame to Redis.
@@ -202,22 +196,16 @@ impl Engine for RedisEngine {
             match item {
                 Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
                 Item::Ev(room, ev) => self.fanout.incoming(app, &room, ev),
-                Item::Join { room, key, notify, rseq, useq, epoch } => {
-                    joins.push((room, (key, notify, rseq, useq, epoch)))
-                }
+                Item::Join(j) => joins.push(j),
                 Item::Send(f) => frames.push(f),
             }
         }
         // The rooms' cursors first: no live event reaches the new connection before the replay,
         // and every event after the script is handed again from the log (the hub drops the
         // ones the session has).
-        let mut held = self.lock_rooms(app, joins.iter().map(|(r, _)| r.clone()).collect()).await;
+        let mut held = self.lock_rooms(app, joins.iter().map(|j| j.room.clone()).collect()).await;
         self.fanout.deliver.bind_with(p.key, conn, frames);
-        for (room, j) in joins {
-            if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == room) {
-                self.join(r, cursor, app, j).await;
-            }
-        }
+        self.join_all(&mut held, app, joins).await;
         self.release(app, held).await;
         tracing::info!(session = %session, user = %p.user.id, "resume");
         Ok(Ok(Resumed { key: p.key, app, user: p.user, claims: p.claims, last_request: p.last_request }))
@@ -297,17 +285,13 @@ impl Engine for RedisEngine {
     }
 
     async fn bye(&self, key: SessionKey, app: u32, now: Instant) {
-        if let Ok(out) = self.run(app, now, "bye", &[key.to_string()]).await {
-            self.apply_loose(app, out.items()).await;
-        }
+        self.run_loose(app, now, "bye", &[key.to_string()]).await;
     }
 
     async fn tick(&self, now: Instant) {
         self.flush_touches(now).await;
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
-            if let Ok(out) = self.run(app, now, "reap", &[]).await {
-                self.apply_loose(app, out.items()).await;
-            }
+            self.run_loose(app, now, "reap", &[]).await;
         }
         self.check_boot().await;
         self.check_cursors().await;
@@ -344,24 +328,12 @@ impl Engine for RedisEngine {
     }
 
     async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
-        match self.run(app, now, "admin_kick", &[room.to_string(), user.to_string(), reason.to_string()]).await {
-            Ok(out) => {
-                let ok = out.status == "ok";
-                self.apply_loose(app, out.items()).await;
-                ok
-            }
-            Err(_) => false,
-        }
+        let args = [room.to_string(), user.to_string(), reason.to_string()];
+        self.run_loose(app, now, "admin_kick", &args).await.is_some_and(|status| status == "ok")
     }
 
     async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
-        match self.run(app, now, "admin_close", &[room.to_string(), reason.to_string()]).await {
-            Ok(out) => {
-                let ok = out.status == "ok";
-                self.apply_loose(app, out.items()).await;
-                ok
-            }
-            Err(_) => false,
-        }
+        let args = [room.to_string(), reason.to_string()];
+        self.run_loose(app, now, "admin_close", &args).await.is_some_and(|status| status == "ok")
     }
 }

@@ -110,11 +110,11 @@ impl Fanout {
         Fanout { deliver, rooms: Mutex::new(HashMap::new()), conn }
     }
 
-    /// The sequencer of a room, made if needed (second: whether it is new, to subscribe).
-    pub fn room(&self, app: u32, room: &str) -> (Arc<RoomSeq>, bool) {
+    /// The sequencer of a room, made if needed.
+    pub fn room(&self, app: u32, room: &str) -> Arc<RoomSeq> {
         let mut rooms = self.rooms.lock();
         if let Some(r) = rooms.get(&(app, room.to_string())) {
-            return (r.clone(), false);
+            return r.clone();
         }
         let r = Arc::new(RoomSeq {
             app,
@@ -124,7 +124,7 @@ impl Fanout {
             online: Mutex::new((None, 1)),
         });
         rooms.insert((app, room.to_string()), r.clone());
-        (r, true)
+        r
     }
 
     /// The sequencer of a room if this node has one.
@@ -242,6 +242,32 @@ impl Fanout {
         self.deliver.room_event(r.app, &r.room, Some(channel_of(ch)), seq, frame, author);
     }
 
+    /// The logged events of channel `ch` from `from` to `upto` (seqs), in order: seq, author,
+    /// frame. An error when Redis cannot be reached.
+    async fn read_log(
+        &self,
+        r: &RoomSeq,
+        ch: usize,
+        from: u64,
+        upto: u64,
+    ) -> redis::RedisResult<Vec<(u64, SessionKey, Frame)>> {
+        let mut conn = self.conn.clone();
+        let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(log_key(r.app, &r.room, ch))
+            .arg(format!("{from}-0"))
+            .arg(format!("{upto}-9"))
+            .query_async(&mut conn)
+            .await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|(id, mut fields)| {
+                let seq = id.split('-').next()?.parse().ok()?;
+                let author = fields.get("a").and_then(|a| a.parse().ok()).unwrap_or(0);
+                Some((seq, author, Frame::from(fields.remove("f")?)))
+            })
+            .collect())
+    }
+
     /// Read the events after the cursor up to `upto` from the log and hand them over.
     pub async fn fill(&self, r: &RoomSeq, cursor: &mut Cursor, ch: usize, upto: u64) {
         let from = cursor.last[ch] + 1;
@@ -249,26 +275,15 @@ impl Fanout {
             return;
         }
         metrics::counter!("parlor_redis_gap_fills_total").increment(1);
-        let mut conn = self.conn.clone();
-        let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> = redis::cmd("XRANGE")
-            .arg(log_key(r.app, &r.room, ch))
-            .arg(format!("{from}-0"))
-            .arg(format!("{upto}-9"))
-            .query_async(&mut conn)
-            .await;
-        let Ok(entries) = entries else {
+        let Ok(entries) = self.read_log(r, ch, from, upto).await else {
             tracing::warn!(room = %r.room, "gap fill failed: Redis unreachable; the next event or tick retries");
             return;
         };
-        for (id, fields) in entries {
-            let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+        for (seq, author, frame) in entries {
             if seq <= cursor.last[ch] {
                 continue;
             }
-            let (Some(f), author) = (fields.get("f"), fields.get("a").and_then(|a| a.parse().ok()).unwrap_or(0)) else {
-                continue;
-            };
-            self.hand(r, ch, seq, &Frame::from(f.clone()), author);
+            self.hand(r, ch, seq, &frame, author);
             cursor.last[ch] = seq;
         }
         if cursor.last[ch] < upto {
@@ -278,9 +293,7 @@ impl Fanout {
             cursor.last[ch] = upto;
         }
     }
-}
 
-impl Fanout {
     /// Hand the events after `from` up to the cursor again, for a member that entered at
     /// `from` after the node had gone past it (the others drop them as duplicates).
     pub async fn catch_up(&self, r: &RoomSeq, cursor: &Cursor, ch: usize, from: u64) {
@@ -288,19 +301,8 @@ impl Fanout {
         if upto <= from {
             return;
         }
-        let mut conn = self.conn.clone();
-        let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> = redis::cmd("XRANGE")
-            .arg(log_key(r.app, &r.room, ch))
-            .arg(format!("{}-0", from + 1))
-            .arg(format!("{upto}-9"))
-            .query_async(&mut conn)
-            .await;
-        for (id, fields) in entries.unwrap_or_default() {
-            let seq: u64 = id.split('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
-            let author = fields.get("a").and_then(|a| a.parse().ok()).unwrap_or(0);
-            if let Some(f) = fields.get("f") {
-                self.hand(r, ch, seq, &Frame::from(f.clone()), author);
-            }
+        for (seq, author, frame) in self.read_log(r, ch, from + 1, upto).await.unwrap_or_default() {
+            self.hand(r, ch, seq, &frame, author);
         }
     }
 }

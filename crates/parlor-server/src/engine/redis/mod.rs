@@ -79,7 +79,7 @@ enum Item {
     /// A message for a session of this node.
     Ctl(node::Ctl),
     /// A session of this node entered a room (or, after a resume, is in it) at these seqs.
-    Join { room: String, key: SessionKey, notify: bool, rseq: u64, useq: u64, epoch: String },
+    Join(Joined),
     /// A frame for the resumed session's new connection.
     Send(Frame),
 }
@@ -96,17 +96,28 @@ fn parse_item(raw: &str) -> Option<Item> {
         }
         "left" => Some(Item::Ev(s(1)?, Msg::Left { key: n(2)?, at: [n(3)?, n(4)?], epoch: s(5)? })),
         "ctl" => node::Ctl::parse(v.get(1)?).map(Item::Ctl),
-        "join" | "at" => Some(Item::Join {
+        "join" | "at" => Some(Item::Join(Joined {
             room: s(1)?,
             key: n(2)?,
             notify: v.get(3)?.as_bool()?,
             rseq: n(4)?,
             useq: n(5)?,
             epoch: s(6)?,
-        }),
+        })),
         "send" => Some(Item::Send(Frame::from(s(1)?))),
         _ => None,
     }
+}
+
+/// A session of this node is in `room` since these seqs of the room's life `epoch`.
+#[derive(Debug)]
+struct Joined {
+    room: String,
+    key: SessionKey,
+    notify: bool,
+    rseq: u64,
+    useq: u64,
+    epoch: String,
 }
 
 /// A script's answer: its status, its payload, and the items (raw).
@@ -319,6 +330,14 @@ impl RedisEngine {
         }
     }
 
+    /// Run an operation outside a request (bye, reaper, admin) and apply what it asks; its
+    /// status, or None when Redis could not be reached.
+    async fn run_loose(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Option<String> {
+        let out = self.run(app, now, op, args).await.ok()?;
+        self.apply_loose(app, out.items()).await;
+        Some(out.status)
+    }
+
     /// Apply what a script asked outside a request (bye, reaper, admin), in order: each event
     /// with its room's cursor taken, messages to sessions at once.
     async fn apply_loose(&self, app: u32, items: Vec<Item>) {
@@ -333,26 +352,26 @@ impl RedisEngine {
                     }
                 }
                 Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
-                Item::Join { .. } | Item::Send(_) => {}
+                Item::Join(_) | Item::Send(_) => {}
             }
         }
     }
 
-    /// A session of this node is in `room` at these seqs: its position, and the events since.
-    async fn join(&self, r: &RoomSeq, cursor: &mut Cursor, app: u32, j: (SessionKey, bool, u64, u64, String)) {
-        let (key, notify, rseq, useq, epoch) = j;
-        if cursor.epoch != epoch {
-            *cursor = Cursor { epoch, last: [rseq, useq] };
+    /// Sessions of this node are in these rooms at these seqs: their positions, and the events
+    /// since (the rooms' cursors are held).
+    async fn join_all(&self, held: &mut [Held], app: u32, joins: Vec<Joined>) {
+        for j in joins {
+            let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == j.room) else {
+                continue;
+            };
+            if cursor.epoch != j.epoch {
+                **cursor = Cursor { epoch: j.epoch, last: [j.rseq, j.useq] };
+            }
+            let at = Seqs { room: Some(j.rseq), users: Some(j.useq), direct: None };
+            self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at);
+            self.fanout.catch_up(r, cursor, 0, j.rseq).await;
+            self.fanout.catch_up(r, cursor, 1, j.useq).await;
         }
-        self.fanout.deliver.joined(
-            app,
-            &r.room,
-            key,
-            notify,
-            Seqs { room: Some(rseq), users: Some(useq), direct: None },
-        );
-        self.fanout.catch_up(r, cursor, 0, rseq).await;
-        self.fanout.catch_up(r, cursor, 1, useq).await;
     }
 
     /// Take the cursors of `rooms` (sorted, so that two requests never wait on each other).
@@ -361,7 +380,7 @@ impl RedisEngine {
         rooms.dedup();
         let mut held = Vec::new();
         for room in rooms {
-            let (r, _) = self.fanout.room(app, &room);
+            let r = self.fanout.room(app, &room);
             let cursor = r.cursor.clone().lock_owned().await;
             held.push((r, cursor));
         }

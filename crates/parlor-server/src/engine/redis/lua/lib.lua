@@ -90,7 +90,8 @@ local function emit(room, ch, body, author, is_message)
   return seq
 end
 
-local function sorted_values(hash)
+-- A hash's fields, sorted, and its values by field.
+local function sorted_hash(hash)
   local flat = redis.call('HGETALL', hash)
   local keys, vals = {}, {}
   for i = 1, #flat, 2 do
@@ -98,9 +99,21 @@ local function sorted_values(hash)
     vals[flat[i]] = flat[i + 1]
   end
   table.sort(keys)
+  return keys, vals
+end
+
+-- A hash's values, in the order of their fields.
+local function sorted_values(hash)
+  local keys, vals = sorted_hash(hash)
   local out = {}
   for _, k in ipairs(keys) do table.insert(out, vals[k]) end
   return out
+end
+
+-- A room's streams and extra info as JSON fields text: "streams":[…],"extra":[…].
+local function streams_and_extra(room)
+  return '"streams":[' .. table.concat(sorted_values(rk(room, 'st')), ',') .. '],"extra":['
+    .. table.concat(sorted_values(rk(room, 'ex')), ',') .. ']'
 end
 
 -- The room state of a login `ok` or a `snapshot` for `key`, as two JSON texts without braces:
@@ -117,8 +130,7 @@ local function room_state_parts(key, room)
     end
     table.insert(parts, '"users":[' .. table.concat(users, ',') .. ']')
   end
-  table.insert(parts, '"streams":[' .. table.concat(sorted_values(rk(room, 'st')), ',') .. ']')
-  table.insert(parts, '"extra":[' .. table.concat(sorted_values(rk(room, 'ex')), ',') .. ']')
+  table.insert(parts, streams_and_extra(room))
   table.insert(parts, '"online":' .. redis.call('HLEN', rk(room, 'mem')))
   table.insert(parts, '"room_session":' .. json_str(m[1]))
   local seq = '"room":' .. m[2]

@@ -50,14 +50,8 @@ local function resume(pub, token, ack_raw, conn)
   redis.call('PERSIST', P .. ':pub:' .. pub)
   for _, w in ipairs(SESSION_KEYS) do redis.call('PERSIST', sk(key, w)) end
   -- An offline session goes back into the rooms it was removed from.
-  local away = redis.call('HGETALL', sk(key, 'away'))
+  local away_rooms, away_m = sorted_hash(sk(key, 'away'))
   redis.call('DEL', sk(key, 'away'))
-  local away_rooms, away_m = {}, {}
-  for i = 1, #away, 2 do
-    table.insert(away_rooms, away[i])
-    away_m[away[i]] = away[i + 1]
-  end
-  table.sort(away_rooms)
   for _, room in ipairs(away_rooms) do
     local state = enter(key, room, cjson.decode(away_m[room]))
     if not state then redis.call('HSET', sk(key, 'kicked'), room, 1002034) end
@@ -205,8 +199,7 @@ local function room_info(room)
     table.insert(users, redis.call('HGET', rk(room, 'user'), k))
   end
   return '{"room":' .. json_str(room) .. ',"room_session":' .. json_str(epoch) .. ',"users":[' .. table.concat(users, ',')
-    .. '],"streams":[' .. table.concat(sorted_values(rk(room, 'st')), ',') .. '],"extra":['
-    .. table.concat(sorted_values(rk(room, 'ex')), ',') .. ']}'
+    .. '],' .. streams_and_extra(room) .. '}'
 end
 
 local function admin_rooms()
