@@ -3,13 +3,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use parlor_client::{Connector, Engine, EngineConfig, Event, RoomConfig, RoomStateReason, UpdateType, User};
+use parlor_client::{Connector, Engine, EngineConfig, Event, RoomConfig, RoomStateReason, User};
 use parlor_protocol::token::{self, Claims};
 use parlor_protocol::ErrorCode;
 use parlor_server::memory::{Link, MemoryServer};
 use parlor_server::ServerConfig;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Instant;
+
+pub mod changes;
 
 pub const APP: u32 = 7;
 pub const SECRET: &str = "some-secret";
@@ -150,29 +152,7 @@ impl Client {
 
     /// User and stream updates since `from`.
     pub fn changes_since(&self, from: usize) -> Vec<String> {
-        self.log[from..]
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Event::RoomUserUpdate { update_type, users, .. } => Some(format!(
-                    "user {} {}",
-                    kind(update_type),
-                    users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(",")
-                )),
-                Event::RoomStreamUpdate { update_type, streams, .. } => Some(format!(
-                    "stream {} {}",
-                    kind(update_type),
-                    streams.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(",")
-                )),
-                _ => None,
-            })
-            .collect()
-    }
-}
-
-fn kind(u: &UpdateType) -> &'static str {
-    match u {
-        UpdateType::Add => "ADD",
-        UpdateType::Delete => "DELETE",
+        self.log[from..].iter().filter_map(|(_, e)| changes::describe(e)).collect()
     }
 }
 

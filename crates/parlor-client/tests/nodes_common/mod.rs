@@ -15,6 +15,8 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
+#[path = "../common/changes.rs"]
+mod changes;
 mod peer;
 mod sdk;
 pub use peer::*;

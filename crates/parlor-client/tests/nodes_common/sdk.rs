@@ -78,22 +78,7 @@ impl Sdk {
 
     /// User and stream updates from index `from`, as text.
     pub fn changes_since(&self, from: usize) -> Vec<String> {
-        self.log.lock().unwrap()[from..]
-            .iter()
-            .filter_map(|(_, e)| match e {
-                Event::RoomUserUpdate { update_type, users, .. } => Some(format!(
-                    "user {} {}",
-                    kind(update_type),
-                    users.iter().map(|u| u.id.as_str()).collect::<Vec<_>>().join(",")
-                )),
-                Event::RoomStreamUpdate { update_type, streams, .. } => Some(format!(
-                    "stream {} {}",
-                    kind(update_type),
-                    streams.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(",")
-                )),
-                _ => None,
-            })
-            .collect()
+        self.log.lock().unwrap()[from..].iter().filter_map(|(_, e)| changes::describe(e)).collect()
     }
 
     /// The users this client knows in a room, built from its updates alone (as an app would).
@@ -145,12 +130,5 @@ impl Sdk {
 impl Drop for Sdk {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-fn kind(u: &UpdateType) -> &'static str {
-    match u {
-        UpdateType::Add => "ADD",
-        UpdateType::Delete => "DELETE",
     }
 }
