@@ -96,10 +96,8 @@ impl MemoryEngine {
         }
         s.last_request = req.id;
         let (result, remembered) = match op {
-            Op::Refused { code, message } => {
-                let r = Remembered::Refused(code, message.clone());
-                (Err(Refusal::Login(code)), r)
-            }
+            // The answer carries the rules' message (the node has it); the engine only remembers.
+            Op::Refused { code, message } => (Err(Refusal::Login(code)), Remembered::Refused(code, message)),
             op => {
                 let login_room = match &op {
                     Op::Login { room, .. } => Some(room.clone()),
