@@ -27,6 +27,7 @@
 mod driver;
 mod engine;
 mod event;
+mod tls;
 
 pub use engine::{Connector, Engine, EngineConfig, Error, Io};
 pub use event::Event;

@@ -62,6 +62,9 @@ codes! {
     /// The server's shared state (the Redis engine) cannot be reached right now; nothing was
     /// done. Retry the same request (same id) after a short wait (§9.6).
     ServiceUnavailable = 1000004, "service temporarily unavailable";
+    /// `hello` refused: the app already has the most sessions this server node admits
+    /// (`--max-sessions-per-app`). Clients report LOGIN_FAILED with this code.
+    TooManySessions = 1000005, "the app has reached its session limit on this server";
     /// Already in the maximum number of rooms, or already in this room.
     TooManyRooms = 1002001, "already in the maximum number of rooms, or already in this room";
     /// Logout of a room the session is not in.
@@ -165,7 +168,7 @@ mod tests {
             assert_eq!(ErrorCode::from_code(c.code()), Some(*c));
             assert!(!c.message().is_empty());
         }
-        assert_eq!(ErrorCode::ALL.len(), 38);
+        assert_eq!(ErrorCode::ALL.len(), 39);
         assert_eq!(ErrorCode::KickedDuplicateLogin.code(), 1002050);
         assert_eq!(ErrorCode::from_code(0), None);
         assert_eq!(ErrorCode::from_wire(0), None);

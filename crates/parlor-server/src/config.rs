@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The dev app used when no `--app` is given.
@@ -56,6 +57,50 @@ pub struct ServerConfig {
     pub redis: Vec<String>,
     /// This node's id (in logs, `/healthz`, and the Redis engine's node records).
     pub node_id: String,
+    /// Most WebSocket connections open at once from one IP address; an upgrade beyond is
+    /// answered HTTP 429 (0: no limit).
+    pub max_connections_per_ip: usize,
+    /// New WebSocket upgrades per second on this node (a burst of one second's worth is
+    /// allowed); an upgrade beyond is answered HTTP 503, which clients take as one failed
+    /// attempt and back off (protocol §7) (0: no limit).
+    pub connection_rate: u32,
+    /// Most sessions of one app connected to this node; a `hello` beyond gets `error` 1000005
+    /// and close 1008 (0: no limit). Counted per node, also with Redis.
+    pub max_sessions_per_app: usize,
+    /// Most offline sessions this node's memory engine keeps for resume; beyond, the oldest are
+    /// dropped before their retention ends and their resume gets 1002057 (0: no limit).
+    pub max_offline_sessions: usize,
+    /// A TLS certificate chain and private key: the listener then speaks only TLS (`wss://`,
+    /// `https://`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the TLS certificate and key are (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The defaults of the limits of a public server, and why (also in `docs/operations.md`).
+pub mod limits {
+    /// 1 000 connections per IP address: far above one person's tabs and devices, high enough
+    /// for an office or a carrier-grade NAT behind one address, and still only 5 % of a
+    /// process's 20 000 open files, so that one address cannot take the node's sockets.
+    pub const MAX_CONNECTIONS_PER_IP: usize = 1000;
+    /// 1 000 new upgrades per second per node: a node of 20 000 connections cut at once comes
+    /// back, with the clients' jittered backoff (up to 10 s), at about 2 000 per second at
+    /// first; 1 000 spreads that over ~20 s instead of letting the TLS handshakes, token checks
+    /// and resumes of all of them compete with the delivery to those already back.
+    pub const CONNECTION_RATE: u32 = 1000;
+    /// 20 000 sessions per app per node: a node's open-file budget, so that one app cannot
+    /// take a shared node from the others, while one app alone can fill it.
+    pub const MAX_SESSIONS_PER_APP: usize = 20_000;
+    /// 100 000 offline sessions: a few KiB each (the direct channel log, the answers
+    /// remembered), a few hundred MiB at most — five full nodes' worth of clients gone at once.
+    pub const MAX_OFFLINE_SESSIONS: usize = 100_000;
 }
 
 impl Default for ServerConfig {
@@ -82,6 +127,11 @@ impl Default for ServerConfig {
             answer_memory: 64,
             redis: Vec::new(),
             node_id: format!("{:08x}", rand::random::<u32>()),
+            max_connections_per_ip: limits::MAX_CONNECTIONS_PER_IP,
+            connection_rate: limits::CONNECTION_RATE,
+            max_sessions_per_app: limits::MAX_SESSIONS_PER_APP,
+            max_offline_sessions: limits::MAX_OFFLINE_SESSIONS,
+            tls: None,
         }
     }
 }

@@ -9,10 +9,11 @@
 //! - `POST /v1/admin/apps/{app}/connections/drop` — close every connection of the app with 4010
 //!   (sessions stay; clients resume).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::limits::Refused;
 use crate::node::Node;
 
 /// The process-wide Prometheus recorder (installed once, on first use).
@@ -60,6 +62,21 @@ pub fn router(node: Arc<Node>) -> Router {
 /// the connection is a plain `tokio_tungstenite::WebSocketStream`, the same type the in-memory
 /// test transport gives.
 async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response {
+    // The door (`crate::limits`), before any work for the upgrade: a refused client has cost a
+    // header parse. The address is absent only when the router is served without connect info.
+    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let slot = match node.limits.admit_upgrade(ip, Instant::now()) {
+        Ok(slot) => slot,
+        Err(Refused::PerIp) => {
+            metrics::counter!("parlor_upgrades_refused_total", "why" => "per_ip").increment(1);
+            return (StatusCode::TOO_MANY_REQUESTS, "too many connections from this address").into_response();
+        }
+        Err(Refused::Rate) => {
+            metrics::counter!("parlor_upgrades_refused_total", "why" => "rate").increment(1);
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many new connections")
+                .into_response();
+        }
+    };
     let headers = req.headers();
     let has_token = |name: header::HeaderName, token: &str| {
         headers
@@ -78,6 +95,8 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
+        // The connection counts against its address until the socket ends.
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => {
                 let config = crate::ws::ws_config(node.config.max_frame);
@@ -85,12 +104,24 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
                 // The plain TCP stream when hyper holds no bytes read past the handshake: the
                 // `Upgraded` wrapper would keep hyper's read buffer (8 KiB) alive for the whole
                 // connection, which is most of what an idle connection costs.
-                match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
+                let upgraded = match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
                     Ok(parts) => {
                         let tcp = parts.io.into_inner();
                         let read = parts.read_buf.to_vec();
                         let socket =
                             tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config))
+                                .await;
+                        return crate::ws::serve(node, socket).await;
+                    }
+                    Err(upgraded) => upgraded,
+                };
+                // The same for a TLS stream.
+                match upgraded.downcast::<hyper_util::rt::TokioIo<crate::tls::TlsStream>>() {
+                    Ok(parts) => {
+                        let tls = parts.io.into_inner();
+                        let read = parts.read_buf.to_vec();
+                        let socket =
+                            tokio_tungstenite::WebSocketStream::from_partially_read(tls, read, role, Some(config))
                                 .await;
                         crate::ws::serve(node, socket).await;
                     }

@@ -9,7 +9,7 @@
 //! - engine: [`engine`] (all shared state: sessions, rooms, channel logs; in memory or Redis);
 //! - hub: [`hub`] (this node's connections; delivers what the engine publishes);
 //! - and the pieces they share: [`config`], [`clock`], [`frame`], [`outbox`], [`window`],
-//!   [`named`], [`secret`].
+//!   [`named`], [`secret`], [`limits`] (the door: per-IP, rate, per-app), [`tls`].
 //!
 //! [`Server::start`] binds and serves; tests use it on port 0.
 
@@ -22,12 +22,14 @@ pub mod engine;
 pub mod frame;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod memory;
 pub mod named;
 pub mod node;
 pub mod outbox;
 pub mod rules;
 pub mod secret;
+pub mod tls;
 pub mod web;
 pub mod window;
 pub mod ws;
@@ -61,22 +63,33 @@ impl Server {
         socket.bind(config.listen)?;
         let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
+        // The certificate is read before anything starts, so that a bad file stops the start.
+        let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let node = Arc::new(Node::start(config).await.map_err(std::io::Error::other)?);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ticker = spawn_ticker(node.clone());
         let app = http::router(node.clone());
         let node2 = node.clone();
+        let stop = async move {
+            let _ = rx.await;
+            node2.hub.shutdown();
+        };
         let task = tokio::spawn(async move {
-            // No Nagle delay: frames are small and latency matters; the writer batches itself.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                    node2.hub.shutdown();
-                })
-                .await;
+            let served = match tls {
+                None => {
+                    // No Nagle delay: frames are small and latency matters; the writer batches itself.
+                    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
+                    serve_until(listener, app, stop).await
+                }
+                Some(tls) => match tls::TlsListener::new(listener, tls) {
+                    // Tapped (with nothing) for axum's connect info of a tapped listener: the
+                    // peer's address, which the per-IP limit needs.
+                    Ok(listener) => serve_until(axum::serve::ListenerExt::tap_io(listener, |_| {}), app, stop).await,
+                    Err(e) => Err(e),
+                },
+            };
             if let Err(e) = served {
                 tracing::error!(error = %e, "server stopped");
             }
@@ -85,9 +98,10 @@ impl Server {
         Ok(Server { addr, node, shutdown: Some(tx), task: Some(task) })
     }
 
-    /// The WebSocket URL of this server.
+    /// The WebSocket URL of this server (`wss://` with TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.addr)
+        let scheme = if self.node.config.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/v1/ws", self.addr)
     }
 
     /// Close every connection with 4010 and stop.
@@ -111,6 +125,19 @@ impl Server {
     pub fn take_shutdown(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
         self.shutdown.take()
     }
+}
+
+/// Serve `app` on `listener` until `stop` resolves, with each connection's peer address.
+async fn serve_until<L>(
+    listener: L,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stop).await
 }
 
 /// Run [`Node::tick`] every 500 ms (on tokio time, so a paused clock drives it).

@@ -17,6 +17,7 @@ use crate::engine::redis::RedisEngine;
 use crate::engine::{ConnId, Deliver, Engine, NewSession, Op, Outcome, Reply, Req, RoomInfo, SessionKey};
 use crate::frame::Frame;
 use crate::hub::Hub;
+use crate::limits::Limits;
 use crate::rules::{self, SessionCtx, Spend};
 
 /// The engine a node runs on, chosen at start.
@@ -63,6 +64,8 @@ pub struct Node {
     pub hub: Arc<Hub>,
     /// The shared state.
     pub engine: AnyEngine,
+    /// The door's counters (connections per IP, upgrade rate, sessions per app).
+    pub limits: Arc<Limits>,
 }
 
 type Refuse = (ErrorCode, String);
@@ -77,7 +80,8 @@ impl Node {
         let clock = Clock::new();
         let hub = Arc::new(Hub::new());
         let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()));
-        Node { config, clock, hub, engine }
+        let limits = Limits::new(&config);
+        Node { config, clock, hub, engine, limits }
     }
 
     /// A node on the engine `config` asks for: Redis when `config.redis` names a server, else
@@ -91,7 +95,8 @@ impl Node {
         let engine = RedisEngine::connect(config.clone(), clock, hub.clone())
             .await
             .map_err(|e| format!("cannot reach Redis at {}: {e}", config.redis.join(",")))?;
-        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine) })
+        let limits = Limits::new(&config);
+        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits })
     }
 
     /// What `/healthz` says: this node, its engine, and (with Redis) the nodes it sees.

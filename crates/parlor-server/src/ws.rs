@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::engine::SessionKey;
+use crate::limits::AppSlot;
 use crate::node::Node;
 use crate::outbox::{close_code, Out, Outbox, OutboxReader};
 use crate::rules::SessionCtx;
@@ -53,6 +54,8 @@ where
     metrics::gauge!("parlor_connections").increment(1.0);
 
     let mut session: Option<(SessionKey, SessionCtx)> = None;
+    // The session's count against its app's limit, held as long as this connection serves it.
+    let mut app_slot: Option<AppSlot> = None;
     let hello_deadline = Instant::now() + node.config.hello_timeout;
     loop {
         let next = tokio::select! {
@@ -105,16 +108,30 @@ where
         };
         match (&mut session, frame) {
             (Some((key, ctx)), frame) => node.frame(*key, ctx, frame, now).await,
-            (None, ClientFrame::Hello(h)) => match node.hello(h, conn_id, now).await {
-                Ok(s) => session = Some(s),
-                Err((code, message)) => {
-                    send_error(&outbox, None, code, &message);
-                    outbox.close(close_code::POLICY, "bad hello");
+            (None, ClientFrame::Hello(h)) => {
+                let Some(slot) = node.limits.admit_session(h.app_id) else {
+                    let code = ErrorCode::TooManySessions;
+                    send_error(&outbox, None, code, code.message());
+                    outbox.close(close_code::POLICY, "too many sessions");
                     break;
+                };
+                match node.hello(h, conn_id, now).await {
+                    Ok(s) => {
+                        session = Some(s);
+                        app_slot = Some(slot);
+                    }
+                    Err((code, message)) => {
+                        send_error(&outbox, None, code, &message);
+                        outbox.close(close_code::POLICY, "bad hello");
+                        break;
+                    }
                 }
-            },
+            }
             (None, ClientFrame::Resume(r)) => match node.resume(r, conn_id, now).await {
-                Ok(s) => session = Some(s),
+                Ok(s) => {
+                    app_slot = Some(node.limits.resumed_session(s.1.app));
+                    session = Some(s);
+                }
                 // The connection stays open: the client may go on with `hello` (§6 fallback).
                 Err((code, message)) => send_error(&outbox, None, code, &message),
             },
@@ -131,6 +148,7 @@ where
         tracing::info!(session = key, "connection closed");
     }
     node.hub.detach(key, conn_id);
+    drop(app_slot);
     // Let the writer flush what is queued (an error frame, a close), then stop.
     outbox.close(close_code::GOING_AWAY, "");
     let _ = writer.await;

@@ -10,12 +10,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use parlor_protocol::token::{self, Claims};
-use parlor_server::config::{DEV_APP_ID, DEV_APP_SECRET};
+use parlor_server::config::{limits, TlsFiles, DEV_APP_ID, DEV_APP_SECRET};
 use parlor_server::{Server, ServerConfig};
 
 #[derive(Debug, Parser)]
@@ -83,6 +84,27 @@ struct ServeArgs {
     /// This node's id (in logs and /healthz; default: random).
     #[arg(long, env = "PARLOR_NODE_ID")]
     node_id: Option<String>,
+    /// Most WebSocket connections at once from one IP address; beyond, upgrades get HTTP 429
+    /// (0: no limit).
+    #[arg(long, env = "PARLOR_MAX_CONNECTIONS_PER_IP", default_value_t = limits::MAX_CONNECTIONS_PER_IP)]
+    max_connections_per_ip: usize,
+    /// New WebSocket upgrades per second on this node; beyond, HTTP 503 (0: no limit).
+    #[arg(long, env = "PARLOR_CONNECTION_RATE", default_value_t = limits::CONNECTION_RATE)]
+    connection_rate: u32,
+    /// Most sessions of one app connected to this node; beyond, `hello` gets error 1000005
+    /// (0: no limit).
+    #[arg(long, env = "PARLOR_MAX_SESSIONS_PER_APP", default_value_t = limits::MAX_SESSIONS_PER_APP)]
+    max_sessions_per_app: usize,
+    /// Most offline sessions kept for resume (memory engine); beyond, the oldest are dropped
+    /// early (0: no limit).
+    #[arg(long, env = "PARLOR_MAX_OFFLINE_SESSIONS", default_value_t = limits::MAX_OFFLINE_SESSIONS)]
+    max_offline_sessions: usize,
+    /// TLS certificate chain (PEM); with --tls-key the listener speaks only TLS (wss://, https://).
+    #[arg(long, env = "PARLOR_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PARLOR_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -152,6 +174,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map(|u| u.trim().to_string())
             .filter(|u| !u.is_empty())
             .collect(),
+        max_connections_per_ip: args.max_connections_per_ip,
+        connection_rate: args.connection_rate,
+        max_sessions_per_app: args.max_sessions_per_app,
+        max_offline_sessions: args.max_offline_sessions,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            _ => None,
+        },
         ..ServerConfig::default()
     };
     let config = match args.node_id.clone() {
@@ -161,8 +191,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let node_id = config.node_id.clone();
     let mut server = Server::start(config).await.with_context(|| format!("cannot start on {}", args.listen))?;
     let engine = if args.redis.is_some() { "redis" } else { "memory" };
-    tracing::info!(addr = %server.addr, node = %node_id, engine, "parlor serving: ws://{}/v1/ws", server.addr);
-    println!("parlor listening on http://{}  (WebSocket: ws://{}/v1/ws)", server.addr, server.addr);
+    let (http, ws) = if args.tls_cert.is_some() { ("https", "wss") } else { ("http", "ws") };
+    tracing::info!(addr = %server.addr, node = %node_id, engine, "parlor serving: {ws}://{}/v1/ws", server.addr);
+    println!("parlor listening on {http}://{}  (WebSocket: {ws}://{}/v1/ws)", server.addr, server.addr);
     let stop = server.take_shutdown();
     tokio::spawn(async move {
         let _ = tokio::signal::ctrl_c().await;

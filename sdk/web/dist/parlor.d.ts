@@ -174,6 +174,8 @@ export declare const ErrorCodes: {
     readonly INVALID_FIELD: 1000003;
     /** The server's shared state is unreachable; the request is retried with its id (§9.6). */
     readonly SERVICE_UNAVAILABLE: 1000004;
+    /** `hello` refused: the app has the most sessions the server node admits (LOGIN_FAILED). */
+    readonly TOO_MANY_SESSIONS: 1000005;
     readonly ALREADY_IN_ROOM: 1002001;
     readonly NOT_IN_ROOM_LOGOUT: 1002002;
     readonly COULD_NOT_CONNECT: 1002030;

@@ -26,6 +26,8 @@ var ErrorCodes = {
   INVALID_FIELD: 1000003,
   /** The server's shared state is unreachable; the request is retried with its id (§9.6). */
   SERVICE_UNAVAILABLE: 1000004,
+  /** `hello` refused: the app has the most sessions the server node admits (LOGIN_FAILED). */
+  TOO_MANY_SESSIONS: 1000005,
   ALREADY_IN_ROOM: 1002001,
   NOT_IN_ROOM_LOGOUT: 1002002,
   COULD_NOT_CONNECT: 1002030,

@@ -158,6 +158,13 @@ impl MemoryEngine {
                 tracing::info!(session = %s.public_id, user = %s.user.id, "retention ended");
             }
         }
+        for key in st.over_offline_cap(cfg.max_offline_sessions) {
+            if let Some(s) = st.sessions.remove(&key) {
+                st.by_public.remove(&s.public_id);
+                metrics::counter!("parlor_offline_sessions_dropped_total").increment(1);
+                tracing::info!(session = %s.public_id, user = %s.user.id, "offline cap: dropped before its retention ended");
+            }
+        }
         for (key, room, warn) in tokens {
             match warn {
                 Some(remaining_s) => {

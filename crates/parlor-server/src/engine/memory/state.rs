@@ -292,6 +292,22 @@ impl State {
         }
     }
 
+    /// The offline sessions beyond the `cap` most recently heard from (none when `cap` is 0 or
+    /// not reached): the memory that sessions nobody may come back for can hold is bounded, and
+    /// the first to go are those least likely to resume.
+    pub fn over_offline_cap(&self, cap: usize) -> Vec<SessionKey> {
+        // Counted first: the common case, under the cap, allocates nothing.
+        if cap == 0 || self.sessions.values().filter(|s| s.offline).count() <= cap {
+            return Vec::new();
+        }
+        let mut offline: Vec<(Instant, SessionKey)> =
+            self.sessions.iter().filter(|(_, s)| s.offline).map(|(k, s)| (s.last_frame, *k)).collect();
+        let excess = offline.len() - cap;
+        offline.select_nth_unstable(excess - 1);
+        offline.truncate(excess);
+        offline.into_iter().map(|(_, k)| k).collect()
+    }
+
     /// The session has been silent for `session_timeout`: out of every room, kept for retention.
     pub fn go_offline(&mut self, key: SessionKey, now: Instant) {
         let rooms: Vec<String> = match self.sessions.get_mut(&key) {
