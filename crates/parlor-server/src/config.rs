@@ -67,8 +67,9 @@ pub struct ServerConfig {
     /// Most sessions of one app connected to this node; a `hello` beyond gets `error` 1000005
     /// and close 1008 (0: no limit). Counted per node, also with Redis.
     pub max_sessions_per_app: usize,
-    /// Most offline sessions this node's memory engine keeps for resume; beyond, the oldest are
-    /// dropped before their retention ends and their resume gets 1002057 (0: no limit).
+    /// Most offline sessions kept for resume — by this node's memory engine in all, by the
+    /// Redis engine per app (in Redis, for every node); beyond, those quiet longest are dropped
+    /// before their retention ends and their resume gets 1002057 (0: no limit).
     pub max_offline_sessions: usize,
     /// A TLS certificate chain and private key: the listener then speaks only TLS (`wss://`,
     /// `https://`).

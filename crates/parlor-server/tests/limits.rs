@@ -195,3 +195,44 @@ async fn get(s: &Server, path: &str, secret: Option<&str>) -> String {
     tcp.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn the_redis_engine_caps_offline_sessions_per_app_in_redis() {
+    let redis = parlor_testkit::RedisServer::start();
+    let s = Server::start(ServerConfig {
+        redis: vec![redis.url()],
+        max_offline_sessions: 2,
+        session_timeout: Duration::from_secs(1),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let mut welcomes = Vec::new();
+    for user in ["a", "b", "c"] {
+        let (p, w) = hello(tokio_tungstenite::connect_async(s.ws_url()).await.unwrap().0, user).await;
+        welcomes.push(w);
+        drop(p);
+        // One after the other: their deadlines in Redis are in this order.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // All three go offline after 1 s; the reaper then keeps the two that went quiet last.
+    let stats = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let n = s.node.stats().await.sessions;
+            if n <= 2 {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the cap applies within 15 s");
+    assert_eq!(stats, 2);
+    let resume = |w: &serde_json::Value| json!({"t":"resume","v":1,"session":w["session"],"resume_token":w["resume_token"],"ack":{"direct":0,"rooms":{}}});
+    let mut a = Peer::new(tokio_tungstenite::connect_async(s.ws_url()).await.unwrap().0, "a");
+    a.send(resume(&welcomes[0])).await;
+    assert_eq!(code(&a.recv().await), ErrorCode::ResumeFailed.code() as u64, "the oldest is gone");
+    let mut c = Peer::new(tokio_tungstenite::connect_async(s.ws_url()).await.unwrap().0, "c");
+    c.send(resume(&welcomes[2])).await;
+    assert_eq!(c.recv().await["t"], "resumed", "the newest is kept");
+}

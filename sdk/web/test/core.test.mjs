@@ -1,7 +1,7 @@
 // Unit tests of the sans-IO core on fake time: no sockets, no sleeps.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ParlorCore, backoffCeilingMs, backoffDelayMs } from '../dist/parlor.js';
+import { ErrorCodes, ParlorCore, backoffCeilingMs, backoffDelayMs } from '../dist/parlor.js';
 
 const U1 = { id: 'u1', name: 'A' };
 const B = { id: 'u2', name: 'B' };
@@ -303,4 +303,45 @@ test('frames are decoded strictly: one that Rust refuses changes nothing', () =>
   assert.deepEqual(h.core.roomIds(), ['r1']);
   assert.equal(h.core.handleFrame(h.now, { t: 'kicked', room: 'r1', code: 1002055 }), true);
   assert.equal(h.events('roomStateChanged')[0].reason, 'KICK_OUT');
+});
+
+test('an upgrade refused with HTTP 503 or 429 (a socket closed before it opened) is a failed attempt: the login backs off until its timeout', () => {
+  // The browser reports a refused upgrade as a close without an open; the core sees only that.
+  const draws = [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5];
+  const h = harness({ draws });
+  h.core.loginRoom(h.now, { room: 'r1', user: U1, token: 't', handle: 1 });
+  assert.ok(h.take().some((o) => o.connect), 'attempt 0 connects at once');
+  const attempts = [h.now];
+  const failed = [];
+  for (let n = 0; n < 40 && failed.length === 0; n++) {
+    h.core.handleClosed(h.now); // refused: never opened
+    const at = h.core.pollTimeout();
+    if (at === undefined) break;
+    h.advance(at - h.now);
+    const out = h.take();
+    failed.push(...out.filter((o) => o.event?.reason === 'LOGIN_FAILED').map((o) => o.event.errorCode));
+    if (out.some((o) => o.connect)) attempts.push(h.now);
+  }
+  const waits = attempts.slice(1).map((t, i) => t - attempts[i]);
+  // Each wait is draw × ceiling (§7): 250, 500, 1000, 2000, 4000, 5000, 5000, … until 30 s.
+  assert.deepEqual(waits.slice(0, 7), [250, 500, 1000, 2000, 4000, 5000, 5000]);
+  assert.ok(attempts.length < 15, `${attempts.length} attempts in 30 s, not a busy loop`);
+  assert.deepEqual(failed, [1002031], 'LOGIN_FAILED with the login timeout');
+});
+
+test('a hello refused with 1000005 (the app at its session limit) fails the login with that code', () => {
+  const h = harness();
+  h.core.loginRoom(h.now, { room: 'r1', user: U1, token: 't', handle: 1 });
+  h.take();
+  h.core.handleOpened(h.now);
+  h.take();
+  assert.equal(ErrorCodes.TOO_MANY_SESSIONS, 1000005);
+  h.recv({ t: 'error', code: ErrorCodes.TOO_MANY_SESSIONS, message: 'the app has reached its session limit on this server' });
+  const out = h.take();
+  assert.deepEqual(out.map((o) => o.event ? [o.event.reason ?? o.event.type, o.event.errorCode] : Object.keys(o)[0]), [
+    ['LOGIN_FAILED', 1000005], ['result', 1000005], 'disconnect',
+  ]);
+  h.core.handleClosed(h.now);
+  h.advance(100000);
+  assert.deepEqual(h.take(), [], 'not retried');
 });

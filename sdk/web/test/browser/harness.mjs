@@ -4,6 +4,7 @@
 // Every wait is bounded; nothing sleeps for a fixed time.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,15 +39,18 @@ export function freePort() {
 
 /**
  * Starts `parlor serve --listen 127.0.0.1:<port>` (the dev app: /v1/dev/token works) and waits
- * for `/healthz`. Returns `{ base, stop, output }`.
+ * for `/healthz`. Returns `{ base, stop, output }`. With `tls: { cert, key, ca }` (PEM file
+ * paths and the PEM text the health check trusts) the server speaks only TLS and `base` is
+ * `https://…`; `args` are more flags for `parlor serve`.
  */
-export async function startServer({ timeoutMs = 20_000 } = {}) {
+export async function startServer({ timeoutMs = 20_000, tls, args = [] } = {}) {
   const bin = parlorBin();
   if (!existsSync(bin)) {
     throw new Error(`parlor binary not found at ${bin}: run \`cargo build -p parlor\` or set PARLOR_BIN`);
   }
   const port = await freePort();
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`], {
+  const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, ...tlsArgs, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });
@@ -60,7 +64,7 @@ export async function startServer({ timeoutMs = 20_000 } = {}) {
       ok(exited);
     }),
   );
-  const base = `http://127.0.0.1:${port}`;
+  const base = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
 
   const stop = async () => {
     if (exited) return exited;
@@ -75,8 +79,8 @@ export async function startServer({ timeoutMs = 20_000 } = {}) {
   for (let attempt = 0; ; attempt++) {
     if (exited) throw new Error(`parlor exited early (${JSON.stringify(exited)}):\n${output}`);
     try {
-      const res = await fetch(`${base}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok && (await res.json()).status === 'ok') break;
+      const health = tls ? await httpsJSON(`${base}/healthz`, tls.ca) : await fetchJSON(`${base}/healthz`);
+      if (health.ok && health.body.status === 'ok') break;
     } catch {
       // not listening yet
     }
@@ -90,8 +94,38 @@ export async function startServer({ timeoutMs = 20_000 } = {}) {
   return { base, stop, output: () => output };
 }
 
-/** Launches Debian's chromium headless. */
-export function launchBrowser() {
+async function fetchJSON(url) {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+  return { ok: res.ok, status: res.status, body: await res.json() };
+}
+
+/**
+ * GET `url` over HTTPS trusting only the PEM `ca` (with `headers`): `{ ok, status, body }`, the
+ * body parsed when it is JSON.
+ */
+export function httpsJSON(url, ca, headers = {}) {
+  return new Promise((ok, fail) => {
+    const req = httpsGet(url, { ca, headers, timeout: 2_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (text += d));
+      res.on('end', () => {
+        let body = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON (/metrics): the text
+        }
+        ok({ ok: res.statusCode >= 200 && res.statusCode < 300, status: res.statusCode, body });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', fail);
+  });
+}
+
+/** Launches Debian's chromium headless (`args`: more command-line switches). */
+export function launchBrowser({ args = [] } = {}) {
   const executablePath = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
   if (!existsSync(executablePath)) {
     throw new Error(`chromium not found at ${executablePath}: apt-get install -y chromium (or set CHROMIUM_BIN)`);
@@ -107,6 +141,7 @@ export function launchBrowser() {
       '--disable-component-update',
       '--disable-sync',
       '--disable-quic',
+      ...args,
     ],
   });
 }

@@ -277,6 +277,7 @@ impl RedisEngine {
             "warn_s": config.token_warning.as_secs(),
             "answers": config.answer_memory,
             "max_extra_keys": parlor_protocol::validate::MAX_ROOM_EXTRA_KEYS,
+            "max_offline": config.max_offline_sessions,
         })
         .to_string();
         let fanout = Arc::new(Fanout::new(deliver, conn.clone()));

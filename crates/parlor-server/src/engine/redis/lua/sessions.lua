@@ -153,6 +153,16 @@ local function reap()
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':retain', '-inf', NOW, 'LIMIT', 0, 200)) do
     forget_session(key)
   end
+  -- The offline cap (`--max-offline-sessions`, per app here): beyond it the sessions that went
+  -- quiet first (the lowest retention deadlines) are forgotten early; their resume gets 1002057.
+  if CFG.max_offline > 0 then
+    local over = redis.call('ZCARD', P .. ':retain') - CFG.max_offline
+    if over > 0 then
+      for _, key in ipairs(redis.call('ZRANGE', P .. ':retain', 0, math.min(over, 200) - 1)) do
+        forget_session(key)
+      end
+    end
+  end
   local now_s = math.floor(NOW / 1000)
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. ':tokens', '-inf', now_s, 'LIMIT', 0, 200)) do
     redis.call('ZREM', P .. ':tokens', member)
