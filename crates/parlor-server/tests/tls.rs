@@ -111,6 +111,9 @@ async fn wss_end_to_end_and_https_for_admin_metrics_and_health() {
     let mut b = wss_user(&ca, &s, "b").await;
     a.login("r").await;
     b.login("r").await;
+    // The peer's address reaches the door through the TLS listener too (the per-IP limit).
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    assert_eq!(s.node.limits.connections_from(loopback), 2);
     let _ = a.events().await;
     assert_eq!(code(&b.request(json!({"t":"broadcast","room":"r","message":"over tls"})).await), 0);
     assert_eq!(a.recv().await["message"], "over tls");
