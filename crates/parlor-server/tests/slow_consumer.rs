@@ -174,3 +174,45 @@ async fn a_member_that_never_reads_again_does_not_hold_its_connection() {
         .unwrap();
     drop(z);
 }
+
+/// On a real socket the kernel's send buffer of a peer that reads nothing is capped
+/// (`NOTSENT_LOWAT`): the queue fills and the cut comes after about the limit plus the small
+/// buffers on the way, not after the megabytes a send buffer grows to on its own.
+#[tokio::test]
+async fn on_a_real_socket_a_stalled_peer_is_cut_after_little_more_than_the_limit() {
+    let mut c = ServerConfig::for_tests(APP, SECRET);
+    c.user_message_rate = 1_000_000;
+    c.room_message_rate = 1_000_000;
+    c.request_rate = 1_000_000;
+    c.outbound_limit = LIMIT;
+    let server = parlor_server::Server::start(c).await.unwrap();
+    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await.unwrap();
+    let (mut sender, _) = hello(ws, "s").await;
+    sender.login("r").await;
+    // z: a small receive buffer, as a phone on a bad link.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let tcp = socket.connect(server.addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(server.ws_url(), tcp).await.unwrap();
+    let (mut z, _) = hello(ws, "z").await;
+    z.login("r").await;
+    // 4 MB to z, which reads nothing; the sender waits for each `ok`, so nothing is rushed.
+    let mut i = 0;
+    while server.node.hub.connected() == 2 && i < 4000 {
+        let ok = sender.request(json!({"t":"broadcast","room":"r","message":message(i)})).await;
+        assert_eq!(ok["t"], "ok", "broadcast {i}: {ok}");
+        i += 1;
+    }
+    timeout(Duration::from_secs(10), async {
+        while server.node.hub.connected() != 1 {
+            sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("4 MB later the peer that reads nothing is still connected");
+    let (frames, end) = z.recv_until_end().await;
+    assert_eq!(end, End::Close(close_code::SLOW_CONSUMER));
+    let got: usize = frames.iter().map(|f| f.to_string().len()).sum();
+    assert!(got < 512 * 1024, "the transport held {got} bytes for a peer that read nothing (limit {LIMIT})");
+    server.shutdown().await;
+}
