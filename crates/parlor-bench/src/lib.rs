@@ -12,11 +12,14 @@
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
 //!   only; starts its own `redis-server`).
+//! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
+//!   the others' rate and latency against a run where all read, its catch-up by resume.
 
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod report;
+pub mod slow;
 pub mod sys;
 pub mod target;
 pub mod w1;
@@ -53,6 +56,8 @@ pub enum Workload {
     W4,
     /// Fan-out on the Redis engine, one node vs two (Parlor only; needs redis-server).
     W5,
+    /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
+    Slow,
     /// W1, W2, W3 and W4, one after the other.
     All,
 }
@@ -61,7 +66,7 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two) or all (w1–w4).
+    /// w5 (fan-out on Redis, one node vs two), slow (one member reads nothing) or all (w1–w4).
     #[arg(value_enum)]
     pub workload: Workload,
     /// Which server(s), comma-separated; each is started as a child process unless --server-url.
@@ -293,6 +298,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             reports.extend(run_w5(&ctx, nofile).await?);
             continue;
         }
+        if w == Workload::Slow {
+            let sessions = sessions_of(&args, w).min((nofile as usize).saturating_sub(FD_MARGIN));
+            let fut = slow::run(&ctx, sessions);
+            match tokio::time::timeout(Duration::from_secs(args.time_limit), fut).await {
+                Ok(r) => reports.extend(r?),
+                Err(_) => bail!("slow: time limit of {} s reached", args.time_limit),
+            }
+            continue;
+        }
         for &kind in &args.target {
             if w == Workload::W4 && kind != Kind::Parlor {
                 continue; // resume is Parlor's own protocol
@@ -322,7 +336,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
                     Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
-                    Workload::W5 | Workload::All => unreachable!(),
+                    Workload::W5 | Workload::Slow | Workload::All => unreachable!(),
                 }
             };
             let mut report = match tokio::time::timeout(deadline, fut).await {
@@ -400,6 +414,7 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W3 => "w3",
         Workload::W4 => "w4",
         Workload::W5 => "w5",
+        Workload::Slow => "slow",
         Workload::All => "all",
     }
 }
@@ -418,6 +433,8 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W3, true) => 500,
         (Workload::W4, false) => 20_000,
         (Workload::W4, true) => 300,
+        (Workload::Slow, false) => 1_000,
+        (Workload::Slow, true) => 100,
         (Workload::All, _) => 0,
     }
 }

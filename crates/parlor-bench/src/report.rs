@@ -169,6 +169,9 @@ const HEADLINES: &[(&str, &str)] = &[
     ("w3", "server RSS per session"),
     ("w3", "server CPU while idle"),
     ("w4", "time until all back"),
+    ("slow", "peak deliveries/s"),
+    ("slow", "p50 at peak"),
+    ("slow", "p99 at peak"),
 ];
 
 fn print_comparison(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io::Result<()> {

@@ -18,7 +18,8 @@ use crate::report::{percentile, Report, Step};
 use crate::target::{Kind, Target};
 use crate::{hold, join_retry, now_ns, sys, wait_until, Counts, Ctx};
 
-const ROOM: &str = "w2";
+/// The room of the fan-out.
+pub(crate) const ROOM: &str = "w2";
 
 /// What a delivery costs depends on its size, so every target delivers frames of the same size:
 /// a Parlor broadcast `event` carries about 150 bytes of fields around the message text
@@ -38,16 +39,16 @@ const MAX_STEPS: usize = 32;
 /// What one receiver saw: latency samples `(step, ns)` and, when exactly-once is checked, the
 /// messages it got (a bit per message index) and how many it got twice.
 #[derive(Debug, Default)]
-struct Seen {
+pub(crate) struct Seen {
     samples: Vec<(u32, u64)>,
     got: Vec<u64>,
-    unique: u64,
-    dup: u64,
+    pub(crate) unique: u64,
+    pub(crate) dup: u64,
 }
 
 impl Seen {
     /// Mark message `i`; false when it was already marked.
-    fn mark(&mut self, i: usize) -> bool {
+    pub(crate) fn mark(&mut self, i: usize) -> bool {
         let (w, b) = (i / 64, 1u64 << (i % 64));
         if self.got.len() <= w {
             self.got.resize(w + 1, 0);

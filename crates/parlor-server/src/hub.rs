@@ -201,7 +201,7 @@ impl Deliver for Hub {
         }
         // Under the lock: no event reaches the connection before these.
         for f in frames {
-            outbox.send(f.into_ws());
+            outbox.send_replay(f.into_ws());
         }
         true
     }
@@ -220,6 +220,13 @@ impl Deliver for Hub {
         let st = self.state.lock();
         if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
             c.send(frame.into_ws());
+        }
+    }
+
+    fn replay(&self, key: SessionKey, frame: Frame) {
+        let st = self.state.lock();
+        if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
+            c.send_replay(frame.into_ws());
         }
     }
 

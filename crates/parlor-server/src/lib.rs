@@ -80,6 +80,7 @@ impl Server {
                     // No Nagle delay: frames are small and latency matters; the writer batches itself.
                     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
                         let _ = tcp.set_nodelay(true);
+                        limit_unsent(tcp);
                     });
                     serve_until(listener, app, stop).await
                 }
@@ -138,6 +139,23 @@ where
     for<'a> SocketAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(stop).await
+}
+
+/// Unsent bytes the kernel may hold for one connection (`TCP_NOTSENT_LOWAT`).
+///
+/// Without it the kernel's send buffer of a peer that reads nothing grows to `tcp_wmem`'s
+/// maximum (4 MiB on Linux) before the socket pushes back, so the server would hold several
+/// times the outbound limit per stalled peer, and the cut with 4008 would come only after
+/// megabytes. With it, writes wait once this much is unsent, and the outbound queue — the part
+/// the limit measures — fills instead. Only unsent data is capped: what is in flight, and so the
+/// throughput of a fast peer on a long path, is not.
+pub const NOTSENT_LOWAT: u32 = 64 * 1024;
+
+pub(crate) fn limit_unsent(tcp: &tokio::net::TcpStream) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = tcp;
 }
 
 /// Run [`Node::tick`] every 500 ms (on tokio time, so a paused clock drives it).

@@ -4,6 +4,17 @@
 //! waiting; the connection's writer task drains the queue. When the bytes waiting exceed the
 //! limit, the connection is cut with close code 4008 at once (ahead of the queue), so that one
 //! slow reader never slows the room: it resumes and catches up from the logs.
+//!
+//! What a session is owed from the logs on a resume (the replay) is queued with
+//! [`Outbox::send_replay`] and does not count toward the limit: it is bounded by the logs (in the
+//! memory engine it *is* the logs' frames, shared), and counting it would cut a client whose gap
+//! is larger than the limit on every resume, so that it could never catch up. Everything after
+//! it counts as usual.
+//!
+//! Memory a peer that reads nothing can make the server hold: at most the limit in this queue
+//! (plus the replay it was owed, plus the writer's buffer and the socket's), and only until the
+//! cut: an abort drops what is queued at once, and the connection task lets go of the socket
+//! within [`crate::ws::CLOSE_GRACE`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -20,6 +31,8 @@ pub use parlor_protocol::close_code;
 pub enum Out {
     /// Send a text frame.
     Text(Utf8Bytes),
+    /// Send a text frame of a replay (not counted toward the limit).
+    Replay(Utf8Bytes),
     /// Send a close frame, then stop.
     Close(u16, String),
 }
@@ -85,6 +98,17 @@ impl Outbox {
         self.tx.send(Out::Text(frame)).is_ok()
     }
 
+    /// Queue a frame of a replay: after what is queued, without counting it toward the limit
+    /// (see the module docs). Returns false when the connection is closing.
+    pub fn send_replay(&self, frame: Utf8Bytes) -> bool {
+        !self.is_closed() && self.tx.send(Out::Replay(frame)).is_ok()
+    }
+
+    /// Bytes queued and counted toward the limit.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
+    }
+
     /// Send a close frame after what is queued.
     pub fn close(&self, code: u16, reason: &str) {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
@@ -122,11 +146,28 @@ impl Outbox {
 }
 
 impl OutboxReader {
-    fn take_abort(&self) -> Option<Out> {
+    /// The abort's close, once; what is still queued is dropped then (it will never be sent, and
+    /// a peer that reads nothing must not keep it alive).
+    fn take_abort(&mut self) -> Option<Out> {
         if !self.shared.aborted.load(Ordering::Acquire) {
             return None;
         }
-        self.shared.abort.lock().take().map(|(code, reason)| Out::Close(code, reason))
+        let close = self.shared.abort.lock().take().map(|(code, reason)| Out::Close(code, reason))?;
+        self.rx.close();
+        while self.rx.try_recv().is_ok() {}
+        self.shared.queued.store(0, Ordering::Release);
+        Some(close)
+    }
+
+    /// Resolves once an abort is asked for (to stop waiting on a socket that does not drain).
+    pub async fn aborted(&self) {
+        loop {
+            let notified = self.shared.notify.notified();
+            if self.shared.aborted.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// What is ready now without waiting: an abort first, else the next queued frame.
@@ -135,10 +176,14 @@ impl OutboxReader {
             return Some(close);
         }
         let out = self.rx.try_recv().ok()?;
-        if let Out::Text(t) = &out {
+        self.dequeued(&out);
+        Some(out)
+    }
+
+    fn dequeued(&self, out: &Out) {
+        if let Out::Text(t) = out {
             self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);
         }
-        Some(out)
     }
 
     /// The next thing to do: an abort first, else the queue in order.
@@ -150,9 +195,7 @@ impl OutboxReader {
         if let Some(close) = self.take_abort() {
             return Some(close);
         }
-        if let Out::Text(t) = &out {
-            self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);
-        }
+        self.dequeued(&out);
         Some(out)
     }
 }
@@ -171,6 +214,30 @@ mod tests {
             Some(Out::Close(code, _)) => assert_eq!(code, close_code::SLOW_CONSUMER),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn an_abort_drops_what_is_queued_at_once() {
+        let (out, mut rd) = Outbox::new(10, 1);
+        assert!(out.send(Utf8Bytes::from("12345".to_string())));
+        assert!(out.send_replay(Utf8Bytes::from("replayed".to_string())));
+        assert!(!out.send(Utf8Bytes::from("123456".to_string())));
+        assert!(matches!(rd.next().await, Some(Out::Close(4008, _))));
+        assert_eq!(out.queued(), 0);
+        assert!(rd.try_next().is_none(), "nothing queued survives the abort");
+        assert!(!out.send_replay(Utf8Bytes::from("late".to_string())));
+    }
+
+    #[tokio::test]
+    async fn a_replay_does_not_count_toward_the_limit() {
+        let (out, mut rd) = Outbox::new(10, 1);
+        assert!(out.send_replay(Utf8Bytes::from("a replay longer than the limit".to_string())));
+        assert!(out.send(Utf8Bytes::from("1234567890".to_string())), "the live flow still has its limit");
+        assert_eq!(out.queued(), 10);
+        assert!(matches!(rd.next().await, Some(Out::Replay(_))));
+        assert!(matches!(rd.next().await, Some(Out::Text(_))));
+        assert_eq!(out.queued(), 0);
+        assert!(!out.is_closed());
     }
 
     #[tokio::test]

@@ -79,6 +79,7 @@ impl TlsListener {
                 };
                 // No Nagle delay: frames are small and latency matters.
                 let _ = tcp.set_nodelay(true);
+                crate::limit_unsent(&tcp);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

@@ -10,6 +10,7 @@
 //! timeout of a whole client–server exchange without a real socket or a sleep.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parlor_protocol::{decode_client_frame, ClientFrame, DecodeError, ErrorCode, ServerFrame};
@@ -26,6 +27,12 @@ use crate::limits::AppSlot;
 use crate::node::Node;
 use crate::outbox::{close_code, Out, Outbox, OutboxReader};
 use crate::rules::SessionCtx;
+
+/// How long a closing connection may take to send what is queued and its close frame. A peer
+/// that reads nothing (its TCP window shut) would otherwise keep its socket, its queue and the
+/// writer's buffer on the server forever; after this the socket is dropped without a close
+/// frame, and the client sees a lost connection instead of the code (it resumes either way).
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// The WebSocket settings for `max_frame`: tungstenite reads a little more than the limit, so
 /// that the server, not the library, decides and answers with close code 1009.
@@ -149,9 +156,13 @@ where
     }
     node.hub.detach(key, conn_id);
     drop(app_slot);
-    // Let the writer flush what is queued (an error frame, a close), then stop.
+    // Let the writer flush what is queued (an error frame, a close), then stop; a peer that
+    // does not read gets CLOSE_GRACE for it.
     outbox.close(close_code::GOING_AWAY, "");
-    let _ = writer.await;
+    let mut writer = writer;
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+        writer.abort();
+    }
     metrics::gauge!("parlor_connections").decrement(1.0);
 }
 
@@ -165,18 +176,25 @@ where
 {
     // Everything queued goes out with one flush: under fan-out a busy connection has many frames
     // waiting, and writing them with one syscall instead of one each is most of the cost.
+    // A write that waits on the socket gives way to an abort (a slow consumer's cut): what is
+    // queued is dropped then, and the close frame gets CLOSE_GRACE behind what the socket holds.
     while let Some(mut out) = reader.next().await {
         loop {
             match out {
-                Out::Text(t) => {
-                    if sink.feed(Message::Text(t)).await.is_err() {
-                        return;
+                Out::Text(t) | Out::Replay(t) => {
+                    tokio::select! {
+                        biased;
+                        _ = reader.aborted() => break,
+                        sent = sink.feed(Message::Text(t)) => if sent.is_err() { return },
                     }
                 }
                 Out::Close(code, reason) => {
                     let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    let _ = sink.close().await;
+                    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                        let _ = sink.send(Message::Close(Some(frame))).await;
+                        let _ = sink.close().await;
+                    })
+                    .await;
                     return;
                 }
             }
@@ -185,8 +203,11 @@ where
                 None => break,
             }
         }
-        if sink.flush().await.is_err() {
-            return;
+        tokio::select! {
+            biased;
+            // The next `reader.next()` returns the abort's close.
+            _ = reader.aborted() => {}
+            flushed = sink.flush() => if flushed.is_err() { return },
         }
     }
 }

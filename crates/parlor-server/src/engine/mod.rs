@@ -381,6 +381,12 @@ pub trait Deliver: Send + Sync + 'static {
     );
     /// A frame for one session (`kicked`, `token_will_expire`, a direct event, a replay).
     fn to_session(&self, key: SessionKey, frame: Frame);
+    /// A frame of a resume's replay for one session (`resumed`, replayed events, snapshots,
+    /// `resume_done`): like [`Deliver::to_session`], but not counted toward the connection's
+    /// outbound limit, so that a gap larger than the limit can still be caught up.
+    fn replay(&self, key: SessionKey, frame: Frame) {
+        self.to_session(key, frame);
+    }
     /// Session `key` is now in `room`, having every event up to `at`.
     fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs);
     /// Session `key` is no longer in `room`.
@@ -388,11 +394,12 @@ pub trait Deliver: Send + Sync + 'static {
     /// Close the session's connection with `code`: after what is queued, or at once (`abort`).
     /// With `conn`, only if that is still the session's connection.
     fn close(&self, key: SessionKey, conn: Option<ConnId>, code: u16, reason: &str, abort: bool);
-    /// [`Deliver::bind`], then `frames` queued on the connection before any other frame.
+    /// [`Deliver::bind`], then `frames` (a replay, see [`Deliver::replay`]) queued on the
+    /// connection before any other frame.
     fn bind_with(&self, key: SessionKey, conn: ConnId, frames: Vec<Frame>) -> bool {
         let bound = self.bind(key, conn);
         for f in frames {
-            self.to_session(key, f);
+            self.replay(key, f);
         }
         bound
     }

@@ -130,10 +130,11 @@ impl State {
                 }
             }
         }
-        self.send(key, &resumed);
+        // The replay does not count toward the outbound limit (see `Deliver::replay`).
+        self.deliver.replay(key, Frame::encode(&resumed));
         for f in frames.into_iter().chain(direct) {
-            self.deliver.to_session(key, f);
+            self.deliver.replay(key, f);
         }
-        self.send(key, &ServerFrame::ResumeDone(ResumeDone {}));
+        self.deliver.replay(key, Frame::encode(&ServerFrame::ResumeDone(ResumeDone {})));
     }
 }
