@@ -200,3 +200,122 @@ async fn logins_to_thousands_of_rooms_stop_at_max_rooms_and_hold_no_room() {
     .await;
     still_serving(&url, ROOM).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_to_thousands_of_recipients_do_not_stall_the_room() {
+    let (s, url) = serve(config()).await;
+    let max = s.node.config.max_frame;
+    // A room of 300 idle members (they take no user events), the bystanders and five abusers.
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut p = connect(&url, &format!("idle{i}")).await;
+        let ok =
+            p.request(json!({"t":"login","room":ROOM,"config":{"max_members":0,"user_status_notify":false}})).await;
+        assert_eq!(code(&ok), 0, "{ok}");
+        idle.push(p);
+    }
+    let talk = Bystanders::start(&url, ROOM).await;
+    // As many recipients as a max-size frame holds; one of them is in the room.
+    let n = if std::env::var("HOSTILE_BASELINE").is_ok() { 0 } else { 7_000 };
+    let mut to: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+    to.push("idle7".into());
+    let to = std::sync::Arc::new(to);
+    let frame = move |id: u64| json!({"t":"command","id":id,"room":ROOM,"to":*to,"command":"go"});
+    assert!(frame(1).to_string().len() <= max, "{}", frame(1).to_string().len());
+    let mut abusers = Vec::new();
+    for a in 0..5 {
+        let mut p = abuser(&url, &format!("commander{a}")).await;
+        let frame = frame.clone();
+        abusers.push(tokio::spawn(async move {
+            let mut sent = 0;
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(110));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // About the command rate (10/s): nearly all are executed, any beyond get 1002073.
+            for _ in 0..30 {
+                tick.tick().await;
+                let id = p.take_id();
+                p.send(frame(id)).await;
+                match code(&p.answer(id).await) {
+                    0 => sent += 1,
+                    c => assert_eq!(c, 1002073),
+                }
+            }
+            sent
+        }));
+    }
+    let mut sent = 0;
+    for a in abusers {
+        sent += a.await.expect("abuser");
+    }
+    // idle7 got every command, once each, in direct seq order.
+    let direct: Vec<u64> =
+        idle[7].drain().await.iter().filter(|f| f["kind"] == "command").map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert_eq!(direct, (1..=sent).collect::<Vec<u64>>());
+    talk.finish(
+        "150 commands to 7 001 recipients each in a room of 300 (5 senders at ~9/s)",
+        "answered ok, delivered to the one member named",
+    )
+    .await;
+    still_serving(&url, ROOM).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_pings_never_read_is_cut_with_4008() {
+    let (s, url) = serve(config()).await;
+    let talk = Bystanders::start(&url, ROOM).await;
+    let p = abuser(&url, "pinger").await;
+    let connected = s.node.stats().await.connected;
+    // Pings are not requests (no rate limit), but each one is answered: an abuser that never
+    // reads fills its queue (1 MiB) and is cut like any slow consumer. It writes from a task of
+    // its own, because once cut the server reads no more and the writes block (bounded: 2 M).
+    let (mut sink, mut stream) = futures_util::StreamExt::split(p.ws);
+    let flood = tokio::spawn(async move {
+        let ping = json!({"t":"ping","ack":{"direct":0,"rooms":{}}}).to_string();
+        let mut sent = 0;
+        while sent < 2_000_000 {
+            for _ in 0..1000 {
+                if sink.feed(Message::Text(ping.clone().into())).await.is_err() {
+                    return sent;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return sent;
+            }
+            sent += 1000;
+        }
+        sent
+    });
+    // Polled, not timed: the server drops the connection from its count when it cuts it.
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(20));
+    while s.node.stats().await.connected == connected {
+        poll.tick().await;
+    }
+    // Now read: the pongs queued before the cut, then the close.
+    let mut end = None;
+    while let Some(m) = futures_util::StreamExt::next(&mut stream).await {
+        match m {
+            Ok(Message::Close(c)) => {
+                end = c.map(|c| u16::from(c.code));
+                break;
+            }
+            Ok(_) => {}
+            // The abuser is still sending when the server drops the cut connection: the unread
+            // input makes the kernel answer with a reset, which may overtake the close frame.
+            Err(tokio_tungstenite::tungstenite::Error::Protocol(
+                tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+            )) => {
+                end = Some(0);
+                break;
+            }
+            Err(e) => panic!("the cut connection ended with {e}"),
+        }
+    }
+    assert!(matches!(end, Some(4008) | Some(0)), "{end:?}");
+    let sent = flood.await.expect("flood");
+    talk.finish(
+        &format!("~{}k pings, the pongs never read", sent / 1000),
+        "cut: close 4008, or a reset (outbound queue full)",
+    )
+    .await;
+    still_serving(&url, ROOM).await;
+}
