@@ -78,7 +78,7 @@ fn login_grant(
             if ctx.claims.room_id.as_deref().is_some_and(|r| r != room) {
                 return Err((ErrorCode::AuthFailed, "the session's token is for another room".to_string()));
             }
-            if ctx.claims.exp + token::LEEWAY_S < now_s {
+            if token::expired(&ctx.claims, now_s) {
                 return Err(code(ErrorCode::TokenExpired));
             }
             Ok(Grant::of(&ctx.claims))

@@ -1,6 +1,8 @@
 //! The memory engine's operations (the [`Op`]s of a session's requests), each applied under the
 //! engine's lock. Their specification is on [`Op`]; the Redis engine's scripts do the same.
 
+use std::collections::HashSet;
+
 use parlor_protocol::{stream_delete_reason, validate, Channel, EventBody, RoomExtraItem, Seqs, Stream};
 use tokio::time::Instant;
 
@@ -158,13 +160,18 @@ impl State {
             Op::Command { room, to, command, time_ms } => {
                 let (app, from) = self.member(key, &room)?;
                 let rk = (app, room.clone());
+                // A set, not the list: a `to` of thousands of names (a max-size frame holds ~7 000)
+                // checked against every member was members × names comparisons under the lock.
+                let named: HashSet<&str> = to.iter().map(String::as_str).collect();
                 let recipients: Vec<SessionKey> = match self.rooms.get(&rk) {
                     Some(r) => r
                         .members
                         .keys()
                         .copied()
                         .filter(|k| *k != key)
-                        .filter(|k| to.is_empty() || self.sessions.get(k).is_some_and(|s| to.contains(&s.user.id)))
+                        .filter(|k| {
+                            named.is_empty() || self.sessions.get(k).is_some_and(|s| named.contains(s.user.id.as_str()))
+                        })
                         .collect(),
                     None => Vec::new(),
                 };

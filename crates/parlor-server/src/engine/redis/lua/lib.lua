@@ -39,6 +39,15 @@ local function rk(room, what) return P .. ':r:' .. room .. ':' .. what end
 
 local function json_str(s) return cjson.encode(s) end
 
+-- Whether secrets `a` and `b` are equal, in time that depends only on their lengths (like
+-- src/secret.rs): no early exit at the first differing byte.
+local function same_secret(a, b)
+  if #a ~= #b then return false end
+  local d = 0
+  for i = 1, #a do d = bit.bor(d, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+  return d == 0
+end
+
 -- A message for session `key` ({app, key, conn, kind, a, b, c}): to its node's control
 -- channel, or, when that is the calling node, to the items the caller applies.
 local function to_session(key, kind, a, b, c)

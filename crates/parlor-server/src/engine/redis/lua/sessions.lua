@@ -39,7 +39,7 @@ local function resume(pub, token, ack_raw, conn)
   local key = redis.call('GET', P .. ':pub:' .. pub)
   if not key then return {'refused', 'unknown or expired session'} end
   local rt = redis.call('HGET', sk(key), 'rt')
-  if not rt or rt ~= token then return {'refused', 'wrong resume token'} end
+  if not rt or not same_secret(rt, token) then return {'refused', 'wrong resume token'} end
   local old = redis.call('HGET', sk(key), 'node')
   if old and old ~= '' then to_session(key, 'close', 1001, 'replaced by a resume', true) end
   local new_rt = fresh_id()
