@@ -864,6 +864,10 @@ function ack(m) {
   }
   return { direct: m.directSeq, rooms };
 }
+function loginSent(m, room) {
+  for (const p of m.requests.all()) if (loginRoomOf(p.kind) === room && p.wire.w !== "held") return true;
+  return false;
+}
 function onResumed(m, now, f) {
   const s = m.conn.session;
   if (m.conn.state !== "handshake" || !s) return;
@@ -874,7 +878,7 @@ function onResumed(m, now, f) {
   const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
   for (const room of roomsWhere(m, isLoggingIn)) {
     const o = f.rooms.get(room);
-    if (o?.outcome === "snapshot") m.rooms.get(room)?.answerBySnapshot();
+    if (o?.outcome === "snapshot" && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
   }
   for (const room of away) {
