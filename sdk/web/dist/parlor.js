@@ -842,6 +842,13 @@ function failRoomRequests(m, room, code) {
     }
   }
 }
+function leaveRoomRequests(m, room) {
+  const sent = m.requests.takeWhere(
+    (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
+  );
+  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0 });
+}
 function removeRoom(m, room, reason, code, data, failCode) {
   forgetRoom(m, room);
   report(m, room, reason, code, data);
@@ -1263,7 +1270,7 @@ function switchRoom(m, now, a) {
     result(m, a.handle, ErrorCodes.ALREADY_IN_ROOM);
   } else {
     const old = forgetRoom(m, from);
-    failRoomRequests(m, from, ErrorCodes.NOT_IN_ROOM);
+    leaveRoomRequests(m, from);
     report(m, from, "LOGOUT", 0, NO_DATA());
     const config = wireConfig(a.config);
     addLoginingRoom(m, now, to, new Room(config, a.token ?? old?.token));
