@@ -1086,6 +1086,14 @@ function endSession(m, bye) {
   m.requests.retain((p) => p.handle !== void 0);
 }
 function maybeEnd(m) {
+  if (m.rooms.size === 0 && m.conn.state !== "ready" && m.conn.state !== "resuming") {
+    for (const [, p] of m.requests.takeWhere((p2) => p2.handle !== void 0)) {
+      if (p.kind.k === "renew_token") {
+        m.token = p.kind.token;
+        result(m, p.handle, 0);
+      } else result(m, p.handle, ErrorCodes.RECONNECT_FAILED);
+    }
+  }
   if (m.rooms.size === 0 && !m.requests.appWaits() && (m.conn.state !== "idle" || m.conn.session !== void 0)) {
     endSession(m, true);
   }
