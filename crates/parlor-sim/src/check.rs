@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use parlor_client_core::{Command, RoomStateReason};
+use parlor_client_core::{AppEvent, Command, RoomStateReason};
 
 use crate::client::RoomNow;
 use crate::harness::{Issued, Run, ServerRoom, WATCH_MS};
@@ -102,9 +102,12 @@ pub fn views(
             }
         }
     }
+    // A client that gave up every room while cut off could not say `bye`: the server keeps its
+    // session (and its rooms) until the session timeout, longer than the settling.
+    let active: BTreeSet<&String> = claimed.iter().map(|(u, _)| u).collect();
     for (room, srv) in server {
         for u in &srv.users {
-            if !claimed.contains(&(u.clone(), room.clone())) {
+            if active.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
                 out.push(format!("server has {u} in {room}, no client of {u} is in it"));
             }
         }
@@ -185,9 +188,9 @@ fn executed_once(run: &Run, pictures: &[Picture]) -> Vec<String> {
     out
 }
 
-/// Nobody was removed from a room without a reason: their own logout or switch under way, an
-/// admin kick, their token expiring, a login of the same user elsewhere, a restart, or their
-/// path down for most of the session timeout.
+/// Nobody whose client still holds a room was removed from it without a reason: their own
+/// logout or switch under way, an admin kick, their token expiring, a login of the same user
+/// elsewhere, a restart, or their path down for most of the session timeout.
 fn presence(run: &Run) -> Vec<String> {
     let mut out = Vec::new();
     for (at, user, room, token) in &run.removals {
@@ -210,7 +213,20 @@ fn presence(run: &Run) -> Vec<String> {
             .outages
             .iter()
             .any(|o| run.users[o.c] == *user && o.from_ms + OFFLINE_AFTER_MS <= *at && o.to_ms + SLACK_MS >= *at);
-        if !(restart || kick || *token || own || cut_off) {
+        // "Gone" is false only for a user whose client still holds the room (in it, or getting
+        // it back); one that left or gave it up while cut off is not back.
+        let held = run.clients.iter().enumerate().filter(|(c, _)| run.users[*c] == *user).any(|(_, client)| {
+            let record = client.record.lock();
+            let last = record.events.iter().rev().filter(|(ms, _)| *ms <= *at).find_map(|(_, e)| match e {
+                AppEvent::RoomStateChanged { room: r, reason, .. } if r == room => Some(*reason),
+                _ => None,
+            });
+            matches!(
+                last,
+                Some(RoomStateReason::Logined | RoomStateReason::Reconnected | RoomStateReason::Reconnecting)
+            )
+        });
+        if held && !(restart || kick || *token || own || cut_off) {
             out.push(format!("{at} ms: {user} removed from {room} with no reason (falsely gone)"));
         }
     }
