@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use parlor_client_core::{AppEvent, Command, RoomStateReason};
+use parlor_protocol::ErrorCode;
 
 use crate::client::RoomNow;
 use crate::harness::{Issued, Run, ServerRoom, WATCH_MS};
@@ -200,7 +201,9 @@ fn presence(run: &Run) -> Vec<String> {
         let own = run.issued.values().any(|i| {
             run.users[i.c] == *user
                 && i.at_ms <= *at
-                && i.results.first().is_none_or(|r| r.0 + SLACK_MS >= *at)
+                // A switch whose login timed out on the client still goes out when the path is
+                // back: its logout part then runs after its (early) answer.
+                && i.results.first().is_none_or(|r| r.0 + SLACK_MS >= *at || r.1 == Some(ErrorCode::LoginTimeout))
                 && match &i.cmd {
                     Command::LogoutRoom { room: r } => r == room,
                     Command::SwitchRoom { from, .. } => from == room,
