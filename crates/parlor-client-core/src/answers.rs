@@ -194,6 +194,26 @@ impl Core {
         }
     }
 
+    /// The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
+    /// messages, commands, extra info and stream calls already sent (on the wire, or on a
+    /// connection since lost, to go again with their id) stay until the server answers them: it
+    /// executes them before the switch, which follows them. (A logout under way fails as before:
+    /// the switch reports the room's LOGOUT.)
+    pub(crate) fn leave_room_requests(&mut self, room: &str) {
+        let sent = self.requests.take_where(|p| {
+            p.needs_room.as_deref() == Some(room)
+                && p.wire.id().is_some()
+                && matches!(
+                    p.kind,
+                    Kind::Plain | Kind::Publish { .. } | Kind::Unpublish { .. } | Kind::StreamExtra { .. }
+                )
+        });
+        self.fail_room_requests(room, ErrorCode::NotInRoom.code());
+        for (key, p) in sent {
+            self.requests.put_back(key, Pending { needs_room: None, ..p });
+        }
+    }
+
     /// `room` is gone for the app: report `reason` / `code` / `data`, fail its requests with
     /// `fail_code`.
     pub(crate) fn remove_room(&mut self, room: &str, reason: RoomStateReason, code: u32, data: Value, fail_code: u32) {

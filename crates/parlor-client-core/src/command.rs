@@ -278,7 +278,7 @@ impl Core {
         // Leaving `from` is reported at once: the server does it in the same step, and from now
         // on nothing about `from` reaches the app.
         let old = self.forget_room(&from);
-        self.fail_room_requests(&from, ErrorCode::NotInRoom.code());
+        self.leave_room_requests(&from);
         self.report(&from, RoomStateReason::Logout, 0, no_data());
         let own_token = token.clone().or_else(|| old.and_then(|o| o.token));
         self.add_logining_room(now, &to, Room::logining(config.clone(), own_token));

@@ -218,8 +218,22 @@ impl Core {
         self.requests.retain(|p| p.handle.is_some());
     }
 
-    /// With no room left and nothing the app waits for, end the session.
+    /// With no room left and nothing the app waits for, end the session. With no room left and
+    /// no session up, nothing will connect again (no room is alive), so what still waits is
+    /// answered now: a `renew_token` keeps its token for the next session's `hello` (as when
+    /// there is no session at all), anything else fails with 1002053.
     pub(crate) fn maybe_end(&mut self) {
+        if self.rooms.is_empty() && !matches!(self.conn.state, ConnState::Ready | ConnState::Resuming) {
+            for (_, p) in self.requests.take_where(|p| p.handle.is_some()) {
+                match p.kind {
+                    Kind::RenewToken { token } => {
+                        self.token = token;
+                        self.result(p.handle, 0, None);
+                    }
+                    _ => self.result(p.handle, ErrorCode::ReconnectFailed.code(), None),
+                }
+            }
+        }
         if self.rooms.is_empty()
             && !self.requests.app_waits()
             && (self.conn.state != ConnState::Idle || self.conn.session.is_some())

@@ -92,7 +92,9 @@
 //!   held: one user ADD, one stream ADD and — a Parlor addition, so the app learns the initial
 //!   room extra info the same way — one `roomExtraInfoUpdate`, each only when non-empty.
 //! - **switch_room** reports LOGOUT for `from` at once (the server leaves it in the same step) and
-//!   LOGINING for `to`; `to` is LOGINED or LOGIN_FAILED by the answer.
+//!   LOGINING for `to`; `to` is LOGINED or LOGIN_FAILED by the answer. Requests for `from` not
+//!   sent yet fail with 1009005; those already sent are answered by the server (they are ahead
+//!   of the switch on the wire, so they ran in `from`).
 //! - **Diffs** (snapshot, fresh login) are reported in this order: users DELETE, users ADD,
 //!   streams DELETE, streams ADD, stream extra changes, room extra changes, online count.
 

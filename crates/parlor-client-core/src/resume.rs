@@ -38,6 +38,11 @@ impl Core {
         Ack { direct: self.direct_seq, rooms }
     }
 
+    /// Whether the login (or switch) into `room` has gone out.
+    fn login_sent(&self, room: &str) -> bool {
+        self.requests.iter().any(|p| p.kind.login_room() == Some(room) && p.wire.id().is_some())
+    }
+
     pub(crate) fn on_resumed(&mut self, now: u64, r: Resumed) {
         if self.conn.state != ConnState::Handshake {
             return;
@@ -53,7 +58,10 @@ impl Core {
         // Rooms that are (re-)logging in: their login's answer may have been lost.
         for room in self.rooms_where(|p| p.is_logging_in()) {
             match r.rooms.get(&room) {
-                Some(ResumeOutcome::Snapshot) => {
+                // Only a login that went out can have been answered: a room whose login is still
+                // held is on the server from before (left by a switch queued ahead of the login,
+                // say), and its snapshot is not this login's answer.
+                Some(ResumeOutcome::Snapshot) if self.login_sent(&room) => {
                     if let Some(rm) = self.rooms.get_mut(&room) {
                         rm.answer_by_snapshot();
                     }
@@ -61,9 +69,9 @@ impl Core {
                 Some(ResumeOutcome::Kicked(code)) => {
                     self.remove_room(&room, RoomStateReason::KickOut, *code, no_data(), *code);
                 }
-                // Not there (the login never arrived: it goes again) or a replay (the repeated
-                // login's `ok` answers it).
-                Some(ResumeOutcome::Replay) | None => {}
+                // Not there (the login never arrived: it goes again), a replay (the repeated
+                // login's `ok` answers it), or a login not sent yet (it goes after resume_done).
+                Some(ResumeOutcome::Replay | ResumeOutcome::Snapshot) | None => {}
             }
         }
         for room in away {

@@ -27,6 +27,9 @@ struct Path {
     black_hole: bool,
     /// New connections are closed at once.
     refuse: bool,
+    /// Every chunk of bytes waits this long before it is passed on (a slow or distant path;
+    /// the order of bytes is kept).
+    delay: std::time::Duration,
 }
 
 /// The running node and its ticker; replaced as a whole by [`MemoryServer::restart`].
@@ -34,6 +37,9 @@ struct Path {
 struct Running {
     node: Arc<Node>,
     ticker: tokio::task::JoinHandle<()>,
+    /// Set when this node is replaced: every connection to it ends, also one still in its
+    /// upgrade or before its `hello` (which the hub does not know yet), as when a process dies.
+    retired: watch::Sender<bool>,
 }
 
 impl Drop for Running {
@@ -88,6 +94,7 @@ impl MemoryServer {
         let fresh = Running::new(self.config.clone());
         let old = std::mem::replace(&mut *self.running.lock(), fresh);
         old.node.hub.shutdown();
+        old.retired.send_replace(true);
     }
 }
 
@@ -95,7 +102,7 @@ impl Running {
     fn new(config: ServerConfig) -> Running {
         let node = Arc::new(Node::memory(config));
         let ticker = crate::spawn_ticker(node.clone());
-        Running { node, ticker }
+        Running { node, ticker, retired: watch::Sender::new(false) }
     }
 }
 
@@ -125,18 +132,28 @@ impl Link {
         let (client, near) = tokio::io::duplex(256 * 1024);
         let (far, server) = tokio::io::duplex(256 * 1024);
         tokio::spawn(forward(near, far, self.path.subscribe()));
-        let node = self.running.lock().node.clone();
+        let (node, mut retired) = {
+            let running = self.running.lock();
+            (running.node.clone(), running.retired.subscribe())
+        };
         let config = crate::ws::ws_config(node.config.max_frame);
         tokio::spawn(async move {
-            let socket = if handshake {
-                match tokio_tungstenite::accept_async_with_config(server, Some(config)).await {
-                    Ok(s) => s,
-                    Err(_) => return,
-                }
-            } else {
-                WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await
+            let serve = async move {
+                let socket = if handshake {
+                    match tokio_tungstenite::accept_async_with_config(server, Some(config)).await {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    }
+                } else {
+                    WebSocketStream::from_raw_socket(server, Role::Server, Some(config)).await
+                };
+                crate::ws::serve(node, socket).await;
             };
-            crate::ws::serve(node, socket).await;
+            // Dropping the connection's future closes its pipe.
+            tokio::select! {
+                _ = serve => {}
+                _ = retired.wait_for(|r| *r) => {}
+            }
         });
         client
     }
@@ -156,11 +173,18 @@ impl Link {
         self.path.send_modify(|p| p.refuse = true);
     }
 
-    /// Clear black hole and refuse (cut connections stay closed).
+    /// Delay every chunk of bytes, both ways, by `delay` (zero: no delay). Applies to open and
+    /// new connections; `heal` clears it.
+    pub fn delay(&self, delay: std::time::Duration) {
+        self.path.send_modify(|p| p.delay = delay);
+    }
+
+    /// Clear black hole, refuse and delay (cut connections stay closed).
     pub fn heal(&self) {
         self.path.send_modify(|p| {
             p.black_hole = false;
             p.refuse = false;
+            p.delay = std::time::Duration::ZERO;
         });
     }
 }
@@ -186,16 +210,78 @@ async fn forward(client: DuplexStream, server: DuplexStream, mut path: watch::Re
             }
             continue;
         }
+        // A delayed chunk waits while both directions stand still: a slow path, in order.
+        let delay = now.delay;
         tokio::select! {
             changed = path.changed() => if changed.is_err() { return },
             n = cr.read(&mut up) => match n {
                 Ok(0) | Err(_) => return,
-                Ok(n) => if sw.write_all(&up[..n]).await.is_err() { return },
+                Ok(n) => {
+                    pause(delay).await;
+                    if sw.write_all(&up[..n]).await.is_err() { return }
+                }
             },
             n = sr.read(&mut down) => match n {
                 Ok(0) | Err(_) => return,
-                Ok(n) => if cw.write_all(&down[..n]).await.is_err() { return },
+                Ok(n) => {
+                    pause(delay).await;
+                    if cw.write_all(&down[..n]).await.is_err() { return }
+                }
             },
         }
+    }
+}
+
+async fn pause(delay: std::time::Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::*;
+
+    fn server() -> MemoryServer {
+        MemoryServer::start(ServerConfig::for_tests(7, "secret"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_ends_connections_still_in_their_upgrade() {
+        let s = server();
+        let link = s.link();
+        link.black_hole();
+        let io = link.connect_io();
+        let upgrade = tokio::spawn(tokio_tungstenite::client_async("ws://parlor.test/v1/ws", io));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        s.restart();
+        link.heal();
+        let upgraded = tokio::time::timeout(Duration::from_secs(5), upgrade).await.expect("bounded").unwrap();
+        assert!(upgraded.is_err(), "the replaced node must not take the connection");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delayed_link_delays_every_frame_both_ways() {
+        let s = server();
+        let link = s.link();
+        link.delay(Duration::from_millis(300));
+        let mut ws = link.connect().await;
+        let t0 = Instant::now();
+        ws.send(Message::Text(r#"{"t":"ping"}"#.into())).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("bounded");
+        assert!(matches!(answer, Some(Ok(Message::Text(_)))), "{answer:?}");
+        assert!(t0.elapsed() >= Duration::from_millis(600), "{:?}", t0.elapsed());
+        link.heal();
+        let mut ws = link.connect().await;
+        let t1 = Instant::now();
+        ws.send(Message::Text(r#"{"t":"ping"}"#.into())).await.unwrap();
+        let _ = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("bounded");
+        assert!(t1.elapsed() < Duration::from_millis(300), "healed: {:?}", t1.elapsed());
     }
 }

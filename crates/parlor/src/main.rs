@@ -2,11 +2,14 @@
 //!
 //! - `parlor serve` runs the server (in memory, or as one of several nodes sharing Redis);
 //! - `parlor token` mints a token for an app;
-//! - `parlor bench` runs the load generator (see `docs/benchmarks.md`).
+//! - `parlor bench` runs the load generator (see `docs/benchmarks.md`);
+//! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`).
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>`.
 
 #![forbid(unsafe_code)]
+
+mod sim;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -34,6 +37,8 @@ enum Command {
     Token(TokenArgs),
     /// Load-test Parlor (or a peer server) with a workload: w1, w2, w3, w4 or all.
     Bench(parlor_bench::BenchArgs),
+    /// Run the seeded fault simulation: N schedules of clients, faults and restarts.
+    Sim(sim::SimArgs),
     /// The bare WebSocket broadcaster `parlor bench --target bare` starts (benchmark peer).
     #[command(hide = true)]
     BarePeer {
@@ -238,6 +243,13 @@ async fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::Sim(args) = cli.command {
+        // Each schedule runs on a runtime of its own, on threads of the simulation's own.
+        if !tokio::task::block_in_place(|| sim::run(args)) {
+            std::process::exit(1);
+        }
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -246,6 +258,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => serve(a).await,
         Command::Token(a) => mint(a),
         Command::BarePeer { listen } => parlor_bench::bare_peer(listen).await,
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Bench(_) | Command::Sim(_) => unreachable!("handled above"),
     }
 }

@@ -844,6 +844,13 @@ function failRoomRequests(m, room, code) {
     }
   }
 }
+function leaveRoomRequests(m, room) {
+  const sent = m.requests.takeWhere(
+    (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
+  );
+  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0 });
+}
 function removeRoom(m, room, reason, code, data, failCode) {
   forgetRoom(m, room);
   report(m, room, reason, code, data);
@@ -866,6 +873,10 @@ function ack(m) {
   }
   return { direct: m.directSeq, rooms };
 }
+function loginSent(m, room) {
+  for (const p of m.requests.all()) if (loginRoomOf(p.kind) === room && p.wire.w !== "held") return true;
+  return false;
+}
 function onResumed(m, now, f) {
   const s = m.conn.session;
   if (m.conn.state !== "handshake" || !s) return;
@@ -876,7 +887,7 @@ function onResumed(m, now, f) {
   const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
   for (const room of roomsWhere(m, isLoggingIn)) {
     const o = f.rooms.get(room);
-    if (o?.outcome === "snapshot") m.rooms.get(room)?.answerBySnapshot();
+    if (o?.outcome === "snapshot" && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
   }
   for (const room of away) {
@@ -1077,6 +1088,14 @@ function endSession(m, bye) {
   m.requests.retain((p) => p.handle !== void 0);
 }
 function maybeEnd(m) {
+  if (m.rooms.size === 0 && m.conn.state !== "ready" && m.conn.state !== "resuming") {
+    for (const [, p] of m.requests.takeWhere((p2) => p2.handle !== void 0)) {
+      if (p.kind.k === "renew_token") {
+        m.token = p.kind.token;
+        result(m, p.handle, 0);
+      } else result(m, p.handle, ErrorCodes.RECONNECT_FAILED);
+    }
+  }
   if (m.rooms.size === 0 && !m.requests.appWaits() && (m.conn.state !== "idle" || m.conn.session !== void 0)) {
     endSession(m, true);
   }
@@ -1261,7 +1280,7 @@ function switchRoom(m, now, a) {
     result(m, a.handle, ErrorCodes.ALREADY_IN_ROOM);
   } else {
     const old = forgetRoom(m, from);
-    failRoomRequests(m, from, ErrorCodes.NOT_IN_ROOM);
+    leaveRoomRequests(m, from);
     report(m, from, "LOGOUT", 0, NO_DATA());
     const config = wireConfig(a.config);
     addLoginingRoom(m, now, to, new Room(config, a.token ?? old?.token));

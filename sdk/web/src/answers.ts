@@ -213,6 +213,24 @@ export function failRoomRequests(m: Machine, room: string, code: number): void {
   }
 }
 
+/**
+ * The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
+ * messages, commands, extra info and stream calls already sent (on the wire, or on a connection
+ * since lost, to go again with their id) stay until the server answers them: it executes them
+ * before the switch, which follows them. (A logout under way fails as before: the switch reports
+ * the room's LOGOUT.)
+ */
+export function leaveRoomRequests(m: Machine, room: string): void {
+  const sent = m.requests.takeWhere(
+    (p) =>
+      p.needsRoom === room &&
+      p.wire.w !== 'held' &&
+      ['plain', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
+  );
+  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined });
+}
+
 /** `room` is gone for the app: reports `reason` / `code` / `data`, fails its requests with `failCode`. */
 export function removeRoom(
   m: Machine,

@@ -20,7 +20,7 @@ import {
 import { maybeEnd, wantConnection } from './connection.js';
 import { Room, isLogining } from './room.js';
 import { Kind } from './requests.js';
-import { failRoomRequests } from './answers.js';
+import { failRoomRequests, leaveRoomRequests } from './answers.js';
 
 /** `login_room`; the first login of a session names the user and the `hello` token. */
 export function loginRoom(
@@ -100,7 +100,7 @@ export function switchRoom(
     // Leaving `from` is reported at once: the server does it in the same step, and from now on
     // nothing about `from` reaches the app.
     const old = forgetRoom(m, from);
-    failRoomRequests(m, from, ErrorCodes.NOT_IN_ROOM);
+    leaveRoomRequests(m, from);
     report(m, from, 'LOGOUT', 0, NO_DATA());
     const config = wireConfig(a.config);
     addLoginingRoom(m, now, to, new Room(config, a.token ?? old?.token));

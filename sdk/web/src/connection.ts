@@ -181,6 +181,17 @@ export function endSession(m: Machine, bye: boolean): void {
 
 /** With no room left and nothing the app waits for, ends the session. */
 export function maybeEnd(m: Machine): void {
+  // With no room left and no session up, nothing will connect again (no room is alive), so what
+  // still waits is answered now: a renew_token keeps its token for the next session's hello (as
+  // when there is no session at all), anything else fails with 1002053.
+  if (m.rooms.size === 0 && m.conn.state !== 'ready' && m.conn.state !== 'resuming') {
+    for (const [, p] of m.requests.takeWhere((p) => p.handle !== undefined)) {
+      if (p.kind.k === 'renew_token') {
+        m.token = p.kind.token;
+        result(m, p.handle, 0);
+      } else result(m, p.handle, ErrorCodes.RECONNECT_FAILED);
+    }
+  }
   if (m.rooms.size === 0 && !m.requests.appWaits() && (m.conn.state !== 'idle' || m.conn.session !== undefined)) {
     endSession(m, true);
   }

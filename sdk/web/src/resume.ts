@@ -49,6 +49,12 @@ export function ack(m: Machine): Ack {
   return { direct: m.directSeq, rooms };
 }
 
+/** Whether the login (or switch) into `room` has gone out. */
+function loginSent(m: Machine, room: string): boolean {
+  for (const p of m.requests.all()) if (loginRoomOf(p.kind) === room && p.wire.w !== 'held') return true;
+  return false;
+}
+
 export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resumed' }): void {
   const s = m.conn.session;
   if (m.conn.state !== 'handshake' || !s) return;
@@ -60,10 +66,13 @@ export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resum
   // Rooms that are (re-)logging in: their login's answer may have been lost.
   for (const room of roomsWhere(m, isLoggingIn)) {
     const o = f.rooms.get(room);
-    if (o?.outcome === 'snapshot') m.rooms.get(room)?.answerBySnapshot();
+    // Only a login that went out can have been answered: a room whose login is still held is on
+    // the server from before (left by a switch queued ahead of the login, say), and its snapshot
+    // is not this login's answer.
+    if (o?.outcome === 'snapshot' && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === 'kicked') removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
-    // Not there (the login never arrived: it goes again) or a replay (the repeated login's `ok`
-    // answers it).
+    // Not there (the login never arrived: it goes again), a replay (the repeated login's `ok`
+    // answers it), or a login not sent yet (it goes after resume_done).
   }
   for (const room of away) {
     const o = f.rooms.get(room);

@@ -1,0 +1,237 @@
+//! The invariants checked after a run settles (see the crate docs for what each promises,
+//! and what a restart of the in-memory engine legitimately loses).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use parlor_client_core::{AppEvent, Command, RoomStateReason};
+use parlor_protocol::ErrorCode;
+
+use crate::client::RoomNow;
+use crate::harness::{Issued, Run, ServerRoom, WATCH_MS};
+use crate::picture::{self, Picture};
+
+/// How long before a removal its cause may lie (the watch interval and a tick).
+const SLACK_MS: u64 = WATCH_MS + 1_500;
+/// A session offline by timeout must have been cut off at least this long: the timeout (90 s)
+/// less two heartbeats (the last ping may be 10 s before the fault, and 10 s of slack).
+const OFFLINE_AFTER_MS: u64 = 70_000;
+
+/// Every invariant over a finished run: failures, described, and how many events were checked.
+pub fn all(run: &Run) -> (u64, Vec<String>) {
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    let calls = calls_by_client(&run.issued, run.clients.len());
+    let pictures: Vec<Picture> = run
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(c, client)| picture::build(&run.users[c], &client.record.lock().events, &calls[c]))
+        .collect();
+    for (c, client) in run.clients.iter().enumerate() {
+        let record = client.record.lock();
+        checked += record.wire.checked + record.events.len() as u64;
+        failures.extend(record.wire.violations.iter().map(|v| format!("c{c} wire: {v}")));
+        failures.extend(record.violations.iter().map(|v| format!("c{c} driver: {v}")));
+        failures.extend(pictures[c].violations.iter().map(|v| format!("c{c} events: {v}")));
+    }
+    failures.extend(views(&run.users, &run.server, &run.views, &pictures));
+    failures.extend(answered_once(run));
+    failures.extend(executed_once(run, &pictures));
+    failures.extend(presence(run));
+    (checked, failures)
+}
+
+/// Settled, every client's rooms equal the server's: the app's picture and the core's view of
+/// each room it is in (users, streams, extra info), and who is in which room.
+pub fn views(
+    users: &[String],
+    server: &BTreeMap<String, ServerRoom>,
+    views: &[Vec<RoomNow>],
+    pictures: &[Picture],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
+    for (c, rooms) in views.iter().enumerate() {
+        let me = &users[c];
+        let pic = &pictures[c];
+        for r in rooms {
+            match r.state {
+                RoomStateReason::Logined | RoomStateReason::Reconnected => {}
+                RoomStateReason::Logining | RoomStateReason::Reconnecting => {
+                    out.push(format!("c{c} {}: still {:?} after settling", r.room, r.state));
+                    continue;
+                }
+                _ => continue,
+            }
+            claimed.insert((me.clone(), r.room.clone()));
+            let Some(srv) = server.get(&r.room).filter(|s| s.users.contains(me)) else {
+                out.push(format!("c{c} {}: in the room, but the server does not have {me} there", r.room));
+                continue;
+            };
+            let others: BTreeSet<String> = srv.users.iter().filter(|u| *u != me).cloned().collect();
+            let others_streams: BTreeMap<String, String> =
+                srv.streams.iter().filter(|(_, (u, _))| u != me).map(|(s, (_, x))| (s.clone(), x.clone())).collect();
+            let app = pic.rooms.get(&r.room).cloned().unwrap_or_default();
+            if app.users != others {
+                out.push(format!("c{c} {}: app users {:?}, server {:?}", r.room, app.users, others));
+            }
+            if app.streams != others_streams {
+                out.push(format!("c{c} {}: app streams {:?}, server {:?}", r.room, app.streams, others_streams));
+            }
+            // Room extra info has no deletion on the wire: a key of an earlier room life (before
+            // a restart, or before the room emptied) stays in the app's picture. Every key the
+            // server has must be as the server has it.
+            let app_extra: BTreeMap<String, String> = app
+                .extra
+                .iter()
+                .filter(|(k, _)| srv.extra.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if app_extra != srv.extra {
+                out.push(format!("c{c} {}: app extra {:?}, server {:?}", r.room, app.extra, srv.extra));
+            }
+            if let Some(v) = &r.view {
+                let core_users: BTreeSet<String> = v.users.keys().cloned().collect();
+                let core_streams: BTreeMap<String, (String, String)> =
+                    v.streams.values().map(|s| (s.id.clone(), (s.user.id.clone(), s.extra.clone()))).collect();
+                if core_users != others || core_streams != srv.streams {
+                    out.push(format!(
+                        "c{c} {}: core view {core_users:?} {core_streams:?}, server {others:?} {:?}",
+                        r.room, srv.streams
+                    ));
+                }
+            }
+        }
+    }
+    // A client that gave up every room while cut off could not say `bye`: the server keeps its
+    // session (and its rooms) until the session timeout, longer than the settling.
+    let active: BTreeSet<&String> = claimed.iter().map(|(u, _)| u).collect();
+    for (room, srv) in server {
+        for u in &srv.users {
+            if active.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
+                out.push(format!("server has {u} in {room}, no client of {u} is in it"));
+            }
+        }
+    }
+    out
+}
+
+/// Each client's calls by handle.
+pub fn calls_by_client(issued: &BTreeMap<u64, Issued>, clients: usize) -> Vec<BTreeMap<u64, Command>> {
+    let mut calls = vec![BTreeMap::new(); clients];
+    for (handle, i) in issued {
+        calls[i.c].insert(*handle, i.cmd.clone());
+    }
+    calls
+}
+
+/// Every call got exactly one result, and by the end.
+fn answered_once(run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    for (handle, i) in &run.issued {
+        match i.results.len() {
+            1 => {}
+            0 => out.push(format!("c{} call {handle} at {} ms never answered: {:?}", i.c, i.at_ms, i.cmd)),
+            n => out.push(format!("c{} call {handle} answered {n} times: {:?} {:?}", i.c, i.cmd, i.results)),
+        }
+    }
+    out
+}
+
+/// Whether the server may have forgotten this call while it was under way (a restart between
+/// it being made and answered): then it may legitimately run again on the new server.
+fn spans_restart(run: &Run, at_ms: u64, answered_ms: Option<u64>) -> bool {
+    run.restarts.iter().any(|r| *r >= at_ms && answered_ms.is_none_or(|a| *r <= a))
+}
+
+/// No message or command was executed twice (others got it under one message id, each once)
+/// or executed when its call failed.
+fn executed_once(run: &Run, pictures: &[Picture]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (handle, i) in &run.issued {
+        let (text, is_command) = match &i.cmd {
+            Command::Broadcast { message, .. } | Command::Barrage { message, .. } => (message, false),
+            Command::CustomCommand { command, .. } => (command, true),
+            _ => continue,
+        };
+        let answered = i.results.first();
+        if spans_restart(run, i.at_ms, answered.map(|r| r.0)) {
+            continue;
+        }
+        let mut ids = BTreeSet::new();
+        let mut received = 0;
+        for (c, p) in pictures.iter().enumerate() {
+            let n = if is_command {
+                p.commands.get(text).copied().unwrap_or(0)
+            } else {
+                let got = p.messages.get(text).cloned().unwrap_or_default();
+                ids.extend(got.iter().cloned());
+                got.len()
+            };
+            if n > 1 {
+                out.push(format!("c{c} got {text} (call {handle} of c{}) {n} times", i.c));
+            }
+            received += n;
+        }
+        if ids.len() > 1 {
+            out.push(format!("{text} (call {handle} of c{}) executed under ids {ids:?}", i.c));
+        }
+        match answered {
+            Some((_, Some(code), _)) if received > 0 => {
+                out.push(format!("{text} (call {handle} of c{}) failed with {code:?} yet was delivered", i.c))
+            }
+            Some((_, None, Some(id))) if !is_command && !ids.is_empty() && !ids.contains(id) => {
+                out.push(format!("{text} (call {handle}) answered id {id}, delivered as {ids:?}"))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Nobody whose client still holds a room was removed from it without a reason: their own
+/// logout or switch under way, an admin kick, their token expiring, a login of the same user
+/// elsewhere, a restart, or their path down for most of the session timeout.
+fn presence(run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, user, room, token) in &run.removals {
+        let window = at.saturating_sub(SLACK_MS)..=*at;
+        let restart = run.restarts.iter().any(|r| window.contains(r));
+        let kick = run.kicks.iter().any(|(t, u, r)| window.contains(t) && u == user && r == room);
+        let own = run.issued.values().any(|i| {
+            run.users[i.c] == *user
+                && i.at_ms <= *at
+                // A switch whose login timed out on the client still goes out when the path is
+                // back: its logout part then runs after its (early) answer.
+                && i.results.first().is_none_or(|r| r.0 + SLACK_MS >= *at || r.1 == Some(ErrorCode::LoginTimeout))
+                && match &i.cmd {
+                    Command::LogoutRoom { room: r } => r == room,
+                    Command::SwitchRoom { from, .. } => from == room,
+                    Command::LoginRoom { .. } => true,
+                    _ => false,
+                }
+        });
+        let cut_off = run
+            .schedule
+            .outages
+            .iter()
+            .any(|o| run.users[o.c] == *user && o.from_ms + OFFLINE_AFTER_MS <= *at && o.to_ms + SLACK_MS >= *at);
+        // "Gone" is false only for a user whose client still holds the room (in it, or getting
+        // it back); one that left or gave it up while cut off is not back.
+        let held = run.clients.iter().enumerate().filter(|(c, _)| run.users[*c] == *user).any(|(_, client)| {
+            let record = client.record.lock();
+            let last = record.events.iter().rev().filter(|(ms, _)| *ms <= *at).find_map(|(_, e)| match e {
+                AppEvent::RoomStateChanged { room: r, reason, .. } if r == room => Some(*reason),
+                _ => None,
+            });
+            matches!(
+                last,
+                Some(RoomStateReason::Logined | RoomStateReason::Reconnected | RoomStateReason::Reconnecting)
+            )
+        });
+        if held && !(restart || kick || *token || own || cut_off) {
+            out.push(format!("{at} ms: {user} removed from {room} with no reason (falsely gone)"));
+        }
+    }
+    out
+}
