@@ -10,9 +10,10 @@
 //! - a room's state changes only along the machine's edges: LOGINING only by the app's
 //!   `login_room` / `switch_room` from a state out of the room; LOGINED and LOGIN_FAILED only
 //!   from LOGINING; RECONNECTING only from LOGINED / RECONNECTED; RECONNECTED and
-//!   RECONNECT_FAILED only from RECONNECTING; KICK_OUT only from a room the client is in or
-//!   getting back; LOGOUT only by the app's call, from a room it is in or entering;
-//!   LOGOUT_FAILED only by the app's logout of a room it is not in;
+//!   RECONNECT_FAILED only from RECONNECTING; KICK_OUT only from a room the client is in,
+//!   entering or getting back; LOGOUT only after the app asked to leave (logout, or the
+//!   `from` of a switch; at the call or at the server's answer), from a room it is in or
+//!   entering; LOGOUT_FAILED only after such a call, for a room it is not in;
 //! - LOGINING, LOGINED, RECONNECTED and LOGOUT carry no error code, RECONNECTING 1002051;
 //! - no room event (users, streams, extra, count, messages, commands) for a room that is not
 //!   LOGINED or RECONNECTED (e.g. after LOGOUT, before LOGINED); `token_will_expire` only for a
@@ -68,6 +69,9 @@ struct Harness {
     states: BTreeMap<String, RoomStateReason>,
     /// The last request ids sent, with the room of a login / switch.
     sent: VecDeque<(u64, Option<String>)>,
+    /// Rooms the app asked to leave (logout, or the `from` of a switch) and not yet LOGOUT or
+    /// LOGOUT_FAILED: the answer may come with the server's.
+    leaving: BTreeSet<String>,
     shut: bool,
 }
 
@@ -82,6 +86,7 @@ pub fn client_core(data: &[u8]) {
         answered: BTreeSet::new(),
         states: BTreeMap::new(),
         sent: VecDeque::new(),
+        leaving: BTreeSet::new(),
         shut: false,
     };
     let mut input = Input::new(data);
@@ -187,6 +192,12 @@ impl Harness {
             _ => Cause::Other,
         };
         let _ = input;
+        match &cause {
+            Cause::Leave(room) | Cause::Enter { from: Some(room), .. } => {
+                self.leaving.insert(room.clone());
+            }
+            _ => {}
+        }
         let handle = self.next_handle;
         self.next_handle += 1;
         self.calls.insert(handle);
@@ -402,17 +413,16 @@ impl Harness {
             AppEvent::RoomStateChanged { room, reason, error_code, .. } => {
                 let prev = self.states.get(&room).copied().unwrap_or(Logout);
                 let entering = matches!(cause, Cause::Enter { to, .. } if *to == room);
-                let leaving = match cause {
-                    Cause::Leave(r) => *r == room,
-                    Cause::Enter { from, .. } => from.as_deref() == Some(room.as_str()),
-                    Cause::Other => false,
-                };
+                let leaving = self.leaving.contains(&room);
                 let allowed = match reason {
                     Logining => entering && !active(prev),
                     Logined | LoginFailed => prev == Logining,
                     Reconnecting => prev.is_in_room(),
                     Reconnected | ReconnectFailed => prev == Reconnecting,
-                    KickOut => matches!(prev, Logined | Reconnected | Reconnecting),
+                    // Also from LOGINING: the server let the session in and put it out before the login's
+                    // answer reached it (a `kicked`, or `kicked:<code>` in `resumed` for a room acked
+                    // with an empty epoch).
+                    KickOut => matches!(prev, Logining | Logined | Reconnected | Reconnecting),
                     Logout => leaving && active(prev),
                     LogoutFailed => leaving && !active(prev),
                 };
@@ -423,6 +433,9 @@ impl Harness {
                     }
                     Reconnecting => assert_eq!(error_code, Some(ErrorCode::Reconnecting), "{room}: RECONNECTING"),
                     _ => {}
+                }
+                if matches!(reason, Logout | LogoutFailed) {
+                    self.leaving.remove(&room);
                 }
                 self.states.insert(room, reason);
             }
