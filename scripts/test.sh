@@ -34,6 +34,12 @@ cargo build -p parlor --bins --quiet
 cargo test --workspace --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: FAILED" target/cargo-test.log && exit 1
 
+# --- fuzzing: every cargo-fuzz target for 15 s (the corpus replay itself is in cargo test) ----
+# About 6 min on 2 cores from a fresh clone (building the instrumented targets, then 6 x 15 s);
+# one "fuzz: skipped" line when cargo-fuzz or RUSTC_BOOTSTRAP=1 cannot work here.
+step "fuzz targets, 15 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh 15
+
 # --- a client written from the protocol document alone, against the real binary ---------------
 step "independent conformance client (tests/independent)"
 cargo build -p parlor --bins --quiet
@@ -46,6 +52,8 @@ step "parlor bench --quick (w1 w2 w3 w4 w5 slow): the tool must not rot"
 for w in w1 w2 w3 w4 w5 slow; do
   target/debug/parlor bench "$w" --quick
 done
+# 20 s of logins, logouts, messages and cuts; fails on any error or a growing server (~25 s).
+target/debug/parlor bench soak --quick
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"

@@ -11,15 +11,18 @@
 //! - [`w1`] login storm, [`w2`] fan-out with stepped rates, [`w3`] idle hold,
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
-//!   only; starts its own `redis-server`).
+//!   only; starts its own `redis-server`);
 //! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
-//!   the others' rate and latency against a run where all read, its catch-up by resume.
+//!   the others' rate and latency against a run where all read, its catch-up by resume;
+//! - [`soak`] steady logins, logouts, messages and cuts by Rust SDK clients for `--minutes`,
+//!   with the server's RSS and open files sampled (Parlor only).
 
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod report;
 pub mod slow;
+pub mod soak;
 pub mod sys;
 pub mod target;
 pub mod w1;
@@ -60,13 +63,17 @@ pub enum Workload {
     Slow,
     /// W1, W2, W3 and W4, one after the other.
     All,
+    /// Soak: steady logins, logouts, messages and cuts for --minutes; RSS and open files
+    /// must stay flat (Parlor only).
+    Soak,
 }
 
 /// `parlor bench` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), slow (one member reads nothing) or all (w1–w4).
+    /// w5 (fan-out on Redis, one node vs two), slow (one member reads nothing), all (w1–w4)
+    /// or soak (--minutes of churn).
     #[arg(value_enum)]
     pub workload: Workload,
     /// Which server(s), comma-separated; each is started as a child process unless --server-url.
@@ -114,7 +121,10 @@ pub struct BenchArgs {
     /// session, so the full size fits a 20 000-file limit).
     #[arg(long, value_enum, default_value = "proxy")]
     pub cut: Cut,
-    /// Give up on a workload after this many seconds.
+    /// Soak: how long, in minutes (--quick: 20 s).
+    #[arg(long)]
+    pub minutes: Option<f64>,
+    /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
 }
@@ -308,8 +318,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             continue;
         }
         for &kind in &args.target {
-            if w == Workload::W4 && kind != Kind::Parlor {
-                continue; // resume is Parlor's own protocol
+            if matches!(w, Workload::W4 | Workload::Soak) && kind != Kind::Parlor {
+                continue; // resume is Parlor's own protocol; the soak's clients are the Rust SDK
             }
             let asked = sessions_of(&args, w);
             // Every session is one socket here (three in W4: the client and both sides of the
@@ -329,13 +339,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                 Some(url) => Target::external(kind, url, args.server_pid)?,
                 None => Target::start(kind, &limits, &args.app).await?,
             };
-            let deadline = Duration::from_secs(args.time_limit);
+            let minutes = soak_minutes(&args);
+            let mut deadline = Duration::from_secs(args.time_limit);
+            if w == Workload::Soak {
+                deadline += Duration::from_secs_f64(minutes * 60.0);
+            }
             let fut = async {
                 match w {
                     Workload::W1 => w1::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
                     Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
                     Workload::W5 | Workload::Slow | Workload::All => unreachable!(),
                 }
             };
@@ -416,7 +431,13 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W5 => "w5",
         Workload::Slow => "slow",
         Workload::All => "all",
+        Workload::Soak => "soak",
     }
+}
+
+/// The soak's length: `--minutes`, else 10, or 20 s with `--quick`.
+fn soak_minutes(args: &BenchArgs) -> f64 {
+    args.minutes.unwrap_or(if args.quick { 20.0 / 60.0 } else { 10.0 })
 }
 
 fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
@@ -435,6 +456,8 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W4, true) => 300,
         (Workload::Slow, false) => 1_000,
         (Workload::Slow, true) => 100,
+        (Workload::Soak, false) => 100,
+        (Workload::Soak, true) => 30,
         (Workload::All, _) => 0,
     }
 }
@@ -449,6 +472,8 @@ fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
         (Workload::W3, _) => (sessions / 100).max(1),
         (Workload::W4, false) => 200,
         (Workload::W4, true) => 6,
+        (Workload::Soak, false) => 10,
+        (Workload::Soak, true) => 5,
         _ => 1,
     }
 }

@@ -31,7 +31,10 @@ impl Core {
                 self.direct_seq = seq;
             }
             if let EventBody::Command { from, command, time_ms } = e.body {
-                if self.rooms.contains_key(&e.room) && from.id != me {
+                // Only for a room in use: before LOGINED (or while away) the app knows of no
+                // room to put it in, and no correct server sends one then.
+                let in_room = self.rooms.get(&e.room).is_some_and(|r| r.phase().is_in());
+                if in_room && from.id != me {
                     self.emit(AppEvent::CustomCommand { room: e.room, from, command, time_ms });
                 }
             }

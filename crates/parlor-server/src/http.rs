@@ -8,6 +8,10 @@
 //! - `POST /v1/admin/apps/{app}/rooms/{room}/close` `{"reason":"..."}` — kick everyone (1002055);
 //! - `POST /v1/admin/apps/{app}/connections/drop` — close every connection of the app with 4010
 //!   (sessions stay; clients resume).
+//!
+//! Every admin answer is a JSON object; every refusal is a 4xx with `{"error": "..."}` (a bad
+//! secret 401, an unknown app, room, user or endpoint 404, a wrong method 405, a path or body
+//! that does not parse 400 / 415 / 422).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -50,12 +54,40 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/v1/admin/apps/{app}/rooms", get(admin_rooms))
-        .route("/v1/admin/apps/{app}/rooms/{room}", get(admin_room))
-        .route("/v1/admin/apps/{app}/rooms/{room}/kick", post(admin_kick))
-        .route("/v1/admin/apps/{app}/rooms/{room}/close", post(admin_close))
-        .route("/v1/admin/apps/{app}/connections/drop", post(admin_drop_connections))
+        .nest("/v1/admin", admin_router())
         .with_state(node)
+}
+
+/// The admin API. Every answer is JSON, refusals too: see [`json_errors`].
+fn admin_router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/apps/{app}/rooms", get(admin_rooms))
+        .route("/apps/{app}/rooms/{room}", get(admin_room))
+        .route("/apps/{app}/rooms/{room}/kick", post(admin_kick))
+        .route("/apps/{app}/rooms/{room}/close", post(admin_close))
+        .route("/apps/{app}/connections/drop", post(admin_drop_connections))
+        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "no such admin endpoint" }))) })
+        .layer(axum::middleware::map_response(json_errors))
+}
+
+/// axum's own refusals (a path segment that does not parse, a body that is no JSON or lacks
+/// its content type, a wrong method) are plain text or empty: an admin client gets them as
+/// `{"error": "<axum's text>"}` with the same status and headers, like every other refusal.
+async fn json_errors(res: Response) -> Response {
+    let is_json =
+        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json || !res.status().is_client_error() {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    // Rejection texts are a line; anything longer is cut, not an error of its own.
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => parts.status.canonical_reason().unwrap_or("refused").to_lowercase(),
+    };
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json!({ "error": text }).to_string()))
 }
 
 /// The WebSocket upgrade (RFC 6455 §4.2), done here rather than by axum's `ws` feature so that
