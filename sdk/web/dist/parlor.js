@@ -1371,7 +1371,8 @@ function onEvent(m, f) {
       if (seq <= m.directSeq) return;
       m.directSeq = seq;
     }
-    if (b.kind === "command" && m.rooms.has(room) && b.from.id !== id) {
+    const inRoom = m.rooms.get(room);
+    if (b.kind === "command" && inRoom !== void 0 && isIn(inRoom.phase) && b.from.id !== id) {
       emit(m, { type: "IMRecvCustomCommand", room, from: b.from, command: b.command, timeMs: b.time_ms });
     }
     return;

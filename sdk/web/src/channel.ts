@@ -33,7 +33,10 @@ export function onEvent(m: Machine, f: DecodedFrame & { t: 'event' }): void {
       if (seq <= m.directSeq) return;
       m.directSeq = seq;
     }
-    if (b.kind === 'command' && m.rooms.has(room) && b.from.id !== id) {
+    // Only for a room in use: before LOGINED (or while away) the app knows of no room to put it
+    // in, and no correct server sends one then (as the Rust core's channel.rs).
+    const inRoom = m.rooms.get(room);
+    if (b.kind === 'command' && inRoom !== undefined && isIn(inRoom.phase) && b.from.id !== id) {
       emit(m, { type: 'IMRecvCustomCommand', room, from: b.from, command: b.command, timeMs: b.time_ms });
     }
     return;
