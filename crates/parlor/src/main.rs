@@ -35,7 +35,7 @@ enum Command {
     Serve(ServeArgs),
     /// Print a token for a user of an app.
     Token(TokenArgs),
-    /// Load-test Parlor (or a peer server) with a workload: w1, w2, w3, w4 or all.
+    /// Load-test Parlor (or a peer server) with a workload: w1, w2, w3, w4, w5, slow, soak or all.
     Bench(parlor_bench::BenchArgs),
     /// Run the seeded fault simulation: N schedules of clients, faults and restarts.
     Sim(sim::SimArgs),
