@@ -217,8 +217,18 @@ impl Core {
     /// `room` is gone for the app: report `reason` / `code` / `data`, fail its requests with
     /// `fail_code`.
     pub(crate) fn remove_room(&mut self, room: &str, reason: RoomStateReason, code: u32, data: Value, fail_code: u32) {
-        self.forget_room(room);
+        let old = self.forget_room(room);
         self.report(room, reason, code, data);
         self.fail_room_requests(room, fail_code);
+        self.leave_if_on_server(room, old);
+    }
+
+    /// A room given up before its held login landed, which `resumed` said the server has us
+    /// in (see [`crate::room::Room::on_server`]): leave it quietly, or the server keeps us
+    /// there with no client.
+    pub(crate) fn leave_if_on_server(&mut self, room: &str, old: Option<crate::room::Room>) {
+        if old.is_some_and(|r| r.on_server) {
+            self.abandon(room.to_string());
+        }
     }
 }

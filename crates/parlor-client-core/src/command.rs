@@ -242,10 +242,11 @@ impl Core {
         };
         if r.phase().is_logining() {
             // Give up the login; a login already sent is answered with a logout later.
-            self.forget_room(&room);
+            let old = self.forget_room(&room);
             self.fail_room_requests(&room, ErrorCode::NotInRoom.code());
             self.report(&room, RoomStateReason::Logout, 0, no_data());
             self.result(Some(handle), 0, None);
+            self.leave_if_on_server(&room, old);
             return;
         }
         self.request(

@@ -69,8 +69,14 @@ impl Core {
                 Some(ResumeOutcome::Kicked(code)) => {
                     self.remove_room(&room, RoomStateReason::KickOut, *code, no_data(), *code);
                 }
+                // Held, yet the server has us there: if the held login fails, leave the room.
+                Some(ResumeOutcome::Replay | ResumeOutcome::Snapshot) if !self.login_sent(&room) => {
+                    if let Some(rm) = self.rooms.get_mut(&room) {
+                        rm.on_server = true;
+                    }
+                }
                 // Not there (the login never arrived: it goes again), a replay (the repeated
-                // login's `ok` answers it), or a login not sent yet (it goes after resume_done).
+                // login's `ok` answers it).
                 Some(ResumeOutcome::Replay | ResumeOutcome::Snapshot) | None => {}
             }
         }

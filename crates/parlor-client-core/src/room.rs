@@ -108,6 +108,11 @@ pub(crate) struct Room {
     /// Streams the app publishes here (id → extra), as it last asked and the server confirmed:
     /// what is published again when the server lost them.
     pub(crate) own: BTreeMap<String, String>,
+    /// `resumed` named the room while its login was still held: the server has us there from
+    /// before (a login given up on a stalled path that got through later, say). If that held
+    /// login never lands (it fails, times out, or the app logs out first), the core leaves the
+    /// room quietly, as for any room the server has and the app gave up.
+    pub(crate) on_server: bool,
 }
 
 impl Room {
@@ -122,6 +127,7 @@ impl Room {
             seq_users: 0,
             view: RoomView::default(),
             own: BTreeMap::new(),
+            on_server: false,
         }
     }
 
@@ -134,6 +140,7 @@ impl Room {
     /// state's epoch and seqs; returns the view it replaces.
     pub(crate) fn entered(&mut self, state: &RoomState, seq: &Seqs, view: RoomView) -> RoomView {
         self.phase = Phase::Active;
+        self.on_server = false;
         self.at_state(state, seq, view)
     }
 

@@ -9,6 +9,7 @@ use parlor_protocol::ErrorCode;
 use crate::client::RoomNow;
 use crate::harness::{Issued, Run, ServerRoom, WATCH_MS};
 use crate::picture::{self, Picture};
+use crate::schedule::Action;
 
 /// How long before a removal its cause may lie (the watch interval and a tick).
 const SLACK_MS: u64 = WATCH_MS + 1_500;
@@ -103,12 +104,17 @@ pub fn views(
             }
         }
     }
-    // A client that gave up every room while cut off could not say `bye`: the server keeps its
-    // session (and its rooms) until the session timeout, longer than the settling.
-    let active: BTreeSet<&String> = claimed.iter().map(|(u, _)| u).collect();
+    // A client that gave up every room while cut off could not say `bye`, and what it sent
+    // before (a switch, a login) may reach the server only when the stalled path heals: the
+    // server keeps that session (and its rooms) until the session timeout, longer than the
+    // settling. That is one client's session: another client of the same user may hold rooms
+    // meanwhile, so a user is let off when any client of theirs holds no room.
+    let holds_rooms =
+        |c: usize| views[c].iter().any(|r| matches!(r.state, RoomStateReason::Logined | RoomStateReason::Reconnected));
+    let idle: BTreeSet<&String> = (0..views.len()).filter(|c| !holds_rooms(*c)).map(|c| &users[c]).collect();
     for (room, srv) in server {
         for u in &srv.users {
-            if active.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
+            if !idle.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
                 out.push(format!("server has {u} in {room}, no client of {u} is in it"));
             }
         }
@@ -194,6 +200,17 @@ fn executed_once(run: &Run, pictures: &[Picture]) -> Vec<String> {
 /// elsewhere, a restart, or their path down for most of the session timeout.
 fn presence(run: &Run) -> Vec<String> {
     let mut out = Vec::new();
+    // When each client's path healed (every path heals after the last step).
+    let heals: Vec<(usize, u64)> = run
+        .schedule
+        .steps
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::Heal { c } => Some((*c, *t)),
+            _ => None,
+        })
+        .chain((0..run.clients.len()).map(|c| (c, run.schedule.end_ms)))
+        .collect();
     for (at, user, room, token) in &run.removals {
         let window = at.saturating_sub(SLACK_MS)..=*at;
         let restart = run.restarts.iter().any(|r| window.contains(r));
@@ -203,7 +220,12 @@ fn presence(run: &Run) -> Vec<String> {
                 && i.at_ms <= *at
                 // A switch whose login timed out on the client still goes out when the path is
                 // back: its logout part then runs after its (early) answer.
-                && i.results.first().is_none_or(|r| r.0 + SLACK_MS >= *at || r.1 == Some(ErrorCode::LoginTimeout))
+                && (i.results.first().is_none_or(|r| r.0 + SLACK_MS >= *at || r.1 == Some(ErrorCode::LoginTimeout))
+                    // A login or switch held by a stalled path reaches the server when the path
+                    // heals, whatever became of the call meanwhile (the app gave it up, say): a
+                    // login of the same user then takes the room over (kicks the other session, §4),
+                    // and a switch leaves its room.
+                    || heals.iter().any(|(c, h)| *c == i.c && i.at_ms <= *h && window.contains(h)))
                 && match &i.cmd {
                     Command::LogoutRoom { room: r } => r == room,
                     Command::SwitchRoom { from, .. } => from == room,

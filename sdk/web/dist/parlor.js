@@ -452,6 +452,13 @@ var Room = class {
      * what is published again when the server lost them.
      */
     this.own = /* @__PURE__ */ new Map();
+    /**
+     * `resumed` named the room while its login was still held: the server has us there from
+     * before (a login given up on a stalled path that got through later, say). If that held login
+     * never lands (it fails, times out, or the app logs out first), the core leaves the room
+     * quietly, as for any room the server has and the app gave up.
+     */
+    this.onServer = false;
   }
   /** Where the room stands. */
   get phase() {
@@ -460,6 +467,7 @@ var Room = class {
   /** The login (or fresh login) was answered with the room's state; returns the old view. */
   entered(state, seq, view) {
     this.ph = { p: "active" };
+    this.onServer = false;
     return this.atState(state, seq, view);
   }
   /** A snapshot replaced what the client knew: new epoch, seqs and view; returns the old view. */
@@ -852,9 +860,13 @@ function leaveRoomRequests(m, room) {
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0 });
 }
 function removeRoom(m, room, reason, code, data, failCode) {
-  forgetRoom(m, room);
+  const old = forgetRoom(m, room);
   report(m, room, reason, code, data);
   failRoomRequests(m, room, failCode);
+  leaveIfOnServer(m, room, old);
+}
+function leaveIfOnServer(m, room, old) {
+  if (old?.onServer) abandon(m, room);
 }
 
 // src/resume.ts
@@ -889,6 +901,10 @@ function onResumed(m, now, f) {
     const o = f.rooms.get(room);
     if (o?.outcome === "snapshot" && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
+    else if (o !== void 0 && !loginSent(m, room)) {
+      const r = m.rooms.get(room);
+      if (r) r.onServer = true;
+    }
   }
   for (const room of away) {
     const o = f.rooms.get(room);
@@ -1260,10 +1276,11 @@ function logoutRoom(m, now, a) {
     report(m, room, "LOGOUT_FAILED", code, NO_DATA());
     result(m, a.handle, code);
   } else if (isLogining(r.phase)) {
-    forgetRoom(m, room);
+    const old = forgetRoom(m, room);
     failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
     report(m, room, "LOGOUT", 0, NO_DATA());
     result(m, a.handle, 0);
+    leaveIfOnServer(m, room, old);
   } else {
     request(m, { t: "logout", id: 0, room }, { k: "logout", room }, a.handle, room);
   }

@@ -21,7 +21,7 @@ import {
   stopWindowIfBack,
 } from './core.js';
 import { onSessionError } from './connection.js';
-import { isLogining, isRelogining } from './room.js';
+import { isLogining, isRelogining, Room } from './room.js';
 import { Pending, loginRoomOf } from './requests.js';
 import { retryLater } from './retry.js';
 import { relogined } from './resume.js';
@@ -240,7 +240,16 @@ export function removeRoom(
   data: Record<string, unknown>,
   failCode: number,
 ): void {
-  forgetRoom(m, room);
+  const old = forgetRoom(m, room);
   report(m, room, reason, code, data);
   failRoomRequests(m, room, failCode);
+  leaveIfOnServer(m, room, old);
+}
+
+/**
+ * A room given up before its held login landed, which `resumed` said the server has us in (see
+ * `Room.onServer`): leave it quietly, or the server keeps us there with no client.
+ */
+export function leaveIfOnServer(m: Machine, room: string, old: Room | undefined): void {
+  if (old?.onServer) abandon(m, room);
 }

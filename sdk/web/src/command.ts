@@ -20,7 +20,7 @@ import {
 import { maybeEnd, wantConnection } from './connection.js';
 import { Room, isLogining } from './room.js';
 import { Kind } from './requests.js';
-import { failRoomRequests, leaveRoomRequests } from './answers.js';
+import { failRoomRequests, leaveIfOnServer, leaveRoomRequests } from './answers.js';
 
 /** `login_room`; the first login of a session names the user and the `hello` token. */
 export function loginRoom(
@@ -72,10 +72,11 @@ export function logoutRoom(m: Machine, now: number, a: { room: string; handle?: 
     result(m, a.handle, code);
   } else if (isLogining(r.phase)) {
     // Give up the login; a login already sent is answered with a logout later.
-    forgetRoom(m, room);
+    const old = forgetRoom(m, room);
     failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
     report(m, room, 'LOGOUT', 0, NO_DATA());
     result(m, a.handle, 0);
+    leaveIfOnServer(m, room, old);
   } else {
     request(m, { t: 'logout', id: 0, room }, { k: 'logout', room }, a.handle, room);
   }

@@ -71,8 +71,13 @@ export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resum
     // is not this login's answer.
     if (o?.outcome === 'snapshot' && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === 'kicked') removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
-    // Not there (the login never arrived: it goes again), a replay (the repeated login's `ok`
-    // answers it), or a login not sent yet (it goes after resume_done).
+    // Held, yet the server has us there: if the held login fails, leave the room.
+    else if (o !== undefined && !loginSent(m, room)) {
+      const r = m.rooms.get(room);
+      if (r) r.onServer = true;
+    }
+    // Not there (the login never arrived: it goes again), or a replay (the repeated login's
+    // `ok` answers it).
   }
   for (const room of away) {
     const o = f.rooms.get(room);

@@ -86,6 +86,13 @@ export class Room {
    * what is published again when the server lost them.
    */
   readonly own = new Map<string, string>();
+  /**
+   * `resumed` named the room while its login was still held: the server has us there from
+   * before (a login given up on a stalled path that got through later, say). If that held login
+   * never lands (it fails, times out, or the app logs out first), the core leaves the room
+   * quietly, as for any room the server has and the app gave up.
+   */
+  onServer = false;
 
   /**
    * A room the app just asked to enter (login or switch), with the login settings sent again
@@ -104,6 +111,7 @@ export class Room {
   /** The login (or fresh login) was answered with the room's state; returns the old view. */
   entered(state: WireRoomState, seq: WireSeqs, view: RoomView): RoomView {
     this.ph = { p: 'active' };
+    this.onServer = false;
     return this.atState(state, seq, view);
   }
 
