@@ -288,6 +288,10 @@ impl Core {
             // waiting request goes out as new (with a new id); then every room that was in logs
             // in again.
             self.requests.forget_ids();
+            // The previous session's relogins go first: one left waiting would be sent by the
+            // first relogin's flush and then replaced by its room's own, a second login whose
+            // 1002001 fails the room (sim seed 3188).
+            self.requests.retain(|p| !matches!(&p.kind, Kind::Relogin { room } if away.contains(room)));
             for room in away {
                 self.relogin(room);
             }

@@ -1147,6 +1147,7 @@ function onWelcome(m, now, f) {
   const away = roomsWhere(m, isAway);
   if (away.length > 0) {
     m.requests.forgetIds();
+    m.requests.retain((p) => !(p.kind.k === "relogin" && away.includes(p.kind.room)));
     for (const room of away) relogin(m, room);
   }
   flush(m);

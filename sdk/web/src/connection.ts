@@ -243,6 +243,10 @@ export function onWelcome(m: Machine, now: number, f: DecodedFrame & { t: 'welco
     // waiting request goes out as new (with a new id); then every room that was in logs in
     // again.
     m.requests.forgetIds();
+    // The previous session's relogins go first: one left waiting would be sent by the first
+    // relogin's flush and then replaced by its room's own, a second login whose 1002001 fails
+    // the room (sim seed 3188).
+    m.requests.retain((p) => !(p.kind.k === 'relogin' && away.includes(p.kind.room)));
     for (const room of away) relogin(m, room);
   }
   flush(m);
