@@ -74,8 +74,9 @@ struct Harness {
     /// The last request ids sent, with the room of a login / switch.
     sent: VecDeque<(u64, Option<String>)>,
     /// Rooms the app asked to leave (logout, or the `from` of a switch) and not yet LOGOUT or
-    /// LOGOUT_FAILED: the answer may come with the server's.
-    leaving: BTreeSet<String>,
+    /// LOGOUT_FAILED, with how many such calls are open (a second logout may be sent before the
+    /// first is answered): the answer may come with the server's.
+    leaving: BTreeMap<String, u32>,
     shut: bool,
 }
 
@@ -91,7 +92,7 @@ pub fn client_core(data: &[u8]) {
         states: BTreeMap::new(),
         kept: BTreeMap::new(),
         sent: VecDeque::new(),
-        leaving: BTreeSet::new(),
+        leaving: BTreeMap::new(),
         shut: false,
     };
     let mut input = Input::new(data);
@@ -199,7 +200,7 @@ impl Harness {
         let _ = input;
         match &cause {
             Cause::Leave(room) | Cause::Enter { from: Some(room), .. } => {
-                self.leaving.insert(room.clone());
+                *self.leaving.entry(room.clone()).or_default() += 1;
             }
             _ => {}
         }
@@ -427,7 +428,7 @@ impl Harness {
             AppEvent::RoomStateChanged { room, reason, error_code, .. } => {
                 let prev = self.effective(&room).unwrap_or(Logout);
                 let entering = matches!(cause, Cause::Enter { to, .. } if *to == room);
-                let leaving = self.leaving.contains(&room);
+                let leaving = self.leaving.contains_key(&room);
                 let allowed = match reason {
                     Logining => entering && !active(prev),
                     Logined | LoginFailed => prev == Logining,
@@ -451,7 +452,12 @@ impl Harness {
                     _ => {}
                 }
                 if matches!(reason, Logout | LogoutFailed) {
-                    self.leaving.remove(&room);
+                    if let Some(n) = self.leaving.get_mut(&room) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.leaving.remove(&room);
+                        }
+                    }
                 }
                 // The core forgets the room only on 1002002 (not in the room); outputs are checked
                 // after the whole step, so the core's rooms now may not be what they were then.
