@@ -2,49 +2,20 @@
 //! the test (rcgen), engines trusting that CA through `EngineConfig::extra_roots_pem`, and one
 //! that does not trust it.
 
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parlor_client::{Engine, EngineConfig, ErrorCode, Event, RoomConfig, User};
 use parlor_protocol::token::{self, Claims};
 use parlor_server::config::TlsFiles;
 use parlor_server::{Server, ServerConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use parlor_testkit::tls::TestCa;
 
 const APP: u32 = 7;
 const SECRET: &str = "some-secret";
 
-/// A CA, and a certificate it signed for `localhost` and 127.0.0.1 in PEM files.
-struct TestCa {
-    ca_pem: String,
-    files: TlsFiles,
-    dir: PathBuf,
-}
-
-impl TestCa {
-    fn new() -> TestCa {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "Parlor test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = leaf.signed_by(&key, &issuer).unwrap();
-        let dir = std::env::temp_dir().join(format!("parlor-sdk-tls-{}-{}", std::process::id(), rand::random::<u64>()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        TestCa { ca_pem: ca_cert.pem(), files, dir }
-    }
-}
-
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The test CA's files as the server's TLS settings.
+fn files(ca: &TestCa) -> TlsFiles {
+    TlsFiles { cert: ca.cert.clone(), key: ca.key.clone() }
 }
 
 fn token(user: &str) -> String {
@@ -59,9 +30,8 @@ fn user(id: &str) -> User {
 #[tokio::test]
 async fn wss_end_to_end_with_an_extra_root() {
     let ca = TestCa::new();
-    let s = Server::start(ServerConfig { tls: Some(ca.files.clone()), ..ServerConfig::for_tests(APP, SECRET) })
-        .await
-        .unwrap();
+    let s =
+        Server::start(ServerConfig { tls: Some(files(&ca)), ..ServerConfig::for_tests(APP, SECRET) }).await.unwrap();
     let config = EngineConfig { extra_roots_pem: Some(ca.ca_pem.clone()), ..EngineConfig::default() };
     // By name and by IP address: both are in the certificate.
     let by_name = format!("wss://localhost:{}/v1/ws", s.addr.port());
@@ -87,9 +57,8 @@ async fn wss_end_to_end_with_an_extra_root() {
 #[tokio::test]
 async fn a_server_of_an_unknown_ca_is_not_trusted() {
     let ca = TestCa::new();
-    let s = Server::start(ServerConfig { tls: Some(ca.files.clone()), ..ServerConfig::for_tests(APP, SECRET) })
-        .await
-        .unwrap();
+    let s =
+        Server::start(ServerConfig { tls: Some(files(&ca)), ..ServerConfig::for_tests(APP, SECRET) }).await.unwrap();
     // The built-in roots do not know the test CA: every attempt fails its handshake until the
     // login timeout.
     let config = EngineConfig { login_timeout: Duration::from_secs(2), ..EngineConfig::default() };

@@ -3,72 +3,38 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
 use parlor_server::config::TlsFiles;
 use parlor_server::{Server, ServerConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use parlor_testkit::tls::TestCa;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A CA and a certificate it signed for `localhost` and 127.0.0.1, in PEM files.
-struct TestCa {
-    ca_pem: String,
-    files: TlsFiles,
-    dir: PathBuf,
+/// The test CA's files as the server's TLS settings.
+fn files(ca: &TestCa) -> TlsFiles {
+    TlsFiles { cert: ca.cert.clone(), key: ca.key.clone() }
 }
 
-impl TestCa {
-    fn new() -> TestCa {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca.distinguished_name.push(DnType::CommonName, "Parlor test CA");
-        let ca_cert = ca.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca, ca_key);
-        let key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = leaf.signed_by(&key, &issuer).unwrap();
-        let dir = std::env::temp_dir().join(format!("parlor-tls-{}-{:x}", std::process::id(), rand_u64()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let files = TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") };
-        std::fs::write(&files.cert, cert.pem()).unwrap();
-        std::fs::write(&files.key, key.serialize_pem()).unwrap();
-        TestCa { ca_pem: ca_cert.pem(), files, dir }
-    }
-
-    /// A client trusting this CA only.
-    fn connector(&self) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from_pem_slice(self.ca_pem.as_bytes()).unwrap()).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    }
-}
-
-impl Drop for TestCa {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(0u8)
+/// A client trusting the test CA only.
+fn connector(ca: &TestCa) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca.ca_pem.as_bytes()).unwrap()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 async fn tls_server(ca: &TestCa) -> Server {
-    Server::start(ServerConfig { tls: Some(ca.files.clone()), ..ServerConfig::for_tests(APP, SECRET) })
+    Server::start(ServerConfig { tls: Some(files(ca)), ..ServerConfig::for_tests(APP, SECRET) })
         .await
         .expect("server starts")
 }
@@ -77,7 +43,7 @@ type Tls = tokio_rustls::client::TlsStream<TcpStream>;
 
 async fn tls(ca: &TestCa, s: &Server) -> Tls {
     let tcp = TcpStream::connect(s.addr).await.unwrap();
-    ca.connector().connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
+    connector(ca).connect(ServerName::try_from("localhost").unwrap(), tcp).await.expect("TLS handshake")
 }
 
 /// A `wss://` peer after its `hello`.
@@ -159,14 +125,14 @@ async fn the_tls_listener_speaks_only_tls() {
 #[tokio::test]
 async fn bad_certificate_files_stop_the_start_with_the_file_named() {
     let ca = TestCa::new();
-    let missing = TlsFiles { cert: ca.dir.join("nope.pem"), key: ca.files.key.clone() };
+    let missing = TlsFiles { cert: ca.cert.with_file_name("nope.pem"), key: ca.key.clone() };
     let e = Server::start(ServerConfig { tls: Some(missing), ..ServerConfig::for_tests(APP, SECRET) })
         .await
         .expect_err("a missing certificate stops the start");
     assert!(e.to_string().contains("nope.pem"), "{e}");
     // A key that is not the certificate's.
     let other = TestCa::new();
-    let mismatched = TlsFiles { cert: ca.files.cert.clone(), key: other.files.key.clone() };
+    let mismatched = TlsFiles { cert: ca.cert.clone(), key: other.key.clone() };
     let e = Server::start(ServerConfig { tls: Some(mismatched), ..ServerConfig::for_tests(APP, SECRET) })
         .await
         .expect_err("a key of another certificate stops the start");

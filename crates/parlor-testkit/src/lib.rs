@@ -16,6 +16,7 @@
 mod fault_proxy;
 pub mod procs;
 pub mod server;
+pub mod tls;
 
 pub use fault_proxy::FaultProxy;
 pub use procs::{bin_path, free_port, Haproxy, Node, RedisCluster, RedisServer};
