@@ -74,6 +74,47 @@ pub struct ServerConfig {
     /// A TLS certificate chain and private key: the listener then speaks only TLS (`wss://`,
     /// `https://`).
     pub tls: Option<TlsFiles>,
+    /// Webhook URLs every app's events are sent to (`--webhook`; see `crate::webhook`).
+    pub webhooks: Vec<String>,
+    /// How webhooks are queued and retried.
+    pub webhook: WebhookSettings,
+    /// Per-app settings beyond the secret (from the config file): their own webhooks, limits.
+    pub app_settings: HashMap<u32, AppSettings>,
+    /// How long a graceful drain (SIGTERM, Ctrl-C) spreads closing the connections over.
+    pub drain_time: Duration,
+}
+
+/// Settings of one app beyond its secret (the config file's `[[app]]` tables).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppSettings {
+    /// Webhook URLs of this app's events, in addition to [`ServerConfig::webhooks`].
+    pub webhooks: Vec<String>,
+    /// This app's own `max_sessions_per_app` (sessions connected to this node), when set.
+    pub max_sessions: Option<usize>,
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSettings {
+    /// Most events waiting per app; beyond, new events are dropped and counted as dead letters.
+    pub queue: usize,
+    /// Attempts per event before it is a dead letter.
+    pub attempts: u32,
+    /// Time allowed for one attempt (connect and answer).
+    pub timeout: Duration,
+    /// The first retry's delay; it doubles per attempt (with jitter), up to 30 s.
+    pub retry_base: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            queue: 10_000,
+            attempts: 8,
+            timeout: Duration::from_secs(5),
+            retry_base: Duration::from_millis(500),
+        }
+    }
 }
 
 /// Where the TLS certificate and key are (PEM files).
@@ -133,6 +174,10 @@ impl Default for ServerConfig {
             max_sessions_per_app: limits::MAX_SESSIONS_PER_APP,
             max_offline_sessions: limits::MAX_OFFLINE_SESSIONS,
             tls: None,
+            webhooks: Vec::new(),
+            webhook: WebhookSettings::default(),
+            app_settings: HashMap::new(),
+            drain_time: Duration::from_secs(10),
         }
     }
 }
