@@ -21,6 +21,7 @@ pub mod config;
 pub mod engine;
 pub mod frame;
 pub mod http;
+pub mod http_client;
 pub mod hub;
 pub mod limits;
 pub mod memory;
