@@ -201,6 +201,7 @@ impl Deliver for Hub {
         }
         // Under the lock: no event reaches the connection before these.
         for f in frames {
+            crate::telemetry::to_session(f.as_str());
             outbox.send_replay(f.into_ws());
         }
         true
@@ -217,6 +218,7 @@ impl Deliver for Hub {
     }
 
     fn to_session(&self, key: SessionKey, frame: Frame) {
+        crate::telemetry::to_session(frame.as_str());
         let st = self.state.lock();
         if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
             c.send(frame.into_ws());
@@ -224,6 +226,7 @@ impl Deliver for Hub {
     }
 
     fn replay(&self, key: SessionKey, frame: Frame) {
+        crate::telemetry::to_session(frame.as_str());
         let st = self.state.lock();
         if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
             c.send_replay(frame.into_ws());

@@ -30,6 +30,7 @@ pub mod node;
 pub mod outbox;
 pub mod rules;
 pub mod secret;
+pub mod telemetry;
 pub mod tls;
 pub mod web;
 pub mod window;

@@ -19,6 +19,7 @@ use crate::frame::Frame;
 use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::rules::{self, SessionCtx, Spend};
+use crate::telemetry;
 
 /// The engine a node runs on, chosen at start.
 #[derive(Debug)]
@@ -66,6 +67,43 @@ pub struct Node {
     pub engine: AnyEngine,
     /// The door's counters (connections per IP, upgrade rate, sessions per app).
     pub limits: Arc<Limits>,
+    /// Ticks so far (the gauges are set every 10th).
+    ticks: std::sync::atomic::AtomicU64,
+}
+
+/// Which requests the node measures: logins (count by outcome, latency) and room messages
+/// (fan-out latency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measured {
+    Login,
+    Message,
+    Other,
+}
+
+impl Measured {
+    fn of(frame: &ClientFrame) -> Measured {
+        match frame {
+            ClientFrame::Login(_) | ClientFrame::Switch(_) => Measured::Login,
+            ClientFrame::Broadcast(_) | ClientFrame::Barrage(_) | ClientFrame::Command(_) => Measured::Message,
+            _ => Measured::Other,
+        }
+    }
+
+    /// The engine answered the request (read at `read`) with `reply`.
+    fn answered(self, reply: &Reply, read: Instant) {
+        if let Reply::Fresh(Err(crate::engine::Refusal::RoomMessageRate)) = reply {
+            telemetry::rate_limited(ErrorCode::MessagesTooFrequent.code());
+        }
+        if self != Measured::Login {
+            return;
+        }
+        let outcome = match reply {
+            Reply::Fresh(Ok(_)) | Reply::Repeat(_) => "ok",
+            Reply::Fresh(Err(_)) | Reply::Forgotten => "refused",
+            Reply::Unavailable => "unavailable",
+        };
+        telemetry::login(outcome, Instant::now().saturating_duration_since(read));
+    }
 }
 
 type Refuse = (ErrorCode, String);
@@ -81,7 +119,7 @@ impl Node {
         let hub = Arc::new(Hub::new());
         let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()));
         let limits = Limits::new(&config);
-        Node { config, clock, hub, engine, limits }
+        Node { config, clock, hub, engine, limits, ticks: Default::default() }
     }
 
     /// A node on the engine `config` asks for: Redis when `config.redis` names a server, else
@@ -96,7 +134,7 @@ impl Node {
             .await
             .map_err(|e| format!("cannot reach Redis at {}: {e}", config.redis.join(",")))?;
         let limits = Limits::new(&config);
-        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits })
+        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits, ticks: Default::default() })
     }
 
     /// What `/healthz` says: this node, its engine, and (with Redis) the nodes it sees.
@@ -150,7 +188,10 @@ impl Node {
     pub async fn resume(&self, r: Resume, conn: ConnId, now: Instant) -> Result<(SessionKey, SessionCtx), Refuse> {
         let resumed = dispatch!(&self.engine, e => e.resume(&r.session, &r.resume_token, &r.ack, conn, now).await)
             .map_err(|_| unavailable())?
-            .map_err(|refused| (ErrorCode::ResumeFailed, refused.0.to_string()))?;
+            .map_err(|refused| {
+                telemetry::resume_refused();
+                (ErrorCode::ResumeFailed, refused.0.to_string())
+            })?;
         let ctx = SessionCtx::new(resumed.app, resumed.user.id, resumed.claims, resumed.last_request);
         Ok((resumed.key, ctx))
     }
@@ -178,15 +219,28 @@ impl Node {
                 ctx.last_request = ctx.last_request.max(id);
                 let (now_s, time_ms) = (self.clock.wall_s(now), self.clock.wall_ms(now));
                 let subject = rules::subject(&request);
+                let kind = Measured::of(&request);
                 let op = rules::op(ctx, request, fresh, &self.config, now, now_s, time_ms);
                 let (spend, rules_refusal) = match &op {
-                    Op::Refused { message, .. } => (Spend::Nothing, Some(message.clone())),
+                    Op::Refused { code, message } => {
+                        if matches!(code, ErrorCode::RequestsTooFrequent | ErrorCode::MessagesTooFrequent) {
+                            telemetry::rate_limited(code.code());
+                        }
+                        (Spend::Nothing, Some(message.clone()))
+                    }
                     op => (Spend::of(op), None),
                 };
-                let answer =
-                    move |reply: Reply| Frame::encode(&rules::answer(id, subject, reply, rules_refusal.as_deref()));
+                let answer = move |reply: Reply| {
+                    kind.answered(&reply, now);
+                    Frame::encode(&rules::answer(id, subject, reply, rules_refusal.as_deref()))
+                };
                 match dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await) {
-                    Outcome::Applied => rules::applied(ctx, spend, now),
+                    Outcome::Applied => {
+                        if kind == Measured::Message {
+                            telemetry::fanout(Instant::now().saturating_duration_since(now));
+                        }
+                        rules::applied(ctx, spend, now)
+                    }
                     Outcome::Answered => {}
                     // Nothing is known to have happened: the client's retry with the same id is
                     // fresh here, and the engine executes or recalls it.
@@ -210,9 +264,15 @@ impl Node {
         self.hub.to_session(key, Frame::encode(&ServerFrame::error_with(id, code, message)));
     }
 
-    /// Everything that happens with time. Called about every 500 ms.
+    /// Everything that happens with time. Called about every 500 ms; every 10th call also sets
+    /// the gauges of what the engine holds (a round trip with Redis, so not every tick).
     pub async fn tick(&self, now: Instant) {
         dispatch!(&self.engine, e => e.tick(now).await);
+        let n = self.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if n.is_multiple_of(10) {
+            let s = self.stats().await;
+            telemetry::holdings(s.sessions, s.connected, s.rooms, s.streams);
+        }
     }
 
     /// Counts of what the deployment holds and this node serves.

@@ -118,6 +118,7 @@ where
             (None, ClientFrame::Hello(h)) => {
                 let Some(slot) = node.limits.admit_session(h.app_id) else {
                     let code = ErrorCode::TooManySessions;
+                    crate::telemetry::hello_refused(code.code());
                     send_error(&outbox, None, code, code.message());
                     outbox.close(close_code::POLICY, "too many sessions");
                     break;
@@ -128,6 +129,7 @@ where
                         app_slot = Some(slot);
                     }
                     Err((code, message)) => {
+                        crate::telemetry::hello_refused(code.code());
                         send_error(&outbox, None, code, &message);
                         outbox.close(close_code::POLICY, "bad hello");
                         break;

@@ -149,6 +149,7 @@ impl MemoryEngine {
                 }
             }
         }
+        crate::telemetry::offline(offline.len() as u64, expired.len() as u64);
         for key in offline {
             st.go_offline(key, now);
         }
@@ -190,8 +191,6 @@ impl MemoryEngine {
                 }
             }
         }
-        metrics::gauge!("parlor_sessions").set(st.sessions.len() as f64);
-        metrics::gauge!("parlor_rooms").set(st.rooms.len() as f64);
     }
 }
 

@@ -291,7 +291,11 @@ impl Engine for RedisEngine {
     async fn tick(&self, now: Instant) {
         self.flush_touches(now).await;
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
-            self.run_loose(app, now, "reap", &[]).await;
+            if let Ok(out) = self.run(app, now, "reap", &[]).await {
+                let mut counts = out.payload.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
+                crate::telemetry::offline(counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+                self.apply_loose(app, out.items()).await;
+            }
         }
         self.check_boot().await;
         self.check_cursors().await;

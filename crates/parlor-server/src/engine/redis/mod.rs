@@ -129,8 +129,13 @@ struct Out {
 
 impl Out {
     /// The items, in order.
+    /// What the script asked the calling node to apply. Called once per script result: the
+    /// events in it are counted here, once in the deployment (only the calling node gets them).
     fn items(&self) -> Vec<Item> {
-        self.raw.iter().filter_map(|raw| parse_item(raw)).collect()
+        let items: Vec<Item> = self.raw.iter().filter_map(|raw| parse_item(raw)).collect();
+        let events = items.iter().filter(|i| matches!(i, Item::Ev(..))).count();
+        metrics::counter!("parlor_events_total").increment(events as u64);
+        items
     }
 }
 

@@ -150,8 +150,10 @@ local function reap()
     go_offline(key)
     n = n + 1
   end
+  local expired = 0
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':retain', '-inf', NOW, 'LIMIT', 0, 200)) do
     forget_session(key)
+    expired = expired + 1
   end
   -- The offline cap (`--max-offline-sessions`, per app here): beyond it the sessions that went
   -- quiet first (the lowest retention deadlines) are forgotten early; their resume gets 1002057.
@@ -182,7 +184,8 @@ local function reap()
       end
     end
   end
-  return {'ok', tostring(n)}
+  -- How many went offline and how many were forgotten (for the node's metrics).
+  return {'ok', n .. ' ' .. expired}
 end
 
 local function admin_kick(room, uid, reason)

@@ -1,0 +1,139 @@
+//! Every metric the server exports, named and described in one place (the list and what each
+//! answers is in `docs/operations.md` "Metrics and dashboard"; `docs/grafana/parlor.json` is a
+//! dashboard over them).
+//!
+//! No metric has a per-room or per-user label: a label per room would make one time series per
+//! room, which a Prometheus of a busy deployment cannot hold. Labels are small closed sets
+//! (an outcome, an error code, a reason).
+//!
+//! Most counts are taken where every engine passes: the node (logins, fan-out, rate limits) and
+//! the hub (kicks and resumes, recognised by the frame's type, which both engines encode first:
+//! `{"t":"kicked"…`, `{"t":"resumed"…`). So the Redis engine's figures mean the same as the
+//! memory engine's, and each node counts what its own sessions saw: summed over nodes, each
+//! kick and resume is counted once.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
+
+/// Histogram buckets of every `*_seconds` metric: 0.5 ms to 10 s.
+pub const SECONDS_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Describe every metric (the `# HELP` lines). Called once, when the recorder is installed.
+pub fn describe() {
+    describe_gauge!("parlor_sessions", "Sessions the engine holds, offline ones included (Redis: of every node).");
+    describe_gauge!("parlor_sessions_connected", "Sessions with a connection on this node.");
+    describe_gauge!("parlor_connections", "Open WebSocket connections on this node, before hello too.");
+    describe_gauge!("parlor_rooms", "Rooms (Redis: of every node).");
+    describe_gauge!("parlor_streams", "Published streams.");
+    describe_counter!("parlor_logins_total", "Logins and switches answered, by outcome: ok, refused, unavailable.");
+    describe_histogram!("parlor_login_seconds", Unit::Seconds, "Time from a login's frame read to its answer queued.");
+    describe_counter!(
+        "parlor_resumes_total",
+        "Resumes by outcome: replay (every room replayed), snapshot (a room answered by a snapshot), refused."
+    );
+    describe_counter!(
+        "parlor_sessions_offline_total",
+        "Sessions that went offline at the session timeout (their rooms left)."
+    );
+    describe_counter!("parlor_sessions_expired_total", "Offline sessions forgotten at the end of their retention.");
+    describe_counter!(
+        "parlor_offline_sessions_dropped_total",
+        "Offline sessions dropped early by --max-offline-sessions."
+    );
+    describe_counter!("parlor_kicks_total", "Kicks told to this node's sessions, by code (1002050 duplicate login, 1002055 by the server, 1002056 token expired).");
+    describe_counter!("parlor_events_total", "Room channel events produced.");
+    describe_counter!("parlor_deliveries_total", "Room events queued to this node's connections.");
+    describe_histogram!(
+        "parlor_fanout_seconds",
+        Unit::Seconds,
+        "Time from a broadcast, barrage or command frame read to its event queued for every recipient on this node."
+    );
+    describe_counter!("parlor_slow_consumer_total", "Connections cut with 4008 for an outbound queue over the limit.");
+    describe_counter!(
+        "parlor_rate_limited_total",
+        "Requests refused for a rate, by code (1002072 requests, 1002073 messages)."
+    );
+    describe_counter!(
+        "parlor_upgrades_refused_total",
+        "WebSocket upgrades refused at the door, by why: per_ip (429), rate (503), draining (503)."
+    );
+    describe_counter!(
+        "parlor_hellos_refused_total",
+        "hello frames refused, by code (1000005 too many sessions, 1002033 bad token, ...)."
+    );
+    describe_histogram!("parlor_redis_seconds", Unit::Seconds, "Redis script round trips.");
+    describe_counter!("parlor_redis_errors_total", "Redis calls that failed.");
+}
+
+/// Set the gauges of what the engine holds (every few seconds, from the node's ticker).
+pub fn holdings(sessions: usize, connected: usize, rooms: usize, streams: usize) {
+    gauge!("parlor_sessions").set(sessions as f64);
+    gauge!("parlor_sessions_connected").set(connected as f64);
+    gauge!("parlor_rooms").set(rooms as f64);
+    gauge!("parlor_streams").set(streams as f64);
+}
+
+/// A login or switch was answered.
+pub fn login(outcome: &'static str, took: Duration) {
+    counter!("parlor_logins_total", "outcome" => outcome).increment(1);
+    histogram!("parlor_login_seconds").record(took.as_secs_f64());
+}
+
+/// A room message's event reached every local recipient's queue.
+pub fn fanout(took: Duration) {
+    histogram!("parlor_fanout_seconds").record(took.as_secs_f64());
+}
+
+/// A request was refused for a rate (1002072, 1002073).
+pub fn rate_limited(code: u32) {
+    counter!("parlor_rate_limited_total", "code" => code.to_string()).increment(1);
+}
+
+/// A `hello` was refused with `code`.
+pub fn hello_refused(code: u32) {
+    counter!("parlor_hellos_refused_total", "code" => code.to_string()).increment(1);
+}
+
+/// A resume was refused.
+pub fn resume_refused() {
+    counter!("parlor_resumes_total", "outcome" => "refused").increment(1);
+}
+
+/// Sessions went offline at the session timeout, and retained ones were forgotten.
+pub fn offline(went_offline: u64, expired: u64) {
+    counter!("parlor_sessions_offline_total").increment(went_offline);
+    counter!("parlor_sessions_expired_total").increment(expired);
+}
+
+/// A frame for one session, as the hub hands it on: counts kicks and resumes.
+pub fn to_session(frame: &str) {
+    if frame.starts_with(r#"{"t":"kicked""#) {
+        let code = serde_json::from_str::<serde_json::Value>(frame)
+            .ok()
+            .and_then(|v| v.get("code").and_then(|c| c.as_u64()))
+            .unwrap_or(0);
+        counter!("parlor_kicks_total", "code" => code.to_string()).increment(1);
+    } else if frame.starts_with(r#"{"t":"resumed""#) {
+        // Rare (once per resume), so parsing it costs nothing that matters.
+        let snapshot = serde_json::from_str::<serde_json::Value>(frame)
+            .ok()
+            .and_then(|v| v.get("rooms").and_then(|r| r.as_object()).map(|r| r.values().any(|o| o == "snapshot")))
+            .unwrap_or(false);
+        let outcome = if snapshot { "snapshot" } else { "replay" };
+        counter!("parlor_resumes_total", "outcome" => outcome).increment(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use parlor_protocol::{Kicked, ServerFrame};
+
+    /// The hub's counting relies on the tag coming first in every encoded frame.
+    #[test]
+    fn frames_begin_with_their_tag() {
+        let k = ServerFrame::Kicked(Kicked { room: "r".into(), code: 1002050, extended_data: None }).to_json();
+        assert!(k.starts_with(r#"{"t":"kicked""#), "{k}");
+    }
+}
