@@ -32,6 +32,7 @@ pub mod rules;
 pub mod secret;
 pub mod tls;
 pub mod web;
+pub mod webhook;
 pub mod window;
 pub mod ws;
 
