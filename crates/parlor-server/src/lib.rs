@@ -33,6 +33,7 @@ pub mod secret;
 pub mod telemetry;
 pub mod tls;
 pub mod web;
+pub mod webhook;
 pub mod window;
 pub mod ws;
 

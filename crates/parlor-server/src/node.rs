@@ -20,6 +20,7 @@ use crate::hub::Hub;
 use crate::limits::Limits;
 use crate::rules::{self, SessionCtx, Spend};
 use crate::telemetry;
+use crate::webhook;
 
 /// The engine a node runs on, chosen at start.
 #[derive(Debug)]
@@ -67,6 +68,8 @@ pub struct Node {
     pub engine: AnyEngine,
     /// The door's counters (connections per IP, upgrade rate, sessions per app).
     pub limits: Arc<Limits>,
+    /// What this node's webhook delivery did.
+    pub webhooks: Arc<webhook::Counters>,
     /// Ticks so far (the gauges are set every 10th).
     ticks: std::sync::atomic::AtomicU64,
 }
@@ -117,9 +120,11 @@ impl Node {
     pub fn memory(config: ServerConfig) -> Node {
         let clock = Clock::new();
         let hub = Arc::new(Hub::new());
-        let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()));
+        let webhooks = Arc::new(webhook::Counters::default());
+        let hooks = webhook::queue::start(&config, clock, webhooks.clone());
+        let engine = AnyEngine::Memory(MemoryEngine::new(config.clone(), clock, hub.clone()).with_hooks(hooks));
         let limits = Limits::new(&config);
-        Node { config, clock, hub, engine, limits, ticks: Default::default() }
+        Node { config, clock, hub, engine, limits, webhooks, ticks: Default::default() }
     }
 
     /// A node on the engine `config` asks for: Redis when `config.redis` names a server, else
@@ -130,11 +135,12 @@ impl Node {
         }
         let clock = Clock::new();
         let hub = Arc::new(Hub::new());
-        let engine = RedisEngine::connect(config.clone(), clock, hub.clone())
+        let webhooks = Arc::new(webhook::Counters::default());
+        let engine = RedisEngine::connect(config.clone(), clock, hub.clone(), webhooks.clone())
             .await
             .map_err(|e| format!("cannot reach Redis at {}: {e}", config.redis.join(",")))?;
         let limits = Limits::new(&config);
-        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits, ticks: Default::default() })
+        Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits, webhooks, ticks: Default::default() })
     }
 
     /// What `/healthz` says: this node, its engine, and (with Redis) the nodes it sees.

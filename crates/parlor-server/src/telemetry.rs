@@ -63,6 +63,16 @@ pub fn describe() {
         "parlor_hellos_refused_total",
         "hello frames refused, by code (1000005 too many sessions, 1002033 bad token, ...)."
     );
+    describe_gauge!("parlor_webhook_queue", "Webhook events waiting to be sent, by app.");
+    describe_counter!("parlor_webhook_sent_total", "Webhook events delivered (a 2xx answer), by app.");
+    describe_counter!(
+        "parlor_webhook_failures_total",
+        "Webhook attempts that failed (not 2xx, timeout, no connection), by app."
+    );
+    describe_counter!(
+        "parlor_webhook_dead_letters_total",
+        "Webhook events given up, by app and why: attempts (every attempt failed), queue_full (dropped)."
+    );
     describe_histogram!("parlor_redis_seconds", Unit::Seconds, "Redis script round trips.");
     describe_counter!("parlor_redis_errors_total", "Redis calls that failed.");
 }

@@ -1,6 +1,7 @@
 //! A raw protocol client for scenario tests: JSON in, JSON out, no SDK.
 #![allow(dead_code)]
 pub mod bystander;
+pub mod receiver;
 pub mod transcript;
 
 use std::collections::VecDeque;

@@ -32,6 +32,7 @@ use crate::engine::{
 };
 use crate::frame::Frame;
 use crate::named::Named;
+use crate::webhook::{Hooks, NoHooks};
 
 /// The in-process engine.
 #[derive(Debug)]
@@ -51,8 +52,15 @@ impl MemoryEngine {
             streams: Default::default(),
             next_session: 0,
             deliver,
+            hooks: Arc::new(NoHooks),
         };
         MemoryEngine { config, clock, state: Mutex::new(state) }
+    }
+
+    /// The same engine emitting webhook events to `hooks`.
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> MemoryEngine {
+        self.state.get_mut().hooks = hooks;
+        self
     }
 
     fn recall(st: &State, key: SessionKey, id: u64) -> Reply {
@@ -301,7 +309,7 @@ impl Engine for MemoryEngine {
         let keys: Vec<SessionKey> = r.members.keys().copied().collect();
         for key in keys {
             let extended = json!({ "reason": reason });
-            st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
+            st.kick(key, room, Leave::Closed(Some(extended)), now);
         }
         true
     }

@@ -91,6 +91,7 @@ impl State {
                     r.streams.insert(stream.clone(), StreamEntry { stream: entry.clone(), owner: key });
                 }
                 self.streams.insert((app, stream), (key, room));
+                self.hook(&rk, now, || crate::webhook::Event::StreamAdded { stream: entry.clone() });
                 Ok(room_event(self.emit(
                     &rk,
                     Channel::Room,
@@ -108,8 +109,9 @@ impl State {
                 });
                 let entry = entry.ok_or(Refusal::NotPublishing)?;
                 self.streams.remove(&(app, stream));
-                let body =
-                    EventBody::StreamDelete { streams: vec![entry.stream], reason: stream_delete_reason::STOPPED };
+                let reason = stream_delete_reason::STOPPED;
+                self.hook(&rk, now, || crate::webhook::Event::StreamDeleted { stream: entry.stream.clone(), reason });
+                let body = EventBody::StreamDelete { streams: vec![entry.stream], reason };
                 Ok(room_event(self.emit(&rk, Channel::Room, body, Some(key), now)))
             }
             Op::StreamExtra { room, stream, extra } => {
@@ -136,6 +138,8 @@ impl State {
                     let item = RoomExtraItem { key: k.clone(), value: value.clone(), user: user.clone(), time_ms };
                     r.extra.insert(k.clone(), item);
                 }
+                let extra = RoomExtraItem { key: k.clone(), value: value.clone(), user: user.clone(), time_ms };
+                self.hook(&rk, now, || crate::webhook::Event::RoomExtraUpdated { extra });
                 let body = EventBody::RoomExtra { key: k, value, user, time_ms };
                 Ok(room_event(self.emit(&rk, Channel::Room, body, Some(key), now)))
             }

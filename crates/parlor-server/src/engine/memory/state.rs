@@ -20,6 +20,7 @@ use crate::engine::{Deliver, Grant, Refusal, RoomInfo, SessionKey};
 use crate::frame::Frame;
 use crate::named::Named;
 use crate::outbox::close_code;
+use crate::webhook::{Event, HookEvent, Hooks, LogoutReason};
 
 /// A room's key: its app and id.
 pub(super) type RoomKey = (u32, String);
@@ -90,6 +91,22 @@ pub(super) enum Leave {
     Duplicate,
     /// Kicked with this code (admin 1002055, token expired 1002056).
     Kicked(ErrorCode, Option<serde_json::Value>),
+    /// Kicked with 1002055 because the admin API closed the room.
+    Closed(Option<serde_json::Value>),
+}
+
+impl Leave {
+    /// The `user_logout` reason of the webhook.
+    fn hook_reason(&self) -> LogoutReason {
+        match self {
+            Leave::Logout => LogoutReason::Logout,
+            Leave::Offline => LogoutReason::Timeout,
+            Leave::Duplicate => LogoutReason::DuplicateLogin,
+            Leave::Kicked(ErrorCode::KickedTokenExpired, _) => LogoutReason::TokenExpired,
+            Leave::Kicked(..) => LogoutReason::AdminKick,
+            Leave::Closed(_) => LogoutReason::RoomClosed,
+        }
+    }
 }
 
 /// Every session and room of the process.
@@ -106,6 +123,8 @@ pub(super) struct State {
     pub next_session: SessionKey,
     /// Where events go.
     pub deliver: Arc<dyn Deliver>,
+    /// Where webhook events go.
+    pub hooks: Arc<dyn Hooks>,
 }
 
 impl std::fmt::Debug for State {
@@ -129,6 +148,18 @@ impl State {
             streams: r.stream_list(),
             extra: r.extra_list(),
         }
+    }
+
+    /// Emit the webhook event `event()` of room `rk` (built only when the app has webhooks).
+    pub fn hook(&self, rk: &RoomKey, now: Instant, event: impl FnOnce() -> Event) {
+        if !self.hooks.wants(rk.0) {
+            return;
+        }
+        let Some(room) = self.rooms.get(rk) else {
+            return;
+        };
+        let ev = HookEvent { room: rk.1.clone(), room_session: room.epoch.clone(), event: event() };
+        self.hooks.emit(rk.0, now, ev);
     }
 
     /// Send a frame to one session.
@@ -209,14 +240,20 @@ impl State {
             self.kick(older, room_id, Leave::Duplicate, now);
         }
         let notify = membership.config.user_status_notify;
+        let created = !self.rooms.contains_key(&rk);
         let room = self
             .rooms
             .entry(rk.clone())
             .or_insert_with(|| Room::new(random_id(), membership.config.max_members, now, cfg.online_interval));
         room.members.insert(key, notify);
-        if older.is_none() {
-            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
+        if created {
+            self.hook(&rk, now, || Event::RoomCreated);
         }
+        if older.is_none() {
+            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user.clone()] }, Some(key), now);
+        }
+        let session = self.sessions.get(&key).map(|s| s.public_id.clone()).unwrap_or_default();
+        self.hook(&rk, now, || Event::UserLogin { user, session });
         if let Some(s) = self.sessions.get_mut(&key) {
             s.kicked.remove(room_id);
             s.rooms.insert(room_id.to_string(), membership);
@@ -256,17 +293,23 @@ impl State {
             Leave::Logout => stream_delete_reason::LOGGED_OUT,
             Leave::Offline => stream_delete_reason::HEARTBEAT_TIMEOUT,
             Leave::Duplicate => stream_delete_reason::DUPLICATE_LOGIN,
-            Leave::Kicked(..) => stream_delete_reason::KICKED,
+            Leave::Kicked(..) | Leave::Closed(_) => stream_delete_reason::KICKED,
         };
         let mut seq = Seqs::default();
+        for stream in &streams {
+            self.hook(&rk, now, || Event::StreamDeleted { stream: stream.clone(), reason });
+        }
         if !streams.is_empty() {
             seq.room = Some(self.emit(&rk, Channel::Room, EventBody::StreamDelete { streams, reason }, Some(key), now));
         }
+        let session = self.sessions.get(&key).map(|s| s.public_id.clone()).unwrap_or_default();
+        self.hook(&rk, now, || Event::UserLogout { user: user.clone(), session, reason: why.hook_reason() });
         if !matches!(why, Leave::Duplicate) {
             seq.users =
                 Some(self.emit(&rk, Channel::Users, EventBody::UserDelete { users: vec![user] }, Some(key), now));
         }
         if self.rooms.get(&rk).is_some_and(|r| r.members.is_empty()) {
+            self.hook(&rk, now, || Event::RoomClosed);
             self.rooms.remove(&rk);
         }
         seq
@@ -278,6 +321,7 @@ impl State {
         let (code, extended_data) = match why {
             Leave::Duplicate => (ErrorCode::KickedDuplicateLogin, None),
             Leave::Kicked(code, extended) => (code, extended),
+            Leave::Closed(extended) => (ErrorCode::KickedByServer, extended),
             Leave::Logout | Leave::Offline => return,
         };
         let Some(s) = self.sessions.get_mut(&key) else {

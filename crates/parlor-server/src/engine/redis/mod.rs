@@ -20,6 +20,7 @@
 mod conn;
 mod engine;
 mod fanout;
+mod hooks;
 mod node;
 
 use std::collections::HashMap;
@@ -63,6 +64,18 @@ pub struct RedisEngine {
     touches: Mutex<HashMap<u32, HashMap<SessionKey, u64>>>,
     /// The id this node found in `parlor:boot`: when it changes, Redis lost its data.
     boot: Mutex<Option<String>>,
+    /// This node's webhook counts.
+    webhooks: Arc<crate::webhook::Counters>,
+    /// The webhook delivery tasks (one per app with webhooks; see [`hooks`]).
+    hook_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RedisEngine {
+    fn drop(&mut self) {
+        for t in &self.hook_tasks {
+            t.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisEngine {
@@ -265,13 +278,31 @@ fn app_of(public: &str) -> Option<u32> {
 }
 
 impl RedisEngine {
-    /// Connect to `config.redis[0]` and start this node's subscriber.
+    /// Connect to `config.redis[0]` and start this node's subscriber and webhook delivery
+    /// (counted in `webhooks`).
     pub async fn connect(
         config: ServerConfig,
         clock: Clock,
         deliver: Arc<dyn Deliver>,
+        webhooks: Arc<crate::webhook::Counters>,
     ) -> Result<Arc<RedisEngine>, redis::RedisError> {
         let (conn, client) = conn::Conn::connect(&config.redis, RESPONSE_TIMEOUT).await?;
+        let endpoints = crate::webhook::deliver::endpoints(&config);
+        let mut hook_apps: Vec<u32> = endpoints.keys().copied().collect();
+        hook_apps.sort_unstable();
+        let mut hook_tasks = Vec::new();
+        match crate::webhook::deliver::Sender::new(&config.webhook, webhooks.clone()) {
+            Ok(sender) => {
+                for (app, ep) in endpoints {
+                    let task = hooks::run(app, config.node_id.clone(), conn.clone(), sender.clone(), ep);
+                    hook_tasks.push(tokio::spawn(task));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "webhook HTTP client: webhooks are off");
+                hook_apps.clear();
+            }
+        }
         let settings = serde_json::json!({
             "log_len": config.log_len,
             "log_age_ms": config.log_age.as_millis() as u64,
@@ -283,6 +314,8 @@ impl RedisEngine {
             "answers": config.answer_memory,
             "max_extra_keys": parlor_protocol::validate::MAX_ROOM_EXTRA_KEYS,
             "max_offline": config.max_offline_sessions,
+            "hooks": hook_apps,
+            "hook_queue": config.webhook.queue.max(1),
         })
         .to_string();
         let fanout = Arc::new(Fanout::new(deliver, conn.clone()));
@@ -297,6 +330,8 @@ impl RedisEngine {
             subs,
             touches: Mutex::new(HashMap::new()),
             boot: Mutex::new(None),
+            webhooks,
+            hook_tasks,
         });
         engine.check_boot().await;
         tracing::info!(node = %engine.config.node_id, "redis engine connected");
@@ -322,7 +357,8 @@ impl RedisEngine {
         metrics::histogram!("parlor_redis_seconds").record(started.elapsed().as_secs_f64());
         match result {
             Ok(mut v) if v.len() >= 2 => {
-                let raw = v.split_off(2);
+                let mut raw = v.split_off(2);
+                self.count_hook_drops(app, &mut raw);
                 let payload = v.pop().unwrap_or_default();
                 let status = v.pop().unwrap_or_default();
                 Ok(Out { status, payload, raw })
@@ -333,6 +369,21 @@ impl RedisEngine {
                 tracing::warn!(error = %e, op, "redis call failed");
                 Err(Unavailable)
             }
+        }
+    }
+
+    /// Count (and take out) the webhook events a script dropped because the app's hook log was
+    /// full.
+    fn count_hook_drops(&self, app: u32, raw: &mut Vec<String>) {
+        let before = raw.len();
+        raw.retain(|r| r != r#"["hookdrop"]"#);
+        for _ in raw.len()..before {
+            let labels = [("app", app.to_string()), ("why", "queue_full".to_string())];
+            metrics::counter!("parlor_webhook_dead_letters_total", &labels).increment(1);
+            crate::webhook::Counters::add(&self.webhooks.dropped);
+        }
+        if raw.len() < before {
+            tracing::warn!(app, dropped = before - raw.len(), "webhook queue full: events dropped (dead letters)");
         }
     }
 

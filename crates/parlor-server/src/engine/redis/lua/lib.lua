@@ -99,6 +99,49 @@ local function emit(room, ch, body, author, is_message)
   return seq
 end
 
+-- Webhooks (src/webhook/): when the app has webhook URLs (CFG.hooks lists those apps), every
+-- event is appended to the app's hook log, a Redis Stream, in the same atomic step as the
+-- change, so the log is in the order of the changes; one node (the lease holder) sends it and
+-- deletes what it sent (engine/redis/hooks.rs). Beyond CFG.hook_queue waiting events a new one
+-- is dropped and the calling node counts a dead letter ({"hookdrop"}). The bodies are those of
+-- src/webhook/event.rs.
+local HOOKS = false
+for _, a in ipairs(CFG.hooks or {}) do
+  if a == APP then HOOKS = true end
+end
+local HOOK_LOG = P .. ':hooks'
+
+local STREAM_REASON_NAME = { 'stopped', 'timeout', 'duplicate_login', 'kicked', 'logout' }
+
+-- A webhook event of `room`: its name and its own fields as JSON text without braces ('' for
+-- none). `epoch` when the room's meta is already gone or not yet read.
+local function hook(room, event, fields, epoch)
+  if not HOOKS then return end
+  if redis.call('XLEN', HOOK_LOG) >= CFG.hook_queue then
+    table.insert(items, '["hookdrop"]')
+    return
+  end
+  epoch = epoch or redis.call('HGET', rk(room, 'meta'), 'epoch') or ''
+  local body = '{"id":' .. json_str(fresh_id()) .. ',"event":"' .. event .. '","app_id":' .. APP .. ',"time_ms":' .. NOW
+    .. ',"room":' .. json_str(room) .. ',"room_session":' .. json_str(epoch)
+  if fields ~= '' then body = body .. ',' .. fields end
+  redis.call('XADD', HOOK_LOG, '*', 'b', body .. '}')
+end
+
+local function hook_stream_deleted(room, stream, reason)
+  if not HOOKS then return end
+  hook(room, 'stream_deleted', '"stream":' .. stream .. ',"reason":' .. reason .. ',"reason_name":"'
+    .. (STREAM_REASON_NAME[reason] or 'unknown') .. '"')
+end
+
+local function hook_user(room, event, key, user, reason)
+  if not HOOKS then return end
+  local fields = '"user":' .. user .. ',"session":' .. json_str(redis.call('HGET', sk(key), 'pub') or '')
+  if reason then fields = fields .. ',"reason":"' .. reason[1] .. '"' end
+  if reason and reason[2] then fields = fields .. ',"code":' .. reason[2] end
+  hook(room, event, fields)
+end
+
 -- A hash's fields, sorted, and its values by field.
 local function sorted_hash(hash)
   local flat = redis.call('HGETALL', hash)
@@ -155,7 +198,13 @@ end
 
 local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
 
-local REASON = { logout = 5, offline = 2, dup = 3, kick = 4 }
+-- Why a member leaves: `kick` is the admin API's, `close` its room close, `expire` the token's.
+local REASON = { logout = 5, offline = 2, dup = 3, kick = 4, close = 4, expire = 4 }
+-- The webhook's `user_logout` reason and kick code.
+local HOOK_REASON = {
+  logout = {'logout'}, offline = {'timeout'}, dup = {'duplicate_login', 1002050}, kick = {'admin_kick', 1002055},
+  close = {'room_closed', 1002055}, expire = {'token_expired', 1002056},
+}
 
 -- Take `key` out of `room`, deleting its streams and telling the others as `why` says. Returns
 -- the seqs produced as JSON fields text.
@@ -186,6 +235,8 @@ local function leave(key, room, why)
     redis.call('HDEL', P .. ':streams', id)
   end
   local seqs = {}
+  for _, stream in ipairs(streams) do hook_stream_deleted(room, stream, REASON[why]) end
+  hook_user(room, 'user_logout', key, user, HOOK_REASON[why])
   if #streams > 0 then
     local body = '"kind":"stream_delete","streams":[' .. table.concat(streams, ',') .. '],"reason":' .. REASON[why]
     table.insert(seqs, '"room":' .. emit(room, 'room', body, key, false))
@@ -199,6 +250,7 @@ local function leave(key, room, why)
   redis.call('PUBLISH', P .. ':ev:' .. room, 'l|' .. key .. '|' .. at[1] .. '|' .. at[2] .. '|' .. at[3])
   table.insert(items, cjson.encode({'left', room, tonumber(key), tonumber(at[1]), tonumber(at[2]), at[3]}))
   if redis.call('HLEN', rk(room, 'mem')) == 0 then
+    hook(room, 'room_closed', '', at[3])
     for _, w in ipairs(ROOM_KEYS) do redis.call('DEL', rk(room, w)) end
     redis.call('SREM', P .. ':rooms', room)
   end
@@ -250,6 +302,7 @@ local function enter(key, room, m)
     redis.call('HSET', meta, 'epoch', fresh_id(), 'max', m.c.max_members or 0, 'rseq', 0, 'useq', 0,
       'joins', 0, 'msgs', 0, 'dmsg', 0)
     redis.call('SADD', P .. ':rooms', room)
+    hook(room, 'room_created', '')
   end
   local notify = '1'
   if m.c.user_status_notify == false then notify = '0' end
@@ -260,6 +313,7 @@ local function enter(key, room, m)
   if not older then
     emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
   end
+  hook_user(room, 'user_login', key, user, nil)
   redis.call('HDEL', sk(key, 'kicked'), room)
   redis.call('HSET', sk(key, 'rooms'), room, cjson.encode(m))
   track_token(key, room, m)

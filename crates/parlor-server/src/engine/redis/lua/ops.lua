@@ -61,6 +61,7 @@ function ops.publish(key, a)
   redis.call('HSET', rk(room, 'st'), id, stream)
   redis.call('HSET', rk(room, 'own'), id, key)
   redis.call('HSET', P .. ':streams', id, key .. '|' .. room)
+  hook(room, 'stream_added', '"stream":' .. stream)
   return room_event(emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false))
 end
 
@@ -73,6 +74,7 @@ function ops.unpublish(key, a)
   redis.call('HDEL', rk(room, 'st'), id)
   redis.call('HDEL', rk(room, 'own'), id)
   redis.call('HDEL', P .. ':streams', id)
+  hook_stream_deleted(room, stream, 1)
   return room_event(emit(room, 'room', '"kind":"stream_delete","streams":[' .. stream .. '],"reason":1', key, false))
 end
 
@@ -96,6 +98,7 @@ function ops.room_extra(key, a)
   local user = redis.call('HGET', sk(key), 'user')
   local fields = '"key":' .. json_str(k) .. ',"value":' .. json_str(value) .. ',"user":' .. user .. ',"time_ms":' .. time_ms
   redis.call('HSET', rk(room, 'ex'), k, '{' .. fields .. '}')
+  hook(room, 'room_extra_updated', '"extra":{' .. fields .. '}')
   return room_event(emit(room, 'room', '"kind":"room_extra",' .. fields, key, false))
 end
 

@@ -169,7 +169,7 @@ local function reap()
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. ':tokens', '-inf', now_s, 'LIMIT', 0, 200)) do
     redis.call('ZREM', P .. ':tokens', member)
     local key, room = string.match(member, '^(%d+)|(.*)$')
-    if key and redis.call('HEXISTS', sk(key, 'rooms'), room) == 1 then kick(key, room, 'kick', 1002056, nil) end
+    if key and redis.call('HEXISTS', sk(key, 'rooms'), room) == 1 then kick(key, room, 'expire', 1002056, nil) end
   end
   for _, member in ipairs(redis.call('ZRANGEBYSCORE', P .. ':warn', '-inf', now_s, 'LIMIT', 0, 200)) do
     redis.call('ZREM', P .. ':warn', member)
@@ -198,7 +198,7 @@ end
 local function admin_close(room, reason)
   if redis.call('EXISTS', rk(room, 'meta')) == 0 then return {'no', ''} end
   for _, key in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
-    kick(key, room, 'kick', 1002055, '{"reason":' .. json_str(reason) .. '}')
+    kick(key, room, 'close', 1002055, '{"reason":' .. json_str(reason) .. '}')
   end
   return {'ok', ''}
 end

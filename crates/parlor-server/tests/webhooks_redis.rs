@@ -1,0 +1,244 @@
+//! Webhooks on two nodes sharing one Redis: each event is sent once (not once per node), in the
+//! order of the room, with the same bodies as on the memory engine; and a backend that only
+//! consumes them rebuilds who is in which room and finds what the admin API says.
+//!
+//! Needs Debian's `redis-server` (the README's test command installs it); real time, short
+//! settings.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::receiver::{admin_picture, rebuild, Mode, Receiver};
+use common::*;
+use parlor_server::webhook::verify;
+use parlor_server::{Server, ServerConfig};
+use parlor_testkit::RedisServer;
+use serde_json::{json, Value};
+use tokio_tungstenite::connect_async;
+
+type P = Peer<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn node(redis: &RedisServer, id: &str, url: &str) -> Server {
+    let mut c = ServerConfig::for_tests(APP, SECRET);
+    c.redis = vec![redis.url()];
+    c.node_id = id.to_string();
+    c.webhooks = vec![url.to_string()];
+    c.webhook.retry_base = Duration::from_millis(20);
+    c.session_timeout = Duration::from_secs(4);
+    c.token_warning = Duration::from_secs(0);
+    Server::start(c).await.expect("a node on Redis")
+}
+
+async fn peer(s: &Server, user: &str) -> P {
+    let (ws, _) = connect_async(s.ws_url()).await.expect("connect");
+    hello(ws, user).await.0
+}
+
+fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn logouts(bodies: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = bodies
+        .iter()
+        .filter(|b| b["event"] == "user_logout")
+        .map(|b| format!("{}:{}:{}", b["room"].as_str().unwrap(), b["user"]["id"].as_str().unwrap(), b["reason"]))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_send_each_event_once_in_order_and_a_backend_rebuilds_the_rooms() {
+    let rx = Receiver::start(Mode::FailFirst(2)).await;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", &rx.url).await, node(&redis, "b", &rx.url).await);
+    let mut alice = peer(&a, "alice").await;
+    let mut bob = peer(&b, "bob").await;
+    let mut carol = peer(&a, "carol").await;
+    let mut dave = peer(&b, "dave").await;
+    alice.login("r1").await;
+    bob.login("r1").await;
+    carol.login("r1").await;
+    assert_eq!(code(&bob.request(json!({"t":"publish","room":"r1","stream":"cam-b","extra":"x"})).await), 0);
+    assert_eq!(code(&alice.request(json!({"t":"room_extra","room":"r1","key":"k","value":"v"})).await), 0);
+    assert_eq!(code(&bob.request(json!({"t":"unpublish","room":"r1","stream":"cam-b"})).await), 0);
+    dave.login("r2").await;
+    bob.login("r2").await;
+    assert_eq!(code(&bob.request(json!({"t":"publish","room":"r1","stream":"cam-b2"})).await), 0);
+    assert_eq!(code(&bob.request(json!({"t":"logout","room":"r1"})).await), 0);
+    let mut alice2 = peer(&b, "alice").await; // a duplicate login on the other node
+    alice2.login("r1").await;
+    assert!(b.node.admin_kick(APP, "r1", "carol", "test", tokio::time::Instant::now()).await);
+    assert!(a.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    let mut erin = peer(&a, "erin").await;
+    erin.login("r3").await;
+    let mut gina = peer(&b, "gina").await;
+    gina.login("r3").await;
+    let frank_token = token_with(|c| {
+        c.user_id = "frank".into();
+        c.exp = now_s() + 2;
+    });
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let mut frank = Peer::new(ws, "frank");
+    frank.send(json!({"t":"hello","v":1,"app_id":APP,"user":{"id":"frank","name":""},"token":frank_token})).await;
+    assert_eq!(frank.recv().await["t"], "welcome");
+    frank.login("r3").await;
+    drop(erin);
+    let left = |bodies: &[Value], u: &str, why: &str| {
+        bodies.iter().any(|b| b["event"] == "user_logout" && b["user"]["id"] == u && b["reason"] == why)
+    };
+    for round in 0.. {
+        assert!(round < 100, "no timeout and token expiry within 20 s: {:#?}", rx.accepted());
+        alice2.barrier().await;
+        gina.barrier().await;
+        let bodies = rx.accepted();
+        if left(&bodies, "erin", "timeout") && left(&bodies, "frank", "token_expired") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut zed = peer(&a, "zed").await;
+    zed.login("r4").await;
+    rx.wait_for_user_event("user_login", "zed").await;
+
+    let bodies = rx.accepted();
+    // Exactly once: no id twice, and every request the receiver got but the two refused was a
+    // distinct event (the two 500s were retries of the first).
+    let ids: HashSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), bodies.len(), "an event sent twice: {bodies:#?}");
+    assert_eq!(rx.got().len(), bodies.len() + 2);
+    let sent = a.node.webhooks.sent.load(Relaxed) + b.node.webhooks.sent.load(Relaxed);
+    assert!(sent <= bodies.len() as u64, "both nodes sent: {sent} for {} events", bodies.len());
+    for g in rx.got() {
+        assert_eq!(verify(SECRET, &g.signature, g.body.as_bytes(), now_s(), 300), Ok(()));
+    }
+    // Order in r1, as the room applied it.
+    let r1: Vec<String> = bodies
+        .iter()
+        .filter(|b| b["room"] == "r1")
+        .map(|b| {
+            let who = b["user"]["id"].as_str().or(b["stream"]["id"].as_str()).unwrap_or("");
+            format!("{}:{who}", b["event"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        r1,
+        [
+            "room_created:",
+            "user_login:alice",
+            "user_login:bob",
+            "user_login:carol",
+            "stream_added:cam-b",
+            "room_extra_updated:",
+            "stream_deleted:cam-b",
+            "stream_added:cam-b2",
+            "stream_deleted:cam-b2",
+            "user_logout:bob",
+            "user_logout:alice",
+            "user_login:alice",
+            "user_logout:carol",
+        ],
+        "{bodies:#?}"
+    );
+    let extra = bodies.iter().find(|b| b["event"] == "room_extra_updated").unwrap();
+    assert_eq!(extra["extra"]["user"], json!({"id":"alice","name":"alice name"}), "{extra}");
+    assert_eq!(extra["app_id"], APP);
+    let deleted = bodies.iter().find(|b| b["event"] == "stream_deleted").unwrap();
+    assert_eq!((&deleted["reason"], &deleted["reason_name"]), (&json!(1), &json!("stopped")), "{deleted}");
+    assert_eq!(deleted["stream"], json!({"id":"cam-b","user":{"id":"bob","name":"bob name"},"extra":"x"}));
+    assert_eq!(
+        logouts(&bodies),
+        [
+            r#"r1:alice:"duplicate_login""#,
+            r#"r1:bob:"logout""#,
+            r#"r1:carol:"admin_kick""#,
+            r#"r2:bob:"room_closed""#,
+            r#"r2:dave:"room_closed""#,
+            r#"r3:erin:"timeout""#,
+            r#"r3:frank:"token_expired""#,
+        ]
+    );
+    let codes: Vec<u64> = bodies.iter().filter_map(|b| b["code"].as_u64()).collect();
+    assert_eq!(codes.len(), 5, "every kick has its code: {codes:?}");
+
+    // The backend's picture is the admin API's, on either node.
+    let picture = rebuild(&bodies);
+    assert_eq!(picture, admin_picture(a.addr, APP, SECRET).await);
+    assert_eq!(picture, admin_picture(b.addr, APP, SECRET).await);
+    let users = |u: &[&str]| u.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    let expected =
+        [("r1".to_string(), users(&["alice"])), ("r3".into(), users(&["gina"])), ("r4".into(), users(&["zed"]))];
+    assert_eq!(picture, expected.into_iter().collect());
+    zed.barrier().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hook_log_is_bounded_and_a_hanging_receiver_does_not_delay_the_room() {
+    let rx = Receiver::start(Mode::Hang).await;
+    let redis = RedisServer::start();
+    let start = |id: &'static str| {
+        let (redis, url) = (&redis, rx.url.clone());
+        async move {
+            let mut c = ServerConfig::for_tests(APP, SECRET);
+            c.redis = vec![redis.url()];
+            c.node_id = id.to_string();
+            c.webhooks = vec![url];
+            c.webhook.queue = 10;
+            c.webhook.timeout = Duration::from_secs(600);
+            c.request_rate = 1000;
+            c.room_message_rate = 1000;
+            c.user_message_rate = 1000;
+            Server::start(c).await.expect("a node on Redis")
+        }
+    };
+    let (a, b) = (start("a").await, start("b").await);
+    let mut alice = peer(&a, "alice").await;
+    let mut bob = peer(&b, "bob").await;
+    alice.login("r").await;
+    bob.login("r").await; // 3 events; the first is under way (and stays in the log until sent)
+    rx.wait_until("the first attempt", |g| !g.is_empty()).await;
+    for i in 0..40 {
+        let v = json!({"t":"room_extra","room":"r","key":"k","value":format!("v{i}")});
+        assert_eq!(code(&alice.request(v).await), 0);
+        assert_eq!(code(&alice.request(json!({"t":"broadcast","room":"r","message":format!("m{i}")})).await), 0);
+    }
+    let mut got = Vec::new();
+    for _ in 0..200 {
+        got.extend(bob.channel_events().await);
+        if got.len() >= 80 {
+            break;
+        }
+    }
+    assert_eq!(got.iter().filter(|e| e["kind"] == "broadcast").count(), 40, "the room's traffic flows");
+    let dropped = a.node.webhooks.dropped.load(Relaxed) + b.node.webhooks.dropped.load(Relaxed);
+    assert_eq!(dropped, 43 - 10, "ten events fit in the log (the one under way included)");
+    assert_eq!(rx.got().len(), 1, "one attempt under way, nothing else sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_lease_holder_goes_another_node_delivers() {
+    let rx = Receiver::start(Mode::FailFirst(0)).await;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", &rx.url).await, node(&redis, "b", &rx.url).await);
+    let mut alice = peer(&a, "alice").await;
+    alice.login("r1").await;
+    rx.wait_for_user_event("user_login", "alice").await;
+    let (holder, other) = if a.node.webhooks.sent.load(Relaxed) > 0 { (a, b) } else { (b, a) };
+    assert!(holder.node.webhooks.sent.load(Relaxed) > 0 && other.node.webhooks.sent.load(Relaxed) == 0);
+    drop(alice);
+    holder.shutdown().await;
+    let mut bob = peer(&other, "bob").await;
+    bob.login("r2").await;
+    rx.wait_for_user_event("user_login", "bob").await;
+    assert!(other.node.webhooks.sent.load(Relaxed) > 0, "the other node took the lease");
+    let bodies = rx.accepted();
+    let ids: HashSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
+    // The holder may have gone between alice's user_login being taken and its deletion from the
+    // log: then the next holder sends it again, with the same id (at-least-once across a death).
+    assert_eq!(ids.len(), 4, "room_created and user_login, twice: {bodies:#?}");
+    assert!(bodies.len() <= 5, "at most the one under way twice: {bodies:#?}");
+}
