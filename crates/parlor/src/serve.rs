@@ -22,7 +22,7 @@ use crate::config_file::{self, FileConfig, LogFormat};
 pub struct ServeArgs {
     /// A TOML configuration file (see docs/operations.md, "Configuration file"); flags and
     /// environment variables override what it sets.
-    #[arg(long, env = "PARLOR_CONFIG")]
+    #[arg(long, env = "PARLOR_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, env = "PARLOR_LISTEN", default_value = "127.0.0.1:7700")]
@@ -79,10 +79,10 @@ pub struct ServeArgs {
     #[arg(long, env = "PARLOR_MAX_OFFLINE_SESSIONS", default_value_t = limits::MAX_OFFLINE_SESSIONS)]
     pub max_offline_sessions: usize,
     /// TLS certificate chain (PEM); with --tls-key the listener speaks only TLS (wss://, https://).
-    #[arg(long, env = "PARLOR_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "PARLOR_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, env = "PARLOR_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "PARLOR_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// How long a graceful drain (SIGTERM, Ctrl-C) spreads closing the connections over (0:
     /// all at once); the process exits when the last is gone, at most a few seconds after.
@@ -93,7 +93,7 @@ pub struct ServeArgs {
     pub log_format: LogFormat,
     /// A webhook URL every app's events are sent to (repeatable; comma-separated in the
     /// environment). Replaces the config file's `webhooks`.
-    #[arg(long = "webhook", env = "PARLOR_WEBHOOK", value_delimiter = ',')]
+    #[arg(long = "webhook", env = "PARLOR_WEBHOOK", value_delimiter = ',', value_name = "URL")]
     pub webhooks: Vec<String>,
 }
 
@@ -338,6 +338,13 @@ max_sessions = 10
         for v in ["PARLOR_SESSION_TIMEOUT", "PARLOR_RETENTION", "PARLOR_WEBHOOK", "PARLOR_APP"] {
             std::env::remove_var(v);
         }
+        let r = resolve_with(&["--tls-cert", "flag.pem"], "tls_key = \"file.pem\"\ntls_cert = \"c\"\n");
+        let tls = r.config.tls.expect("the flag's cert with the file's key");
+        assert_eq!((tls.cert.to_str(), tls.key.to_str()), (Some("flag.pem"), Some("file.pem")));
+        let m = T::command().try_get_matches_from(["t", "--tls-key", "k.pem"]).unwrap();
+        let args = T::from_arg_matches(&m).unwrap().serve;
+        let e = resolve(args, &m, None).unwrap_err().to_string();
+        assert_eq!(e, "--tls-cert and --tls-key go together: give both or neither");
         let r = resolve_with(&[], "");
         assert!(r.dev_mode && r.config.apps.contains_key(&DEV_APP_ID), "no app anywhere: the dev app");
         assert_eq!(r.config.drain_time, Duration::from_secs(10));
