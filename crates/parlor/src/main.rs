@@ -3,8 +3,7 @@
 //! - `parlor serve` runs the server (in memory, or as one of several nodes sharing Redis);
 //! - `parlor token` mints a token for an app;
 //! - `parlor bench` runs the load generator (see `docs/benchmarks.md`);
-//! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`).
-//!
+//! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`);
 //! - `parlor config check FILE` validates a config file.
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>` and as a
