@@ -1,5 +1,5 @@
 //! The HTTP side: `/v1/ws` (the protocol), `/v1/admin/…` (admin API), `/metrics` (Prometheus),
-//! `/healthz`.
+//! `/healthz` (liveness), `/readyz` (readiness: 503 while draining).
 //!
 //! The admin API authenticates per app: `Authorization: Bearer <the app's server secret>`.
 //! - `GET  /v1/admin/apps/{app}/rooms` — rooms with users, streams and extra info;
@@ -59,6 +59,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/dev/token", post(crate::web::dev_token))
         .route("/v1/ws", get(ws_upgrade))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
         .nest("/v1/admin", admin_router())
         .with_state(node)
@@ -108,6 +109,11 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
         Err(Refused::PerIp) => {
             metrics::counter!("parlor_upgrades_refused_total", "why" => "per_ip").increment(1);
             return (StatusCode::TOO_MANY_REQUESTS, "too many connections from this address").into_response();
+        }
+        Err(Refused::Draining) => {
+            metrics::counter!("parlor_upgrades_refused_total", "why" => "draining").increment(1);
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "this node is draining")
+                .into_response();
         }
         Err(Refused::Rate) => {
             metrics::counter!("parlor_upgrades_refused_total", "why" => "rate").increment(1);
@@ -186,6 +192,17 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
 
 async fn healthz(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
     Json(node.health().await)
+}
+
+/// Readiness for a balancer: 200 `{"status":"ready"}` while serving, 503
+/// `{"status":"draining"}` from the first moment of a drain (`crate::drain`). `/healthz` stays
+/// the liveness check.
+async fn readyz(State(node): State<Arc<Node>>) -> Response {
+    if node.limits.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "draining" }))).into_response()
+    } else {
+        Json(json!({ "status": "ready" })).into_response()
+    }
 }
 
 async fn metrics_text() -> String {

@@ -84,6 +84,9 @@ impl State {
 pub struct Hub {
     state: Mutex<State>,
     next_conn: AtomicU64,
+    /// Every connection task, counted from its start to its end (a token each, whatever its
+    /// transport), so that a drain can wait for the last ([`crate::drain`]).
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 fn channel_index(ch: Channel) -> Option<usize> {
@@ -129,9 +132,30 @@ impl Hub {
     }
 
     /// Close every connection with 4010 (the server is shutting down; clients reconnect).
-    pub fn shutdown(&self) {
-        for c in self.state.lock().conns.values() {
+    /// Returns how many were not closing already.
+    pub fn shutdown(&self) -> usize {
+        let st = self.state.lock();
+        let open = st.conns.values().filter(|c| !c.is_closed()).count();
+        for c in st.conns.values() {
             c.close(close_code::SHUTDOWN, "server shutting down");
+        }
+        open
+    }
+
+    /// The ids of the open connections (a snapshot, for a drain's batches).
+    pub fn conn_ids(&self) -> Vec<ConnId> {
+        self.state.lock().conns.keys().copied().collect()
+    }
+
+    /// Close connection `id` with `code` after what is queued for it; false when it is gone
+    /// or closing already.
+    pub fn close_conn(&self, id: ConnId, code: u16, reason: &str) -> bool {
+        match self.state.lock().conns.get(&id) {
+            Some(c) if !c.is_closed() => {
+                c.close(code, reason);
+                true
+            }
+            _ => false,
         }
     }
 }

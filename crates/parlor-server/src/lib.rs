@@ -11,13 +11,15 @@
 //! - and the pieces they share: [`config`], [`clock`], [`frame`], [`outbox`], [`window`],
 //!   [`named`], [`secret`], [`limits`] (the door: per-IP, rate, per-app), [`tls`].
 //!
-//! [`Server::start`] binds and serves; tests use it on port 0.
+//! [`Server::start`] binds and serves; tests use it on port 0. [`Server::drain`] is the graceful
+//! stop ([`drain`]), [`Server::shutdown`] the immediate one.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod config;
+pub mod drain;
 pub mod engine;
 pub mod frame;
 pub mod http;
@@ -51,7 +53,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// Its node: the engine and this process's connections.
     pub node: Arc<Node>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Stops the listener (and closes what is left with 4010) when cancelled.
+    stop: tokio_util::sync::CancellationToken,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -69,12 +72,13 @@ impl Server {
         // The certificate is read before anything starts, so that a bad file stops the start.
         let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
         let node = Arc::new(Node::start(config).await.map_err(std::io::Error::other)?);
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let stop_token = tokio_util::sync::CancellationToken::new();
         let ticker = spawn_ticker(node.clone());
         let app = http::router(node.clone());
         let node2 = node.clone();
+        let cancelled = stop_token.clone().cancelled_owned();
         let stop = async move {
-            let _ = rx.await;
+            cancelled.await;
             node2.hub.shutdown();
         };
         let task = tokio::spawn(async move {
@@ -99,7 +103,7 @@ impl Server {
             }
             ticker.abort();
         });
-        Ok(Server { addr, node, shutdown: Some(tx), task: Some(task) })
+        Ok(Server { addr, node, stop: stop_token, task: Some(task) })
     }
 
     /// The WebSocket URL of this server (`wss://` with TLS).
@@ -108,26 +112,40 @@ impl Server {
         format!("{scheme}://{}/v1/ws", self.addr)
     }
 
-    /// Close every connection with 4010 and stop.
+    /// Close every connection with 4010 at once and stop.
     pub async fn shutdown(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
+        self.stop.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
     }
 
+    /// Drain gracefully ([`drain`]): `/readyz` answers 503 and upgrades are refused at once,
+    /// the connections are closed with 4010 in batches over `drain_time`, and this returns when
+    /// the last connection task is gone or `drain_time` + [`drain::DRAIN_GRACE`] is up; then
+    /// the listener stops.
+    pub async fn drain(&self) -> drain::DrainReport {
+        let report = drain::drain(&self.node).await;
+        self.stop.cancel();
+        report
+    }
+
     /// Wait until the server stops.
     pub async fn wait(mut self) {
-        if let Some(task) = self.task.take() {
+        self.stopped().await;
+    }
+
+    /// Wait until the listener has stopped (after [`Server::drain`], or on an error).
+    pub async fn stopped(&mut self) {
+        if let Some(task) = self.task.as_mut() {
             let _ = task.await;
+            self.task = None;
         }
     }
 
-    /// A handle that stops the server when sent to.
-    pub fn take_shutdown(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
-        self.shutdown.take()
+    /// A token that stops the server (as [`Server::shutdown`] does) when cancelled.
+    pub fn stop_token(&self) -> tokio_util::sync::CancellationToken {
+        self.stop.clone()
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -24,7 +25,11 @@ pub struct Limits {
     rate: u32,
     bucket: Mutex<Bucket>,
     max_per_app: usize,
+    /// Per-app overrides of `max_per_app` (the config file's `[[app]] max_sessions`).
+    app_max: HashMap<u32, usize>,
     per_app: Mutex<HashMap<u32, usize>>,
+    /// Set by a drain: every upgrade is refused from then on.
+    draining: AtomicBool,
 }
 
 /// A token bucket of `rate` upgrades per second holding at most one second's worth.
@@ -41,6 +46,8 @@ pub enum Refused {
     PerIp,
     /// `connection_rate` exceeded (HTTP 503).
     Rate,
+    /// The node is draining (HTTP 503 with `Retry-After`; see [`crate::drain`]).
+    Draining,
 }
 
 /// One connection counted against its IP address.
@@ -66,14 +73,29 @@ impl Limits {
             rate: config.connection_rate,
             bucket: Mutex::new(Bucket { tokens: f64::from(config.connection_rate), at: None }),
             max_per_app: config.max_sessions_per_app,
+            app_max: config.app_settings.iter().filter_map(|(app, s)| s.max_sessions.map(|max| (*app, max))).collect(),
             per_app: Mutex::default(),
+            draining: AtomicBool::new(false),
         })
+    }
+
+    /// Close the door for good: `/readyz` answers 503 and every upgrade is refused.
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// True once [`Limits::set_draining`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
     }
 
     /// Admit one WebSocket upgrade from `ip` (None: the address is not known, e.g. an in-memory
     /// transport; only the rate applies). The per-IP check comes first, so that an address over
     /// its limit does not spend the node's rate.
     pub fn admit_upgrade(self: &Arc<Self>, ip: Option<IpAddr>, now: Instant) -> Result<IpSlot, Refused> {
+        if self.is_draining() {
+            return Err(Refused::Draining);
+        }
         let slot = match ip {
             Some(ip) if self.max_per_ip > 0 => {
                 let mut per_ip = self.per_ip.lock();
@@ -107,11 +129,13 @@ impl Limits {
         }
     }
 
-    /// Count a new session of `app` (a `hello`); None when the app is at its limit.
+    /// Count a new session of `app` (a `hello`); None when the app is at its limit (its own
+    /// `max_sessions` when the config file sets one, else `max_sessions_per_app`; 0: none).
     pub fn admit_session(self: &Arc<Self>, app: u32) -> Option<AppSlot> {
         let mut per_app = self.per_app.lock();
         let n = per_app.entry(app).or_insert(0);
-        if self.max_per_app > 0 && *n >= self.max_per_app {
+        let max = self.app_max.get(&app).copied().unwrap_or(self.max_per_app);
+        if max > 0 && *n >= max {
             return None;
         }
         *n += 1;
@@ -227,5 +251,28 @@ mod tests {
         drop((s, r));
         assert_eq!(l.sessions_of(7), 0);
         assert!(l.admit_session(7).is_some());
+    }
+
+    #[test]
+    fn an_apps_own_max_sessions_overrides_the_node_wide_one() {
+        let mut config = ServerConfig { max_sessions_per_app: 1, ..ServerConfig::for_tests(1, "s") };
+        config.app_settings.insert(7, crate::config::AppSettings { max_sessions: Some(3), ..Default::default() });
+        config.app_settings.insert(8, crate::config::AppSettings { max_sessions: Some(0), ..Default::default() });
+        let l = Limits::new(&config);
+        let seven: Vec<_> = (0..3).map(|_| l.admit_session(7).expect("app 7 may have 3")).collect();
+        assert!(l.admit_session(7).is_none());
+        let _one = l.admit_session(9).expect("others have the node-wide 1");
+        assert!(l.admit_session(9).is_none());
+        let eight: Vec<_> = (0..5).map(|_| l.admit_session(8).expect("0: no limit for app 8")).collect();
+        drop((seven, eight));
+    }
+
+    #[test]
+    fn a_draining_node_refuses_every_upgrade() {
+        let l = limits(0, 0, 0);
+        assert!(l.admit_upgrade(None, Instant::now()).is_ok());
+        l.set_draining();
+        assert!(l.is_draining());
+        assert_eq!(l.admit_upgrade(None, Instant::now()).unwrap_err(), Refused::Draining);
     }
 }

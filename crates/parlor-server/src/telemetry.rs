@@ -73,6 +73,7 @@ pub fn describe() {
         "parlor_webhook_dead_letters_total",
         "Webhook events given up, by app and why: attempts (every attempt failed), queue_full (dropped)."
     );
+    describe_counter!("parlor_drain_closed_total", "Connections closed with 4010 by a graceful drain.");
     describe_histogram!("parlor_redis_seconds", Unit::Seconds, "Redis script round trips.");
     describe_counter!("parlor_redis_errors_total", "Redis calls that failed.");
 }

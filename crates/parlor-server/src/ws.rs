@@ -53,6 +53,8 @@ pub async fn serve<S>(node: Arc<Node>, socket: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Counted until this function returns: a drain waits for it.
+    let _tracked = node.hub.tasks.token();
     let (sink, mut stream) = socket.split();
     let conn_id = node.hub.next_conn_id();
     let (outbox, reader) = Outbox::new(node.config.outbound_limit, conn_id);

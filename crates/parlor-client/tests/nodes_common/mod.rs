@@ -19,6 +19,7 @@ use tokio::time::Instant;
 mod changes;
 mod peer;
 mod sdk;
+#[allow(unused_imports)]
 pub use peer::*;
 pub use sdk::*;
 
