@@ -94,9 +94,12 @@ impl Hooks for Queues {
             return;
         };
         let queued = Queued { id: super::event_id(), time_ms: self.clock.wall_ms(now), event };
+        // Counted before the push, so that the task's decrement never comes first.
+        let len = q.len.fetch_add(1, Ordering::Relaxed) + 1;
         match q.tx.try_send(queued) {
-            Ok(()) => gauge(app, q.len.fetch_add(1, Ordering::Relaxed) + 1),
+            Ok(()) => gauge(app, len),
             Err(e) => {
+                q.len.fetch_sub(1, Ordering::Relaxed);
                 let why = match e {
                     mpsc::error::TrySendError::Full(_) => "queue_full",
                     mpsc::error::TrySendError::Closed(_) => "stopped",
