@@ -239,8 +239,15 @@ async fn when_the_lease_holder_goes_another_node_delivers() {
     let ids: HashSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
     // The holder may have gone between alice's user_login being taken and its deletion from the
     // log: then the next holder sends it again, with the same id (at-least-once across a death).
-    assert_eq!(ids.len(), 4, "room_created and user_login, twice: {bodies:#?}");
-    assert!(bodies.len() <= 5, "at most the one under way twice: {bodies:#?}");
+    assert!(bodies.len() - ids.len() <= 1, "at most the one under way twice: {bodies:#?}");
+    // (alice's session, cut by the shutdown, may meanwhile time out: user_logout, room_closed.)
+    let mut events: Vec<String> = bodies
+        .iter()
+        .filter(|b| b["event"] == "room_created" || b["event"] == "user_login")
+        .map(|b| format!("{}:{}", b["room"].as_str().unwrap(), b["event"].as_str().unwrap()))
+        .collect();
+    events.dedup();
+    assert_eq!(events, ["r1:room_created", "r1:user_login", "r2:room_created", "r2:user_login"], "{bodies:#?}");
 }
 
 /// A body with what differs between runs (ids, times, epochs, session ids) replaced.
