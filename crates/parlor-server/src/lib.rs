@@ -8,6 +8,8 @@
 //! - rules: [`rules`] (validation, tokens, per-session rate limits, the code of every refusal);
 //! - engine: [`engine`] (all shared state: sessions, rooms, channel logs; in memory or Redis);
 //! - hub: [`hub`] (this node's connections; delivers what the engine publishes);
+//! - beside them: [`webhook`] (the engine's events for the app's backend, sent off the room's
+//!   path);
 //! - and the pieces they share: [`config`], [`clock`], [`frame`], [`outbox`], [`window`],
 //!   [`named`], [`secret`], [`limits`] (the door: per-IP, rate, per-app), [`tls`].
 //!

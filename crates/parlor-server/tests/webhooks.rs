@@ -159,6 +159,15 @@ async fn a_receiver_answering_500_twice_gets_the_event_on_the_third_attempt() {
     // on its way back).
     assert_eq!((c.failures.load(Relaxed), c.dead_letters()), (2, 0));
     assert!(c.sent.load(Relaxed) >= 1);
+    // And in the metrics (process-wide: other tests of this binary count there too).
+    let client = parlor_server::http_client::client(Duration::from_secs(10), &[]).unwrap();
+    let text = client.get(format!("http://{}/metrics", s.addr)).send().await.unwrap().text().await.unwrap();
+    let failures = text
+        .lines()
+        .find(|l| l.starts_with(r#"parlor_webhook_failures_total{app="7"}"#))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(failures.is_some_and(|n| n >= 2.0), "{text}");
+    assert!(text.contains("parlor_webhook_sent_total"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

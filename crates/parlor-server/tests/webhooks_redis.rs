@@ -239,6 +239,71 @@ async fn when_the_lease_holder_goes_another_node_delivers() {
     let ids: HashSet<&str> = bodies.iter().map(|b| b["id"].as_str().unwrap()).collect();
     // The holder may have gone between alice's user_login being taken and its deletion from the
     // log: then the next holder sends it again, with the same id (at-least-once across a death).
-    assert_eq!(ids.len(), 4, "room_created and user_login, twice: {bodies:#?}");
-    assert!(bodies.len() <= 5, "at most the one under way twice: {bodies:#?}");
+    assert!(bodies.len() - ids.len() <= 1, "at most the one under way twice: {bodies:#?}");
+    // (alice's session, cut by the shutdown, may meanwhile time out: user_logout, room_closed.)
+    let mut events: Vec<String> = bodies
+        .iter()
+        .filter(|b| b["event"] == "room_created" || b["event"] == "user_login")
+        .map(|b| format!("{}:{}", b["room"].as_str().unwrap(), b["event"].as_str().unwrap()))
+        .collect();
+    events.dedup();
+    assert_eq!(events, ["r1:room_created", "r1:user_login", "r2:room_created", "r2:user_login"], "{bodies:#?}");
+}
+
+/// A body with what differs between runs (ids, times, epochs, session ids) replaced.
+fn normalized(b: &Value) -> Value {
+    let mut b = b.clone();
+    for k in ["id", "time_ms", "room_session", "session"] {
+        if b.get(k).is_some() {
+            b[k] = json!(k);
+        }
+    }
+    if b.get("extra").is_some_and(|e| e.get("time_ms").is_some()) {
+        b["extra"]["time_ms"] = json!("time_ms");
+    }
+    b
+}
+
+/// The same script on `s` (one server, or two nodes: `t`), and the bodies it produced.
+async fn script(s: &Server, t: &Server, rx: &Receiver) -> Vec<Value> {
+    let mut a = peer(s, "a").await;
+    let mut b = peer(t, "b").await;
+    a.login("r").await;
+    b.login("r").await;
+    assert_eq!(code(&a.request(json!({"t":"publish","room":"r","stream":"s1","extra":"cam"})).await), 0);
+    assert_eq!(code(&a.request(json!({"t":"room_extra","room":"r","key":"topic","value":"rust"})).await), 0);
+    assert_eq!(code(&a.request(json!({"t":"unpublish","room":"r","stream":"s1"})).await), 0);
+    assert_eq!(code(&b.request(json!({"t":"publish","room":"r","stream":"s2"})).await), 0);
+    let mut a2 = peer(t, "a").await;
+    a2.login("r").await;
+    assert_eq!(code(&b.request(json!({"t":"logout","room":"r"})).await), 0);
+    assert_eq!(code(&a2.request(json!({"t":"publish","room":"r","stream":"s3"})).await), 0);
+    b.login("r2").await;
+    assert!(s.node.admin_kick(APP, "r", "a", "test", tokio::time::Instant::now()).await);
+    assert!(t.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    rx.wait_until("room_closed of r2", |g| {
+        g.iter().any(|g| g.json["event"] == "room_closed" && g.json["room"] == "r2")
+    })
+    .await;
+    rx.accepted()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_redis_send_the_same_events() {
+    let rx = Receiver::start(Mode::FailFirst(0)).await;
+    let mut c = ServerConfig::for_tests(APP, SECRET);
+    c.webhooks = vec![rx.url.clone()];
+    let m = Server::start(c).await.unwrap();
+    let on_memory = script(&m, &m, &rx).await;
+    let rx2 = Receiver::start(Mode::FailFirst(0)).await;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", &rx2.url).await, node(&redis, "b", &rx2.url).await);
+    let on_redis = script(&a, &b, &rx2).await;
+    assert_eq!(on_memory.len(), 19, "{on_memory:#?}");
+    let (m, r): (Vec<Value>, Vec<Value>) =
+        (on_memory.iter().map(normalized).collect(), on_redis.iter().map(normalized).collect());
+    for (i, (m, r)) in m.iter().zip(&r).enumerate() {
+        assert_eq!(m, r, "event {i} differs");
+    }
+    assert_eq!(m.len(), r.len());
 }

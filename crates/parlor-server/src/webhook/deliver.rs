@@ -27,16 +27,27 @@ pub struct Endpoint {
     pub secret: String,
 }
 
+/// Whether `url` can be a webhook URL: absolute `http://` or `https://` with a host (for the
+/// config check; a URL that is not is left out, with an error in the log).
+pub fn check_url(url: &str) -> Result<(), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("webhook URL {url:?}: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err(format!("webhook URL {url:?}: must be http:// or https:// with a host"));
+    }
+    Ok(())
+}
+
 /// The endpoints of every app that has at least one webhook URL.
 pub fn endpoints(config: &ServerConfig) -> HashMap<u32, Endpoint> {
     let mut out = HashMap::new();
     for (app, secret) in &config.apps {
-        let mut urls = config.webhooks.clone();
-        if let Some(s) = config.app_settings.get(app) {
-            for u in &s.webhooks {
-                if !urls.contains(u) {
-                    urls.push(u.clone());
-                }
+        let mut urls: Vec<String> = Vec::new();
+        let own = config.app_settings.get(app).map(|s| s.webhooks.as_slice()).unwrap_or_default();
+        for u in config.webhooks.iter().chain(own) {
+            match check_url(u) {
+                Ok(()) if !urls.contains(u) => urls.push(u.clone()),
+                Ok(()) => {}
+                Err(e) => tracing::error!(app, error = %e, "webhook URL left out"),
             }
         }
         if !urls.is_empty() {
@@ -144,5 +155,9 @@ mod tests {
         assert_eq!(e[&7].urls, vec!["http://a".to_string()]);
         assert_eq!(e[&8].urls, vec!["http://a".to_string(), "http://b".to_string()]);
         assert_eq!(e[&8].secret, "t");
+        c.webhooks = vec!["ftp://x".into(), "nope".into(), "http://a".into()];
+        assert_eq!(endpoints(&c)[&7].urls, vec!["http://a".to_string()], "bad URLs are left out");
+        assert!(check_url("https://hooks.example.com/parlor").is_ok());
+        assert!(check_url("http://").is_err());
     }
 }

@@ -94,11 +94,10 @@ impl Hooks for Queues {
             return;
         };
         let queued = Queued { id: super::event_id(), time_ms: self.clock.wall_ms(now), event };
-        // Counted before the send: the delivery task may take the event (and count it down)
-        // before `try_send` returns, which must not take the count below zero.
-        let before = q.len.fetch_add(1, Ordering::Relaxed);
+        // Counted before the push, so that the task's decrement never comes first.
+        let len = q.len.fetch_add(1, Ordering::Relaxed) + 1;
         match q.tx.try_send(queued) {
-            Ok(()) => gauge(app, before.saturating_add(1)),
+            Ok(()) => gauge(app, len),
             Err(e) => {
                 q.len.fetch_sub(1, Ordering::Relaxed);
                 let why = match e {
