@@ -12,6 +12,8 @@
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
 //!   only; starts its own `redis-server`);
+//! - [`w7`] big room: every session in one room with user lists, each list checked exact
+//!   (Parlor only);
 //! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
 //!   the others' rate and latency against a run where all read, its catch-up by resume;
 //! - [`soak`] steady logins, logouts, messages and cuts by Rust SDK clients for `--minutes`,
@@ -20,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod plot;
 pub mod report;
 pub mod slow;
 pub mod soak;
@@ -30,6 +33,7 @@ pub mod w2;
 pub mod w3;
 pub mod w4;
 pub mod w5;
+pub mod w7;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicUsize;
@@ -61,6 +65,8 @@ pub enum Workload {
     W5,
     /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
     Slow,
+    /// Big room: every session logs in to one room with user_status_notify (Parlor only).
+    W7,
     /// W1, W2, W3 and W4, one after the other.
     All,
     /// Soak: steady logins, logouts, messages and cuts for --minutes; RSS and open files
@@ -72,10 +78,11 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), slow (one member reads nothing), all (w1–w4)
+    /// w5 (fan-out on Redis, one node vs two), w7 (big room), slow (one member reads nothing), all (w1–w4)
     /// or soak (--minutes of churn).
-    #[arg(value_enum)]
-    pub workload: Workload,
+    /// (Not needed with --from, which reads the reports of an earlier run instead.)
+    #[arg(value_enum, required_unless_present = "from")]
+    pub workload: Option<Workload>,
     /// Which server(s), comma-separated; each is started as a child process unless --server-url.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "parlor")]
     pub target: Vec<Kind>,
@@ -124,6 +131,14 @@ pub struct BenchArgs {
     /// Soak: how long, in minutes (--quick: 20 s).
     #[arg(long)]
     pub minutes: Option<f64>,
+    /// Write SVG charts of the results into this directory (W2/W5 delivered rate and p99 by
+    /// offered rate, W1 login latency distribution, W4/W6 sessions back over time).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Run nothing: read the reports of an earlier `--json` run from FILE (e.g.
+    /// docs/benchmarks-run.json), print their tables and, with --plot, draw their charts.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<std::path::PathBuf>,
     /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
@@ -287,6 +302,10 @@ fn parse_app(s: &str) -> anyhow::Result<App> {
 
 /// Run the workload(s) against the target(s). Returns the reports; every count right ⇔ all ok.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
+    if let Some(file) = &args.from {
+        return plot::load(file);
+    }
+    let Some(workload) = args.workload else { bail!("a workload (w1 … soak), or --from FILE") };
     let nofile = sys::raise_nofile();
     let _ = now_ns();
     let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone() };
@@ -298,7 +317,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     if probe.is_err() {
         bail!("cannot bind 127.0.0.10: this generator needs the whole 127.0.0.0/8 on loopback");
     }
-    let workloads = match args.workload {
+    let workloads = match workload {
         Workload::All => vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4],
         w => vec![w],
     };
@@ -318,8 +337,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             continue;
         }
         for &kind in &args.target {
-            if matches!(w, Workload::W4 | Workload::Soak) && kind != Kind::Parlor {
-                continue; // resume is Parlor's own protocol; the soak's clients are the Rust SDK
+            if matches!(w, Workload::W4 | Workload::W7 | Workload::Soak) && kind != Kind::Parlor {
+                // Resume and user lists are Parlor's own protocol; the soak's clients are the
+                // Rust SDK.
+                continue;
             }
             let asked = sessions_of(&args, w);
             // Every session is one socket here (three in W4: the client and both sides of the
@@ -350,6 +371,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
                     Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
                     Workload::W5 | Workload::Slow | Workload::All => unreachable!(),
                 }
@@ -430,6 +452,7 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W4 => "w4",
         Workload::W5 => "w5",
         Workload::Slow => "slow",
+        Workload::W7 => "w7",
         Workload::All => "all",
         Workload::Soak => "soak",
     }
@@ -454,6 +477,8 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W3, true) => 500,
         (Workload::W4, false) => 20_000,
         (Workload::W4, true) => 300,
+        (Workload::W7, false) => 10_000,
+        (Workload::W7, true) => 300,
         (Workload::Slow, false) => 1_000,
         (Workload::Slow, true) => 100,
         (Workload::Soak, false) => 100,
@@ -486,6 +511,11 @@ pub fn finish(args: &BenchArgs, reports: &[Report]) -> anyhow::Result<bool> {
         println!("{}", serde_json::to_string_pretty(reports)?);
     } else {
         report::print_tables(&mut std::io::stdout(), reports)?;
+    }
+    if let Some(dir) = &args.plot {
+        for f in plot::write_all(dir, reports)? {
+            eprintln!("chart: {}", f.display());
+        }
     }
     Ok(reports.iter().all(|r| r.ok))
 }

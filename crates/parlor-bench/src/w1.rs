@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Semaphore};
 
-use crate::report::{percentile, Report};
+use crate::report::{distribution, percentile, Report};
 use crate::target::Target;
 use crate::{hold, join_retry, wait_until, Counts, Ctx};
+
+/// The report's curve of login latencies (ms) by percentile, for `--plot`.
+pub const LATENCY_SERIES: &str = "login latency by percentile";
 
 /// Run W1.
 pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
@@ -79,6 +82,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         rep.metric("server CPU", (b - a).as_secs_f64(), "s");
     }
+    rep.series(LATENCY_SERIES, "%", "ms", distribution(&lats, 1e-3));
     if let Some(r) = rss {
         rep.metric("server RSS after", r as f64 / (1024.0 * 1024.0), "MiB");
     }

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{connect_ws, js, parse, source, Client, SeqField, Ws};
-use crate::report::{percentile, Report};
+use crate::report::{cumulative, percentile, Report};
 use crate::target::Target;
 use crate::{join_retry, now_ns, stopped, wait_until, Counts, Ctx};
 
@@ -90,6 +90,9 @@ struct Session {
     count: u64,
     out: Outcome,
 }
+
+/// The report's curve of sessions back by seconds since their connection was lost (`--plot`).
+pub const BACK_SERIES: &str = "sessions back";
 
 /// Run W4.
 pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
@@ -276,6 +279,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     rep.metric("time until all back", back_secs, "s");
     rep.metric("back after p50", percentile(&back_ms, 50.0) as f64 / 1000.0, "s");
     rep.metric("back after p99", percentile(&back_ms, 99.0) as f64 / 1000.0, "s");
+    rep.series(BACK_SERIES, "s", "sessions", cumulative(&back_ms, 1e-3));
     rep.metric("resume attempts", sh.attempts.load(Ordering::Relaxed) as f64, "");
     rep.metric("snapshots instead of replay", sh.snapshots.load(Ordering::Relaxed) as f64, "");
     rep.metric("deliveries checked", checked as f64, "");
