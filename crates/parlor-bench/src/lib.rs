@@ -12,6 +12,7 @@
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
 //!   only; starts its own `redis-server`);
+//! - [`w6`] failover storm: W4's storm on three Redis nodes, one SIGKILLed (Parlor only);
 //! - [`w7`] big room: every session in one room with user lists, each list checked exact
 //!   (Parlor only);
 //! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
@@ -24,6 +25,7 @@
 pub mod client;
 pub mod plot;
 pub mod report;
+pub mod resume;
 pub mod slow;
 pub mod soak;
 pub mod sys;
@@ -33,6 +35,7 @@ pub mod w2;
 pub mod w3;
 pub mod w4;
 pub mod w5;
+pub mod w6;
 pub mod w7;
 
 use std::net::Ipv4Addr;
@@ -65,6 +68,9 @@ pub enum Workload {
     W5,
     /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
     Slow,
+    /// Failover storm: three Redis nodes, one SIGKILLed, its sessions resume on the others
+    /// (Parlor only; needs redis-server).
+    W6,
     /// Big room: every session logs in to one room with user_status_notify (Parlor only).
     W7,
     /// W1, W2, W3 and W4, one after the other.
@@ -78,7 +84,7 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), w7 (big room), slow (one member reads nothing), all (w1–w4)
+    /// w5 (fan-out on Redis, one node vs two), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
     /// or soak (--minutes of churn).
     /// (Not needed with --from, which reads the reports of an earlier run instead.)
     #[arg(value_enum, required_unless_present = "from")]
@@ -327,6 +333,30 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             reports.extend(run_w5(&ctx, nofile).await?);
             continue;
         }
+        if w == Workload::W6 {
+            // Every session is one socket here and one in the node it is on.
+            let asked = sessions_of(&args, w);
+            let sessions = asked.min((nofile as usize).saturating_sub(FD_MARGIN));
+            let fut = w6::run(&ctx, sessions, rooms_of(&args, w, sessions));
+            let mut r = match tokio::time::timeout(Duration::from_secs(args.time_limit), fut).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let mut r = Report::new("w6", "parlor+redis", sessions);
+                    r.problem(format!("{e:#}"));
+                    r
+                }
+                Err(_) => {
+                    let mut r = Report::new("w6", "parlor+redis", sessions);
+                    r.problem(format!("time limit of {} s reached", args.time_limit));
+                    r
+                }
+            };
+            if sessions < asked {
+                r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
+            }
+            reports.push(r);
+            continue;
+        }
         if w == Workload::Slow {
             let sessions = sessions_of(&args, w).min((nofile as usize).saturating_sub(FD_MARGIN));
             let fut = slow::run(&ctx, sessions);
@@ -373,7 +403,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
-                    Workload::W5 | Workload::Slow | Workload::All => unreachable!(),
+                    Workload::W5 | Workload::W6 | Workload::Slow | Workload::All => unreachable!(),
                 }
             };
             let mut report = match tokio::time::timeout(deadline, fut).await {
@@ -452,6 +482,7 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W4 => "w4",
         Workload::W5 => "w5",
         Workload::Slow => "slow",
+        Workload::W6 => "w6",
         Workload::W7 => "w7",
         Workload::All => "all",
         Workload::Soak => "soak",
@@ -477,6 +508,8 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W3, true) => 500,
         (Workload::W4, false) => 20_000,
         (Workload::W4, true) => 300,
+        (Workload::W6, false) => 15_000,
+        (Workload::W6, true) => 150,
         (Workload::W7, false) => 10_000,
         (Workload::W7, true) => 300,
         (Workload::Slow, false) => 1_000,
@@ -497,6 +530,8 @@ fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
         (Workload::W3, _) => (sessions / 100).max(1),
         (Workload::W4, false) => 200,
         (Workload::W4, true) => 6,
+        (Workload::W6, false) => 150,
+        (Workload::W6, true) => 6,
         (Workload::Soak, false) => 10,
         (Workload::Soak, true) => 5,
         _ => 1,

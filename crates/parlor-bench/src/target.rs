@@ -235,6 +235,14 @@ impl Target {
         self.pid.and_then(sys::rss_bytes)
     }
 
+    /// SIGKILL a child server and reap it, as a crash would (W6); no-op for an external one.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Stop a child server (no-op for an external one).
     pub fn stop(&mut self) {
         if let Some(c) = self.child.take() {
