@@ -37,6 +37,7 @@ pub mod w4;
 pub mod w5;
 pub mod w6;
 pub mod w7;
+pub mod workers;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicUsize;
@@ -145,6 +146,15 @@ pub struct BenchArgs {
     /// docs/benchmarks-run.json), print their tables and, with --plot, draw their charts.
     #[arg(long, value_name = "FILE")]
     pub from: Option<std::path::PathBuf>,
+    /// Spread the sessions of w1, w3 or w4 over N generator processes (each under the per-process
+    /// file limit), their figures merged. A server the generator starts is still one process
+    /// with that limit: the full sizes need --server-url to a server allowed more files.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Internal: run as worker K of N of a --workers run (sessions K, K+N, …), meeting the
+    /// parent at barriers on stdin/stdout.
+    #[arg(long, hide = true, requires = "server_url")]
+    pub worker: Option<String>,
     /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
@@ -168,6 +178,10 @@ pub struct Ctx {
     pub app: App,
     /// Progress bars.
     pub progress: MultiProgress,
+    /// This process's share of the sessions, `(K, N)`: sessions K, K+N, … (`(0, 1)`: all).
+    pub slice: (usize, usize),
+    /// In a `--workers` worker: the barriers with the parent.
+    pub coord: Option<std::sync::Arc<workers::Coord>>,
 }
 
 impl Ctx {
@@ -192,6 +206,25 @@ impl Ctx {
         );
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
+    }
+
+    /// The indices of the sessions (of `n`) this process drives.
+    pub fn mine(&self, n: usize) -> Vec<usize> {
+        let (k, of) = self.slice;
+        (k..n).step_by(of.max(1)).collect()
+    }
+
+    /// True in a `--workers` worker process.
+    pub fn is_worker(&self) -> bool {
+        self.coord.is_some()
+    }
+
+    /// Meet the other workers and the parent at barrier `name` (no-op outside `--workers`).
+    pub async fn barrier(&self, name: &str) -> anyhow::Result<()> {
+        match &self.coord {
+            Some(c) => c.barrier(name).await,
+            None => Ok(()),
+        }
     }
 
     /// Time limit of one workload.
@@ -314,8 +347,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     let Some(workload) = args.workload else { bail!("a workload (w1 … soak), or --from FILE") };
     let nofile = sys::raise_nofile();
     let _ = now_ns();
-    let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone() };
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let slice = match &args.worker {
+        Some(s) => workers::parse_slice(s)?,
+        None => (0, 1),
+    };
+    let coord = args.worker.as_ref().map(|_| std::sync::Arc::new(workers::Coord::new()));
+    let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone(), slice, coord };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) || ctx.is_worker() {
         ctx.progress.set_draw_target(ProgressDrawTarget::hidden());
     }
     // The source addresses must exist: on Linux all of 127.0.0.0/8 is local.
@@ -328,6 +366,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
         w => vec![w],
     };
     let mut reports = Vec::new();
+    if args.workers > 1 && !ctx.is_worker() {
+        for w in workloads.iter().filter(|w| !workers::supported(**w)) {
+            ctx.progress
+                .println(format!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w)))?;
+        }
+    }
     for w in workloads {
         if w == Workload::W5 {
             reports.extend(run_w5(&ctx, nofile).await?);
@@ -376,7 +420,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             // Every session is one socket here (three in W4: the client and both sides of the
             // fault proxy) and one in a server we start, which inherits our limit.
             let per_session = if w == Workload::W4 && args.cut == Cut::Proxy { 3 } else { 1 };
-            let fit = (nofile as usize).saturating_sub(FD_MARGIN) / per_session;
+            let per_process = (nofile as usize).saturating_sub(FD_MARGIN);
+            let spread = args.workers > 1 && workers::supported(w) && !ctx.is_worker();
+            let fit = match (spread, &args.server_url) {
+                _ if ctx.is_worker() => usize::MAX, // the parent clamped
+                // N generators, and a server elsewhere that may hold more
+                (true, Some(_)) => args.workers * per_process / per_session,
+                // N generators, but the server we start is one process with our limit
+                (true, None) => per_process.min(args.workers * per_process / per_session),
+                (false, _) => per_process / per_session,
+            };
             let sessions = asked.min(fit);
             if sessions < asked {
                 ctx.progress.println(format!(
@@ -396,6 +449,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                 deadline += Duration::from_secs_f64(minutes * 60.0);
             }
             let fut = async {
+                if spread {
+                    return workers::run(&ctx, &target, w, sessions, rooms_of(&args, w, sessions)).await;
+                }
                 match w {
                     Workload::W1 => w1::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
@@ -425,7 +481,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             report.metric("RLIMIT_NOFILE", nofile as f64, "");
             target.stop();
             // Let the kernel reap the sockets of this run before the next.
-            tokio::time::sleep(Duration::from_millis(if args.quick { 100 } else { 2000 })).await;
+            if !ctx.is_worker() {
+                tokio::time::sleep(Duration::from_millis(if args.quick { 100 } else { 2000 })).await;
+            }
             reports.push(report);
         }
     }
@@ -474,7 +532,7 @@ async fn run_w5(ctx: &Ctx, nofile: u64) -> anyhow::Result<Vec<Report>> {
 /// File descriptors kept free of sessions (listeners, /proc reads, the runtime, stdio).
 const FD_MARGIN: usize = 200;
 
-fn name_of(w: Workload) -> &'static str {
+pub(crate) fn name_of(w: Workload) -> &'static str {
     match w {
         Workload::W1 => "w1",
         Workload::W2 => "w2",
@@ -541,6 +599,11 @@ fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
 /// Print the reports (tables, or JSON on stdout with the tables on stderr) and return whether
 /// every count was right.
 pub fn finish(args: &BenchArgs, reports: &[Report]) -> anyhow::Result<bool> {
+    if args.worker.is_some() {
+        // The parent reads this; the tables are its to print.
+        println!("{}", serde_json::to_string(reports)?);
+        return Ok(reports.iter().all(|r| r.ok));
+    }
     if args.json {
         report::print_tables(&mut std::io::stderr(), reports)?;
         println!("{}", serde_json::to_string_pretty(reports)?);

@@ -22,10 +22,13 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let last_login_ns = Arc::new(AtomicU64::new(0));
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    ctx.barrier("start").await?;
     let cpu0 = target.cpu();
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut tasks = Vec::with_capacity(local);
+    for i in ids {
         let (ctx2, counts, last, sem, stop, pb) =
             (ctx.clone(), counts.clone(), last_login_ns.clone(), sem.clone(), stop_rx.clone(), pb.clone());
         let ep = target.endpoint();
@@ -56,9 +59,10 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         }));
     }
     let all = wait_until(ctx.deadline(), || {
-        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= n
+        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= local
     })
     .await;
+    ctx.barrier("logged-in").await?;
     let cpu1 = target.cpu();
     let rss = target.rss();
     pb.finish();
@@ -86,9 +90,9 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let Some(r) = rss {
         rep.metric("server RSS after", r as f64 / (1024.0 * 1024.0), "MiB");
     }
-    if !all || joined != n {
+    if !all || joined != local {
         rep.problem(format!(
-            "{joined} of {n} sessions logged in ({} failed){}",
+            "{joined} of {local} sessions logged in ({} failed){}",
             counts.failed.load(Ordering::Relaxed),
             counts.first_error.lock().as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
         ));

@@ -92,8 +92,10 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     let pb = ctx.bar(n as u64, "logins");
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    let mut tasks = Vec::with_capacity(local);
+    for &i in &ids {
         let eps = addrs(i);
         let (ctx2, sh, sem, stop, pb) = (ctx.clone(), shared.clone(), sem.clone(), stop_rx.clone(), pb.clone());
         tasks.push(tokio::spawn(async move {
@@ -132,39 +134,47 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     let deadline = ctx.deadline();
     let sh = &shared;
     let all = wait_until(deadline, || {
-        sh.counts.joined.load(Ordering::Relaxed) + sh.counts.failed.load(Ordering::Relaxed) >= n
+        sh.counts.joined.load(Ordering::Relaxed) + sh.counts.failed.load(Ordering::Relaxed) >= local
     })
     .await;
     pb.finish();
     let joined = sh.counts.joined.load(Ordering::Relaxed);
-    if !all || joined != n {
+    if !all || joined != local {
         rep.problem(format!(
-            "{joined} of {n} sessions logged in{}",
+            "{joined} of {local} sessions logged in{}",
             sh.counts.first_error.lock().as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
         ));
         let _ = stop_tx.send(true);
         return Ok(rep);
     }
     if let CutBy::Proxy(p) = &cut {
-        let _ = tokio::time::timeout(Duration::from_secs(10), p.wait_for_connections(n)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), p.wait_for_connections(local)).await;
     }
     // The sessions that lose their connection: all, or the killed node's.
     let expect_down = match &cut {
-        CutBy::Kill(t) => (0..n).filter(|&i| addrs(i)[0].addr == t.addr).count(),
-        _ => n,
+        CutBy::Kill(t) => ids.iter().filter(|&&i| addrs(i)[0].addr == t.addr).count(),
+        _ => local,
     };
+    ctx.barrier("joined").await?;
 
     // Traffic, then the cut.
     let spin = ctx.spinner("storm");
     spin.set_message("broadcasting");
     sh.broadcasting.store(true, Ordering::Relaxed);
     tokio::time::sleep(if quick { Duration::from_secs(1) } else { Duration::from_secs(3) }).await;
+    if matches!(cut, CutBy::Proxy(_)) {
+        ctx.barrier("cut").await?; // every worker cuts its proxy at once
+    }
     let cut_ns = now_ns();
     let cut_at = Instant::now();
     match &mut cut {
         CutBy::Proxy(p) => {
             spin.set_message(format!("cut {} connections", p.connection_count()));
             p.cut();
+        }
+        CutBy::Server(_) if ctx.is_worker() => {
+            spin.set_message("the parent has the server drop every connection");
+            ctx.barrier("drop").await?;
         }
         CutBy::Server(addr) => {
             spin.set_message("the server drops every connection");
@@ -196,7 +206,8 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     wait_until(Instant::now() + Duration::from_secs(10), || sh.in_flight.load(Ordering::SeqCst) == 0).await;
     spin.set_message("draining");
     let drained = wait_until(Instant::now() + Duration::from_secs(10), || {
-        (0..n).all(|i| sh.session_seq[i].load(Ordering::Relaxed) >= sh.room_last[i % rooms].load(Ordering::Relaxed))
+        ids.iter()
+            .all(|&i| sh.session_seq[i].load(Ordering::Relaxed) >= sh.room_last[i % rooms].load(Ordering::Relaxed))
     })
     .await;
     spin.finish_and_clear();
@@ -272,7 +283,9 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     rep.metric("seq gaps", gaps as f64, "");
     rep.metric("false user_delete", false_deletes as f64, "");
     if !all_back {
-        rep.problem(format!("only {ups} of {downs} cut sessions were back {storm_secs:.1} s after the cut (of {n})"));
+        rep.problem(format!(
+            "only {ups} of {downs} cut sessions were back {storm_secs:.1} s after the cut (of {local})"
+        ));
     }
     rep.metric("sessions the cut should reach", expect_down as f64, "");
     if downs < expect_down {
@@ -318,7 +331,7 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
 }
 
 /// `POST /v1/admin/apps/{app}/connections/drop`: the server closes every connection at once.
-async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
+pub(crate) async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await?;
     let req = format!(
