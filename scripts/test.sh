@@ -60,6 +60,10 @@ for w in w1 w2 w3 w4 w5 w6 w7 slow; do
 done
 # 20 s of logins, logouts, messages and cuts; fails on any error or a growing server (~25 s).
 target/debug/parlor bench soak --quick
+# The socketioxide peer (bench/peers/socketioxide): w1, w2, w3 against it (~12 s; cargo test
+# above already built its dependencies, so the build adds only its main.rs).
+cargo build -p parlor-peer-socketioxide --quiet
+target/debug/parlor bench all --quick --target socketioxide
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"

@@ -1,9 +1,9 @@
 //! `parlor bench`: a load generator for Parlor and, for comparison, a Socket.IO 4 rooms server
-//! and a bare tokio-tungstenite broadcaster.
+//! (on Node, and on socketioxide in Rust) and a bare tokio-tungstenite broadcaster.
 //!
-//! One process drives every session (one tokio task each). Client sockets are spread over
-//! 127.0.0.10–41 as source addresses so that 100 000 connections do not run out of ephemeral
-//! ports, and the generator raises its own (and so its child server's) file descriptor limit.
+//! One process drives every session (one tokio task each), or N with `--workers` ([`workers`]).
+//! Client sockets are spread over 127.0.0.10–41 as source addresses so that 100 000 connections
+//! do not run out of ephemeral ports, and the generator raises its own (and so its child server's) file descriptor limit.
 //! The server under test is started as a child process (and always stopped; it also dies with
 //! the generator), or given with `--server-url` / `--server-pid`.
 //!
@@ -19,6 +19,8 @@
 //!   the others' rate and latency against a run where all read, its catch-up by resume;
 //! - [`soak`] steady logins, logouts, messages and cuts by Rust SDK clients for `--minutes`,
 //!   with the server's RSS and open files sampled (Parlor only).
+//!
+//! `--plot DIR` draws SVG charts of the reports ([`plot`]), `--from FILE` reads a saved report.
 
 #![warn(missing_docs)]
 

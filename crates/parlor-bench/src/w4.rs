@@ -8,7 +8,7 @@
 //! broadcasts its room's broadcaster got an `ok` for, minus those it received — every session
 //! joined before the first broadcast, so that is the whole set), events duplicated (a `seq` seen
 //! twice on a channel, or a message twice), gaps in `seq`, and `user_delete` seen by anyone
-//! (nobody leaves, so any is false). [`storm`] is the same storm for W6, whose cut is a node's
+//! (nobody leaves, so any is false). `storm` is the same storm for W6, whose cut is a node's
 //! SIGKILL.
 
 use std::collections::HashSet;

@@ -6,7 +6,7 @@
 //! ones in turn, as a client behind a balancer would — within the session timeout, so nobody
 //! may see a `user_delete`.
 //!
-//! Counted as in W4 ([`crate::w4::storm`]): time until every cut session is back, events lost,
+//! Counted as in W4 (`w4::storm`): time until every cut session is back, events lost,
 //! duplicated, `seq` gaps, false `user_delete`; any of these fails the run.
 
 use anyhow::{bail, Context};
