@@ -370,8 +370,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     let mut reports = Vec::new();
     if args.workers > 1 && !ctx.is_worker() {
         for w in workloads.iter().filter(|w| !workers::supported(**w)) {
-            ctx.progress
-                .println(format!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w)))?;
+            eprintln!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w));
         }
     }
     for w in workloads {
