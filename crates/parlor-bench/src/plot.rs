@@ -208,7 +208,11 @@ fn bounds(panel: &Panel) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
             Scale::Log => (lo / 1.5)..(hi * 1.5).max(lo * 2.0),
             Scale::Linear => {
                 let lo = lo.min(0.0);
-                lo..(hi + (hi - lo) * 0.05).max(lo + 1.0)
+                if hi > lo {
+                    lo..hi + (hi - lo) * 0.05
+                } else {
+                    lo..lo + 1.0
+                }
             }
         }
     };

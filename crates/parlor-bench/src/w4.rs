@@ -162,8 +162,15 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     spin.set_message("broadcasting");
     sh.broadcasting.store(true, Ordering::Relaxed);
     tokio::time::sleep(if quick { Duration::from_secs(1) } else { Duration::from_secs(3) }).await;
-    if matches!(cut, CutBy::Proxy(_)) {
-        ctx.barrier("cut").await?; // every worker cuts its proxy at once
+    match &cut {
+        // Every worker cuts its own proxy at once.
+        CutBy::Proxy(_) => ctx.barrier("cut").await?,
+        // The parent has the server drop every connection, then lets the workers go.
+        CutBy::Server(_) if ctx.is_worker() => {
+            spin.set_message("the parent has the server drop every connection");
+            ctx.barrier("drop").await?;
+        }
+        _ => {}
     }
     let cut_ns = now_ns();
     let cut_at = Instant::now();
@@ -172,10 +179,7 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
             spin.set_message(format!("cut {} connections", p.connection_count()));
             p.cut();
         }
-        CutBy::Server(_) if ctx.is_worker() => {
-            spin.set_message("the parent has the server drop every connection");
-            ctx.barrier("drop").await?;
-        }
+        CutBy::Server(_) if ctx.is_worker() => {} // done at the barrier
         CutBy::Server(addr) => {
             spin.set_message("the server drops every connection");
             drop_connections(*addr, &ctx.app).await?;
