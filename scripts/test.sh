@@ -52,12 +52,18 @@ tests/independent/run.sh "$PWD/target/debug/parlor"
 
 # --- the benchmark tool: every workload once, small, with correct counts ---------------------
 # slow: a member that reads nothing is cut with 4008 and catches up by resume (~20 s).
-step "parlor bench --quick (w1 w2 w3 w4 w5 slow): the tool must not rot"
-for w in w1 w2 w3 w4 w5 slow; do
+# w6: 150 sessions on three Redis nodes, one SIGKILLed, its 50 resume on the others (~6 s).
+# w7: 300 sessions in one room with user lists, each list checked exact (~6 s).
+step "parlor bench --quick (w1 w2 w3 w4 w5 w6 w7 slow): the tool must not rot"
+for w in w1 w2 w3 w4 w5 w6 w7 slow; do
   target/debug/parlor bench "$w" --quick
 done
 # 20 s of logins, logouts, messages and cuts; fails on any error or a growing server (~25 s).
 target/debug/parlor bench soak --quick
+# The socketioxide peer (bench/peers/socketioxide): w1, w2, w3 against it (~12 s; cargo test
+# above already built its dependencies, so the build adds only its main.rs).
+cargo build -p parlor-peer-socketioxide --quiet
+target/debug/parlor bench all --quick --target socketioxide
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"

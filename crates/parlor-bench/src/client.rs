@@ -2,7 +2,7 @@
 //! the WebSocket handshake and each target's own session and room handshake.
 //!
 //! - Parlor: `hello` → `welcome`, then `login` → `ok` (docs/protocol.md §3–§4);
-//! - Socket.IO 4: Engine.IO v4 open packet `0{…}`, socket.io connect `40` → `40{…}`, then
+//! - Socket.IO 4 (Node and socketioxide): Engine.IO v4 open packet `0{…}`, socket.io connect `40` → `40{…}`, then
 //!   `420["join",room]` → ack `430[]`; the server's pings `2` are answered `3`;
 //! - bare: nothing but the WebSocket handshake (it has no rooms).
 
@@ -85,6 +85,17 @@ pub struct In<'a> {
     pub missed_messages: Option<bool>,
     /// `ok` of a broadcast.
     pub message_id: Option<String>,
+    /// `ok` of a login (the others in the room), `user_add` / `user_delete` events.
+    #[serde(borrow)]
+    pub users: Option<Vec<UserIn<'a>>>,
+}
+
+/// A user in a `users` list: the generator looks at the id only.
+#[derive(Debug, Deserialize)]
+pub struct UserIn<'a> {
+    /// User id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
 }
 
 /// `seq` of an event (a number) or of an `ok` (per channel).
@@ -202,7 +213,7 @@ impl Client {
                 c.parlor_hello(app, user).await?;
                 c.parlor_login(room, notify).await?;
             }
-            Kind::Socketio => {
+            Kind::Socketio | Kind::Socketioxide => {
                 let open = next_text(&mut c.ws).await?;
                 if !open.starts_with('0') {
                     bail!("expected an Engine.IO open packet, got {open:.100}");
@@ -255,6 +266,17 @@ impl Client {
 
     /// `login` → `ok` (events before the `ok` are counted on their channels).
     pub async fn parlor_login(&mut self, room: &str, notify: bool) -> anyhow::Result<()> {
+        self.parlor_login_with(room, notify, &mut |_, _| {}).await
+    }
+
+    /// [`Client::parlor_login`], handing the `ok` frame (text and parsed) to `on_ok` (W7 reads
+    /// its `users`).
+    pub async fn parlor_login_with(
+        &mut self,
+        room: &str,
+        notify: bool,
+        on_ok: &mut (dyn FnMut(&str, &In<'_>) + Send),
+    ) -> anyhow::Result<()> {
         let id = self.next_id;
         self.next_id += 1;
         let login = format!(
@@ -267,6 +289,7 @@ impl Client {
             let f = parse(&t)?;
             match (&*f.t, f.id) {
                 ("ok", Some(i)) if i == id => {
+                    on_ok(&t, &f);
                     if let Some(SeqField::Channels { room, users, .. }) = f.seq {
                         self.parlor.room_seq = room.unwrap_or(0);
                         self.parlor.users_seq = users.unwrap_or(0);
@@ -306,14 +329,14 @@ impl Client {
                 self.next_id += 1;
                 format!("{{\"t\":\"broadcast\",\"id\":{id},\"room\":{},\"message\":{}}}", js(room), js(text))
             }
-            Kind::Socketio => format!("42[\"bcast\",{},{}]", js(room), js(text)),
+            Kind::Socketio | Kind::Socketioxide => format!("42[\"bcast\",{},{}]", js(room), js(text)),
             Kind::Bare => text.to_string(),
         }
     }
 
     /// Answer what must be answered to stay alive (Socket.IO's ping). Returns true if it did.
     pub async fn keepalive(&mut self, text: &str) -> anyhow::Result<bool> {
-        if self.kind == Kind::Socketio && text == "2" {
+        if self.kind.is_socketio() && text == "2" {
             self.ws.send(Message::text("3")).await?;
             return Ok(true);
         }
@@ -329,7 +352,7 @@ impl Client {
                 self.ws.send(Message::text(ping)).await?
             }
             Kind::Bare => self.ws.send(Message::Ping(Vec::new().into())).await?,
-            Kind::Socketio => {}
+            Kind::Socketio | Kind::Socketioxide => {}
         }
         Ok(())
     }
@@ -360,7 +383,7 @@ pub fn delivered(kind: Kind, text: &str) -> Option<Cow<'_, str>> {
             let len = text[start..].find('"')?;
             Some(Cow::Borrowed(&text[start..start + len]))
         }
-        Kind::Socketio => {
+        Kind::Socketio | Kind::Socketioxide => {
             let body = text.strip_prefix("42[\"msg\",\"")?.strip_suffix("\"]")?;
             (!body.contains('\\')).then_some(Cow::Borrowed(body))
         }

@@ -1,9 +1,9 @@
 //! `parlor bench`: a load generator for Parlor and, for comparison, a Socket.IO 4 rooms server
-//! and a bare tokio-tungstenite broadcaster.
+//! (on Node, and on socketioxide in Rust) and a bare tokio-tungstenite broadcaster.
 //!
-//! One process drives every session (one tokio task each). Client sockets are spread over
-//! 127.0.0.10–41 as source addresses so that 100 000 connections do not run out of ephemeral
-//! ports, and the generator raises its own (and so its child server's) file descriptor limit.
+//! One process drives every session (one tokio task each), or N with `--workers` ([`workers`]).
+//! Client sockets are spread over 127.0.0.10–41 as source addresses so that 100 000 connections
+//! do not run out of ephemeral ports, and the generator raises its own (and so its child server's) file descriptor limit.
 //! The server under test is started as a child process (and always stopped; it also dies with
 //! the generator), or given with `--server-url` / `--server-pid`.
 //!
@@ -12,15 +12,22 @@
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
 //!   only; starts its own `redis-server`);
+//! - [`w6`] failover storm: W4's storm on three Redis nodes, one SIGKILLed (Parlor only);
+//! - [`w7`] big room: every session in one room with user lists, each list checked exact
+//!   (Parlor only);
 //! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
 //!   the others' rate and latency against a run where all read, its catch-up by resume;
 //! - [`soak`] steady logins, logouts, messages and cuts by Rust SDK clients for `--minutes`,
 //!   with the server's RSS and open files sampled (Parlor only).
+//!
+//! `--plot DIR` draws SVG charts of the reports ([`plot`]), `--from FILE` reads a saved report.
 
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod plot;
 pub mod report;
+pub mod resume;
 pub mod slow;
 pub mod soak;
 pub mod sys;
@@ -30,6 +37,9 @@ pub mod w2;
 pub mod w3;
 pub mod w4;
 pub mod w5;
+pub mod w6;
+pub mod w7;
+pub mod workers;
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicUsize;
@@ -61,6 +71,11 @@ pub enum Workload {
     W5,
     /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
     Slow,
+    /// Failover storm: three Redis nodes, one SIGKILLed, its sessions resume on the others
+    /// (Parlor only; needs redis-server).
+    W6,
+    /// Big room: every session logs in to one room with user_status_notify (Parlor only).
+    W7,
     /// W1, W2, W3 and W4, one after the other.
     All,
     /// Soak: steady logins, logouts, messages and cuts for --minutes; RSS and open files
@@ -72,10 +87,11 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), slow (one member reads nothing), all (w1–w4)
+    /// w5 (fan-out on Redis, one node vs two), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
     /// or soak (--minutes of churn).
-    #[arg(value_enum)]
-    pub workload: Workload,
+    /// (Not needed with --from, which reads the reports of an earlier run instead.)
+    #[arg(value_enum, required_unless_present = "from")]
+    pub workload: Option<Workload>,
     /// Which server(s), comma-separated; each is started as a child process unless --server-url.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "parlor")]
     pub target: Vec<Kind>,
@@ -124,6 +140,23 @@ pub struct BenchArgs {
     /// Soak: how long, in minutes (--quick: 20 s).
     #[arg(long)]
     pub minutes: Option<f64>,
+    /// Write SVG charts of the results into this directory (W2/W5 delivered rate and p99 by
+    /// offered rate, W1 login latency distribution, W4/W6 sessions back over time).
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<std::path::PathBuf>,
+    /// Run nothing: read the reports of an earlier `--json` run from FILE (e.g.
+    /// docs/benchmarks-run.json), print their tables and, with --plot, draw their charts.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<std::path::PathBuf>,
+    /// Spread the sessions of w1, w3 or w4 over N generator processes (each under the per-process
+    /// file limit), their figures merged. A server the generator starts is still one process
+    /// with that limit: the full sizes need --server-url to a server allowed more files.
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Internal: run as worker K of N of a --workers run (sessions K, K+N, …), meeting the
+    /// parent at barriers on stdin/stdout.
+    #[arg(long, hide = true, requires = "server_url")]
+    pub worker: Option<String>,
     /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
@@ -147,6 +180,10 @@ pub struct Ctx {
     pub app: App,
     /// Progress bars.
     pub progress: MultiProgress,
+    /// This process's share of the sessions, `(K, N)`: sessions K, K+N, … (`(0, 1)`: all).
+    pub slice: (usize, usize),
+    /// In a `--workers` worker: the barriers with the parent.
+    pub coord: Option<std::sync::Arc<workers::Coord>>,
 }
 
 impl Ctx {
@@ -171,6 +208,25 @@ impl Ctx {
         );
         pb.enable_steady_tick(Duration::from_millis(200));
         pb
+    }
+
+    /// The indices of the sessions (of `n`) this process drives.
+    pub fn mine(&self, n: usize) -> Vec<usize> {
+        let (k, of) = self.slice;
+        (k..n).step_by(of.max(1)).collect()
+    }
+
+    /// True in a `--workers` worker process.
+    pub fn is_worker(&self) -> bool {
+        self.coord.is_some()
+    }
+
+    /// Meet the other workers and the parent at barrier `name` (no-op outside `--workers`).
+    pub async fn barrier(&self, name: &str) -> anyhow::Result<()> {
+        match &self.coord {
+            Some(c) => c.barrier(name).await,
+            None => Ok(()),
+        }
     }
 
     /// Time limit of one workload.
@@ -287,10 +343,19 @@ fn parse_app(s: &str) -> anyhow::Result<App> {
 
 /// Run the workload(s) against the target(s). Returns the reports; every count right ⇔ all ok.
 pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
+    if let Some(file) = &args.from {
+        return plot::load(file);
+    }
+    let Some(workload) = args.workload else { bail!("a workload (w1 … soak), or --from FILE") };
     let nofile = sys::raise_nofile();
     let _ = now_ns();
-    let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone() };
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let slice = match &args.worker {
+        Some(s) => workers::parse_slice(s)?,
+        None => (0, 1),
+    };
+    let coord = args.worker.as_ref().map(|_| std::sync::Arc::new(workers::Coord::new()));
+    let ctx = Ctx { app: parse_app(&args.app)?, progress: MultiProgress::new(), args: args.clone(), slice, coord };
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) || ctx.is_worker() {
         ctx.progress.set_draw_target(ProgressDrawTarget::hidden());
     }
     // The source addresses must exist: on Linux all of 127.0.0.0/8 is local.
@@ -298,14 +363,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     if probe.is_err() {
         bail!("cannot bind 127.0.0.10: this generator needs the whole 127.0.0.0/8 on loopback");
     }
-    let workloads = match args.workload {
+    let workloads = match workload {
         Workload::All => vec![Workload::W1, Workload::W2, Workload::W3, Workload::W4],
         w => vec![w],
     };
     let mut reports = Vec::new();
+    if args.workers > 1 && !ctx.is_worker() {
+        for w in workloads.iter().filter(|w| !workers::supported(**w)) {
+            eprintln!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w));
+        }
+    }
     for w in workloads {
         if w == Workload::W5 {
             reports.extend(run_w5(&ctx, nofile).await?);
+            continue;
+        }
+        if w == Workload::W6 {
+            // Every session is one socket here and one in the node it is on.
+            let asked = sessions_of(&args, w);
+            let sessions = asked.min((nofile as usize).saturating_sub(FD_MARGIN));
+            let fut = w6::run(&ctx, sessions, rooms_of(&args, w, sessions));
+            let mut r = match tokio::time::timeout(Duration::from_secs(args.time_limit), fut).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let mut r = Report::new("w6", "parlor+redis", sessions);
+                    r.problem(format!("{e:#}"));
+                    r
+                }
+                Err(_) => {
+                    let mut r = Report::new("w6", "parlor+redis", sessions);
+                    r.problem(format!("time limit of {} s reached", args.time_limit));
+                    r
+                }
+            };
+            if sessions < asked {
+                r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
+            }
+            reports.push(r);
             continue;
         }
         if w == Workload::Slow {
@@ -318,14 +412,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             continue;
         }
         for &kind in &args.target {
-            if matches!(w, Workload::W4 | Workload::Soak) && kind != Kind::Parlor {
-                continue; // resume is Parlor's own protocol; the soak's clients are the Rust SDK
+            if matches!(w, Workload::W4 | Workload::W7 | Workload::Soak) && kind != Kind::Parlor {
+                // Resume and user lists are Parlor's own protocol; the soak's clients are the
+                // Rust SDK.
+                continue;
             }
             let asked = sessions_of(&args, w);
             // Every session is one socket here (three in W4: the client and both sides of the
             // fault proxy) and one in a server we start, which inherits our limit.
             let per_session = if w == Workload::W4 && args.cut == Cut::Proxy { 3 } else { 1 };
-            let fit = (nofile as usize).saturating_sub(FD_MARGIN) / per_session;
+            let per_process = (nofile as usize).saturating_sub(FD_MARGIN);
+            let spread = args.workers > 1 && workers::supported(w) && !ctx.is_worker();
+            let fit = match (spread, &args.server_url) {
+                _ if ctx.is_worker() => usize::MAX, // the parent clamped
+                // N generators, and a server elsewhere that may hold more
+                (true, Some(_)) => args.workers * per_process / per_session,
+                // N generators, but the server we start is one process with our limit
+                (true, None) => per_process.min(args.workers * per_process / per_session),
+                (false, _) => per_process / per_session,
+            };
             let sessions = asked.min(fit);
             if sessions < asked {
                 ctx.progress.println(format!(
@@ -345,13 +450,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                 deadline += Duration::from_secs_f64(minutes * 60.0);
             }
             let fut = async {
+                if spread {
+                    return workers::run(&ctx, &target, w, sessions, rooms_of(&args, w, sessions)).await;
+                }
                 match w {
                     Workload::W1 => w1::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
                     Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
-                    Workload::W5 | Workload::Slow | Workload::All => unreachable!(),
+                    Workload::W5 | Workload::W6 | Workload::Slow | Workload::All => unreachable!(),
                 }
             };
             let mut report = match tokio::time::timeout(deadline, fut).await {
@@ -373,7 +482,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             report.metric("RLIMIT_NOFILE", nofile as f64, "");
             target.stop();
             // Let the kernel reap the sockets of this run before the next.
-            tokio::time::sleep(Duration::from_millis(if args.quick { 100 } else { 2000 })).await;
+            if !ctx.is_worker() {
+                tokio::time::sleep(Duration::from_millis(if args.quick { 100 } else { 2000 })).await;
+            }
             reports.push(report);
         }
     }
@@ -422,7 +533,7 @@ async fn run_w5(ctx: &Ctx, nofile: u64) -> anyhow::Result<Vec<Report>> {
 /// File descriptors kept free of sessions (listeners, /proc reads, the runtime, stdio).
 const FD_MARGIN: usize = 200;
 
-fn name_of(w: Workload) -> &'static str {
+pub(crate) fn name_of(w: Workload) -> &'static str {
     match w {
         Workload::W1 => "w1",
         Workload::W2 => "w2",
@@ -430,6 +541,8 @@ fn name_of(w: Workload) -> &'static str {
         Workload::W4 => "w4",
         Workload::W5 => "w5",
         Workload::Slow => "slow",
+        Workload::W6 => "w6",
+        Workload::W7 => "w7",
         Workload::All => "all",
         Workload::Soak => "soak",
     }
@@ -454,6 +567,10 @@ fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W3, true) => 500,
         (Workload::W4, false) => 20_000,
         (Workload::W4, true) => 300,
+        (Workload::W6, false) => 15_000,
+        (Workload::W6, true) => 150,
+        (Workload::W7, false) => 10_000,
+        (Workload::W7, true) => 300,
         (Workload::Slow, false) => 1_000,
         (Workload::Slow, true) => 100,
         (Workload::Soak, false) => 100,
@@ -472,6 +589,8 @@ fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
         (Workload::W3, _) => (sessions / 100).max(1),
         (Workload::W4, false) => 200,
         (Workload::W4, true) => 6,
+        (Workload::W6, false) => 150,
+        (Workload::W6, true) => 6,
         (Workload::Soak, false) => 10,
         (Workload::Soak, true) => 5,
         _ => 1,
@@ -481,11 +600,21 @@ fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
 /// Print the reports (tables, or JSON on stdout with the tables on stderr) and return whether
 /// every count was right.
 pub fn finish(args: &BenchArgs, reports: &[Report]) -> anyhow::Result<bool> {
+    if args.worker.is_some() {
+        // The parent reads this; the tables are its to print.
+        println!("{}", serde_json::to_string(reports)?);
+        return Ok(reports.iter().all(|r| r.ok));
+    }
     if args.json {
         report::print_tables(&mut std::io::stderr(), reports)?;
         println!("{}", serde_json::to_string_pretty(reports)?);
     } else {
         report::print_tables(&mut std::io::stdout(), reports)?;
+    }
+    if let Some(dir) = &args.plot {
+        for f in plot::write_all(dir, reports)? {
+            eprintln!("chart: {}", f.display());
+        }
     }
     Ok(reports.iter().all(|r| r.ok))
 }

@@ -1,9 +1,9 @@
 //! Results: one [`Report`] per workload and target, printed as tables or JSON.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One measured number.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metric {
     /// What it is.
     pub name: String,
@@ -14,7 +14,7 @@ pub struct Metric {
 }
 
 /// One step of the fan-out workload (W2).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Step {
     /// Messages per second the sender offered.
     pub offered_msgs_per_s: f64,
@@ -40,8 +40,22 @@ pub struct Step {
     pub refused: u64,
 }
 
+/// A curve for the charts (`--plot`): points `(x, y)`, e.g. W1's login latency by percentile,
+/// W4's sessions back by seconds since the cut.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Series {
+    /// What it is (`login latency by percentile`, `sessions back`).
+    pub name: String,
+    /// Unit of x.
+    pub x_unit: String,
+    /// Unit of y.
+    pub y_unit: String,
+    /// The points, x ascending.
+    pub points: Vec<(f64, f64)>,
+}
+
 /// The result of one workload against one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// `w1` … `w5`.
     pub workload: String,
@@ -56,8 +70,11 @@ pub struct Report {
     /// Numbers.
     pub metrics: Vec<Metric>,
     /// W2 steps.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Curves for the charts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub series: Vec<Series>,
 }
 
 impl Report {
@@ -71,7 +88,18 @@ impl Report {
             problems: Vec::new(),
             metrics: Vec::new(),
             steps: Vec::new(),
+            series: Vec::new(),
         }
+    }
+
+    /// Add a curve.
+    pub fn series(&mut self, name: &str, x_unit: &str, y_unit: &str, points: Vec<(f64, f64)>) {
+        self.series.push(Series { name: name.into(), x_unit: x_unit.into(), y_unit: y_unit.into(), points });
+    }
+
+    /// A curve by name.
+    pub fn get_series(&self, name: &str) -> Option<&Series> {
+        self.series.iter().find(|s| s.name == name)
     }
 
     /// Add a number.
@@ -230,6 +258,34 @@ fn print_comparison(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
     Ok(())
 }
 
+/// A sorted sample as a distribution curve for the charts: `(percentile, value × scale)` at 0,
+/// 1, … 99 and 99.9 and 100 (nearest rank), so a chart file stays small for any sample size.
+pub fn distribution(sorted: &[u64], scale: f64) -> Vec<(f64, f64)> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let mut ps: Vec<f64> = (0..100).map(f64::from).collect();
+    ps.extend([99.5, 99.9, 100.0]);
+    ps.into_iter().map(|p| (p, percentile(sorted, p) as f64 * scale)).collect()
+}
+
+/// Sorted event times as a cumulative count over time, `(time × scale, events so far)`, at
+/// most ~200 points (each step's last event, evenly spaced by rank).
+pub fn cumulative(sorted: &[u64], scale: f64) -> Vec<(f64, f64)> {
+    let n = sorted.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let every = n.div_ceil(200).max(1);
+    let mut pts = vec![(0.0, 0.0)];
+    for (i, &t) in sorted.iter().enumerate() {
+        if (i + 1) % every == 0 || i + 1 == n {
+            pts.push((t as f64 * scale, (i + 1) as f64));
+        }
+    }
+    pts
+}
+
 /// Percentile of sorted values (nearest rank).
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
@@ -251,6 +307,35 @@ mod tests {
         assert_eq!(percentile(&v, 100.0), 100);
         assert_eq!(percentile(&[], 99.0), 0);
         assert_eq!(percentile(&[7], 1.0), 7);
+    }
+
+    #[test]
+    fn curves_are_small_and_end_at_the_sample() {
+        let v: Vec<u64> = (1..=10_000).collect();
+        let d = distribution(&v, 0.5);
+        assert_eq!(d.first(), Some(&(0.0, 0.5)));
+        assert_eq!(d.last(), Some(&(100.0, 5000.0)));
+        assert!(d.len() < 110);
+        let c = cumulative(&v, 1.0);
+        assert!(c.len() <= 202);
+        assert_eq!(c.last(), Some(&(10_000.0, 10_000.0)));
+        assert!(c.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1));
+        assert!(cumulative(&[], 1.0).is_empty());
+    }
+
+    #[test]
+    fn a_saved_report_reads_back() {
+        let mut r = Report::new("w2", "parlor", 10);
+        r.metric("peak deliveries/s", 5.0, "1/s");
+        r.steps.push(Step { offered_msgs_per_s: 2.0, ..Step::default() });
+        r.series("x", "", "", vec![(1.0, 2.0)]);
+        let back: Vec<Report> = serde_json::from_str(&serde_json::to_string(&[r]).unwrap()).unwrap();
+        assert_eq!(back[0].get("peak deliveries/s"), Some(5.0));
+        assert_eq!(back[0].steps.len(), 1);
+        assert_eq!(back[0].get_series("x").map(|s| s.points.len()), Some(1));
+        // A report saved before series existed still reads.
+        let old = r#"[{"workload":"w1","target":"bare","sessions":1,"ok":true,"problems":[],"metrics":[]}]"#;
+        assert!(serde_json::from_str::<Vec<Report>>(old).unwrap()[0].series.is_empty());
     }
 
     #[test]

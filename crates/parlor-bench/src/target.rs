@@ -20,6 +20,9 @@ pub enum Kind {
     Socketio,
     /// The bare tokio-tungstenite broadcaster in `bench/peers/bare`.
     Bare,
+    /// The same rooms server as `socketio`, in Rust on socketioxide (`bench/peers/socketioxide`,
+    /// binary `parlor-peer-socketioxide`).
+    Socketioxide,
 }
 
 impl Kind {
@@ -29,7 +32,13 @@ impl Kind {
             Kind::Parlor => "parlor",
             Kind::Socketio => "socketio",
             Kind::Bare => "bare",
+            Kind::Socketioxide => "socketioxide",
         }
+    }
+
+    /// Speaks Socket.IO v5 over Engine.IO v4 (the Node peer and socketioxide).
+    pub fn is_socketio(self) -> bool {
+        matches!(self, Kind::Socketio | Kind::Socketioxide)
     }
 }
 
@@ -98,9 +107,27 @@ pub fn socketio_dir() -> PathBuf {
 fn path_for(kind: Kind) -> String {
     match kind {
         Kind::Parlor => "/v1/ws".into(),
-        Kind::Socketio => "/socket.io/?EIO=4&transport=websocket".into(),
+        Kind::Socketio | Kind::Socketioxide => "/socket.io/?EIO=4&transport=websocket".into(),
         Kind::Bare => "/".into(),
     }
+}
+
+/// The socketioxide peer's binary: `$PARLOR_SOCKETIOXIDE_PEER`, else `parlor-peer-socketioxide`
+/// next to this executable (cargo puts every binary of the workspace in one directory).
+pub fn socketioxide_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("PARLOR_SOCKETIOXIDE_PEER") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("cannot find the parlor binary")?;
+    let bin = exe.with_file_name("parlor-peer-socketioxide");
+    if !bin.exists() {
+        bail!(
+            "{}: not built; run `cargo build -p parlor-peer-socketioxide` (with --release for a release \
+             generator), or point PARLOR_SOCKETIOXIDE_PEER at the binary",
+            bin.display()
+        );
+    }
+    Ok(bin)
 }
 
 /// Make the child die with us, whatever happens to us (Linux `PR_SET_PDEATHSIG`).
@@ -140,6 +167,11 @@ impl Target {
             Kind::Bare => {
                 let mut c = Command::new(&exe);
                 c.arg("bare-peer").arg("--listen").arg(addr.to_string());
+                c
+            }
+            Kind::Socketioxide => {
+                let mut c = Command::new(socketioxide_bin()?);
+                c.arg("--listen").arg(addr.to_string());
                 c
             }
             Kind::Socketio => {
@@ -201,6 +233,14 @@ impl Target {
     /// Resident memory now, if the PID is known.
     pub fn rss(&self) -> Option<u64> {
         self.pid.and_then(sys::rss_bytes)
+    }
+
+    /// SIGKILL a child server and reap it, as a crash would (W6); no-op for an external one.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Stop a child server (no-op for an external one).

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Semaphore};
 
-use crate::report::{percentile, Report};
+use crate::report::{distribution, percentile, Report};
 use crate::target::Target;
 use crate::{hold, join_retry, wait_until, Counts, Ctx};
+
+/// The report's curve of login latencies (ms) by percentile, for `--plot`.
+pub const LATENCY_SERIES: &str = "login latency by percentile";
 
 /// Run W1.
 pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
@@ -19,10 +22,13 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let last_login_ns = Arc::new(AtomicU64::new(0));
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    ctx.barrier("start").await?;
     let cpu0 = target.cpu();
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut tasks = Vec::with_capacity(local);
+    for i in ids {
         let (ctx2, counts, last, sem, stop, pb) =
             (ctx.clone(), counts.clone(), last_login_ns.clone(), sem.clone(), stop_rx.clone(), pb.clone());
         let ep = target.endpoint();
@@ -53,9 +59,10 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         }));
     }
     let all = wait_until(ctx.deadline(), || {
-        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= n
+        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= local
     })
     .await;
+    ctx.barrier("logged-in").await?;
     let cpu1 = target.cpu();
     let rss = target.rss();
     pb.finish();
@@ -79,12 +86,13 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         rep.metric("server CPU", (b - a).as_secs_f64(), "s");
     }
+    rep.series(LATENCY_SERIES, "%", "ms", distribution(&lats, 1e-3));
     if let Some(r) = rss {
         rep.metric("server RSS after", r as f64 / (1024.0 * 1024.0), "MiB");
     }
-    if !all || joined != n {
+    if !all || joined != local {
         rep.problem(format!(
-            "{joined} of {n} sessions logged in ({} failed){}",
+            "{joined} of {local} sessions logged in ({} failed){}",
             counts.failed.load(Ordering::Relaxed),
             counts.first_error.lock().as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
         ));

@@ -30,7 +30,7 @@ fn padding(kind: Kind) -> &'static str {
     const PAD: &str = ":pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp";
     match kind {
         Kind::Parlor => "",
-        Kind::Socketio => &PAD[..138],
+        Kind::Socketio | Kind::Socketioxide => &PAD[..138],
         Kind::Bare => &PAD[..150],
     }
 }

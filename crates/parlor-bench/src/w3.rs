@@ -17,14 +17,17 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let mut rep = Report::new("w3", target.kind.name(), n);
     // Let a freshly started server settle before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    ctx.barrier("start").await?;
     let rss0 = target.rss();
     let pb = ctx.bar(n as u64, "sessions");
     let counts = Arc::new(Counts::default());
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let start = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
+    let mut tasks = Vec::with_capacity(local);
+    for i in ids {
         let (ctx2, counts, sem, stop, pb, ep) =
             (ctx.clone(), counts.clone(), sem.clone(), stop_rx.clone(), pb.clone(), target.endpoint());
         tasks.push(tokio::spawn(async move {
@@ -49,10 +52,11 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         }));
     }
     let all = wait_until(ctx.deadline(), || {
-        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= n
+        counts.joined.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) >= local
     })
     .await;
     let connect_secs = start.elapsed().as_secs_f64();
+    ctx.barrier("connected").await?;
     pb.finish();
     let hold_for = Duration::from_secs_f64(ctx.args.hold_secs.unwrap_or(if ctx.args.quick { 2.0 } else { 15.0 }));
     let spin = ctx.spinner("holding");
@@ -60,6 +64,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let cpu0 = target.cpu();
     let held = Instant::now();
     tokio::time::sleep(hold_for).await;
+    ctx.barrier("held").await?;
     let cpu1 = target.cpu();
     let idle_secs = held.elapsed().as_secs_f64();
     let rss1 = target.rss();
@@ -83,9 +88,9 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         rep.metric("server CPU while idle", 100.0 * (b - a).as_secs_f64() / idle_secs, "% of a core");
     }
-    if !all || joined != n {
+    if !all || joined != local {
         rep.problem(format!(
-            "{joined} of {n} sessions connected ({} failed){}",
+            "{joined} of {local} sessions connected ({} failed){}",
             counts.failed.load(Ordering::Relaxed),
             counts.first_error.lock().as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
         ));

@@ -1,100 +1,58 @@
 //! W4, reconnect storm (Parlor only): `n` sessions in `rooms` rooms connect through a
-//! [`FaultProxy`]; one member per room keeps broadcasting; the proxy cuts every connection at
-//! once; each session resumes (protocol §6: `resume` with its acks, the replay, `resume_done`)
-//! after a full-jitter backoff (§7: attempt k waits a random time in [0, min(10 s, 0.5 s × 2^k)]).
+//! [`FaultProxy`] (or straight to the server, `--cut server`); one member per room keeps
+//! broadcasting; every connection is cut at once (the proxy's `cut()`, or the admin API's
+//! drop-connections); each session resumes (protocol §6) after a full-jitter backoff (§7: attempt
+//! k waits a random time in [0, min(10 s, 0.5 s × 2^k)]). The sessions are [`crate::resume`]'s.
 //!
 //! Measured: the time from the cut until every session is back; events lost (per session: the
 //! broadcasts its room's broadcaster got an `ok` for, minus those it received — every session
 //! joined before the first broadcast, so that is the whole set), events duplicated (a `seq` seen
 //! twice on a channel, or a message twice), gaps in `seq`, and `user_delete` seen by anyone
-//! (nobody leaves, so any is false).
+//! (nobody leaves, so any is false). `storm` is the same storm for W6, whose cut is a node's
+//! SIGKILL.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
-use futures_util::{SinkExt, StreamExt};
 use parlor_testkit::FaultProxy;
 use tokio::sync::{watch, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{connect_ws, js, parse, source, Client, SeqField, Ws};
-use crate::report::{percentile, Report};
-use crate::target::Target;
-use crate::{join_retry, now_ns, stopped, wait_until, Counts, Ctx};
+use crate::report::{cumulative, percentile, Report};
+use crate::resume::{Outcome, Session, Shared};
+use crate::target::{Endpoint, Target};
+use crate::{join_retry, now_ns, wait_until, Ctx};
 
-/// State shared between the controller and the sessions.
-#[derive(Debug, Default)]
-struct Shared {
-    counts: Counts,
-    /// Broadcasters may send.
-    broadcasting: AtomicBool,
-    /// Connections lost so far.
-    downs: AtomicUsize,
-    /// Sessions back (`resume_done`) so far.
-    ups: AtomicUsize,
-    /// Sessions that gave up (resume refused, kicked).
-    dead: AtomicUsize,
-    /// When the last session came back (ns).
-    last_up_ns: AtomicU64,
-    /// Resume attempts (connections opened to resume).
-    attempts: AtomicU64,
-    /// Broadcasts sent and not yet answered.
-    in_flight: AtomicUsize,
-    /// Rooms answered with `snapshot` instead of `replay`.
-    snapshots: AtomicU64,
-    /// Each room's last `seq` on the room channel, from its broadcaster's `ok`s.
-    room_last: Vec<AtomicU64>,
-    /// Each session's last room-channel `seq`.
-    session_seq: Vec<AtomicU64>,
+/// How the storm cuts the connections.
+pub(crate) enum CutBy<'a> {
+    /// A fault proxy every session goes through: its `cut()`.
+    Proxy(&'a FaultProxy),
+    /// The admin API's drop-connections on this server.
+    Server(SocketAddr),
+    /// SIGKILL this node: only its sessions lose their connection.
+    Kill(&'a mut Target),
 }
 
-/// What a session reports at the end.
-#[derive(Debug, Default)]
-struct Outcome {
-    room: usize,
-    broadcaster: bool,
-    received: HashSet<String>,
-    sent: Vec<String>,
-    dup_seq: u64,
-    dup_msg: u64,
-    gaps: u64,
-    false_deletes: u64,
-    missed_messages: u64,
-    refused: u64,
-    back_ms: Vec<u64>,
-    fatal: Option<String>,
-    /// The broadcast still unanswered at the end, and whether it was repeated after a resume.
-    unanswered: Option<(String, bool)>,
-    /// Why resume attempts failed.
-    failures: Vec<String>,
-    /// Debugging: when the last broadcast was sent and when the session was last back (ns).
-    sent_ns: u64,
-    up_ns: u64,
-    count: u64,
-}
-
-struct Session {
-    i: usize,
-    room: String,
-    proxy: SocketAddr,
-    path: String,
-    c: Client,
-    /// The broadcast in flight: (id, text, frame), repeated after a resume.
-    pending: Option<(u64, String, String)>,
-    /// The pending broadcast was repeated after a resume.
-    repeated: bool,
-    count: u64,
-    out: Outcome,
+/// One storm: who logs in where, and how the cut comes.
+pub(crate) struct Storm<'a> {
+    /// `w4`, `w6`.
+    pub workload: &'static str,
+    /// The report's target name.
+    pub label: String,
+    /// Sessions and rooms.
+    pub n: usize,
+    /// Rooms (session `i` is in room `i % rooms`; sessions `0..rooms` broadcast).
+    pub rooms: usize,
+    /// Where session `i` logs in and, in this order, tries to resume.
+    pub addrs: &'a (dyn Fn(usize) -> Vec<Endpoint> + Sync),
+    /// The cut.
+    pub cut: CutBy<'a>,
 }
 
 /// Run W4.
 pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
-    let rooms = rooms.clamp(1, n.max(1));
-    let mut rep = Report::new("w4", target.kind.name(), n);
     let proxy = match ctx.args.cut {
         crate::Cut::Proxy => Some(FaultProxy::start(target.addr)?),
         crate::Cut::Server => None,
@@ -103,6 +61,27 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let Some(p) = &proxy {
         ep.addr = p.addr();
     }
+    let addrs = move |_| vec![ep.clone()];
+    let cut = match &proxy {
+        Some(p) => CutBy::Proxy(p),
+        None => CutBy::Server(target.addr),
+    };
+    let spec = Storm { workload: "w4", label: target.kind.name().into(), n, rooms, addrs: &addrs, cut };
+    let rep = storm(ctx, spec).await;
+    if let Some(p) = &proxy {
+        p.stop();
+    }
+    rep
+}
+
+/// The report's curve of sessions back by seconds since their connection was lost (`--plot`).
+pub const BACK_SERIES: &str = "sessions back";
+
+/// The storm: log in, broadcast, cut, wait until every cut session is back, count.
+pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> {
+    let Storm { workload, label, n, rooms, addrs, mut cut } = spec;
+    let rooms = rooms.clamp(1, n.max(1));
+    let mut rep = Report::new(workload, &label, n);
     let quick = ctx.args.quick;
     let period = Duration::from_millis(if quick { 100 } else { 1000 });
     let shared = Arc::new(Shared {
@@ -113,15 +92,18 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let pb = ctx.bar(n as u64, "logins");
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let (ctx2, sh, sem, stop, pb, ep) =
-            (ctx.clone(), shared.clone(), sem.clone(), stop_rx.clone(), pb.clone(), ep.clone());
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    let mut tasks = Vec::with_capacity(local);
+    for &i in &ids {
+        let eps = addrs(i);
+        let (ctx2, sh, sem, stop, pb) = (ctx.clone(), shared.clone(), sem.clone(), stop_rx.clone(), pb.clone());
         tasks.push(tokio::spawn(async move {
             let r = i % rooms;
-            let room = format!("w4-{r}");
+            let room = format!("{workload}-{r}");
+            let ep = &eps[0];
             let Ok(permit) = sem.acquire_owned().await else { return None };
-            let joined = join_retry(&ctx2, &ep, i, &format!("u{i}"), &room, true).await;
+            let joined = join_retry(&ctx2, ep, i, &format!("u{i}"), &room, true).await;
             drop(permit);
             let c = match joined {
                 Ok(c) => c,
@@ -138,7 +120,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
             let s = Session {
                 i,
                 room,
-                proxy: ep.addr,
+                addrs: eps.iter().map(|e| e.addr).collect(),
                 path: ep.path.clone(),
                 c,
                 pending: None,
@@ -152,38 +134,59 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let deadline = ctx.deadline();
     let sh = &shared;
     let all = wait_until(deadline, || {
-        sh.counts.joined.load(Ordering::Relaxed) + sh.counts.failed.load(Ordering::Relaxed) >= n
+        sh.counts.joined.load(Ordering::Relaxed) + sh.counts.failed.load(Ordering::Relaxed) >= local
     })
     .await;
     pb.finish();
     let joined = sh.counts.joined.load(Ordering::Relaxed);
-    if !all || joined != n {
+    if !all || joined != local {
         rep.problem(format!(
-            "{joined} of {n} sessions logged in{}",
+            "{joined} of {local} sessions logged in{}",
             sh.counts.first_error.lock().as_ref().map(|e| format!("; first error: {e}")).unwrap_or_default()
         ));
         let _ = stop_tx.send(true);
         return Ok(rep);
     }
-    if let Some(p) = &proxy {
-        let _ = tokio::time::timeout(Duration::from_secs(10), p.wait_for_connections(n)).await;
+    if let CutBy::Proxy(p) = &cut {
+        let _ = tokio::time::timeout(Duration::from_secs(10), p.wait_for_connections(local)).await;
     }
+    // The sessions that lose their connection: all, or the killed node's.
+    let expect_down = match &cut {
+        CutBy::Kill(t) => ids.iter().filter(|&&i| addrs(i)[0].addr == t.addr).count(),
+        _ => local,
+    };
+    ctx.barrier("joined").await?;
 
     // Traffic, then the cut.
     let spin = ctx.spinner("storm");
     spin.set_message("broadcasting");
     sh.broadcasting.store(true, Ordering::Relaxed);
     tokio::time::sleep(if quick { Duration::from_secs(1) } else { Duration::from_secs(3) }).await;
+    match &cut {
+        // Every worker cuts its own proxy at once.
+        CutBy::Proxy(_) => ctx.barrier("cut").await?,
+        // The parent has the server drop every connection, then lets the workers go.
+        CutBy::Server(_) if ctx.is_worker() => {
+            spin.set_message("the parent has the server drop every connection");
+            ctx.barrier("drop").await?;
+        }
+        _ => {}
+    }
     let cut_ns = now_ns();
     let cut_at = Instant::now();
-    match &proxy {
-        Some(p) => {
+    match &mut cut {
+        CutBy::Proxy(p) => {
             spin.set_message(format!("cut {} connections", p.connection_count()));
             p.cut();
         }
-        None => {
+        CutBy::Server(_) if ctx.is_worker() => {} // done at the barrier
+        CutBy::Server(addr) => {
             spin.set_message("the server drops every connection");
-            drop_connections(target.addr, &ctx.app).await?;
+            drop_connections(*addr, &ctx.app).await?;
+        }
+        CutBy::Kill(t) => {
+            spin.set_message(format!("SIGKILL the node on {}", t.addr));
+            t.kill();
         }
     }
     let back_limit = Instant::now() + Duration::from_secs(if quick { 12 } else { 80 });
@@ -191,7 +194,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         let downs = sh.downs.load(Ordering::Relaxed);
         let ups = sh.ups.load(Ordering::Relaxed) + sh.dead.load(Ordering::Relaxed);
         spin.set_message(format!("{ups} of {downs} cut sessions back"));
-        downs >= n && ups >= downs
+        downs >= expect_down && ups >= downs
     })
     .await;
     let storm_secs = cut_at.elapsed().as_secs_f64();
@@ -207,7 +210,8 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     wait_until(Instant::now() + Duration::from_secs(10), || sh.in_flight.load(Ordering::SeqCst) == 0).await;
     spin.set_message("draining");
     let drained = wait_until(Instant::now() + Duration::from_secs(10), || {
-        (0..n).all(|i| sh.session_seq[i].load(Ordering::Relaxed) >= sh.room_last[i % rooms].load(Ordering::Relaxed))
+        ids.iter()
+            .all(|&i| sh.session_seq[i].load(Ordering::Relaxed) >= sh.room_last[i % rooms].load(Ordering::Relaxed))
     })
     .await;
     spin.finish_and_clear();
@@ -217,9 +221,6 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         if let Ok(Some(o)) = t.await {
             outcomes.push(o);
         }
-    }
-    if let Some(p) = &proxy {
-        p.stop();
     }
 
     // The counts.
@@ -276,6 +277,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     rep.metric("time until all back", back_secs, "s");
     rep.metric("back after p50", percentile(&back_ms, 50.0) as f64 / 1000.0, "s");
     rep.metric("back after p99", percentile(&back_ms, 99.0) as f64 / 1000.0, "s");
+    rep.series(BACK_SERIES, "s", "sessions", cumulative(&back_ms, 1e-3));
     rep.metric("resume attempts", sh.attempts.load(Ordering::Relaxed) as f64, "");
     rep.metric("snapshots instead of replay", sh.snapshots.load(Ordering::Relaxed) as f64, "");
     rep.metric("deliveries checked", checked as f64, "");
@@ -285,10 +287,13 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     rep.metric("seq gaps", gaps as f64, "");
     rep.metric("false user_delete", false_deletes as f64, "");
     if !all_back {
-        rep.problem(format!("only {ups} of {downs} cut sessions were back {storm_secs:.1} s after the cut (of {n})"));
+        rep.problem(format!(
+            "only {ups} of {downs} cut sessions were back {storm_secs:.1} s after the cut (of {local})"
+        ));
     }
-    if downs < n {
-        rep.problem(format!("the cut reached only {downs} of {n} sessions"));
+    rep.metric("sessions the cut should reach", expect_down as f64, "");
+    if downs < expect_down {
+        rep.problem(format!("the cut reached only {downs} of {expect_down} sessions"));
     }
     rep.metric("broadcasts never answered", unanswered.len() as f64, "");
     rep.metric(
@@ -329,250 +334,8 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     Ok(rep)
 }
 
-/// Full jitter (§7): attempt k waits a random time in [0, min(10 s, 0.5 s × 2^k)].
-fn backoff(attempt: u32) -> Duration {
-    let cap = (0.5 * 2f64.powi(attempt.min(10) as i32)).min(10.0);
-    Duration::from_secs_f64(rand::random::<f64>() * cap)
-}
-
-impl Session {
-    async fn run(mut self, sh: Arc<Shared>, mut stop: watch::Receiver<bool>, period: Duration) -> Outcome {
-        let every = self.c.parlor.heartbeat;
-        let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + every.mul_f64(rand::random()), every);
-        let mut bc = tokio::time::interval_at(tokio::time::Instant::now() + period.mul_f64(rand::random()), period);
-        bc.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let broadcaster = self.out.broadcaster;
-        loop {
-            let lost = tokio::select! {
-                _ = stopped(&mut stop) => break,
-                _ = hb.tick() => {
-                    let ping = self.c.parlor_ping(&self.room);
-                    self.c.ws.send(Message::text(ping)).await.err().map(|e| anyhow!("{e}"))
-                }
-                _ = bc.tick(), if broadcaster && self.pending.is_none() => {
-                    // The flag is read here, not in the guard: a guard is read once when the
-                    // select starts, and this select may have waited since before the flag fell.
-                    if !sh.broadcasting.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    self.count += 1;
-                    let text = format!("b{}:{}", self.i, self.count);
-                    let id = self.c.next_id;
-                    let frame = self.c.broadcast_frame(&self.room, &text);
-                    self.pending = Some((id, text, frame.clone()));
-                    self.repeated = false;
-                    self.out.sent_ns = now_ns();
-                    sh.in_flight.fetch_add(1, Ordering::SeqCst);
-                    self.c.ws.send(Message::text(frame)).await.err().map(|e| anyhow!("{e}"))
-                }
-                m = self.c.ws.next() => match m {
-                    Some(Ok(Message::Text(t))) => match self.frame(&sh, &t) {
-                        Ok(_) => None,
-                        Err(e) => { self.out.fatal = Some(format!("{e:#}")); break; }
-                    },
-                    Some(Ok(Message::Close(f))) => Some(anyhow!("closed: {f:?}")),
-                    Some(Ok(_)) => None,
-                    Some(Err(e)) => Some(anyhow!("{e}")),
-                    None => Some(anyhow!("closed")),
-                },
-            };
-            if lost.is_some() {
-                sh.downs.fetch_add(1, Ordering::Relaxed);
-                let down_at = Instant::now();
-                let resumed = tokio::select! {
-                    _ = stopped(&mut stop) => break,
-                    r = self.resume(&sh) => r,
-                };
-                match resumed {
-                    Ok(()) => {
-                        self.out.back_ms.push(down_at.elapsed().as_millis() as u64);
-                        sh.last_up_ns.fetch_max(now_ns(), Ordering::Relaxed);
-                        self.out.up_ns = now_ns();
-                        sh.ups.fetch_add(1, Ordering::Relaxed);
-                        // Repeat the request whose answer may have been lost (same id: §1).
-                        if let Some((_, _, frame)) = &self.pending {
-                            self.repeated = true;
-                            let _ = self.c.ws.send(Message::text(frame.clone())).await;
-                        }
-                    }
-                    Err(e) => {
-                        sh.dead.fetch_add(1, Ordering::Relaxed);
-                        self.out.fatal = Some(format!("{e:#}"));
-                        break;
-                    }
-                }
-            }
-        }
-        self.out.count = self.count;
-        self.out.unanswered = self.pending.take().map(|(_, text, _)| (text, self.repeated));
-        self.out
-    }
-
-    /// Reconnect with backoff and resume; returns once `resume_done` is processed.
-    async fn resume(&mut self, sh: &Shared) -> anyhow::Result<()> {
-        let mut attempt = 0u32;
-        loop {
-            if attempt > 60 {
-                bail!("no resume after {attempt} attempts");
-            }
-            tokio::time::sleep(backoff(attempt)).await;
-            attempt += 1;
-            sh.attempts.fetch_add(1, Ordering::Relaxed);
-            let ws = match connect_ws(self.proxy, &self.path, source(self.i)).await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    self.out.failures.push(format!("connect: {e:#}"));
-                    continue;
-                }
-            };
-            self.c.ws = ws;
-            let p = &self.c.parlor;
-            let frame = format!(
-                "{{\"t\":\"resume\",\"v\":1,\"session\":{},\"resume_token\":{},\"ack\":{}}}",
-                js(&p.session),
-                js(&p.resume_token),
-                self.c.parlor_ack(&self.room)
-            );
-            if let Err(e) = self.c.ws.send(Message::text(frame)).await {
-                self.out.failures.push(format!("send resume: {e}"));
-                continue;
-            }
-            match tokio::time::timeout(Duration::from_secs(15), self.replay(sh)).await {
-                Ok(Ok(true)) => return Ok(()),
-                Ok(Ok(false)) => {
-                    self.out.failures.push("broke during the replay".into());
-                    continue;
-                }
-                Err(_) => {
-                    self.out.failures.push("no resume_done within 15 s".into());
-                    continue;
-                }
-                Ok(Err(e)) => return Err(e),
-            }
-        }
-    }
-
-    /// Read `resumed`, the replay and `resume_done`. Ok(false): the connection broke, try again.
-    async fn replay(&mut self, sh: &Shared) -> anyhow::Result<bool> {
-        let mut resumed = false;
-        loop {
-            let t = match next(&mut self.c.ws).await {
-                Some(t) => t,
-                None => return Ok(false),
-            };
-            let f = parse(&t)?;
-            match &*f.t {
-                "resumed" => {
-                    resumed = true;
-                    if let Some(tok) = f.resume_token {
-                        self.c.parlor.resume_token = tok;
-                    }
-                    match f.rooms.as_ref().and_then(|r| r.get(&self.room)).map(String::as_str) {
-                        Some("replay") => {}
-                        Some("snapshot") => {
-                            sh.snapshots.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => bail!("resume of {}: room {} is {other:?}", self.i, self.room),
-                    }
-                }
-                "error" if !resumed => bail!("resume refused: {t:.200}"),
-                "resume_done" => return Ok(true),
-                _ => {
-                    drop(f);
-                    self.frame(sh, &t)?;
-                }
-            }
-        }
-    }
-
-    /// Apply one frame (live or replayed).
-    fn frame(&mut self, sh: &Shared, t: &str) -> anyhow::Result<()> {
-        let f = parse(t)?;
-        let p = &mut self.c.parlor;
-        match &*f.t {
-            "event" => {
-                let Some(SeqField::One(seq)) = f.seq else { return Ok(()) };
-                let last = match f.ch.as_deref() {
-                    Some("room") => &mut p.room_seq,
-                    Some("users") => &mut p.users_seq,
-                    Some("direct") => &mut p.direct_seq,
-                    _ => return Ok(()),
-                };
-                if seq <= *last {
-                    self.out.dup_seq += 1;
-                    return Ok(());
-                }
-                self.out.gaps += seq - *last - 1;
-                *last = seq;
-                if f.ch.as_deref() == Some("room") {
-                    sh.session_seq[self.i].store(seq, Ordering::Relaxed);
-                }
-                match f.kind.as_deref() {
-                    Some("broadcast") => {
-                        if let Some(m) = f.message {
-                            let own = m.starts_with(&format!("b{}:", self.i));
-                            if !own && !self.out.received.insert(m.into_owned()) {
-                                self.out.dup_msg += 1;
-                            }
-                        }
-                    }
-                    Some("user_delete") => self.out.false_deletes += 1,
-                    _ => {}
-                }
-            }
-            "ok" | "error" => {
-                let is_pending = matches!((&self.pending, f.id), (Some((id, _, _)), Some(fid)) if *id == fid);
-                if !is_pending {
-                    return Ok(());
-                }
-                let Some((_, text, _)) = self.pending.take() else { return Ok(()) };
-                sh.in_flight.fetch_sub(1, Ordering::Relaxed);
-                if f.t == "ok" {
-                    if let Some(SeqField::Channels { room: Some(s), .. }) = f.seq {
-                        if s > p.room_seq {
-                            p.room_seq = s;
-                            sh.session_seq[self.i].store(s, Ordering::Relaxed);
-                        }
-                        sh.room_last[self.out.room].fetch_max(s, Ordering::Relaxed);
-                    }
-                    self.out.sent.push(text);
-                } else {
-                    self.out.refused += 1;
-                }
-            }
-            "snapshot" => {
-                if let Some(SeqField::Channels { room, users, .. }) = f.seq {
-                    p.room_seq = room.unwrap_or(p.room_seq);
-                    p.users_seq = users.unwrap_or(p.users_seq);
-                    sh.session_seq[self.i].store(p.room_seq, Ordering::Relaxed);
-                }
-                if let Some(e) = f.room_session {
-                    p.epoch = e;
-                }
-                if f.missed_messages == Some(true) {
-                    self.out.missed_messages += 1;
-                }
-            }
-            "kicked" => bail!("session {} kicked: {t:.200}", self.i),
-            _ => {}
-        }
-        Ok(())
-    }
-}
-
-/// The next text frame, or None when the connection broke.
-async fn next(ws: &mut Ws) -> Option<String> {
-    loop {
-        match ws.next().await? {
-            Ok(Message::Text(t)) => return Some(t.to_string()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => {}
-        }
-    }
-}
-
 /// `POST /v1/admin/apps/{app}/connections/drop`: the server closes every connection at once.
-async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
+pub(crate) async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await?;
     let req = format!(
@@ -585,19 +348,4 @@ async fn drop_connections(addr: SocketAddr, app: &crate::client::App) -> anyhow:
     tcp.read_to_string(&mut answer).await?;
     anyhow::ensure!(answer.starts_with("HTTP/1.1 200"), "drop-connections refused: {answer:.200}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_is_full_jitter_capped_at_ten_seconds() {
-        for attempt in 0..20 {
-            let cap = (0.5 * 2f64.powi(attempt.min(10) as i32)).min(10.0);
-            for _ in 0..50 {
-                assert!(backoff(attempt).as_secs_f64() <= cap);
-            }
-        }
-    }
 }

@@ -91,7 +91,7 @@ fn ping(addr: SocketAddr) -> bool {
 }
 
 /// Start `n` Parlor nodes on `redis`, node ids `n1` … `nN`.
-async fn start_nodes(ctx: &Ctx, redis: &Redis, n: usize) -> anyhow::Result<Vec<Target>> {
+pub(crate) async fn start_nodes(ctx: &Ctx, redis: &Redis, n: usize) -> anyhow::Result<Vec<Target>> {
     let mut nodes = Vec::with_capacity(n);
     for i in 1..=n {
         let limits = Limits {

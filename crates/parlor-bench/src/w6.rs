@@ -1,0 +1,55 @@
+//! W6, failover storm (Parlor on Redis): one `redis-server` and three Redis-backed nodes (started
+//! as in W5), `n` sessions in `rooms` rooms spread over the nodes so that every room spans all
+//! three (member `k` of room `r` is on node `(k + r) % 3`, so the rooms' broadcasters are spread
+//! too), one broadcaster per room. Then one node is SIGKILLed: its sessions lose their
+//! connections and resume (§6) on the others — each tries its own node first and then the next
+//! ones in turn, as a client behind a balancer would — within the session timeout, so nobody
+//! may see a `user_delete`.
+//!
+//! Counted as in W4 (`w4::storm`): time until every cut session is back, events lost,
+//! duplicated, `seq` gaps, false `user_delete`; any of these fails the run.
+
+use anyhow::{bail, Context};
+
+use crate::report::Report;
+use crate::target::Endpoint;
+use crate::w4::{storm, CutBy, Storm};
+use crate::w5::{start_nodes, Redis};
+use crate::Ctx;
+
+/// Nodes in the cluster.
+pub const NODES: usize = 3;
+
+/// The node (0-based) that is killed: the last one.
+const VICTIM: usize = NODES - 1;
+
+/// Run W6.
+pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
+    if ctx.args.server_url.is_some() {
+        bail!("w6 starts its own redis-server and nodes: --server-url does not apply");
+    }
+    let rooms = rooms.clamp(1, n.max(1));
+    let mut redis = Redis::start().await?;
+    let mut nodes = start_nodes(ctx, &redis, NODES).await.context("starting the nodes")?;
+    let eps: Vec<Endpoint> = nodes.iter().map(|t| t.endpoint()).collect();
+    let addrs = |i: usize| {
+        let home = (i / rooms + i % rooms) % NODES;
+        (0..NODES).map(|k| eps[(home + k) % NODES].clone()).collect::<Vec<_>>()
+    };
+    let spec = Storm {
+        workload: "w6",
+        label: format!("parlor+redis, {NODES} nodes"),
+        n,
+        rooms,
+        addrs: &addrs,
+        cut: CutBy::Kill(&mut nodes[VICTIM]),
+    };
+    let rep = storm(ctx, spec).await;
+    for t in &mut nodes {
+        t.stop(); // the killed one is already gone
+    }
+    redis.stop();
+    let mut rep = rep?;
+    rep.metric("nodes", NODES as f64, "");
+    Ok(rep)
+}
