@@ -128,6 +128,11 @@ impl Hub {
         self.state.lock().sessions.values().filter(|l| l.conn.is_some()).count()
     }
 
+    /// Sessions of `app` on this node with a connection (the admin API's stats).
+    pub fn connected_of(&self, app: u32) -> usize {
+        self.state.lock().sessions.values().filter(|l| l.app == app && l.conn.is_some()).count()
+    }
+
     /// Close every connection with 4010 (the server is shutting down; clients reconnect).
     pub fn shutdown(&self) {
         for c in self.state.lock().conns.values() {
