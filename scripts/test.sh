@@ -50,6 +50,13 @@ cargo build -p parlor --bins --quiet
 cargo build -p parlor-client --example room --quiet
 tests/independent/run.sh "$PWD/target/debug/parlor"
 
+# --- the admin API against its own OpenAPI document ----------------------------------------
+# schemathesis (PyPI, pinned, in a venv under target/) runs every operation of
+# /v1/admin/openapi.json on `parlor serve` with all checks, 30 cases per operation, seed 1;
+# fails on any failure. About 20 s plus the first pip install (~40 s) on 2 cores.
+step "schemathesis: the admin API against its OpenAPI document (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
+
 # --- the benchmark tool: every workload once, small, with correct counts ---------------------
 # slow: a member that reads nothing is cut with 4008 and catches up by resume (~20 s).
 step "parlor bench --quick (w1 w2 w3 w4 w5 slow): the tool must not rot"

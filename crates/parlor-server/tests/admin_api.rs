@@ -133,6 +133,7 @@ async fn rooms_are_listed_a_page_at_a_time() {
         ("limit=0", "invalid_field"),
         ("limit=1001", "invalid_field"),
         ("cursor=zz", "invalid_cursor"),
+        ("cursor=%2B1", "invalid_cursor"),
         ("limit=x", "bad_request"),
     ] {
         let (status, body) = call(&s, "GET", &format!("/v1/admin/apps/7/rooms?{query}"), None).await;

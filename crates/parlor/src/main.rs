@@ -3,12 +3,14 @@
 //! - `parlor serve` runs the server (in memory, or as one of several nodes sharing Redis);
 //! - `parlor token` mints a token for an app;
 //! - `parlor bench` runs the load generator (see `docs/benchmarks.md`);
-//! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`).
+//! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`);
+//! - `parlor rooms|users|send …` call the admin API (see `docs/operations.md`).
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>`.
 
 #![forbid(unsafe_code)]
 
+mod admin_cli;
 mod sim;
 
 use std::collections::HashMap;
@@ -39,6 +41,12 @@ enum Command {
     Bench(parlor_bench::BenchArgs),
     /// Run the seeded fault simulation: N schedules of clients, faults and restarts.
     Sim(sim::SimArgs),
+    /// The admin API: list, show or close rooms.
+    Rooms(admin_cli::RoomsArgs),
+    /// The admin API: kick users.
+    Users(admin_cli::UsersArgs),
+    /// The admin API: send a broadcast, barrage or command as the server.
+    Send(admin_cli::SendArgs),
     /// The bare WebSocket broadcaster `parlor bench --target bare` starts (benchmark peer).
     #[command(hide = true)]
     BarePeer {
@@ -258,6 +266,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(a) => serve(a).await,
         Command::Token(a) => mint(a),
         Command::BarePeer { listen } => parlor_bench::bare_peer(listen).await,
+        Command::Rooms(a) => admin_cli::rooms(a).await,
+        Command::Users(a) => admin_cli::users(a).await,
+        Command::Send(a) => admin_cli::send(a).await,
         Command::Bench(_) | Command::Sim(_) => unreachable!("handled above"),
     }
 }

@@ -9,6 +9,8 @@ use axum::Extension;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
 
+use super::error::ErrorBody;
+
 /// The parts of the document that are not a route: title, security scheme, tags.
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +27,7 @@ use utoipa::OpenApi;
         (name = "send", description = "Messages from the server"),
         (name = "server", description = "Counts and this document")
     ),
+    components(schemas(ErrorBody)),
     modifiers(&Bearer)
 )]
 struct Base;

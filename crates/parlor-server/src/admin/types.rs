@@ -103,6 +103,7 @@ pub struct PageQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page (opaque); absent for the first page.
+    #[param(pattern = "^([0-9a-fA-F]{2})+$")]
     pub cursor: Option<String>,
 }
 
@@ -128,6 +129,7 @@ pub struct CloseBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct BroadcastBody {
     /// The text: 1 to 1024 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 1024)]
     pub message: String,
     /// A barrage rather than a broadcast.
     #[serde(default)]
@@ -138,9 +140,11 @@ pub struct BroadcastBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CommandBody {
     /// The text: 1 to 1024 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 1024)]
     pub command: String,
     /// The members it is for (user ids); every member when empty. Unknown ids are ignored.
     #[serde(default)]
+    #[schema(max_items = 10000)]
     pub to: Vec<String>,
 }
 
@@ -148,9 +152,11 @@ pub struct CommandBody {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct ExtraBody {
     /// The key: 1 to 128 bytes.
+    #[schema(min_length = 1, max_length = 128)]
     pub key: String,
     /// The value: at most 1024 bytes.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub value: String,
 }
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The admin API against its own OpenAPI document with schemathesis (PyPI): every operation of
+# GET /v1/admin/openapi.json, examples, coverage and fuzzing phases, every check, a bounded
+# number of cases per operation, a fixed seed. Fails on any failure. Needs target/debug/parlor
+# (`cargo build -p parlor --bins`) and python3 with venv.
+#
+#   scripts/schemathesis.sh [MAX_EXAMPLES]     (default 30; about a minute on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VERSION=4.32.5
+MAX_EXAMPLES="${1:-30}"
+VENV=target/schemathesis-venv
+APP_ID=7
+SECRET=schemathesis-secret
+
+if [ ! -x "$VENV/bin/st" ] || ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$VERSION"; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$VERSION"
+fi
+
+# A free loopback port: bind port 0, read what the kernel gave, let it go.
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+BASE="http://127.0.0.1:$PORT"
+LOG=target/schemathesis-server.log
+RUST_LOG=warn target/debug/parlor serve --listen "127.0.0.1:$PORT" --app "$APP_ID:$SECRET" >"$LOG" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -sf "$BASE/healthz" >/dev/null 2>&1 && break
+  kill -0 "$SERVER" 2>/dev/null || { cat "$LOG" >&2; echo "parlor serve did not start" >&2; exit 1; }
+  sleep 0.1
+done
+
+# The known app for every {app}: random app ids would only ever be 404 "unknown app".
+CONFIG=target/schemathesis.toml
+cat >"$CONFIG" <<TOML
+[parameters]
+"path.app" = $APP_ID
+TOML
+
+"$VENV/bin/st" --config-file "$CONFIG" run "$BASE/v1/admin/openapi.json" \
+  --url "$BASE" \
+  -H "Authorization: Bearer $SECRET" \
+  --checks all \
+  --phases examples,coverage,fuzzing \
+  --max-examples "$MAX_EXAMPLES" \
+  --seed 1 \
+  --workers 2 \
+  --request-timeout 10 \
+  --no-color
