@@ -140,8 +140,32 @@ fn print(conn: &Conn, answer: &Value, table: impl FnOnce(&Value) -> String) {
     }
 }
 
+/// An error of an admin command: one line on stderr (no backtrace: it is an answer, not a bug)
+/// and exit code 1.
+fn done(result: Result<()>) -> Result<()> {
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 /// `parlor rooms …`
 pub async fn rooms(a: RoomsArgs) -> Result<()> {
+    done(run_rooms(a).await)
+}
+
+/// `parlor users …`
+pub async fn users(a: UsersArgs) -> Result<()> {
+    done(run_users(a).await)
+}
+
+/// `parlor send …`
+pub async fn send(a: SendArgs) -> Result<()> {
+    done(run_send(a).await)
+}
+
+async fn run_rooms(a: RoomsArgs) -> Result<()> {
     let c = Client::new(&a.conn)?;
     match a.cmd {
         RoomsCmd::List { limit, cursor } => {
@@ -168,8 +192,7 @@ pub async fn rooms(a: RoomsArgs) -> Result<()> {
     Ok(())
 }
 
-/// `parlor users …`
-pub async fn users(a: UsersArgs) -> Result<()> {
+async fn run_users(a: UsersArgs) -> Result<()> {
     let c = Client::new(&a.conn)?;
     match a.cmd {
         UsersCmd::Kick { room, user, reason } => {
@@ -181,8 +204,7 @@ pub async fn users(a: UsersArgs) -> Result<()> {
     Ok(())
 }
 
-/// `parlor send …`
-pub async fn send(a: SendArgs) -> Result<()> {
+async fn run_send(a: SendArgs) -> Result<()> {
     let c = Client::new(&a.conn)?;
     match a.cmd {
         SendCmd::Broadcast { room, text, barrage } => {
