@@ -52,8 +52,9 @@ tests/independent/run.sh "$PWD/target/debug/parlor"
 
 # --- the admin API against its own OpenAPI document ----------------------------------------
 # schemathesis (PyPI, pinned, in a venv under target/) runs every operation of
-# /v1/admin/openapi.json on `parlor serve` with all checks, 30 cases per operation, seed 1;
-# fails on any failure. About 20 s plus the first pip install (~40 s) on 2 cores.
+# /v1/admin/openapi.json on `parlor serve` (members in rooms meanwhile) with all checks, 30
+# cases per operation, seed 1; fails on any failure. About 20 s, plus ~40 s for the first pip
+# install, on 2 cores.
 step "schemathesis: the admin API against its OpenAPI document (scripts/schemathesis.sh)"
 scripts/schemathesis.sh
 
