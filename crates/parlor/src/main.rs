@@ -43,7 +43,7 @@ enum Command {
     Sim(sim::SimArgs),
     /// The admin API: list, show or close rooms.
     Rooms(admin_cli::RoomsArgs),
-    /// The admin API: kick users.
+    /// The admin API: kick users, force a reconnect.
     Users(admin_cli::UsersArgs),
     /// The admin API: send a broadcast, barrage or command as the server.
     Send(admin_cli::SendArgs),

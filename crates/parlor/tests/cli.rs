@@ -136,6 +136,12 @@ async fn the_cli_lists_shows_sends_kicks_and_closes() {
     let ev = bob.next(|f| f["kind"] == "command").await;
     assert_eq!((ev["ch"].as_str(), ev["command"].as_str()), (Some("direct"), Some("mute")));
 
+    let (ok, out, _) = parlor(&url, &app, &["users", "reconnect", "--room", "lobby", "bob"]).await;
+    assert!(ok);
+    assert!(out.starts_with("reconnecting bob (session "), "{out}");
+    assert_eq!(bob.next(|f| f["t"] == "<close>").await["code"], 4010);
+    let mut bob = Member::join(&s, "bob", "Bob", "lobby").await;
+
     let (ok, out, _) = parlor(&url, &app, &["users", "kick", "--room", "lobby", "bob", "--reason", "spam"]).await;
     assert!(ok);
     assert_eq!(out, "kicked bob from lobby\n");

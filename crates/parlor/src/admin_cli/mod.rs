@@ -18,7 +18,7 @@ pub struct Conn {
     #[arg(long, env = "PARLOR_URL", default_value = "http://127.0.0.1:7700", global = true)]
     pub url: String,
     /// The app as ID:SECRET (the first of a comma-separated list in the environment).
-    #[arg(long, env = "PARLOR_APP", global = true)]
+    #[arg(long, env = "PARLOR_APP", global = true, hide_env_values = true)]
     pub app: Option<String>,
     /// Print the API's JSON answer instead of a table.
     #[arg(long, global = true)]
@@ -85,6 +85,14 @@ enum UsersCmd {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Close the connection of a user's session in a room with 4010: it resumes at once.
+    Reconnect {
+        /// The room.
+        #[arg(long)]
+        room: String,
+        /// The user id.
+        user: String,
+    },
 }
 
 /// `parlor send …`
@@ -130,6 +138,10 @@ fn seg(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+fn s(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
 fn print(conn: &Conn, answer: &Value, table: impl FnOnce(&Value) -> String) {
@@ -199,6 +211,10 @@ async fn run_users(a: UsersArgs) -> Result<()> {
             let body = json!({ "user": user, "reason": reason });
             let answer = c.post(&format!("/rooms/{}/kick", seg(&room)), body).await?;
             print(&a.conn, &answer, |v| format!("kicked {} from {room}\n", v["kicked"].as_str().unwrap_or(&user)));
+        }
+        UsersCmd::Reconnect { room, user } => {
+            let answer = c.post(&format!("/rooms/{}/users/{}/reconnect", seg(&room), seg(&user)), json!({})).await?;
+            print(&a.conn, &answer, |v| format!("reconnecting {user} (session {})\n", s(&v["session"])));
         }
     }
     Ok(())
