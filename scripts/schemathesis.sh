@@ -32,7 +32,7 @@ SERVER=$!
 MEMBERS=""
 trap 'kill $MEMBERS "$SERVER" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
-  curl -sf "$BASE/healthz" >/dev/null 2>&1 && break
+  python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" "$BASE/healthz" 2>/dev/null && break
   kill -0 "$SERVER" 2>/dev/null || { cat "$LOG" >&2; echo "parlor serve did not start" >&2; exit 1; }
   sleep 0.1
 done
