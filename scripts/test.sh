@@ -50,6 +50,14 @@ cargo build -p parlor --bins --quiet
 cargo build -p parlor-client --example room --quiet
 tests/independent/run.sh "$PWD/target/debug/parlor"
 
+# --- the admin API against its own OpenAPI document ----------------------------------------
+# schemathesis (PyPI, pinned, in a venv under target/) runs every operation of
+# /v1/admin/openapi.json on `parlor serve` (members in rooms meanwhile) with all checks, 30
+# cases per operation, seed 1; fails on any failure. About 20 s, plus ~40 s for the first pip
+# install, on 2 cores.
+step "schemathesis: the admin API against its OpenAPI document (scripts/schemathesis.sh)"
+scripts/schemathesis.sh
+
 # --- the benchmark tool: every workload once, small, with correct counts ---------------------
 # slow: a member that reads nothing is cut with 4008 and catches up by resume (~20 s).
 # w6: 150 sessions on three Redis nodes, one SIGKILLed, its 50 resume on the others (~6 s).

@@ -1,29 +1,18 @@
 //! The HTTP side: `/v1/ws` (the protocol), `/v1/admin/…` (admin API), `/metrics` (Prometheus),
 //! `/healthz` (liveness), `/readyz` (readiness: 503 while draining).
 //!
-//! The admin API authenticates per app: `Authorization: Bearer <the app's server secret>`.
-//! - `GET  /v1/admin/apps/{app}/rooms` — rooms with users, streams and extra info;
-//! - `GET  /v1/admin/apps/{app}/rooms/{room}` — one room;
-//! - `POST /v1/admin/apps/{app}/rooms/{room}/kick` `{"user":"u1","reason":"..."}` — kick (1002055);
-//! - `POST /v1/admin/apps/{app}/rooms/{room}/close` `{"reason":"..."}` — kick everyone (1002055);
-//! - `POST /v1/admin/apps/{app}/connections/drop` — close every connection of the app with 4010
-//!   (sessions stay; clients resume).
-//!
-//! Every admin answer is a JSON object; every refusal is a 4xx with `{"error": "..."}` (a bad
-//! secret 401, an unknown app, room, user or endpoint 404, a wrong method 405, a path or body
-//! that does not parse 400 / 415 / 422).
+//! The admin API is [`crate::admin`]; this module composes it with the rest.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -61,40 +50,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
-        .nest("/v1/admin", admin_router())
+        .merge(crate::admin::router())
         .with_state(node)
-}
-
-/// The admin API. Every answer is JSON, refusals too: see [`json_errors`].
-fn admin_router() -> Router<Arc<Node>> {
-    Router::new()
-        .route("/apps/{app}/rooms", get(admin_rooms))
-        .route("/apps/{app}/rooms/{room}", get(admin_room))
-        .route("/apps/{app}/rooms/{room}/kick", post(admin_kick))
-        .route("/apps/{app}/rooms/{room}/close", post(admin_close))
-        .route("/apps/{app}/connections/drop", post(admin_drop_connections))
-        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({ "error": "no such admin endpoint" }))) })
-        .layer(axum::middleware::map_response(json_errors))
-}
-
-/// axum's own refusals (a path segment that does not parse, a body that is no JSON or lacks
-/// its content type, a wrong method) are plain text or empty: an admin client gets them as
-/// `{"error": "<axum's text>"}` with the same status and headers, like every other refusal.
-async fn json_errors(res: Response) -> Response {
-    let is_json =
-        res.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json || !res.status().is_client_error() {
-        return res;
-    }
-    let (mut parts, body) = res.into_parts();
-    // Rejection texts are a line; anything longer is cut, not an error of its own.
-    let text = match axum::body::to_bytes(body, 4096).await {
-        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
-        _ => parts.status.canonical_reason().unwrap_or("refused").to_lowercase(),
-    };
-    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(json!({ "error": text }).to_string()))
 }
 
 /// The WebSocket upgrade (RFC 6455 §4.2), done here rather than by axum's `ws` feature so that
@@ -207,88 +164,4 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 
 async fn metrics_text() -> String {
     prometheus().render()
-}
-
-/// None when the request carries the app's secret; else the response that refuses it.
-fn refused(node: &Node, app: u32, headers: &HeaderMap) -> Option<Response> {
-    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-    match (node.config.apps.get(&app), given) {
-        (Some(secret), Some(given)) if crate::secret::same_secret(secret, given) => None,
-        (None, _) => Some((StatusCode::NOT_FOUND, Json(json!({ "error": "unknown app" }))).into_response()),
-        _ => Some((StatusCode::UNAUTHORIZED, Json(json!({ "error": "bad or missing bearer secret" }))).into_response()),
-    }
-}
-
-async fn admin_rooms(State(node): State<Arc<Node>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&node, app, &headers) {
-        return r;
-    }
-    Json(json!({ "rooms": node.admin_rooms(app).await })).into_response()
-}
-
-async fn admin_room(
-    State(node): State<Arc<Node>>,
-    Path((app, room)): Path<(u32, String)>,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = refused(&node, app, &headers) {
-        return r;
-    }
-    match node.admin_room(app, &room).await {
-        Some(info) => Json(info).into_response(),
-        None => (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response(),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct KickBody {
-    user: String,
-    #[serde(default)]
-    reason: String,
-}
-
-#[derive(Debug, Deserialize, Default)]
-struct CloseBody {
-    #[serde(default)]
-    reason: String,
-}
-
-async fn admin_kick(
-    State(node): State<Arc<Node>>,
-    Path((app, room)): Path<(u32, String)>,
-    headers: HeaderMap,
-    Json(body): Json<KickBody>,
-) -> Response {
-    if let Some(r) = refused(&node, app, &headers) {
-        return r;
-    }
-    if node.admin_kick(app, &room, &body.user, &body.reason, Instant::now()).await {
-        Json(json!({ "kicked": body.user })).into_response()
-    } else {
-        (StatusCode::NOT_FOUND, Json(json!({ "error": "no such user in that room" }))).into_response()
-    }
-}
-
-async fn admin_close(
-    State(node): State<Arc<Node>>,
-    Path((app, room)): Path<(u32, String)>,
-    headers: HeaderMap,
-    body: Option<Json<CloseBody>>,
-) -> Response {
-    if let Some(r) = refused(&node, app, &headers) {
-        return r;
-    }
-    let reason = body.map(|b| b.0.reason).unwrap_or_default();
-    if node.admin_close_room(app, &room, &reason, Instant::now()).await {
-        Json(json!({ "closed": room })).into_response()
-    } else {
-        (StatusCode::NOT_FOUND, Json(json!({ "error": "no such room" }))).into_response()
-    }
-}
-
-async fn admin_drop_connections(State(node): State<Arc<Node>>, Path(app): Path<u32>, headers: HeaderMap) -> Response {
-    if let Some(r) = refused(&node, app, &headers) {
-        return r;
-    }
-    Json(json!({ "dropped": node.admin_drop_connections(app).await })).into_response()
 }

@@ -131,6 +131,11 @@ impl Hub {
         self.state.lock().sessions.values().filter(|l| l.conn.is_some()).count()
     }
 
+    /// Sessions of `app` on this node with a connection (the admin API's stats).
+    pub fn connected_of(&self, app: u32) -> usize {
+        self.state.lock().sessions.values().filter(|l| l.app == app && l.conn.is_some()).count()
+    }
+
     /// Close every connection with 4010 (the server is shutting down; clients reconnect).
     /// Returns how many were not closing already.
     pub fn shutdown(&self) -> usize {

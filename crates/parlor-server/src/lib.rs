@@ -2,7 +2,8 @@
 //!
 //! In layers, arrows pointing down only (see `docs/architecture.md`):
 //! - transport: [`ws`] (one WebSocket connection: decoding, limits, the writer task), [`http`]
-//!   (the axum router — `/v1/ws`, `/v1/admin/…`, `/metrics`, `/healthz`), [`web`] (the demo
+//!   (the axum router — `/v1/ws`, `/metrics`, `/healthz`), [`admin`] (`/v1/admin/…` and its
+//!   OpenAPI document), [`web`] (the demo
 //!   page, the embedded Web SDK, the dev token endpoint);
 //! - session: [`node`] (`hello`, `resume`, liveness, each request to the engine and its answer);
 //! - rules: [`rules`] (validation, tokens, per-session rate limits, the code of every refusal);
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod drain;

@@ -171,6 +171,10 @@ impl Node {
         };
         let refuse = |c: ErrorCode| (c, c.message().to_string());
         validate::user_id(&h.user.id).map_err(refuse)?;
+        // The server's own sender in the events it causes (the admin API): no session is it.
+        if h.user.id == crate::engine::admin::SERVER_USER_ID {
+            return Err((ErrorCode::UserIdInvalid, "the user id $server is reserved for the server".into()));
+        }
         validate::user_name(&h.user.name).map_err(refuse)?;
         let claims = token::verify(secret.as_bytes(), &h.token, h.app_id, &h.user.id, None, self.clock.wall_s(now))
             .map_err(refuse)?;

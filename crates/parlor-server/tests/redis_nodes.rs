@@ -312,3 +312,57 @@ async fn a_room_whose_state_redis_lost_gets_a_new_epoch() {
     assert_ne!(snapshot["room_session"].as_str(), Some(old_epoch.as_str()), "{snapshot}");
     assert_eq!(snapshot["online"], 1, "{snapshot}");
 }
+
+/// An admin API request to node `s`; the JSON answer (asserted 200).
+async fn admin(s: &Server, method: reqwest::Method, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let client = parlor_server::http_client::client(std::time::Duration::from_secs(10), &[]).expect("client");
+    let res = client
+        .request(method, format!("http://{}/v1/admin/apps/{APP}{path}", s.addr))
+        .bearer_auth(SECRET)
+        .json(&body)
+        .send()
+        .await
+        .expect("the node answers");
+    assert_eq!(res.status(), 200, "{path}");
+    res.json().await.expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_of_one_node_acts_on_sessions_of_the_other() {
+    use reqwest::Method;
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a").await, node(&redis, "b").await);
+    let mut on_b = peer(&b, "u1").await;
+    let mut on_a = peer(&a, "u2").await;
+    on_b.login("r").await;
+    on_a.login("r").await;
+    let ok = on_b.request(json!({"t":"publish","room":"r","stream":"s1","extra":""})).await;
+    assert_eq!(code(&ok), 0);
+    let _ = next_events(&mut on_b, 1).await; // u2's user_add
+    let _ = next_events(&mut on_a, 1).await; // the stream_add
+                                             // Through node a: a broadcast, a command to u1, a stream deleted; u1 is on node b.
+    let sent = admin(&a, Method::POST, "/rooms/r/broadcast", json!({"message":"hi"})).await;
+    assert_eq!(sent, json!({"message_id":"2","seq":2}));
+    let n = admin(&a, Method::POST, "/rooms/r/command", json!({"command":"go","to":["u1"]})).await;
+    assert_eq!(n, json!({"recipients":1}));
+    let deleted = admin(&a, Method::DELETE, "/rooms/r/streams/s1", json!({})).await;
+    assert_eq!(deleted, json!({"seq":3}));
+    let events = next_events(&mut on_b, 3).await;
+    let server = json!({"id":"$server","name":"server"});
+    assert_eq!(events[0]["from"], server);
+    assert_eq!(kinds(&events), vec!["room:2:broadcast", "direct:1:command", "room:3:stream_delete"], "{events:?}");
+    assert_eq!(events[2]["reason"], 4);
+    assert_eq!(kinds(&next_events(&mut on_a, 2).await), vec!["room:2:broadcast", "room:3:stream_delete"]);
+    // Node b lists and counts the same.
+    let page = admin(&b, Method::GET, "/rooms", json!({})).await;
+    assert_eq!(page["rooms"][0]["streams"], json!([]));
+    let stats = admin(&b, Method::GET, "/stats", json!({})).await;
+    assert_eq!(
+        (stats["rooms"].as_u64(), stats["streams"].as_u64(), stats["sessions"].as_u64()),
+        (Some(1), Some(0), Some(2))
+    );
+    // A reconnect asked on node a closes u1's connection on node b with 4010.
+    let r = admin(&a, Method::POST, "/rooms/r/users/u1/reconnect", json!({})).await;
+    assert!(r["session"].as_str().is_some_and(|s| s.starts_with("7.")), "{r}");
+    assert_eq!(on_b.recv_until_end().await.1, End::Close(4010));
+}

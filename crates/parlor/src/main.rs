@@ -5,12 +5,14 @@
 //! - `parlor bench` runs the load generator (see `docs/benchmarks.md`);
 //! - `parlor sim` runs the seeded fault simulation (see `docs/reliability.md`);
 //! - `parlor config check FILE` validates a config file.
+//! - `parlor rooms|users|send …` call the admin API (see `docs/operations.md`).
 //!
 //! Every flag of `serve` can also be given as an environment variable `PARLOR_<FLAG>` and as a
 //! key of the config file (`serve --config FILE`; see `config_file`).
 
 #![forbid(unsafe_code)]
 
+mod admin_cli;
 mod config_file;
 mod logs;
 mod serve;
@@ -44,6 +46,12 @@ enum Command {
     Bench(parlor_bench::BenchArgs),
     /// Run the seeded fault simulation: N schedules of clients, faults and restarts.
     Sim(sim::SimArgs),
+    /// The admin API: list, show or close rooms.
+    Rooms(admin_cli::RoomsArgs),
+    /// The admin API: kick users, force a reconnect.
+    Users(admin_cli::UsersArgs),
+    /// The admin API: send a broadcast, barrage or command as the server.
+    Send(admin_cli::SendArgs),
     /// The bare WebSocket broadcaster `parlor bench --target bare` starts (benchmark peer).
     #[command(hide = true)]
     BarePeer {
@@ -144,6 +152,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Token(a) => mint(a),
         Command::BarePeer { listen } => parlor_bench::bare_peer(listen).await,
+        Command::Rooms(a) => admin_cli::rooms(a).await,
+        Command::Users(a) => admin_cli::users(a).await,
+        Command::Send(a) => admin_cli::send(a).await,
         Command::Serve(_) | Command::Config(_) | Command::Bench(_) | Command::Sim(_) => unreachable!("handled above"),
     }
 }

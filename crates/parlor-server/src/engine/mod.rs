@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use crate::frame::Frame;
 
+pub mod admin;
 pub mod memory;
 pub mod redis;
 

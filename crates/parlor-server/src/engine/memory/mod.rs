@@ -9,6 +9,7 @@
 //! Time is a parameter: every entry point takes `now` (a `tokio::time::Instant`), so tests on
 //! tokio's paused clock drive timeouts without sleeping.
 
+mod admin;
 mod log;
 mod requests;
 mod resume;

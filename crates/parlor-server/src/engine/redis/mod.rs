@@ -17,6 +17,7 @@
 //! See `docs/architecture.md` and `docs/operations.md` (what lives in Redis, for how long, and
 //! what happens when Redis goes away).
 
+mod admin;
 mod conn;
 mod engine;
 mod fanout;
@@ -44,9 +45,14 @@ use crate::engine::{
 };
 use crate::frame::Frame;
 
-/// The script: the steps (lib), resume and liveness (sessions), the operations (ops).
-const SOURCE: &str =
-    concat!(include_str!("lua/lib.lua"), include_str!("lua/sessions.lua"), include_str!("lua/ops.lua"));
+/// The script: the steps (lib), resume and liveness (sessions), the admin API's operations
+/// (admin), the operations (ops).
+const SOURCE: &str = concat!(
+    include_str!("lua/lib.lua"),
+    include_str!("lua/sessions.lua"),
+    include_str!("lua/admin.lua"),
+    include_str!("lua/ops.lua")
+);
 
 /// How long a Redis call may take before the request is answered 1000004.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);

@@ -230,6 +230,8 @@ elseif OP == 'request' then
 elseif OP == 'bye' then
   end_session(ARGV[7])
   result = {'ok', ''}
+elseif admin_ops[OP] then
+  result = admin_ops[OP]()
 else
   result = dispatch_more(OP)
 end

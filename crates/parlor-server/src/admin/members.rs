@@ -1,0 +1,130 @@
+//! Members and sessions: kick, force a reconnect, drop every connection; and the app's counts.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use tokio::time::Instant;
+
+use super::error::{ApiError, Refusals};
+use super::types::{AppStats, Dropped, KickBody, Kicked, NodeView, Reconnecting};
+use super::{admin_engine, authorize};
+use crate::engine::admin::{AdminRefusal, SessionRef};
+use crate::node::{AnyEngine, Node};
+
+/// Kick a user out of a room with 1002055 and the reason: the others get `stream_delete`
+/// reason 4 for its streams and `user_delete`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{app}/rooms/{room}/kick",
+    tag = "users",
+    params(("app" = u32, Path, description = "The app id"), ("room" = String, Path, description = "The room id")),
+    request_body = KickBody,
+    responses((status = 200, description = "Kicked", body = Kicked), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn kick(
+    State(node): State<Arc<Node>>,
+    Path((app, room)): Path<(u32, String)>,
+    headers: HeaderMap,
+    Json(body): Json<KickBody>,
+) -> Result<Json<Kicked>, ApiError> {
+    authorize(&node, app, &headers)?;
+    if node.admin_kick(app, &room, &body.user, &body.reason, Instant::now()).await {
+        Ok(Json(Kicked { kicked: body.user }))
+    } else {
+        Err(AdminRefusal::NoSuchUser.into())
+    }
+}
+
+async fn reconnect(node: &Node, app: u32, who: SessionRef) -> Result<Json<Reconnecting>, ApiError> {
+    let session = admin_engine!(node, e => e.reconnect(app, &who, Instant::now()).await)
+        .map_err(|_| ApiError::unavailable())??;
+    Ok(Json(Reconnecting { session }))
+}
+
+/// Force the session of a user in a room to reconnect: its connection is closed with 4010,
+/// the session stays, and the client resumes (invisible to the others).
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{app}/rooms/{room}/users/{user}/reconnect",
+    tag = "users",
+    params(
+        ("app" = u32, Path, description = "The app id"),
+        ("room" = String, Path, description = "The room id"),
+        ("user" = String, Path, description = "The user id")
+    ),
+    responses((status = 200, description = "Its connection is closed with 4010", body = Reconnecting), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn reconnect_member(
+    State(node): State<Arc<Node>>,
+    Path((app, room, user)): Path<(u32, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Reconnecting>, ApiError> {
+    authorize(&node, app, &headers)?;
+    reconnect(&node, app, SessionRef::Member { room, user }).await
+}
+
+/// Force a session, by its id (`welcome.session`), to reconnect: as for a user in a room.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{app}/sessions/{session}/reconnect",
+    tag = "users",
+    params(("app" = u32, Path, description = "The app id"), ("session" = String, Path, description = "The session id")),
+    responses((status = 200, description = "Its connection is closed with 4010", body = Reconnecting), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn reconnect_session(
+    State(node): State<Arc<Node>>,
+    Path((app, session)): Path<(u32, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Reconnecting>, ApiError> {
+    authorize(&node, app, &headers)?;
+    reconnect(&node, app, SessionRef::Id(session)).await
+}
+
+/// Close every connection of the app at once with 4010; the sessions stay and their clients
+/// resume.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{app}/connections/drop",
+    tag = "users",
+    params(("app" = u32, Path, description = "The app id")),
+    responses((status = 200, description = "Dropped", body = Dropped), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn drop_connections(
+    State(node): State<Arc<Node>>,
+    Path(app): Path<u32>,
+    headers: HeaderMap,
+) -> Result<Json<Dropped>, ApiError> {
+    authorize(&node, app, &headers)?;
+    Ok(Json(Dropped { dropped: node.admin_drop_connections(app).await }))
+}
+
+/// The app's sessions, rooms and streams (the whole deployment) and the answering node.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{app}/stats",
+    tag = "server",
+    params(("app" = u32, Path, description = "The app id")),
+    responses((status = 200, description = "Counts", body = AppStats), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn stats(
+    State(node): State<Arc<Node>>,
+    Path(app): Path<u32>,
+    headers: HeaderMap,
+) -> Result<Json<AppStats>, ApiError> {
+    authorize(&node, app, &headers)?;
+    let s = admin_engine!(node, e => e.app_stats(app).await).map_err(|_| ApiError::unavailable())?;
+    let engine = match node.engine {
+        AnyEngine::Memory(_) => "memory",
+        AnyEngine::Redis(_) => "redis",
+    };
+    let here =
+        NodeView { id: node.config.node_id.clone(), engine: engine.into(), connected: node.hub.connected_of(app) };
+    Ok(Json(AppStats { app, sessions: s.sessions, rooms: s.rooms, streams: s.streams, node: here }))
+}
