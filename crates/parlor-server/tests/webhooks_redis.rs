@@ -278,6 +278,14 @@ async fn script(s: &Server, t: &Server, rx: &Receiver) -> Vec<Value> {
     a2.login("r").await;
     assert_eq!(code(&b.request(json!({"t":"logout","room":"r"})).await), 0);
     assert_eq!(code(&a2.request(json!({"t":"publish","room":"r","stream":"s3"})).await), 0);
+    // The server's own changes are webhooks too: extra info set and a stream deleted by the
+    // admin API (on the other node).
+    let http = parlor_server::http_client::client(std::time::Duration::from_secs(10), b"").unwrap();
+    let admin = format!("http://{}/v1/admin/apps/{APP}/rooms/r", t.addr);
+    let set = http.post(format!("{admin}/extra")).bearer_auth(SECRET).json(&json!({"key":"mood","value":"calm"}));
+    assert!(set.send().await.unwrap().status().is_success());
+    let del = http.delete(format!("{admin}/streams/s3")).bearer_auth(SECRET);
+    assert!(del.send().await.unwrap().status().is_success());
     b.login("r2").await;
     assert!(s.node.admin_kick(APP, "r", "a", "test", tokio::time::Instant::now()).await);
     assert!(t.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
@@ -299,7 +307,14 @@ async fn memory_and_redis_send_the_same_events() {
     let redis = RedisServer::start();
     let (a, b) = (node(&redis, "a", &rx2.url).await, node(&redis, "b", &rx2.url).await);
     let on_redis = script(&a, &b, &rx2).await;
-    assert_eq!(on_memory.len(), 19, "{on_memory:#?}");
+    // 19 before the server's two changes; the admin kick then has no s3 left to delete.
+    assert_eq!(on_memory.len(), 20, "{on_memory:#?}");
+    let by_server: Vec<&Value> =
+        on_memory.iter().filter(|b| b["extra"]["key"] == "mood" || b["stream"]["id"] == "s3").collect();
+    assert_eq!(by_server.len(), 3, "s3 added, mood set, s3 deleted by the server: {by_server:#?}");
+    assert_eq!(by_server[1]["event"], "room_extra_updated");
+    assert_eq!(by_server[1]["extra"]["user"]["id"], "$server");
+    assert_eq!((&by_server[2]["event"], &by_server[2]["reason"]), (&json!("stream_deleted"), &json!(4)));
     let (m, r): (Vec<Value>, Vec<Value>) =
         (on_memory.iter().map(normalized).collect(), on_redis.iter().map(normalized).collect());
     for (i, (m, r)) in m.iter().zip(&r).enumerate() {

@@ -110,6 +110,8 @@ impl AdminEngine for MemoryEngine {
         }
         let item = RoomExtraItem { key: key.to_string(), value: value.to_string(), user: server_user(), time_ms };
         r.extra.insert(key.to_string(), item.clone());
+        let extra = item.clone();
+        st.hook(&rk, now, || crate::webhook::Event::RoomExtraUpdated { extra });
         let body = EventBody::RoomExtra { key: item.key, value: item.value, user: item.user, time_ms };
         Ok(Ok(st.emit(&rk, Channel::Room, body, None, now)))
     }
@@ -124,7 +126,9 @@ impl AdminEngine for MemoryEngine {
             return Ok(Err(AdminRefusal::NoSuchStream));
         };
         st.streams.remove(&(app, stream.to_string()));
-        let body = EventBody::StreamDelete { streams: vec![entry.stream], reason: stream_delete_reason::KICKED };
+        let reason = stream_delete_reason::KICKED;
+        st.hook(&rk, now, || crate::webhook::Event::StreamDeleted { stream: entry.stream.clone(), reason });
+        let body = EventBody::StreamDelete { streams: vec![entry.stream], reason };
         // No author: the publisher is told too (its stream is gone).
         Ok(Ok(st.emit(&rk, Channel::Room, body, None, now)))
     }

@@ -77,6 +77,7 @@ function admin_ops.server_room_extra()
   end
   local fields = '"key":' .. json_str(k) .. ',"value":' .. json_str(value) .. ',"user":' .. SERVER_USER .. ',"time_ms":' .. time_ms
   redis.call('HSET', rk(room, 'ex'), k, '{' .. fields .. '}')
+  hook(room, 'room_extra_updated', '"extra":{' .. fields .. '}')
   return {'ok', tostring(emit(room, 'room', '"kind":"room_extra",' .. fields, nil, false))}
 end
 
@@ -89,6 +90,7 @@ function admin_ops.delete_stream()
   redis.call('HDEL', rk(room, 'st'), id)
   redis.call('HDEL', rk(room, 'own'), id)
   redis.call('HDEL', P .. ':streams', id)
+  hook_stream_deleted(room, stream, 4)
   local body = '"kind":"stream_delete","streams":[' .. stream .. '],"reason":4'
   return {'ok', tostring(emit(room, 'room', body, nil, false))}
 end
