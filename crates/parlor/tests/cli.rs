@@ -182,3 +182,43 @@ async fn the_cli_says_what_went_wrong_and_exits_non_zero() {
     assert!(!ok);
     assert!(err.contains("ID:SECRET"), "{err}");
 }
+
+/// The room and the user (or text) may also be given as positionals or as flags:
+/// `users kick ROOM USER`, `users kick --room R --user U`, `send broadcast ROOM TEXT`,
+/// `send command --room R --command TEXT --to a,b`, `rooms show --room R`; a missing or an extra
+/// argument is a clear error.
+#[tokio::test]
+async fn the_cli_takes_the_room_as_a_flag_or_a_positional() {
+    let s = Server::start(ServerConfig::for_tests(APP, SECRET)).await.expect("server starts");
+    let url = format!("http://{}", s.addr);
+    let app = format!("{APP}:{SECRET}");
+    let mut alice = Member::join(&s, "alice", "Alice", "lobby").await;
+    let mut bob = Member::join(&s, "bob", "Bob", "lobby").await;
+
+    let (ok, out, err) = parlor(&url, &app, &["send", "broadcast", "lobby", "positional"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("sent broadcast"), "{out}");
+    assert_eq!(alice.next(|f| f["kind"] == "broadcast").await["message"], "positional");
+    let (ok, _, err) =
+        parlor(&url, &app, &["send", "command", "--room", "lobby", "--command", "go", "--to", "bob,alice"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(bob.next(|f| f["kind"] == "command").await["command"], "go");
+    let (ok, out, _) = parlor(&url, &app, &["rooms", "show", "--room", "lobby", "--json"]).await;
+    assert!(ok);
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["room"], "lobby");
+
+    let (ok, _, err) = parlor(&url, &app, &["users", "kick", "lobby"]).await;
+    assert!(!ok);
+    assert!(err.contains("give the room and the user"), "{err}");
+    let (ok, _, err) = parlor(&url, &app, &["users", "kick", "--room", "lobby", "--user", "bob", "extra"]).await;
+    assert!(!ok);
+    assert!(err.contains("unexpected argument"), "{err}");
+
+    let (ok, out, err) = parlor(&url, &app, &["users", "kick", "lobby", "bob"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "kicked bob from lobby\n");
+    assert_eq!(bob.next(|f| f["t"] == "kicked").await["code"], 1002055);
+    let (ok, out, err) = parlor(&url, &app, &["users", "kick", "--room", "lobby", "--user", "alice"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out, "kicked alice from lobby\n");
+}

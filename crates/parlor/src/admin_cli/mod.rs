@@ -50,13 +50,19 @@ enum RoomsCmd {
     },
     /// Show one room: its users, streams and extra info.
     Show {
+        /// The room id (or `--room ROOM`).
+        room: Option<String>,
         /// The room id.
-        room: String,
+        #[arg(long = "room", conflicts_with = "room")]
+        room_flag: Option<String>,
     },
     /// Close a room: every member is kicked with 1002055 and the reason.
     Close {
+        /// The room id (or `--room ROOM`).
+        room: Option<String>,
         /// The room id.
-        room: String,
+        #[arg(long = "room", conflicts_with = "room")]
+        room_flag: Option<String>,
         /// Sent to every member.
         #[arg(long, default_value = "")]
         reason: String,
@@ -74,24 +80,34 @@ pub struct UsersArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum UsersCmd {
-    /// Kick a user out of a room with 1002055 and the reason.
+    /// Kick a user out of a room with 1002055 and the reason: `kick --room ROOM USER` (or
+    /// `kick ROOM USER`, or `--user USER`).
     Kick {
         /// The room.
         #[arg(long)]
-        room: String,
+        room: Option<String>,
         /// The user id.
-        user: String,
+        #[arg(long = "user")]
+        user: Option<String>,
+        /// `[ROOM] USER`, for what the flags do not give.
+        #[arg(value_name = "[ROOM] USER", num_args = 0..=2)]
+        args: Vec<String>,
         /// Sent to the user.
         #[arg(long, default_value = "")]
         reason: String,
     },
-    /// Close the connection of a user's session in a room with 4010: it resumes at once.
+    /// Close the connection of a user's session in a room with 4010: it resumes at once
+    /// (`reconnect --room ROOM USER`, or `reconnect ROOM USER`).
     Reconnect {
         /// The room.
         #[arg(long)]
-        room: String,
+        room: Option<String>,
         /// The user id.
-        user: String,
+        #[arg(long = "user")]
+        user: Option<String>,
+        /// `[ROOM] USER`, for what the flags do not give.
+        #[arg(value_name = "[ROOM] USER", num_args = 0..=2)]
+        args: Vec<String>,
     },
 }
 
@@ -106,28 +122,56 @@ pub struct SendArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum SendCmd {
-    /// A broadcast (or `--barrage`) from the server to everyone in the room.
+    /// A broadcast (or `--barrage`) from the server to everyone in the room:
+    /// `broadcast --room ROOM TEXT` (or `broadcast ROOM TEXT`, or `--message TEXT`).
     Broadcast {
         /// The room.
         #[arg(long)]
-        room: String,
+        room: Option<String>,
         /// The message.
-        text: String,
+        #[arg(long)]
+        message: Option<String>,
+        /// `[ROOM] TEXT`, for what the flags do not give.
+        #[arg(value_name = "[ROOM] TEXT", num_args = 0..=2)]
+        args: Vec<String>,
         /// Send a barrage rather than a broadcast.
         #[arg(long)]
         barrage: bool,
     },
-    /// A custom command from the server to members of the room (everyone without `--to`).
+    /// A custom command from the server to members of the room (everyone without `--to`):
+    /// `command --room ROOM TEXT [--to USER]…` (or `command ROOM TEXT`, or `--command TEXT`).
     Command {
         /// The room.
         #[arg(long)]
-        room: String,
+        room: Option<String>,
         /// The command text.
-        text: String,
-        /// A recipient's user id (repeatable).
-        #[arg(long = "to")]
+        #[arg(long = "command")]
+        command: Option<String>,
+        /// `[ROOM] TEXT`, for what the flags do not give.
+        #[arg(value_name = "[ROOM] TEXT", num_args = 0..=2)]
+        args: Vec<String>,
+        /// A recipient's user id (repeatable, or comma-separated).
+        #[arg(long = "to", value_delimiter = ',')]
         to: Vec<String>,
     },
+}
+
+/// The room, as `ROOM` or `--room ROOM`.
+fn one_room(positional: Option<String>, flag: Option<String>) -> Result<String> {
+    positional.or(flag).ok_or_else(|| anyhow::anyhow!("give the room: ROOM or --room ROOM"))
+}
+
+/// The room and one more value (a user id, a text), each from its flag or, in that order, from
+/// the positional arguments: so `--room R U`, `R U`, `--room R --user U` all work.
+fn room_and(room: Option<String>, other: Option<String>, args: Vec<String>, what: &str) -> Result<(String, String)> {
+    let mut args = args.into_iter();
+    let room = room.or_else(|| args.next());
+    let other = other.or_else(|| args.next());
+    match (room, other, args.next()) {
+        (Some(room), Some(other), None) => Ok((room, other)),
+        (_, _, Some(extra)) => anyhow::bail!("unexpected argument {extra:?}: give the room and the {what} once each"),
+        _ => anyhow::bail!("give the room and the {what}: --room ROOM {} (or ROOM {0})", what.to_uppercase()),
+    }
 }
 
 /// Percent-encode one path segment (room and user ids may hold `/`, `#`, `%`, …).
@@ -192,11 +236,13 @@ async fn run_rooms(a: RoomsArgs) -> Result<()> {
             let answer = c.get(&format!("/rooms{q}")).await?;
             print(&a.conn, &answer, table::rooms);
         }
-        RoomsCmd::Show { room } => {
+        RoomsCmd::Show { room, room_flag } => {
+            let room = one_room(room, room_flag)?;
             let answer = c.get(&format!("/rooms/{}", seg(&room))).await?;
             print(&a.conn, &answer, table::room);
         }
-        RoomsCmd::Close { room, reason } => {
+        RoomsCmd::Close { room, room_flag, reason } => {
+            let room = one_room(room, room_flag)?;
             let answer = c.post(&format!("/rooms/{}/close", seg(&room)), json!({ "reason": reason })).await?;
             print(&a.conn, &answer, |v| format!("closed {}\n", v["closed"].as_str().unwrap_or(&room)));
         }
@@ -207,12 +253,14 @@ async fn run_rooms(a: RoomsArgs) -> Result<()> {
 async fn run_users(a: UsersArgs) -> Result<()> {
     let c = Client::new(&a.conn)?;
     match a.cmd {
-        UsersCmd::Kick { room, user, reason } => {
+        UsersCmd::Kick { room, user, args, reason } => {
+            let (room, user) = room_and(room, user, args, "user")?;
             let body = json!({ "user": user, "reason": reason });
             let answer = c.post(&format!("/rooms/{}/kick", seg(&room)), body).await?;
             print(&a.conn, &answer, |v| format!("kicked {} from {room}\n", v["kicked"].as_str().unwrap_or(&user)));
         }
-        UsersCmd::Reconnect { room, user } => {
+        UsersCmd::Reconnect { room, user, args } => {
+            let (room, user) = room_and(room, user, args, "user")?;
             let answer = c.post(&format!("/rooms/{}/users/{}/reconnect", seg(&room), seg(&user)), json!({})).await?;
             print(&a.conn, &answer, |v| format!("reconnecting {user} (session {})\n", s(&v["session"])));
         }
@@ -223,7 +271,8 @@ async fn run_users(a: UsersArgs) -> Result<()> {
 async fn run_send(a: SendArgs) -> Result<()> {
     let c = Client::new(&a.conn)?;
     match a.cmd {
-        SendCmd::Broadcast { room, text, barrage } => {
+        SendCmd::Broadcast { room, message, args, barrage } => {
+            let (room, text) = room_and(room, message, args, "text")?;
             let body = json!({ "message": text, "barrage": barrage });
             let answer = c.post(&format!("/rooms/{}/broadcast", seg(&room)), body).await?;
             let kind = if barrage { "barrage" } else { "broadcast" };
@@ -231,7 +280,8 @@ async fn run_send(a: SendArgs) -> Result<()> {
                 format!("sent {kind} {} to {room} (seq {})\n", v["message_id"].as_str().unwrap_or("?"), v["seq"])
             });
         }
-        SendCmd::Command { room, text, to } => {
+        SendCmd::Command { room, command, args, to } => {
+            let (room, text) = room_and(room, command, args, "text")?;
             let body = json!({ "command": text, "to": to });
             let answer = c.post(&format!("/rooms/{}/command", seg(&room)), body).await?;
             print(&a.conn, &answer, |v| format!("sent command to {} member(s) of {room}\n", v["recipients"]));
