@@ -57,6 +57,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/admin/apps/{app}/connections/drop"),
     ("get", "/v1/admin/apps/{app}/stats"),
     ("post", "/v1/admin/apps/{app}/rooms/{room}/broadcast"),
+    ("post", "/v1/admin/apps/{app}/rooms/{room}/barrage"),
     ("post", "/v1/admin/apps/{app}/rooms/{room}/command"),
     ("get", "/v1/admin/openapi.json"),
 ];
@@ -157,6 +158,8 @@ async fn the_server_sends_as_dollar_server_and_its_events_reach_every_member() {
     assert_eq!(status, 200, "{sent}");
     let (_, barrage) =
         call(&s, "POST", "/v1/admin/apps/7/rooms/r/broadcast", Some(json!({"message":"wow","barrage":true}))).await;
+    // The same as `/barrage`.
+    let (_, barrage2) = call(&s, "POST", "/v1/admin/apps/7/rooms/r/barrage", Some(json!({"message":"wow2"}))).await;
     let (_, extra) =
         call(&s, "POST", "/v1/admin/apps/7/rooms/r/extra", Some(json!({"key":"topic","value":"news"}))).await;
     let (_, cmd) = call(&s, "POST", "/v1/admin/apps/7/rooms/r/command", Some(json!({"command":"go","to":["b"]}))).await;
@@ -170,15 +173,18 @@ async fn the_server_sends_as_dollar_server_and_its_events_reach_every_member() {
             direct_of_b = all.iter().filter(|e| e["ch"] == "direct").cloned().collect();
         }
         let ev: Vec<Value> = all.into_iter().filter(|e| e["ch"] == "room").collect();
-        assert_eq!(kinds(&ev), ["room:2:broadcast", "room:3:barrage", "room:4:room_extra", "room:5:stream_delete"]);
+        let want =
+            ["room:2:broadcast", "room:3:barrage", "room:4:barrage", "room:5:room_extra", "room:6:stream_delete"];
+        assert_eq!(kinds(&ev), want);
+        assert_eq!((&ev[2]["message_id"], &ev[2]["message"]), (&barrage2["message_id"], &json!("wow2")));
         assert_eq!(ev[0]["from"], server_user);
         assert_eq!(ev[0]["message_id"], sent["message_id"]);
         assert_eq!(ev[0]["message"], "hi all");
         assert_eq!(ev[1]["message_id"], barrage["message_id"]);
-        assert_eq!(ev[2]["user"], server_user);
-        assert_eq!(ev[2]["seq"], extra["seq"]);
-        assert_eq!(ev[3]["reason"], 4, "the publisher is told too");
-        assert_eq!(ev[3]["seq"], deleted["seq"]);
+        assert_eq!(ev[3]["user"], server_user);
+        assert_eq!(ev[3]["seq"], extra["seq"]);
+        assert_eq!(ev[4]["reason"], 4, "the publisher is told too");
+        assert_eq!(ev[4]["seq"], deleted["seq"]);
     }
     assert_eq!(sent["seq"], 2);
     let (_, room) = call(&s, "GET", "/v1/admin/apps/7/rooms/r", None).await;

@@ -57,6 +57,7 @@ fn api() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(members::drop_connections))
         .routes(routes!(members::stats))
         .routes(routes!(send::broadcast))
+        .routes(routes!(send::barrage))
         .routes(routes!(send::command))
         .routes(routes!(openapi::document))
 }

@@ -10,7 +10,7 @@ use parlor_protocol::validate;
 use tokio::time::Instant;
 
 use super::error::{ApiError, Refusals};
-use super::types::{BroadcastBody, CommandBody, CommandSent, MessageSent};
+use super::types::{BarrageBody, BroadcastBody, CommandBody, CommandSent, MessageSent};
 use super::{admin_engine, authorize};
 use crate::node::Node;
 
@@ -41,6 +41,26 @@ pub async fn broadcast(
     let sent = admin_engine!(node, e => e.server_message(app, &room, body.barrage, &body.message, time_ms, now).await)
         .map_err(|_| ApiError::unavailable())??;
     Ok(Json(MessageSent { message_id: sent.message_id, seq: sent.seq }))
+}
+
+/// Send a barrage from the server to everyone in the room: `broadcast` with `barrage` true,
+/// under its own name. Not counted toward the room's message rate.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/apps/{app}/rooms/{room}/barrage",
+    tag = "send",
+    params(("app" = u32, Path, description = "The app id"), ("room" = String, Path, description = "The room id")),
+    request_body = BarrageBody,
+    responses((status = 200, description = "Sent", body = MessageSent), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn barrage(
+    state: State<Arc<Node>>,
+    path: Path<(u32, String)>,
+    headers: HeaderMap,
+    Json(body): Json<BarrageBody>,
+) -> Result<Json<MessageSent>, ApiError> {
+    broadcast(state, path, headers, Json(BroadcastBody { message: body.message, barrage: true })).await
 }
 
 /// Send a custom command from the server on the `direct` channel of the room's members named

@@ -136,6 +136,14 @@ pub struct BroadcastBody {
     pub barrage: bool,
 }
 
+/// A barrage from the server.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct BarrageBody {
+    /// The text: 1 to 1024 bytes of UTF-8.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub message: String,
+}
+
 /// A custom command from the server.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct CommandBody {
