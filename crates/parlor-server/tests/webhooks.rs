@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::receiver::{admin_picture, rebuild, Mode, Receiver};
+use common::receiver::{admin_picture, rebuild, timeout_and_expiry, Mode, Receiver};
 use common::*;
 use parlor_server::webhook::{verify, VerifyError};
 use parlor_server::{Server, ServerConfig};
@@ -204,13 +204,6 @@ async fn a_receiver_that_never_answers_costs_the_room_nothing_beyond_the_queue()
     assert_eq!(rx.got().len(), 1, "one attempt under way, nothing else sent");
 }
 
-/// Alive while waiting: every peer pings.
-async fn ping_all(peers: &mut [&mut P]) {
-    for p in peers.iter_mut() {
-        p.barrier().await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backend_rebuilds_the_rooms_from_webhooks_alone() {
     let rx = Receiver::start(Mode::FailFirst(3)).await; // some retries on the way, too
@@ -230,37 +223,8 @@ async fn a_backend_rebuilds_the_rooms_from_webhooks_alone() {
     alice2.login("r1").await; // duplicate login: the old session is kicked, alice stays
     admin_kick(&s, "r1", "carol").await;
     assert!(s.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
-    // erin goes silent (the session times out after 4 s); frank's token expires in 2 s.
-    let mut erin = peer(&s, "erin").await;
-    erin.login("r3").await;
-    let mut gina = peer(&s, "gina").await;
-    gina.login("r3").await;
-    let frank_token = token_with(|c| {
-        c.user_id = "frank".into();
-        c.exp = now_s() + 2;
-    });
-    let (ws, _) = connect_async(s.ws_url()).await.unwrap();
-    let mut frank = Peer::new(ws, "frank");
-    frank.send(json!({"t":"hello","v":1,"app_id":APP,"user":{"id":"frank","name":""},"token":frank_token})).await;
-    assert_eq!(frank.recv().await["t"], "welcome");
-    frank.login("r3").await;
-    drop(erin);
-    let left = |bodies: &[Value], u: &str, why: &str| {
-        bodies.iter().any(|b| b["event"] == "user_logout" && b["user"]["id"] == u && b["reason"] == why)
-    };
-    for round in 0.. {
-        assert!(round < 100, "no timeout and token expiry within 20 s: {:#?}", rx.accepted());
-        ping_all(&mut [&mut alice2, &mut gina]).await;
-        let bodies = rx.accepted();
-        if left(&bodies, "erin", "timeout") && left(&bodies, "frank", "token_expired") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // A last event, so that everything before it has arrived (one app's events go in order).
-    let mut zed = peer(&s, "zed").await;
-    zed.login("r4").await;
-    rx.wait_for_user_event("user_login", "zed").await;
+    // erin times out, frank's token expires, zed logs in last (common/receiver.rs).
+    let (_gina, mut zed) = timeout_and_expiry(&rx, &s, &s, &mut alice2).await;
     let bodies = rx.accepted();
     let mut reasons: Vec<String> = bodies
         .iter()

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::receiver::{admin_picture, rebuild, Mode, Receiver};
+use common::receiver::{admin_picture, rebuild, timeout_and_expiry, Mode, Receiver};
 use common::*;
 use parlor_server::webhook::verify;
 use parlor_server::{Server, ServerConfig};
@@ -74,36 +74,8 @@ async fn two_nodes_send_each_event_once_in_order_and_a_backend_rebuilds_the_room
     alice2.login("r1").await;
     assert!(b.node.admin_kick(APP, "r1", "carol", "test", tokio::time::Instant::now()).await);
     assert!(a.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
-    let mut erin = peer(&a, "erin").await;
-    erin.login("r3").await;
-    let mut gina = peer(&b, "gina").await;
-    gina.login("r3").await;
-    let frank_token = token_with(|c| {
-        c.user_id = "frank".into();
-        c.exp = now_s() + 2;
-    });
-    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
-    let mut frank = Peer::new(ws, "frank");
-    frank.send(json!({"t":"hello","v":1,"app_id":APP,"user":{"id":"frank","name":""},"token":frank_token})).await;
-    assert_eq!(frank.recv().await["t"], "welcome");
-    frank.login("r3").await;
-    drop(erin);
-    let left = |bodies: &[Value], u: &str, why: &str| {
-        bodies.iter().any(|b| b["event"] == "user_logout" && b["user"]["id"] == u && b["reason"] == why)
-    };
-    for round in 0.. {
-        assert!(round < 100, "no timeout and token expiry within 20 s: {:#?}", rx.accepted());
-        alice2.barrier().await;
-        gina.barrier().await;
-        let bodies = rx.accepted();
-        if left(&bodies, "erin", "timeout") && left(&bodies, "frank", "token_expired") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let mut zed = peer(&a, "zed").await;
-    zed.login("r4").await;
-    rx.wait_for_user_event("user_login", "zed").await;
+    // erin times out, frank's token expires, zed logs in last (common/receiver.rs).
+    let (_gina, mut zed) = timeout_and_expiry(&rx, &a, &b, &mut alice2).await;
 
     let bodies = rx.accepted();
     // Exactly once: no id twice, and every request the receiver got but the two refused was a

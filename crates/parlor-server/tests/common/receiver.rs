@@ -167,3 +167,58 @@ pub async fn admin_picture(addr: std::net::SocketAddr, app: u32, secret: &str) -
     }
     out
 }
+
+/// A peer over TCP, as the webhook tests use them.
+pub type TcpPeer = super::Peer<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// `hello` as `user` on `s`.
+pub async fn peer(s: &parlor_server::Server, user: &str) -> TcpPeer {
+    let (ws, _) = tokio_tungstenite::connect_async(s.ws_url()).await.expect("connect");
+    super::hello(ws, user).await.0
+}
+
+/// The end of the rebuild tests' script, on servers whose session timeout is a few seconds: erin
+/// (on `on`) logs in to r3 and goes silent, gina (on `other`) stays there, frank (on `on`)
+/// logs in with a token that expires in 2 s; wait (pinging `alive` and gina) until the webhooks
+/// tell erin's timeout and frank's expiry; then zed logs in to r4 (on `on`), a last event after
+/// which everything before has arrived (one app's events go in order). Returns gina and zed.
+pub async fn timeout_and_expiry(
+    rx: &Receiver,
+    on: &parlor_server::Server,
+    other: &parlor_server::Server,
+    alive: &mut TcpPeer,
+) -> (TcpPeer, TcpPeer) {
+    let mut erin = peer(on, "erin").await;
+    erin.login("r3").await;
+    let mut gina = peer(other, "gina").await;
+    gina.login("r3").await;
+    let frank_token = super::token_with(|c| {
+        c.user_id = "frank".into();
+        c.exp = super::now_s() + 2;
+    });
+    let (ws, _) = tokio_tungstenite::connect_async(on.ws_url()).await.unwrap();
+    let mut frank = super::Peer::new(ws, "frank");
+    frank
+        .send(serde_json::json!({"t":"hello","v":1,"app_id":super::APP,"user":{"id":"frank","name":""},"token":frank_token}))
+        .await;
+    assert_eq!(frank.recv().await["t"], "welcome");
+    frank.login("r3").await;
+    drop(erin);
+    let left = |bodies: &[Value], u: &str, why: &str| {
+        bodies.iter().any(|b| b["event"] == "user_logout" && b["user"]["id"] == u && b["reason"] == why)
+    };
+    for round in 0.. {
+        assert!(round < 100, "no timeout and token expiry within 20 s: {:#?}", rx.accepted());
+        alive.barrier().await;
+        gina.barrier().await;
+        let bodies = rx.accepted();
+        if left(&bodies, "erin", "timeout") && left(&bodies, "frank", "token_expired") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut zed = peer(on, "zed").await;
+    zed.login("r4").await;
+    rx.wait_for_user_event("user_login", "zed").await;
+    (gina, zed)
+}
