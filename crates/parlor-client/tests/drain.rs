@@ -9,8 +9,6 @@
 
 mod nodes_common;
 
-use std::sync::Arc;
-
 use nodes_common::*;
 use parlor_client::RoomStateReason;
 use parlor_testkit::{bin_path, Haproxy, Node, RedisServer};
@@ -61,28 +59,7 @@ async fn a_node_drained_under_load_loses_nothing() {
     let marks: Vec<usize> = clients.iter().map(Sdk::len).collect();
 
     // Every client broadcasts M numbered messages, one every ~100 ms.
-    let mut senders = Vec::new();
-    for cl in &clients {
-        let engine = Arc::clone(&cl.engine);
-        let me = cl.user.id.clone();
-        senders.push(tokio::spawn(async move {
-            let mut results = Vec::new();
-            for k in 0..M {
-                let next = Instant::now() + ms(100);
-                let sent =
-                    tokio::time::timeout(secs(20), engine.send_broadcast_message(room, format!("{me}-{k}"))).await;
-                let timed_out = sent.is_err();
-                results.push(
-                    sent.map_err(|_| "no answer within 20 s".to_string()).and_then(|r| r.map_err(|e| e.to_string())),
-                );
-                if timed_out {
-                    break;
-                }
-                tokio::time::sleep_until(next).await;
-            }
-            results
-        }));
-    }
+    let senders = broadcast_numbered(&clients, room, M);
     tokio::time::sleep(ms(1000)).await; // not an assertion: lets ~10 messages each flow first
     let drained_at = Instant::now();
     nodes[victim].sigterm();

@@ -132,3 +132,36 @@ impl Drop for Sdk {
         self.task.abort();
     }
 }
+
+/// Every client broadcasts `m` numbered messages (`<user>-<k>`), one every ~100 ms, each
+/// answered within 20 s or its sender stops; each task returns every send's outcome (the
+/// message id, or why not).
+pub fn broadcast_numbered(
+    clients: &[Sdk],
+    room: &'static str,
+    m: usize,
+) -> Vec<JoinHandle<Vec<Result<String, String>>>> {
+    let mut senders = Vec::new();
+    for cl in clients {
+        let engine = Arc::clone(&cl.engine);
+        let me = cl.user.id.clone();
+        senders.push(tokio::spawn(async move {
+            let mut results = Vec::new();
+            for k in 0..m {
+                let next = Instant::now() + ms(100);
+                let sent =
+                    tokio::time::timeout(secs(20), engine.send_broadcast_message(room, format!("{me}-{k}"))).await;
+                let timed_out = sent.is_err();
+                results.push(
+                    sent.map_err(|_| "no answer within 20 s".to_string()).and_then(|r| r.map_err(|e| e.to_string())),
+                );
+                if timed_out {
+                    break;
+                }
+                tokio::time::sleep_until(next).await;
+            }
+            results
+        }));
+    }
+    senders
+}
