@@ -36,14 +36,7 @@ async fn clients_of_a_drained_memory_server_log_in_again_on_the_next_one() {
     b.link.heal();
     a.wait_state(S::Reconnected, secs(30)).await;
     b.wait_state(S::Reconnected, secs(30)).await;
-    let mut rebuilt = false;
-    for _ in 0..100 {
-        if s.node().admin_room(APP, "r").await.is_some_and(|r| r.streams.len() == 1 && r.users.len() == 2) {
-            rebuilt = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let rebuilt = room_becomes(&s, "r", 2, 1).await;
     assert!(rebuilt, "the room with both users and A's stream again on the new server");
     a.barrier("r").await;
     b.barrier("r").await;

@@ -167,14 +167,7 @@ async fn after_a_server_restart_the_client_logs_in_again_and_reports_reconnected
     // Both are back on a new session. Whoever logs in again second finds the other already
     // there, so the order of events varies; the end state does not: wait (in simulated time,
     // bounded) until A's stream is published again.
-    let mut published = false;
-    for _ in 0..100 {
-        if s.node().admin_room(APP, "r").await.is_some_and(|r| r.streams.len() == 1 && r.users.len() == 2) {
-            published = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let published = room_becomes(&s, "r", 2, 1).await;
     assert!(published, "A's stream is published again on the new server");
     a.barrier("r").await;
     b.barrier("r").await;

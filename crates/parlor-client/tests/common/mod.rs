@@ -167,6 +167,19 @@ pub async fn a_publishing_b_watching(s: &MemoryServer) -> (Client, Client) {
     (a, b)
 }
 
+/// Whether `room` on `s` comes to hold `users` members and `streams` streams within 10 s of
+/// (simulated) time, polled every 100 ms: after a restart the members log in again in either
+/// order, so the end state is waited for, not an order of events.
+pub async fn room_becomes(s: &MemoryServer, room: &str, users: usize, streams: usize) -> bool {
+    for _ in 0..100 {
+        if s.node().admin_room(APP, room).await.is_some_and(|r| r.streams.len() == streams && r.users.len() == users) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
