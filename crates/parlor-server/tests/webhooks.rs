@@ -8,16 +8,13 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::receiver::{admin_picture, rebuild, timeout_and_expiry, Mode, Receiver};
+use common::receiver::{admin_picture, peer, rebuild, timeout_and_expiry, Mode, Receiver};
 use common::*;
 use parlor_server::webhook::{verify, VerifyError};
 use parlor_server::{Server, ServerConfig};
 use serde_json::{json, Value};
-use tokio_tungstenite::connect_async;
-
-type P = Peer<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn config(url: &str) -> ServerConfig {
     let mut c = ServerConfig::for_tests(APP, SECRET);
@@ -28,15 +25,6 @@ fn config(url: &str) -> ServerConfig {
     c.room_message_rate = 1000;
     c.user_message_rate = 1000;
     c
-}
-
-async fn peer(s: &Server, user: &str) -> P {
-    let (ws, _) = connect_async(s.ws_url()).await.expect("connect");
-    hello(ws, user).await.0
-}
-
-fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn names(bodies: &[Value]) -> Vec<String> {

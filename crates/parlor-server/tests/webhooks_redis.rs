@@ -9,17 +9,14 @@ mod common;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::receiver::{admin_picture, rebuild, timeout_and_expiry, Mode, Receiver};
+use common::receiver::{admin_picture, peer, rebuild, timeout_and_expiry, Mode, Receiver};
 use common::*;
 use parlor_server::webhook::verify;
 use parlor_server::{Server, ServerConfig};
 use parlor_testkit::RedisServer;
 use serde_json::{json, Value};
-use tokio_tungstenite::connect_async;
-
-type P = Peer<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn node(redis: &RedisServer, id: &str, url: &str) -> Server {
     let mut c = ServerConfig::for_tests(APP, SECRET);
@@ -30,15 +27,6 @@ async fn node(redis: &RedisServer, id: &str, url: &str) -> Server {
     c.session_timeout = Duration::from_secs(4);
     c.token_warning = Duration::from_secs(0);
     Server::start(c).await.expect("a node on Redis")
-}
-
-async fn peer(s: &Server, user: &str) -> P {
-    let (ws, _) = connect_async(s.ws_url()).await.expect("connect");
-    hello(ws, user).await.0
-}
-
-fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn logouts(bodies: &[Value]) -> Vec<String> {
