@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod args;
 pub mod client;
 pub mod plot;
 pub mod report;
@@ -56,120 +57,8 @@ use client::{App, Client};
 use report::Report;
 use target::{Endpoint, Kind, Limits, Target};
 
-/// Which workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Workload {
-    /// Login storm.
-    W1,
-    /// Fan-out in one room, stepped rates.
-    W2,
-    /// Idle hold: memory per session.
-    W3,
-    /// Reconnect storm (Parlor only).
-    W4,
-    /// Fan-out on the Redis engine, one node vs two (Parlor only; needs redis-server).
-    W5,
-    /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
-    Slow,
-    /// Failover storm: three Redis nodes, one SIGKILLed, its sessions resume on the others
-    /// (Parlor only; needs redis-server).
-    W6,
-    /// Big room: every session logs in to one room with user_status_notify (Parlor only).
-    W7,
-    /// W1, W2, W3 and W4, one after the other.
-    All,
-    /// Soak: steady logins, logouts, messages and cuts for --minutes; RSS and open files
-    /// must stay flat (Parlor only).
-    Soak,
-}
-
-/// `parlor bench` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
-    /// or soak (--minutes of churn).
-    /// (Not needed with --from, which reads the reports of an earlier run instead.)
-    #[arg(value_enum, required_unless_present = "from")]
-    pub workload: Option<Workload>,
-    /// Which server(s), comma-separated; each is started as a child process unless --server-url.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "parlor")]
-    pub target: Vec<Kind>,
-    /// Small sizes (hundreds of sessions, a few seconds); exits non-zero when counts are wrong.
-    #[arg(long)]
-    pub quick: bool,
-    /// Print the results as JSON on stdout (the tables go to stderr then).
-    #[arg(long)]
-    pub json: bool,
-    /// Use a running server instead of starting one (`ws://127.0.0.1:7700/v1/ws`).
-    #[arg(long)]
-    pub server_url: Option<String>,
-    /// The PID of that server, to read its CPU time and RSS from /proc.
-    #[arg(long, requires = "server_url")]
-    pub server_pid: Option<u32>,
-    /// Start this `parlor` binary as the Parlor server (default: the one running the generator),
-    /// e.g. an older build, so that one generator measures both.
-    #[arg(long, conflicts_with = "server_url")]
-    pub server_bin: Option<std::path::PathBuf>,
-    /// Override the number of sessions (W2: room members).
-    #[arg(long)]
-    pub sessions: Option<usize>,
-    /// Override the number of rooms (W1, W3, W4).
-    #[arg(long)]
-    pub rooms: Option<usize>,
-    /// Sessions connecting at the same time (the rest queue).
-    #[arg(long, default_value_t = 1000)]
-    pub concurrency: usize,
-    /// W2: seconds per rate step.
-    #[arg(long)]
-    pub step_secs: Option<f64>,
-    /// W2: offered rates, messages per second, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    pub rates: Vec<f64>,
-    /// W3: seconds to hold the sessions before measuring.
-    #[arg(long)]
-    pub hold_secs: Option<f64>,
-    /// The app tokens are signed for, as ID:SECRET (default: the dev app).
-    #[arg(long, default_value = "1:parlor-dev-secret")]
-    pub app: String,
-    /// How W4 cuts every connection: `proxy` (a fault proxy in the path, three sockets per
-    /// session in this process) or `server` (the admin API's drop-connections, one socket per
-    /// session, so the full size fits a 20 000-file limit).
-    #[arg(long, value_enum, default_value = "proxy")]
-    pub cut: Cut,
-    /// Soak: how long, in minutes (--quick: 20 s).
-    #[arg(long)]
-    pub minutes: Option<f64>,
-    /// Write SVG charts of the results into this directory (W2/W5 delivered rate and p99 by
-    /// offered rate, W1 login latency distribution, W4/W6 sessions back over time).
-    #[arg(long, value_name = "DIR")]
-    pub plot: Option<std::path::PathBuf>,
-    /// Run nothing: read the reports of an earlier `--json` run from FILE (e.g.
-    /// docs/benchmarks-run.json), print their tables and, with --plot, draw their charts.
-    #[arg(long, value_name = "FILE")]
-    pub from: Option<std::path::PathBuf>,
-    /// Spread the sessions of w1, w3 or w4 over N generator processes (each under the per-process
-    /// file limit), their figures merged. A server the generator starts is still one process
-    /// with that limit: the full sizes need --server-url to a server allowed more files.
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
-    /// Internal: run as worker K of N of a --workers run (sessions K, K+N, …), meeting the
-    /// parent at barriers on stdin/stdout.
-    #[arg(long, hide = true, requires = "server_url")]
-    pub worker: Option<String>,
-    /// Give up on a workload after this many seconds (a soak gets its length on top).
-    #[arg(long, default_value_t = 600)]
-    pub time_limit: u64,
-}
-
-/// How W4 cuts the connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Cut {
-    /// A `parlor_testkit::FaultProxy` between the generator and the server.
-    Proxy,
-    /// `POST /v1/admin/apps/{app}/connections/drop` on the server.
-    Server,
-}
+use args::{rooms_of, sessions_of, soak_minutes};
+pub use args::{BenchArgs, Cut, Workload};
 
 /// What every workload gets.
 #[derive(Debug, Clone)]
@@ -545,55 +434,6 @@ pub(crate) fn name_of(w: Workload) -> &'static str {
         Workload::W7 => "w7",
         Workload::All => "all",
         Workload::Soak => "soak",
-    }
-}
-
-/// The soak's length: `--minutes`, else 10, or 20 s with `--quick`.
-fn soak_minutes(args: &BenchArgs) -> f64 {
-    args.minutes.unwrap_or(if args.quick { 20.0 / 60.0 } else { 10.0 })
-}
-
-fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
-    if let Some(n) = args.sessions {
-        return n;
-    }
-    match (w, args.quick) {
-        (Workload::W1, false) => 10_000,
-        (Workload::W1, true) => 500,
-        (Workload::W2 | Workload::W5, false) => 5_000,
-        (Workload::W2, true) => 200,
-        (Workload::W5, true) => 100,
-        (Workload::W3, false) => 100_000,
-        (Workload::W3, true) => 500,
-        (Workload::W4, false) => 20_000,
-        (Workload::W4, true) => 300,
-        (Workload::W6, false) => 15_000,
-        (Workload::W6, true) => 150,
-        (Workload::W7, false) => 10_000,
-        (Workload::W7, true) => 300,
-        (Workload::Slow, false) => 1_000,
-        (Workload::Slow, true) => 100,
-        (Workload::Soak, false) => 100,
-        (Workload::Soak, true) => 30,
-        (Workload::All, _) => 0,
-    }
-}
-
-fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize {
-    if let Some(n) = args.rooms {
-        return n.max(1);
-    }
-    match (w, args.quick) {
-        (Workload::W1, false) => 100,
-        (Workload::W1, true) => 10,
-        (Workload::W3, _) => (sessions / 100).max(1),
-        (Workload::W4, false) => 200,
-        (Workload::W4, true) => 6,
-        (Workload::W6, false) => 150,
-        (Workload::W6, true) => 6,
-        (Workload::Soak, false) => 10,
-        (Workload::Soak, true) => 5,
-        _ => 1,
     }
 }
 
