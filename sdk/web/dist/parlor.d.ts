@@ -580,8 +580,8 @@ export declare class ParlorCore {
 }
 
 /**
- * The browser SDK: {@link ParlorEngine}, a thin IO driver around the sans-IO {@link ParlorCore}.
- * It owns the WebSocket and one timer, and turns the core's events into the public callbacks.
+ * The public types of {@link ParlorEngine}'s API: room states, users, streams, extra info,
+ * messages, results, the event map, the options, and the server URL helper.
  *
  * @packageDocumentation
  */
@@ -708,6 +708,13 @@ export interface ParlorEngineOptions {
  * `ws(s)://`, and an empty path becomes `/v1/ws`.
  */
 export declare function parlorWebSocketURL(server: string): string;
+
+/**
+ * The browser SDK: {@link ParlorEngine}, a thin IO driver around the sans-IO {@link ParlorCore}.
+ * It owns the WebSocket and one timer, and turns the core's events into the public callbacks.
+ *
+ * @packageDocumentation
+ */
 /**
  * The Parlor room engine: one user's session with a Parlor server, with up to the server's
  * limit of rooms. It reconnects by itself (protocol §6–§7) and reports every change as events.

@@ -1771,8 +1771,7 @@ var ParlorCore = class {
   }
 };
 
-// src/engine.ts
-var OPEN = 1;
+// src/api.ts
 function parlorWebSocketURL(server) {
   const u = new URL(server);
   if (u.protocol === "http:") u.protocol = "ws:";
@@ -1784,6 +1783,9 @@ function parlorWebSocketURL(server) {
   u.hash = "";
   return u.toString();
 }
+
+// src/engine.ts
+var OPEN = 1;
 function defaultClock() {
   const perf = globalThis.performance;
   return {

@@ -14,4 +14,5 @@ export * from './types.js';
 export * from './backoff.js';
 export * from './decode.js';
 export * from './core.js';
+export * from './api.js';
 export * from './engine.js';
