@@ -52,6 +52,11 @@ pub struct ServerConfig {
     pub token_warning: Duration,
     /// How many recent answers a session remembers for repeated request ids.
     pub answer_memory: usize,
+    /// Rooms with this many members or more (0: none) hold the `user_add` of a login up to
+    /// `users_batch_window` for more logins to announce with it (memory engine).
+    pub users_batch_from: usize,
+    /// How long a big room's logins wait to be announced together.
+    pub users_batch_window: Duration,
     /// The Redis engine's server (`redis://HOST:PORT[/DB]`); empty for the memory engine.
     /// Several URLs are the seed nodes of a Redis Cluster.
     pub redis: Vec<String>,
@@ -167,6 +172,8 @@ impl Default for ServerConfig {
             online_interval: Duration::from_secs(30),
             token_warning: Duration::from_secs(30),
             answer_memory: 64,
+            users_batch_from: 200,
+            users_batch_window: Duration::from_millis(50),
             redis: Vec::new(),
             node_id: format!("{:08x}", rand::random::<u32>()),
             max_connections_per_ip: limits::MAX_CONNECTIONS_PER_IP,

@@ -443,7 +443,7 @@ pub trait Engine: Send + Sync + 'static {
     /// any later one. A request counts as life, as [`Engine::touch`] does.
     fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> impl Future<Output = Outcome> + Send
     where
-        A: FnOnce(Reply) -> Frame + Send;
+        A: FnOnce(Reply) -> Frame + Send + 'static;
 
     /// `bye`: out of every room, not resumable.
     fn bye(&self, key: SessionKey, app: u32, now: Instant) -> impl Future<Output = ()> + Send;

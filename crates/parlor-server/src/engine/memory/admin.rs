@@ -15,7 +15,7 @@ use crate::outbox::close_code;
 
 impl AdminEngine for MemoryEngine {
     async fn room_page(&self, app: u32, after: Option<&str>, limit: usize) -> Result<RoomPage, Unavailable> {
-        let st = self.state.lock();
+        let st = self.lock();
         let mut ids: Vec<&String> = st
             .rooms
             .keys()
@@ -40,7 +40,7 @@ impl AdminEngine for MemoryEngine {
         time_ms: u64,
         now: Instant,
     ) -> AdminResult<Sent> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let rk: RoomKey = (app, room.to_string());
         let Some(r) = st.rooms.get(&rk) else {
             return Ok(Err(AdminRefusal::NoSuchRoom));
@@ -66,7 +66,7 @@ impl AdminEngine for MemoryEngine {
         time_ms: u64,
         now: Instant,
     ) -> AdminResult<usize> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let named: HashSet<&str> = to.iter().map(String::as_str).collect();
         let recipients: Vec<SessionKey> = match st.rooms.get(&(app, room.to_string())) {
             Some(r) => r
@@ -100,7 +100,7 @@ impl AdminEngine for MemoryEngine {
         time_ms: u64,
         now: Instant,
     ) -> AdminResult<u64> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let rk: RoomKey = (app, room.to_string());
         let Some(r) = st.rooms.get_mut(&rk) else {
             return Ok(Err(AdminRefusal::NoSuchRoom));
@@ -117,7 +117,7 @@ impl AdminEngine for MemoryEngine {
     }
 
     async fn delete_stream(&self, app: u32, room: &str, stream: &str, now: Instant) -> AdminResult<u64> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let rk: RoomKey = (app, room.to_string());
         let Some(r) = st.rooms.get_mut(&rk) else {
             return Ok(Err(AdminRefusal::NoSuchRoom));
@@ -134,7 +134,7 @@ impl AdminEngine for MemoryEngine {
     }
 
     async fn reconnect(&self, app: u32, who: &SessionRef, _now: Instant) -> AdminResult<String> {
-        let st = self.state.lock();
+        let st = self.lock();
         let key = match who {
             SessionRef::Id(id) => {
                 st.by_public.get(id).copied().filter(|k| st.sessions.get(k).is_some_and(|s| s.app == app))
@@ -155,7 +155,7 @@ impl AdminEngine for MemoryEngine {
     }
 
     async fn app_stats(&self, app: u32) -> Result<Stats, Unavailable> {
-        let st = self.state.lock();
+        let st = self.lock();
         Ok(Stats {
             sessions: st.sessions.values().filter(|s| s.app == app).count(),
             rooms: st.rooms.keys().filter(|(a, _)| *a == app).count(),

@@ -10,7 +10,9 @@
 //! tokio's paused clock drive timeouts without sleeping.
 
 mod admin;
+mod batch;
 mod log;
+mod pending;
 mod requests;
 mod resume;
 mod room;
@@ -41,6 +43,8 @@ pub struct MemoryEngine {
     config: ServerConfig,
     clock: Clock,
     state: Mutex<State>,
+    /// Logins waiting for the lock ([`batch`]).
+    queue: Mutex<Vec<batch::Job>>,
 }
 
 impl MemoryEngine {
@@ -54,8 +58,10 @@ impl MemoryEngine {
             next_session: 0,
             deliver,
             hooks: Arc::new(NoHooks),
+            batching: false,
+            pending: Vec::new(),
         };
-        MemoryEngine { config, clock, state: Mutex::new(state) }
+        MemoryEngine { config, clock, state: Mutex::new(state), queue: Mutex::new(Vec::new()) }
     }
 
     /// The same engine emitting webhook events to `hooks`.
@@ -87,7 +93,17 @@ impl MemoryEngine {
     }
 
     fn request_now(&self, req: Req, op: Op, now: Instant, answer: impl FnOnce(Reply) -> Frame) -> Outcome {
-        let mut st = self.state.lock();
+        // These leave held logins alone (see `batch`): an existing member's room events reach
+        // the deliverer's members only, and a held login's `ok` covers them.
+        let keeps = matches!(
+            op,
+            Op::Message { .. }
+                | Op::Publish { .. }
+                | Op::Unpublish { .. }
+                | Op::StreamExtra { .. }
+                | Op::RoomExtra { .. }
+        );
+        let mut st = if keeps { self.lock_keeping() } else { self.lock() };
         let reply = Self::request_locked(&mut st, &self.config, req, op, now);
         let outcome = if matches!(reply, Reply::Fresh(Ok(_))) { Outcome::Applied } else { Outcome::Answered };
         // Under the lock, so that no event of a later seq reaches the session before it.
@@ -132,7 +148,7 @@ impl MemoryEngine {
     }
 
     fn tick_now(&self, now: Instant) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let cfg = &self.config;
         let now_s = self.clock.wall_s(now);
         let mut offline = Vec::new();
@@ -205,7 +221,7 @@ impl MemoryEngine {
 
 impl Engine for MemoryEngine {
     async fn open(&self, n: NewSession, conn: ConnId, now: Instant) -> Result<Opened, Unavailable> {
-        let mut st = self.state.lock();
+        let mut st = self.lock_keeping();
         st.next_session += 1;
         let key = st.next_session;
         let opened = Opened { key, public_id: random_id(), resume_token: random_id() };
@@ -239,11 +255,11 @@ impl Engine for MemoryEngine {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<Resumed, ResumeRefused>, Unavailable> {
-        Ok(self.state.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock))
+        Ok(self.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock))
     }
 
     async fn touch(&self, key: SessionKey, _app: u32, ack: Option<&Ack>, now: Instant) {
-        let mut st = self.state.lock();
+        let mut st = self.lock_keeping();
         if let Some(s) = st.sessions.get_mut(&key) {
             s.last_frame = now;
             if let Some(ack) = ack {
@@ -255,13 +271,16 @@ impl Engine for MemoryEngine {
 
     async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> Outcome
     where
-        A: FnOnce(Reply) -> Frame + Send,
+        A: FnOnce(Reply) -> Frame + Send + 'static,
     {
+        if matches!(op, Op::Login { .. }) {
+            return self.login(req, op, now, Box::new(answer)).await;
+        }
         self.request_now(req, op, now, answer)
     }
 
     async fn bye(&self, key: SessionKey, _app: u32, now: Instant) {
-        self.state.lock().end_session(key, now);
+        self.lock().end_session(key, now);
     }
 
     async fn tick(&self, now: Instant) {
@@ -269,12 +288,12 @@ impl Engine for MemoryEngine {
     }
 
     async fn stats(&self) -> Stats {
-        let st = self.state.lock();
+        let st = self.lock();
         Stats { sessions: st.sessions.len(), rooms: st.rooms.len(), streams: st.streams.len() }
     }
 
     async fn rooms(&self, app: u32) -> Vec<RoomInfo> {
-        let st = self.state.lock();
+        let st = self.lock();
         let mut out: Vec<RoomInfo> =
             st.rooms.iter().filter(|((a, _), _)| *a == app).map(|((_, id), r)| st.room_info(id, r)).collect();
         out.sort_by(|a, b| a.room.cmp(&b.room));
@@ -282,12 +301,12 @@ impl Engine for MemoryEngine {
     }
 
     async fn room(&self, app: u32, room: &str) -> Option<RoomInfo> {
-        let st = self.state.lock();
+        let st = self.lock();
         st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r))
     }
 
     async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let key = st
             .rooms
             .get(&(app, room.to_string()))
@@ -303,7 +322,7 @@ impl Engine for MemoryEngine {
     }
 
     async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let Some(r) = st.rooms.get(&(app, room.to_string())) else {
             return false;
         };

@@ -14,6 +14,9 @@ use super::log::ChannelLog;
 use crate::engine::SessionKey;
 use crate::window::Window;
 
+/// A room's key: its app and id.
+pub type RoomKey = (u32, String);
+
 /// One published stream and the session that owns it.
 #[derive(Debug, Clone)]
 pub struct StreamEntry {

@@ -14,6 +14,7 @@ use parlor_protocol::{
 use tokio::time::Instant;
 
 use super::log::ChannelLog;
+use super::pending::Pending;
 use super::room::Room;
 use crate::config::ServerConfig;
 use crate::engine::{Deliver, Grant, Refusal, RoomInfo, SessionKey};
@@ -22,8 +23,7 @@ use crate::named::Named;
 use crate::outbox::close_code;
 use crate::webhook::{Event, HookEvent, Hooks, LogoutReason};
 
-/// A room's key: its app and id.
-pub(super) type RoomKey = (u32, String);
+pub(super) use super::room::RoomKey;
 
 /// What a session holds for one of its rooms.
 #[derive(Debug, Clone)]
@@ -125,6 +125,11 @@ pub(super) struct State {
     pub deliver: Arc<dyn Deliver>,
     /// Where webhook events go.
     pub hooks: Arc<dyn Hooks>,
+    /// Set while a batch of logins is applied ([`super::batch`]): `enter` then defers the
+    /// room's `user_add` and the new member's delivery to the batch's announcement.
+    pub batching: bool,
+    /// The rooms with logins not yet announced, in order, with what they defer.
+    pub pending: Vec<Pending>,
 }
 
 impl std::fmt::Debug for State {
@@ -249,18 +254,44 @@ impl State {
         if created {
             self.hook(&rk, now, || Event::RoomCreated);
         }
-        if older.is_none() {
-            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user.clone()] }, Some(key), now);
-        }
+        let added = older.is_none().then(|| user.clone());
         let session = self.sessions.get(&key).map(|s| s.public_id.clone()).unwrap_or_default();
         self.hook(&rk, now, || Event::UserLogin { user, session });
         if let Some(s) = self.sessions.get_mut(&key) {
             s.kicked.remove(room_id);
             s.rooms.insert(room_id.to_string(), membership);
         }
+        if self.batching {
+            // The room state is filled in when the batch is announced.
+            let i = match self.pending.iter().position(|p| p.room == rk) {
+                Some(i) => i,
+                None => {
+                    self.pending.push(Pending::new(rk));
+                    self.pending.len() - 1
+                }
+            };
+            self.pending[i].users.extend(added);
+            self.pending[i].joiners.push((key, notify));
+            return Ok((RoomState::default(), Seqs::default()));
+        }
+        if let Some(user) = added {
+            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
+        }
         let entered = self.room_state(&rk, key).ok_or(Refusal::NoSession)?;
         self.deliver.joined(app, room_id, key, notify, entered.1);
         Ok(entered)
+    }
+
+    /// Whether `key`'s user has a login pending in room `room_id` of the current batch (a
+    /// second login of the same user must see the first one announced: it kicks it).
+    pub fn pending_user(&self, key: SessionKey, room_id: &str) -> bool {
+        let Some(s) = self.sessions.get(&key) else {
+            return false;
+        };
+        self.pending
+            .iter()
+            .filter(|p| p.room.0 == s.app && p.room.1 == room_id)
+            .any(|p| p.joiners.iter().any(|(k, _)| self.sessions.get(k).is_some_and(|o| o.user.id == s.user.id)))
     }
 
     /// Take `key` out of `room_id`, deleting its streams and telling the others as `why` says.

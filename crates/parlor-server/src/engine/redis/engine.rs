@@ -219,7 +219,7 @@ impl Engine for RedisEngine {
 
     async fn request<A>(&self, req: Req, op: Op, now: Instant, answer: A) -> Outcome
     where
-        A: FnOnce(Reply) -> Frame + Send,
+        A: FnOnce(Reply) -> Frame + Send + 'static,
     {
         let (name, args, rooms) = op_args(&op);
         // A refusal of the rules comes back as "Refused": its code is the op's.
