@@ -242,7 +242,7 @@ impl Node {
                 };
                 let answer = move |reply: Reply| {
                     kind.answered(&reply, now);
-                    Frame::encode(&rules::answer(id, subject, reply, rules_refusal.as_deref()))
+                    rules::answer_frame(id, subject, reply, rules_refusal.as_deref())
                 };
                 match dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await) {
                     Outcome::Applied => {

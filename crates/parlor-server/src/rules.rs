@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 use crate::engine::{Done, Grant, Op, Recalled, Refusal, Reply};
+use crate::frame::Frame;
 use crate::named::Named;
 use crate::window::Window;
 
@@ -255,6 +256,21 @@ fn ok_of(id: u64, room: Option<String>, done: Done) -> OkFrame {
 
 /// The answer to request `id` about `subject`, given the engine's reply. `rules_refusal` is the
 /// message of an `Op::Refused` this request was turned into, if it was.
+pub fn answer_frame(id: u64, subject: Subject, mut reply: Reply, rules_refusal: Option<&str>) -> Frame {
+    let users = match &mut reply {
+        Reply::Fresh(Ok(done)) => done.users_json.take(),
+        _ => None,
+    };
+    let frame = Frame::encode(&answer(id, subject, reply, rules_refusal));
+    match users {
+        // An `ok`'s only `"users":[]` is its state's (inside a JSON string the quotes are
+        // escaped; the seqs' `users` is a number).
+        Some(list) => Frame::from(frame.as_str().replacen("\"users\":[]", &format!("\"users\":{list}"), 1)),
+        None => frame,
+    }
+}
+
+/// The answer to request `id` (see [`answer_frame`] for the frame).
 pub fn answer(id: u64, subject: Subject, reply: Reply, rules_refusal: Option<&str>) -> ServerFrame {
     let Subject { room, leaving } = subject;
     let refusal = |r: Refusal| {
@@ -268,7 +284,7 @@ pub fn answer(id: u64, subject: Subject, reply: Reply, rules_refusal: Option<&st
         }
         Reply::Fresh(Err(r)) => refusal(r),
         Reply::Repeat(Recalled::Done { seq, message_id }) => {
-            ServerFrame::Ok(ok_of(id, room, Done { seq, message_id, state: None }))
+            ServerFrame::Ok(ok_of(id, room, Done { seq, message_id, ..Done::default() }))
         }
         Reply::Repeat(Recalled::LoggedIn(Ok((state, seq)))) => {
             ServerFrame::Ok(OkFrame::with_state(id, room.unwrap_or_default(), state, seq))

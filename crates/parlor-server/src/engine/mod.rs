@@ -245,6 +245,10 @@ pub struct Done {
     pub message_id: Option<String>,
     /// The room's state, for a login or switch.
     pub state: Option<RoomState>,
+    /// The state's `users`, already encoded as a JSON array (then `state.users` is empty): a
+    /// batch of logins to a big room encodes each member once, not once per login's `ok`
+    /// ([`crate::rules::answer_frame`] puts it in place).
+    pub users_json: Option<String>,
 }
 
 /// The answer to a request, as the engine remembers it for repeats.

@@ -28,9 +28,10 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::pending::{Answer, Held};
+use super::room::RoomKey;
 use super::state::State;
 use super::MemoryEngine;
-use crate::engine::{Done, Op, Outcome, Reply, Req};
+use crate::engine::{Done, Op, Outcome, Reply, Req, SessionKey};
 use parlor_protocol::{Channel, EventBody};
 
 /// A queued login.
@@ -149,13 +150,11 @@ impl MemoryEngine {
             st.batching = false;
             let applied = matches!(reply, Reply::Fresh(Ok(_)));
             let pending = match room {
-                Some(room) if applied => {
-                    st.pending.iter_mut().find(|p| p.room.0 == req.app && p.room.1 == room).map(|p| (p, room))
-                }
+                Some(room) if applied => st.pending.iter_mut().find(|p| p.room.0 == req.app && p.room.1 == room),
                 _ => None,
             };
             match pending {
-                Some((p, room)) => p.held.push(Held { req, room, answer, done, reply }),
+                Some(p) => p.held.push(Held { req, answer, done, reply }),
                 None => {
                     st.deliver.to_session(req.key, answer(reply));
                     let _ = done.send(if applied { Outcome::Applied } else { Outcome::Answered });
@@ -174,7 +173,34 @@ impl MemoryEngine {
     }
 }
 
+/// A JSON array of `entries` but `key`'s.
+fn list_without(entries: &[(SessionKey, String)], key: SessionKey) -> String {
+    let mut out = String::with_capacity(entries.iter().map(|(_, e)| e.len() + 1).sum::<usize>() + 2);
+    out.push('[');
+    for (k, e) in entries {
+        if *k != key {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(e);
+        }
+    }
+    out.push(']');
+    out
+}
+
 impl State {
+    /// Each member of room `rk` and its user as JSON, in the room's order.
+    fn user_entries(&self, rk: &RoomKey) -> Vec<(SessionKey, String)> {
+        let Some(room) = self.rooms.get(rk) else {
+            return Vec::new();
+        };
+        room.members
+            .keys()
+            .filter_map(|k| self.sessions.get(k).map(|s| (*k, serde_json::to_string(&s.user).unwrap_or_default())))
+            .collect()
+    }
+
     /// Announce the held batches due by `due` (all with None): each room's ONE `user_add`
     /// (the new members are not yet the deliverer's, so none is sent its own), the new members
     /// handed to the deliverer at that seq, then their `ok`s made from the room as it now is.
@@ -193,12 +219,15 @@ impl State {
                     self.deliver.joined(p.room.0, &p.room.1, key, notify, seqs);
                 }
             }
+            // Every member encoded once; each `ok` is the list without its own entry.
+            let entries = self.user_entries(&p.room);
             for h in p.held {
                 let mut reply = h.reply;
                 if let Reply::Fresh(Ok(done)) = &mut reply {
                     // Nothing takes a held member out before this, so the room state is there.
-                    if let Some((state, seq)) = self.room_state(&(h.req.app, h.room), h.req.key) {
-                        *done = Done { seq, message_id: None, state: Some(state) };
+                    if let Some((state, seq)) = self.room_state_listing(&p.room, h.req.key, false) {
+                        let users_json = state.users.is_some().then(|| list_without(&entries, h.req.key));
+                        *done = Done { seq, message_id: None, state: Some(state), users_json };
                     }
                 }
                 self.deliver.to_session(h.req.key, (h.answer)(reply));

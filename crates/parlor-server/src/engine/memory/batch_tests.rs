@@ -90,7 +90,7 @@ fn login(e: &MemoryEngine, key: SessionKey, id: u64, now: Instant) -> impl Futur
     let frame: parlor_protocol::ClientFrame =
         serde_json::from_value(serde_json::json!({"t":"login","id":id,"room":"r"})).unwrap();
     let subject = crate::rules::subject(&frame);
-    let answer = move |reply: Reply| Frame::encode(&crate::rules::answer(id, subject, reply, None));
+    let answer = move |reply: Reply| crate::rules::answer_frame(id, subject, reply, None);
     e.request(Req { key, app: 1, id }, op, now, answer)
 }
 
@@ -194,7 +194,7 @@ fn request(e: &MemoryEngine, key: SessionKey, id: u64, op: Op, now: Instant) -> 
         serde_json::from_value(serde_json::json!({"t":"logout","id":id,"room":"r"})).unwrap();
     let subject = crate::rules::subject(&frame);
     e.request(Req { key, app: 1, id }, op, now, move |reply: Reply| {
-        Frame::encode(&crate::rules::answer(id, subject, reply, None))
+        crate::rules::answer_frame(id, subject, reply, None)
     })
 }
 

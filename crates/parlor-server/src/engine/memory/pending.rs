@@ -16,7 +16,6 @@ pub(super) type Answer = Box<dyn FnOnce(Reply) -> Frame + Send>;
 /// A login applied and not yet answered.
 pub(super) struct Held {
     pub req: Req,
-    pub room: String,
     pub answer: Answer,
     pub done: oneshot::Sender<Outcome>,
     pub reply: Reply,

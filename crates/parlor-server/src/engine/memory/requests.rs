@@ -49,7 +49,7 @@ impl State {
         if let Some(s) = self.sessions.get(&key) {
             tracing::info!(session = %s.public_id, user = %s.user.id, room, "login");
         }
-        Ok(Done { seq, message_id: None, state: Some(state) })
+        Ok(Done { seq, message_id: None, state: Some(state), users_json: None })
     }
 
     /// Apply one operation of `key`.

@@ -5,7 +5,7 @@
 //! the next login creates a new one with a new `room_session` (epoch): a client that resumes
 //! with the old epoch gets a snapshot, never a replay of another life's log (§6).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use parlor_protocol::{RoomExtraItem, Stream};
 use tokio::time::Instant;
@@ -36,6 +36,9 @@ pub struct Room {
     /// Members in join order (session keys increase), each with whether it gets the `users`
     /// channel.
     pub members: BTreeMap<SessionKey, bool>,
+    /// Each member's session by user id: a login finds the same user's older session without
+    /// a scan of the room (n logins to a big room were n²/2 lookups).
+    pub by_user: HashMap<Box<str>, SessionKey>,
     /// Published streams by id.
     pub streams: BTreeMap<String, StreamEntry>,
     /// Extra info by key.
@@ -59,6 +62,7 @@ impl Room {
             epoch,
             max_members,
             members: BTreeMap::new(),
+            by_user: HashMap::new(),
             streams: BTreeMap::new(),
             extra: BTreeMap::new(),
             room_log: ChannelLog::default(),

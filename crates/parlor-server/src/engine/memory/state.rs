@@ -197,9 +197,17 @@ impl State {
 
     /// The room state a login `ok` or a `snapshot` carries for `key`.
     pub fn room_state(&self, rk: &RoomKey, key: SessionKey) -> Option<(RoomState, Seqs)> {
+        self.room_state_listing(rk, key, true)
+    }
+
+    /// [`State::room_state`], with `users` left empty unless `list_users`.
+    pub fn room_state_listing(&self, rk: &RoomKey, key: SessionKey, list_users: bool) -> Option<(RoomState, Seqs)> {
         let room = self.rooms.get(rk)?;
         let notify = room.members.get(&key).copied().unwrap_or(false);
         let users = notify.then(|| {
+            if !list_users {
+                return Vec::new();
+            }
             room.members
                 .keys()
                 .filter(|k| **k != key)
@@ -232,9 +240,7 @@ impl State {
             None => return Err(Refusal::NoSession),
         };
         let rk: RoomKey = (app, room_id.to_string());
-        let older = self.rooms.get(&rk).and_then(|r| {
-            r.members.keys().copied().find(|k| *k != key && self.sessions.get(k).is_some_and(|s| s.user.id == user.id))
-        });
+        let older = self.rooms.get(&rk).and_then(|r| r.by_user.get(user.id.as_str()).copied()).filter(|k| *k != key);
         if let Some(room) = self.rooms.get(&rk) {
             let others = room.members.len() - usize::from(older.is_some());
             if room.max_members > 0 && others >= room.max_members as usize {
@@ -251,6 +257,7 @@ impl State {
             .entry(rk.clone())
             .or_insert_with(|| Room::new(random_id(), membership.config.max_members, now, cfg.online_interval));
         room.members.insert(key, notify);
+        room.by_user.insert(user.id.as_str().into(), key);
         if created {
             self.hook(&rk, now, || Event::RoomCreated);
         }
@@ -288,10 +295,11 @@ impl State {
         let Some(s) = self.sessions.get(&key) else {
             return false;
         };
-        self.pending
-            .iter()
-            .filter(|p| p.room.0 == s.app && p.room.1 == room_id)
-            .any(|p| p.joiners.iter().any(|(k, _)| self.sessions.get(k).is_some_and(|o| o.user.id == s.user.id)))
+        let rk: RoomKey = (s.app, room_id.to_string());
+        let Some(older) = self.rooms.get(&rk).and_then(|r| r.by_user.get(s.user.id.as_str())) else {
+            return false;
+        };
+        self.pending.iter().filter(|p| p.room == rk).any(|p| p.joiners.iter().any(|(k, _)| k == older))
     }
 
     /// Take `key` out of `room_id`, deleting its streams and telling the others as `why` says.
@@ -313,6 +321,9 @@ impl State {
         };
         if room.members.remove(&key).is_none() {
             return Seqs::default();
+        }
+        if room.by_user.get(user.id.as_str()) == Some(&key) {
+            room.by_user.remove(user.id.as_str());
         }
         self.deliver.left(app, room_id, key);
         let streams = room.streams_of(key);

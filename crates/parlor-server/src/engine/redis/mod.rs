@@ -194,7 +194,7 @@ struct Payload {
 
 impl Payload {
     fn done(self) -> Done {
-        Done { seq: self.seq, message_id: self.message_id, state: self.state }
+        Done { seq: self.seq, message_id: self.message_id, state: self.state, users_json: None }
     }
 }
 
