@@ -48,7 +48,7 @@ impl<'a> Servers<'a> {
     /// The node (index) session `i` of a run with `rooms` rooms logs in to: member `i / rooms`
     /// of room `i % rooms` on node `(i / rooms + i % rooms) % N`.
     pub fn home(&self, i: usize, rooms: usize) -> usize {
-        (i / rooms.max(1) + i % rooms.max(1)) % self.nodes.len()
+        home_of(i, rooms, self.nodes.len())
     }
 
     /// Where session `i` logs in.
@@ -86,6 +86,11 @@ impl<'a> Servers<'a> {
     pub fn redis_memory(&self) -> Option<RedisMem> {
         self.redis.and_then(Redis::memory)
     }
+}
+
+/// Member `i / rooms` of room `i % rooms` is on node `(i / rooms + i % rooms) % nodes`.
+fn home_of(i: usize, rooms: usize, nodes: usize) -> usize {
+    (i / rooms.max(1) + i % rooms.max(1)) % nodes.max(1)
 }
 
 /// True when workload `w` runs on Redis nodes here: W3 / W4 with `--nodes` above 1 (or 0:
@@ -183,4 +188,23 @@ async fn parent(ctx: &Ctx, w: Workload, nofile: u64) -> anyhow::Result<Report> {
     }
     rep.metric("RLIMIT_NOFILE", nofile as f64, "");
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_room_spans_every_node_and_the_nodes_hold_the_same() {
+        let (n, rooms, nodes) = (600, 30, 4);
+        let mut per_room = vec![std::collections::HashSet::new(); rooms];
+        let mut per_node = vec![0usize; nodes];
+        for i in 0..n {
+            let h = home_of(i, rooms, nodes);
+            per_room[i % rooms].insert(h);
+            per_node[h] += 1;
+        }
+        assert!(per_room.iter().all(|s| s.len() == nodes), "{per_room:?}");
+        assert!(per_node.iter().all(|&c| c == n / nodes), "{per_node:?}");
+    }
 }
