@@ -14,7 +14,8 @@ pub enum Workload {
     W3,
     /// Reconnect storm (Parlor only).
     W4,
-    /// Fan-out on the Redis engine, one node vs two (Parlor only; needs redis-server).
+    /// Fan-out on Redis, one node vs two (Parlor's Redis engine, Socket.IO's Redis adapter;
+    /// needs redis-server).
     W5,
     /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
     Slow,
@@ -34,7 +35,7 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
+    /// w5 (fan-out on Redis, one node vs two; parlor and socketio), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
     /// or soak (--minutes of churn).
     /// (Not needed with --from, which reads the reports of an earlier run instead.)
     #[arg(value_enum, required_unless_present = "from")]
@@ -104,6 +105,15 @@ pub struct BenchArgs {
     /// parent at barriers on stdin/stdout.
     #[arg(long, hide = true, requires = "server_url")]
     pub worker: Option<String>,
+    /// W3 / W4 on Redis nodes: start `redis-server` and N `parlor serve --redis` nodes, member
+    /// k of room r on node (k + r) mod N; 0: as many as the size needs (each under 18 000
+    /// sockets). The sessions always run in --workers processes (raised so that each holds under
+    /// 18 000); W4 cuts with drop-connections. 1 (the default): one memory-engine server.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Internal: a --workers worker of a --nodes run: every node's URL, comma-separated.
+    #[arg(long, hide = true, value_delimiter = ',', requires = "worker")]
+    pub node_urls: Vec<String>,
     /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,

@@ -10,8 +10,8 @@
 //! Workloads (see `docs/benchmarks.md`):
 //! - [`w1`] login storm, [`w2`] fan-out with stepped rates, [`w3`] idle hold,
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
-//! - [`w5`] W2's fan-out on the Redis engine: one node against the room split over two (Parlor
-//!   only; starts its own `redis-server`);
+//! - [`w5`] W2's fan-out on Redis: one node against the room split over two (Parlor's Redis
+//!   engine; Socket.IO's Redis adapter; starts its own `redis-server`);
 //! - [`w6`] failover storm: W4's storm on three Redis nodes, one SIGKILLed (Parlor only);
 //! - [`w7`] big room: every session in one room with user lists, each list checked exact
 //!   (Parlor only);
@@ -26,7 +26,9 @@
 
 pub mod args;
 pub mod client;
+pub mod cluster;
 pub mod plot;
+pub mod redis;
 pub mod report;
 pub mod resume;
 pub mod slow;
@@ -264,7 +266,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     }
     for w in workloads {
         if w == Workload::W5 {
-            reports.extend(run_w5(&ctx, nofile).await?);
+            reports.extend(w5::run_all(&ctx, nofile).await?);
+            continue;
+        }
+        if cluster::applies(&ctx, w) {
+            reports.push(cluster::run(&ctx, w, nofile).await);
             continue;
         }
         if w == Workload::W6 {
@@ -340,12 +346,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             }
             let fut = async {
                 if spread {
-                    return workers::run(&ctx, &target, w, sessions, rooms_of(&args, w, sessions)).await;
+                    return workers::run(
+                        &ctx,
+                        &cluster::Servers::one(&target),
+                        w,
+                        sessions,
+                        rooms_of(&args, w, sessions),
+                    )
+                    .await;
                 }
                 match w {
                     Workload::W1 => w1::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W2 => w2::run(&ctx, &target, sessions).await,
-                    Workload::W3 => w3::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
+                    Workload::W3 => {
+                        w3::run(&ctx, &cluster::Servers::one(&target), sessions, rooms_of(&args, w, sessions)).await
+                    }
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
@@ -380,47 +395,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     Ok(reports)
 }
 
-/// W5: Parlor only, its own Redis and nodes, both configurations in one report list.
-async fn run_w5(ctx: &Ctx, nofile: u64) -> anyhow::Result<Vec<Report>> {
-    let args = &ctx.args;
-    if args.server_url.is_some() {
-        bail!("w5 starts its own redis-server and nodes: --server-url does not apply");
-    }
-    if !args.target.contains(&Kind::Parlor) {
-        bail!("w5 runs against Parlor only (--target parlor)");
-    }
-    let asked = sessions_of(args, Workload::W5);
-    let sessions = asked.min((nofile as usize).saturating_sub(FD_MARGIN));
-    if sessions < asked {
-        ctx.progress.println(format!(
-            "note: w5: {asked} sessions need more sockets than RLIMIT_NOFILE ({nofile}) allows one process; running {sessions}"
-        ))?;
-    }
-    let deadline = Duration::from_secs(args.time_limit);
-    let mut reports = match tokio::time::timeout(deadline, w5::run(ctx, sessions)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let mut r = Report::new("w5", "parlor+redis", sessions);
-            r.problem(format!("{e:#}"));
-            vec![r]
-        }
-        Err(_) => {
-            let mut r = Report::new("w5", "parlor+redis", sessions);
-            r.problem(format!("time limit of {} s reached", args.time_limit));
-            vec![r]
-        }
-    };
-    for r in &mut reports {
-        if sessions < asked {
-            r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
-        }
-        r.metric("RLIMIT_NOFILE", nofile as f64, "");
-    }
-    Ok(reports)
-}
-
 /// File descriptors kept free of sessions (listeners, /proc reads, the runtime, stdio).
-const FD_MARGIN: usize = 200;
+pub(crate) const FD_MARGIN: usize = 200;
 
 pub(crate) fn name_of(w: Workload) -> &'static str {
     match w {

@@ -231,6 +231,12 @@ impl Session {
                         other => bail!("resume of {}: room {} is {other:?}", self.i, self.room),
                     }
                 }
+                // §9.6: a resume answered 1000004 (the shared state did not answer in time) is
+                // one failed connection attempt; the next attempt resumes the same session.
+                "error" if !resumed && f.code == Some(1_000_004) => {
+                    self.out.failures.push("resume answered 1000004".into());
+                    return Ok(false);
+                }
                 "error" if !resumed => bail!("resume refused: {t:.200}"),
                 "resume_done" => return Ok(true),
                 _ => {

@@ -76,7 +76,8 @@ pub struct Limits {
     pub outbound_limit: usize,
     /// The `parlor` binary to run as the Parlor server (default: this executable; `--server-bin`).
     pub server_bin: Option<PathBuf>,
-    /// More arguments for `parlor serve` (W5: `--redis URL --node-id ID`).
+    /// More arguments for `parlor serve` (W5: `--redis URL --node-id ID`), or after the port for
+    /// the Socket.IO peer (its Redis adapter's URL).
     pub extra_args: Vec<String>,
 }
 
@@ -176,12 +177,15 @@ impl Target {
             }
             Kind::Socketio => {
                 let dir = socketio_dir();
-                if !dir.join("node_modules/socket.io").exists() {
+                if !dir.join("node_modules/socket.io").exists()
+                    || (!limits.extra_args.is_empty() && !dir.join("node_modules/@socket.io/redis-adapter").exists())
+                {
                     bail!("{}: run `npm ci` there first (the Socket.IO peer needs its node_modules)", dir.display());
                 }
                 let mut c = Command::new("node");
                 // 100 000 sockets need more than V8's default old-space limit.
                 c.arg("--max-old-space-size=8192").arg("server.js").arg(port.to_string()).current_dir(dir);
+                c.args(&limits.extra_args);
                 c
             }
         };

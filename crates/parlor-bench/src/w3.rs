@@ -8,19 +8,22 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Semaphore};
 
+use crate::cluster::Servers;
+use crate::redis::memory_metrics;
 use crate::report::Report;
-use crate::target::Target;
 use crate::{hold, join_retry, wait_until, Counts, Ctx};
 
-/// Run W3.
-pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::Result<Report> {
-    let mut rep = Report::new("w3", target.kind.name(), n);
+/// Run W3 against `servers` (session `i` on [`Servers::endpoint`]); the servers' RSS and CPU
+/// are their sum (and Redis's CPU when there is one).
+pub async fn run(ctx: &Ctx, servers: &Servers<'_>, n: usize, rooms: usize) -> anyhow::Result<Report> {
+    let mut rep = Report::new("w3", servers.kind().name(), n);
     // Let a freshly started server settle before the baseline.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ids = ctx.mine(n);
     let local = ids.len();
     ctx.barrier("start").await?;
-    let rss0 = target.rss();
+    let rss0 = servers.rss();
+    let mem0 = servers.redis_memory();
     let pb = ctx.bar(n as u64, "sessions");
     let counts = Arc::new(Counts::default());
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
@@ -29,7 +32,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let mut tasks = Vec::with_capacity(local);
     for i in ids {
         let (ctx2, counts, sem, stop, pb, ep) =
-            (ctx.clone(), counts.clone(), sem.clone(), stop_rx.clone(), pb.clone(), target.endpoint());
+            (ctx.clone(), counts.clone(), sem.clone(), stop_rx.clone(), pb.clone(), servers.endpoint(i, rooms));
         tasks.push(tokio::spawn(async move {
             let room = format!("w3-{}", i % rooms);
             let Ok(permit) = sem.acquire_owned().await else { return };
@@ -61,13 +64,14 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     let hold_for = Duration::from_secs_f64(ctx.args.hold_secs.unwrap_or(if ctx.args.quick { 2.0 } else { 15.0 }));
     let spin = ctx.spinner("holding");
     spin.set_message(format!("{} sessions for {hold_for:?}", counts.joined.load(Ordering::Relaxed)));
-    let cpu0 = target.cpu();
+    let cpu0 = servers.cpu();
     let held = Instant::now();
     tokio::time::sleep(hold_for).await;
     ctx.barrier("held").await?;
-    let cpu1 = target.cpu();
+    let cpu1 = servers.cpu();
     let idle_secs = held.elapsed().as_secs_f64();
-    let rss1 = target.rss();
+    let rss1 = servers.rss();
+    let mem1 = servers.redis_memory();
     spin.finish_and_clear();
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -88,6 +92,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         rep.metric("server CPU while idle", 100.0 * (b - a).as_secs_f64() / idle_secs, "% of a core");
     }
+    memory_metrics(&mut rep, mem0, mem1, joined as f64, rooms as f64);
     if !all || joined != local {
         rep.problem(format!(
             "{joined} of {local} sessions connected ({} failed){}",

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use parlor_testkit::FaultProxy;
 use tokio::sync::{watch, Semaphore};
 
+use crate::cluster::Servers;
 use crate::report::{cumulative, percentile, Report};
 use crate::resume::{Outcome, Session, Shared};
 use crate::target::{Endpoint, Target};
@@ -49,6 +50,9 @@ pub(crate) struct Storm<'a> {
     pub addrs: &'a (dyn Fn(usize) -> Vec<Endpoint> + Sync),
     /// The cut.
     pub cut: CutBy<'a>,
+    /// Called with the report once every session is logged in, before the traffic (W6: Redis's
+    /// memory and the nodes' RSS).
+    pub at_joined: Option<&'a (dyn Fn(&mut Report) + Sync)>,
 }
 
 /// Run W4.
@@ -66,7 +70,8 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
         Some(p) => CutBy::Proxy(p),
         None => CutBy::Server(target.addr),
     };
-    let spec = Storm { workload: "w4", label: target.kind.name().into(), n, rooms, addrs: &addrs, cut };
+    let spec =
+        Storm { workload: "w4", label: target.kind.name().into(), n, rooms, addrs: &addrs, cut, at_joined: None };
     let rep = storm(ctx, spec).await;
     if let Some(p) = &proxy {
         p.stop();
@@ -74,12 +79,22 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize, rooms: usize) -> anyhow::
     rep
 }
 
+/// Run W4 on Redis nodes (`--nodes`): session `i` logs in to [`Servers::endpoints`]'s first and
+/// resumes there (then on the others in turn); the cut is the admin API's drop-connections on the
+/// first node, which has every node drop its own.
+pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize, rooms: usize) -> anyhow::Result<Report> {
+    let addrs = |i| servers.endpoints(i, rooms);
+    let cut = CutBy::Server(servers.nodes[0].addr);
+    let label = format!("parlor+redis, {} nodes", servers.nodes.len());
+    storm(ctx, Storm { workload: "w4", label, n, rooms, addrs: &addrs, cut, at_joined: None }).await
+}
+
 /// The report's curve of sessions back by seconds since their connection was lost (`--plot`).
 pub const BACK_SERIES: &str = "sessions back";
 
 /// The storm: log in, broadcast, cut, wait until every cut session is back, count.
 pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> {
-    let Storm { workload, label, n, rooms, addrs, mut cut } = spec;
+    let Storm { workload, label, n, rooms, addrs, mut cut, at_joined } = spec;
     let rooms = rooms.clamp(1, n.max(1));
     let mut rep = Report::new(workload, &label, n);
     let quick = ctx.args.quick;
@@ -156,6 +171,9 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
         _ => local,
     };
     ctx.barrier("joined").await?;
+    if let Some(f) = at_joined {
+        f(&mut rep);
+    }
 
     // Traffic, then the cut.
     let spin = ctx.spinner("storm");

@@ -1,141 +1,123 @@
-//! W5, fan-out over Redis nodes: W2's room, sender, rates and accounting against Parlor on the
-//! Redis engine, in two configurations of one run:
+//! W5, fan-out over Redis nodes: W2's room, sender, rates and accounting in two configurations
+//! of one run, for each target:
 //!
-//! - (a) every member on one Redis-backed node;
-//! - (b) the same members split evenly over two Redis-backed nodes (member `j` connects straight
-//!   to node `j % 2`; the sender is member 0, on the first node).
+//! - Parlor (`parlor+redis`): (a) every member on one Redis-backed node; (b) the same members
+//!   split evenly over two Redis-backed nodes.
+//! - Socket.IO (`--target socketio`): (a) one Node process with Socket.IO's default in-memory
+//!   adapter (what a one-process deployment runs: the adapter would only add a publish per
+//!   broadcast that nobody reads); (b) two processes sharing a Redis through
+//!   `@socket.io/redis-adapter`, the multi-node setup Socket.IO documents.
 //!
-//! The generator starts `redis-server` (a free loopback port, no persistence) and the nodes
-//! (`parlor serve --redis URL --node-id nX`) as child processes, a fresh Redis for each
-//! configuration, and always stops them. Every message is numbered and every receiver must get
-//! each exactly once. The server's CPU per delivery is the nodes' plus Redis's.
+//! In (b) member `j` connects straight to server `j % 2`; the sender is member 0, on the first.
+//! The generator starts `redis-server` (a free loopback port, no persistence, a fresh one per
+//! configuration) and the servers as child processes, and always stops them. Every message is
+//! numbered and every receiver must get each exactly once. The server's CPU per delivery is the
+//! servers' plus Redis's; Redis's `used_memory` is reported before and after.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
+use crate::args::{sessions_of, Workload};
+use crate::redis::{memory_metrics, start_nodes_of, Redis};
 use crate::report::Report;
-use crate::target::{die_with_parent, free_port, stop_child, Kind, Limits, Target};
+use crate::target::{Kind, Limits, Target};
 use crate::w2::{fan_out, FanOut};
-use crate::Ctx;
+use crate::{Ctx, FD_MARGIN};
 
-/// A `redis-server` child process, stopped on drop.
-#[derive(Debug)]
-pub struct Redis {
-    /// `redis://127.0.0.1:PORT`.
-    pub url: String,
-    /// Its PID, for CPU time.
-    pub pid: u32,
-    child: Option<Child>,
-}
-
-impl Redis {
-    /// Start `redis-server` (or `$PARLOR_REDIS_SERVER`) on a free loopback port, without
-    /// snapshots or an append-only file, and wait until it answers PING.
-    pub async fn start() -> anyhow::Result<Redis> {
-        let port = free_port()?;
-        let exe = std::env::var("PARLOR_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let mut cmd = Command::new(&exe);
-        cmd.args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"]);
-        cmd.args(["--daemonize", "no", "--loglevel", "warning"]);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
-        die_with_parent(&mut cmd);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {exe} (W5 needs Redis 7: apt-get install redis-server)"))?;
-        let mut redis = Redis { url: format!("redis://127.0.0.1:{port}"), pid: child.id(), child: Some(child) };
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if ping(addr) {
-                return Ok(redis);
-            }
-            if let Some(c) = redis.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    bail!("redis-server exited at start: {status}");
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("redis-server did not answer PING on {addr} within 10 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Stop it (SIGTERM, then SIGKILL).
-    pub fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
-            stop_child(c);
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// True when a Redis at `addr` answers `PING` with `+PONG`.
-fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-}
-
-/// Start `n` Parlor nodes on `redis`, node ids `n1` … `nN`.
-pub(crate) async fn start_nodes(ctx: &Ctx, redis: &Redis, n: usize) -> anyhow::Result<Vec<Target>> {
-    let mut nodes = Vec::with_capacity(n);
-    for i in 1..=n {
-        let limits = Limits {
-            server_bin: ctx.args.server_bin.clone(),
-            extra_args: vec!["--redis".into(), redis.url.clone(), "--node-id".into(), format!("n{i}")],
-            ..Limits::default()
-        };
-        nodes.push(Target::start(Kind::Parlor, &limits, &ctx.args.app).await.with_context(|| format!("node n{i}"))?);
-    }
-    Ok(nodes)
-}
-
-/// One configuration: a fresh Redis, `n` nodes, the fan-out, everything stopped.
-async fn one(ctx: &Ctx, n: usize, members: usize) -> anyhow::Result<Report> {
-    let mut redis = Redis::start().await?;
-    let mut nodes = start_nodes(ctx, &redis, n).await?;
+/// One configuration: `n` servers of `kind` (on a fresh Redis unless one Socket.IO process),
+/// the fan-out, everything stopped.
+async fn one(ctx: &Ctx, kind: Kind, n: usize, members: usize) -> anyhow::Result<Report> {
+    let plural = if n == 1 { "" } else { "s" };
+    let (label, redis) = match kind {
+        Kind::Parlor => (format!("parlor+redis, {n} node{plural}"), Some(Redis::start().await?)),
+        _ if n == 1 => (format!("{}, 1 process", kind.name()), None),
+        _ => (format!("{}+redis-adapter, {n} processes", kind.name()), Some(Redis::start().await?)),
+    };
+    let mut nodes = match &redis {
+        Some(r) => start_nodes_of(ctx, kind, r, n).await?,
+        None => vec![Target::start(kind, &Limits::default(), &ctx.args.app).await?],
+    };
+    let mem0 = redis.as_ref().and_then(Redis::memory);
     let refs: Vec<&Target> = nodes.iter().collect();
-    let label = format!("parlor+redis, {n} node{}", if n == 1 { "" } else { "s" });
-    let spec = FanOut { workload: "w5", label, nodes: &refs, also_cpu: Some(("redis", redis.pid)), exactly_once: true };
+    let also_cpu = redis.as_ref().map(|r| ("redis", r.pid));
+    let spec = FanOut { workload: "w5", label, nodes: &refs, also_cpu, exactly_once: true };
     let rep = fan_out(ctx, &spec, members).await;
+    let mem1 = redis.as_ref().and_then(Redis::memory);
     for t in &mut nodes {
         t.stop();
     }
-    redis.stop();
+    drop(redis);
     let mut rep = rep?;
     rep.metric("nodes", n as f64, "");
+    // After the run: the members have just closed (Parlor keeps their sessions for the session
+    // timeout, and the room's log).
+    memory_metrics(&mut rep, mem0, mem1, members as f64, 1.0);
     Ok(rep)
 }
 
-/// Run W5: (a) one node, (b) two nodes; the second report carries the ratio at the peak.
-pub async fn run(ctx: &Ctx, members: usize) -> anyhow::Result<Vec<Report>> {
+/// Run W5 for one target: (a) one server, (b) two; the second report carries the ratio at the
+/// peak.
+pub async fn run(ctx: &Ctx, kind: Kind, members: usize) -> anyhow::Result<Vec<Report>> {
     // --quick runs two configurations: 1 s steps instead of W2's 1.5 s keep it under 20 s.
     let mut quick = ctx.clone();
     if ctx.args.quick && ctx.args.step_secs.is_none() {
         quick.args.step_secs = Some(1.0);
     }
     let ctx = &quick;
-    let a = one(ctx, 1, members).await?;
+    let a = one(ctx, kind, 1, members).await?;
     tokio::time::sleep(Duration::from_millis(if ctx.args.quick { 100 } else { 2000 })).await;
-    let mut b = one(ctx, 2, members).await?;
+    let mut b = one(ctx, kind, 2, members).await?;
     if let (Some(pa), Some(pb)) = (a.get("peak deliveries/s"), b.get("peak deliveries/s")) {
         if pa > 0.0 {
             b.metric("peak deliveries/s, 2 nodes / 1 node", pb / pa, "x");
         }
     }
     Ok(vec![a, b])
+}
+
+/// W5 for every asked target that has a multi-node setup (Parlor, Socket.IO), each bounded by
+/// `--time-limit`.
+pub async fn run_all(ctx: &Ctx, nofile: u64) -> anyhow::Result<Vec<Report>> {
+    let args = &ctx.args;
+    if args.server_url.is_some() {
+        bail!("w5 starts its own redis-server and servers: --server-url does not apply");
+    }
+    let kinds: Vec<Kind> = args.target.iter().copied().filter(|k| matches!(k, Kind::Parlor | Kind::Socketio)).collect();
+    if kinds.is_empty() {
+        bail!("w5 runs against parlor and socketio (Socket.IO's Redis adapter): --target parlor,socketio");
+    }
+    let asked = sessions_of(args, Workload::W5);
+    let sessions = asked.min((nofile as usize).saturating_sub(FD_MARGIN));
+    if sessions < asked {
+        ctx.progress.println(format!(
+            "note: w5: {asked} sessions need more sockets than RLIMIT_NOFILE ({nofile}) allows one process; running {sessions}"
+        ))?;
+    }
+    let deadline = Duration::from_secs(args.time_limit);
+    let mut all = Vec::new();
+    for kind in kinds {
+        let label = if kind == Kind::Parlor { "parlor+redis" } else { "socketio+redis-adapter" };
+        let mut reports = match tokio::time::timeout(deadline, run(ctx, kind, sessions)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let mut r = Report::new("w5", label, sessions);
+                r.problem(format!("{e:#}"));
+                vec![r]
+            }
+            Err(_) => {
+                let mut r = Report::new("w5", label, sessions);
+                r.problem(format!("time limit of {} s reached", args.time_limit));
+                vec![r]
+            }
+        };
+        for r in &mut reports {
+            if sessions < asked {
+                r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
+            }
+            r.metric("RLIMIT_NOFILE", nofile as f64, "");
+        }
+        all.extend(reports);
+    }
+    Ok(all)
 }

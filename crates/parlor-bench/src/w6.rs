@@ -11,10 +11,10 @@
 
 use anyhow::{bail, Context};
 
+use crate::redis::{memory_metrics, start_nodes, Redis};
 use crate::report::Report;
 use crate::target::Endpoint;
 use crate::w4::{storm, CutBy, Storm};
-use crate::w5::{start_nodes, Redis};
 use crate::Ctx;
 
 /// Nodes in the cluster.
@@ -32,6 +32,18 @@ pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
     let mut redis = Redis::start().await?;
     let mut nodes = start_nodes(ctx, &redis, NODES).await.context("starting the nodes")?;
     let eps: Vec<Endpoint> = nodes.iter().map(|t| t.endpoint()).collect();
+    let mem0 = redis.memory();
+    let rss0: Option<u64> = nodes.iter().map(|t| t.rss()).sum();
+    let pids: Vec<Option<u32>> = nodes.iter().map(|t| t.pid).collect();
+    let at_joined = |rep: &mut Report| {
+        let rss: Option<u64> = pids.iter().map(|p| p.and_then(crate::sys::rss_bytes)).sum();
+        if let (Some(a), Some(b)) = (rss0, rss) {
+            rep.metric("nodes' RSS before", a as f64 / 1048576.0, "MiB");
+            rep.metric("nodes' RSS with all logged in", b as f64 / 1048576.0, "MiB");
+            rep.metric("nodes' RSS per session", (b as f64 - a as f64) / n as f64 / 1024.0, "KiB");
+        }
+        memory_metrics(rep, mem0, redis.memory(), n as f64, rooms as f64);
+    };
     let addrs = |i: usize| {
         let home = (i / rooms + i % rooms) % NODES;
         (0..NODES).map(|k| eps[(home + k) % NODES].clone()).collect::<Vec<_>>()
@@ -43,6 +55,7 @@ pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
         rooms,
         addrs: &addrs,
         cut: CutBy::Kill(&mut nodes[VICTIM]),
+        at_joined: Some(&at_joined),
     };
     let rep = storm(ctx, spec).await;
     for t in &mut nodes {

@@ -21,8 +21,10 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
+use crate::cluster::Servers;
+use crate::redis::{memory_metrics, RedisMem};
 use crate::report::Report;
-use crate::target::{die_with_parent, Target};
+use crate::target::die_with_parent;
 use crate::{name_of, Ctx, Cut, Workload};
 
 /// The line a worker prints at a barrier.
@@ -82,10 +84,27 @@ struct Snap {
     at: Instant,
     cpu: Option<Duration>,
     rss: Option<u64>,
+    redis: Option<RedisMem>,
+    redis_cpu: Option<Duration>,
 }
 
-/// Run workload `w` against `target` over `ctx.args.workers` worker processes; the merged report.
-pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize) -> anyhow::Result<Report> {
+impl Snap {
+    fn of(servers: &Servers<'_>) -> Snap {
+        Snap {
+            at: Instant::now(),
+            cpu: servers.cpu(),
+            rss: servers.rss(),
+            redis: servers.redis_memory(),
+            redis_cpu: servers.redis_cpu(),
+        }
+    }
+}
+
+/// Run workload `w` against `servers` over `ctx.args.workers` worker processes; the merged
+/// report. On Redis nodes (`servers.redis`) the workers get every node's URL (`--node-urls`),
+/// and the server's figures are the nodes' summed, with Redis's CPU and memory.
+pub async fn run(ctx: &Ctx, servers: &Servers<'_>, w: Workload, n: usize, rooms: usize) -> anyhow::Result<Report> {
+    let target = servers.nodes[0];
     let args = &ctx.args;
     let workers = args.workers.max(1);
     if w == Workload::W4 && !rooms.is_multiple_of(workers) {
@@ -103,6 +122,10 @@ pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize
         cmd.args(["--sessions", &n.to_string(), "--rooms", &rooms.to_string()]);
         cmd.args(["--concurrency", &args.concurrency.div_ceil(workers).max(1).to_string()]);
         cmd.args(["--time-limit", &args.time_limit.to_string()]);
+        if servers.redis.is_some() {
+            let urls: Vec<String> = servers.nodes.iter().map(|t| format!("ws://{}{}", t.addr, t.path)).collect();
+            cmd.args(["--node-urls", &urls.join(",")]);
+        }
         cmd.args(["--cut", if args.cut == Cut::Server { "server" } else { "proxy" }]);
         if let Some(h) = args.hold_secs {
             cmd.args(["--hold-secs", &h.to_string()]);
@@ -129,6 +152,7 @@ pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize
     let mut json: Vec<String> = vec![String::new(); workers];
     let mut at: HashMap<String, usize> = HashMap::new();
     let mut snaps: HashMap<String, Snap> = HashMap::new();
+    snaps.insert(BEGIN.into(), Snap::of(servers));
     let mut done = 0;
     while done < workers {
         let Some((k, line)) = rx.recv().await else { break };
@@ -147,7 +171,7 @@ pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize
             continue;
         }
         // Everyone is here: measure, act, release.
-        snaps.insert(name.to_string(), Snap { at: Instant::now(), cpu: target.cpu(), rss: target.rss() });
+        snaps.insert(name.to_string(), Snap::of(servers));
         if name == "drop" {
             crate::w4::drop_connections(target.addr, &ctx.app).await?;
         }
@@ -159,6 +183,7 @@ pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize
     for c in &mut children {
         let _ = c.wait().await;
     }
+    snaps.insert(END.into(), Snap::of(servers));
     let mut parts = Vec::with_capacity(workers);
     for (k, text) in json.iter().enumerate() {
         let mut r: Vec<Report> =
@@ -166,7 +191,7 @@ pub async fn run(ctx: &Ctx, target: &Target, w: Workload, n: usize, rooms: usize
         parts.push(r.pop().with_context(|| format!("worker {k}: an empty report"))?);
     }
     let mut rep = merge(name_of(w), target.kind.name(), n, &parts);
-    server_figures(&mut rep, w, &snaps);
+    server_figures(&mut rep, w, rooms, &snaps);
     rep.metric("generator workers", workers as f64, "");
     Ok(rep)
 }
@@ -242,8 +267,14 @@ fn set(rep: &mut Report, name: &str, v: f64) {
     }
 }
 
-/// The server's CPU and RSS from the parent's snapshots at the barriers.
-fn server_figures(rep: &mut Report, w: Workload, snaps: &HashMap<String, Snap>) {
+/// The parent's snapshots before the workers start and after they end.
+const BEGIN: &str = "@begin";
+const END: &str = "@end";
+
+/// The server's CPU and RSS from the parent's snapshots at the barriers (nodes summed), and
+/// Redis's memory when there is one: W3 from `start` to `held`, W4 from before the workers to
+/// `joined` (every session logged in), its CPU from the cut to the end.
+fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<String, Snap>) {
     let cpu = |a: &str, b: &str| match (snaps.get(a).and_then(|s| s.cpu), snaps.get(b).and_then(|s| s.cpu)) {
         (Some(x), Some(y)) => Some((y - x).as_secs_f64()),
         _ => None,
@@ -272,8 +303,36 @@ fn server_figures(rep: &mut Report, w: Workload, snaps: &HashMap<String, Snap>) 
                 let secs = (b.at - a.at).as_secs_f64();
                 if secs > 0.0 {
                     rep.metric("server CPU while idle", 100.0 * c / secs, "% of a core");
+                    let rc = |k: &str| snaps.get(k).and_then(|s| s.redis_cpu);
+                    if let (Some(x), Some(y)) = (rc("connected"), rc("held")) {
+                        rep.metric(
+                            "redis CPU while idle (in the server's)",
+                            100.0 * (y - x).as_secs_f64() / secs,
+                            "% of a core",
+                        );
+                    }
                 }
             }
+            let mem = |k: &str| snaps.get(k).and_then(|s| s.redis);
+            memory_metrics(rep, mem("start"), mem("held"), held, rooms as f64);
+        }
+        Workload::W4 => {
+            let n = rep.sessions as f64;
+            let (r0, r1) = (snaps.get(BEGIN).and_then(|s| s.rss), snaps.get("joined").and_then(|s| s.rss));
+            if let (Some(a), Some(b)) = (r0, r1) {
+                rep.metric("server RSS before", mib(a), "MiB");
+                rep.metric("server RSS with all logged in", mib(b), "MiB");
+                rep.metric("server RSS per session", (b as f64 - a as f64) / n / 1024.0, "KiB");
+            }
+            let cut = if snaps.contains_key("drop") { "drop" } else { "cut" };
+            if let Some(c) = cpu(cut, END) {
+                rep.metric("server CPU from the cut to the end", c, "s");
+                if let Some(back) = rep.get("sessions back").filter(|b| *b > 0.0) {
+                    rep.metric("server CPU per session back", 1000.0 * c / back, "ms");
+                }
+            }
+            let mem = |k: &str| snaps.get(k).and_then(|s| s.redis);
+            memory_metrics(rep, mem(BEGIN), mem("joined"), n, rooms as f64);
         }
         _ => {}
     }
