@@ -33,6 +33,7 @@ pub mod report;
 pub mod resume;
 pub mod slow;
 pub mod soak;
+pub mod srv_hist;
 pub mod sys;
 pub mod target;
 pub mod w1;

@@ -38,6 +38,13 @@ pub struct Step {
     pub cpu_s_per_m: f64,
     /// Broadcasts the server refused (rate limits).
     pub refused: u64,
+    /// The server's own fan-out latency (frame read to the last local recipient's write, from
+    /// its `parlor_fanout_seconds` histogram), median, ms; None for a peer.
+    #[serde(default)]
+    pub srv_p50_ms: Option<f64>,
+    /// Its 99th percentile.
+    #[serde(default)]
+    pub srv_p99_ms: Option<f64>,
 }
 
 /// A curve for the charts (`--plot`): points `(x, y)`, e.g. W1's login latency by percentile,
@@ -149,9 +156,19 @@ pub fn print_tables(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
             writeln!(out, "  {:<w$}  {:>14} {}", m.name, num(m.value), m.unit)?;
         }
         if !r.steps.is_empty() {
+            // The server's own fan-out latency beside the end-to-end one, when it has it.
+            let srv = r.steps.iter().any(|s| s.srv_p50_ms.is_some());
+            let srv_cell = |v: Option<f64>| {
+                if srv {
+                    format!(" {:>9}", v.map(num).unwrap_or_else(|| "-".into()))
+                } else {
+                    String::new()
+                }
+            };
+            let srv_head = |h: &str| if srv { format!(" {h:>9}") } else { String::new() };
             writeln!(
                 out,
-                "  {:>9} {:>7} {:>11} {:>12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>7}",
+                "  {:>9} {:>7} {:>11} {:>12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>7}{}{}",
                 "offered/s",
                 "sent",
                 "delivered",
@@ -161,12 +178,14 @@ pub fn print_tables(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
                 "p99 ms",
                 "max ms",
                 "cpu s/M",
-                "refused"
+                "refused",
+                srv_head("srv p50"),
+                srv_head("srv p99")
             )?;
             for s in &r.steps {
                 writeln!(
                     out,
-                    "  {:>9} {:>7} {:>11} {:>12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>7}",
+                    "  {:>9} {:>7} {:>11} {:>12} {:>9} {:>9} {:>9} {:>9} {:>12} {:>7}{}{}",
                     num(s.offered_msgs_per_s),
                     s.sent,
                     s.delivered,
@@ -176,7 +195,9 @@ pub fn print_tables(out: &mut dyn std::io::Write, reports: &[Report]) -> std::io
                     num(s.p99_ms),
                     num(s.max_ms),
                     num(s.cpu_s_per_m),
-                    s.refused
+                    s.refused,
+                    srv_cell(s.srv_p50_ms),
+                    srv_cell(s.srv_p99_ms)
                 )?;
             }
         }

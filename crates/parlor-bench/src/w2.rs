@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{delivered, parse, Client};
 use crate::report::{percentile, Report, Step};
 use crate::target::{Kind, Target};
-use crate::{hold, join_retry, now_ns, sys, wait_until, Counts, Ctx};
+use crate::{hold, join_retry, now_ns, srv_hist, sys, wait_until, Counts, Ctx};
 
 /// The room of the fan-out.
 pub(crate) const ROOM: &str = "w2";
@@ -105,6 +105,19 @@ fn cpu_of(spec: &FanOut<'_>) -> (Option<Duration>, Option<Duration>) {
         Some(_) => (nodes.zip(extra).map(|(a, b)| a + b), extra),
         None => (nodes, None),
     }
+}
+
+/// The servers' `parlor_fanout_seconds` summed over the nodes (None for a peer, which has no
+/// such histogram, or when a scrape fails).
+async fn server_fanout(spec: &FanOut<'_>) -> Option<srv_hist::Hist> {
+    let mut sum = srv_hist::Hist::default();
+    for t in spec.nodes {
+        if t.kind != Kind::Parlor {
+            return None;
+        }
+        sum = sum.add(&srv_hist::scrape(t.addr, srv_hist::FANOUT).await.ok()?);
+    }
+    Some(sum)
 }
 
 /// The fan-out: one room, one sender, stepped rates (W2; W5 over several nodes).
@@ -204,6 +217,7 @@ pub async fn fan_out(ctx: &Ctx, spec: &FanOut<'_>, members: usize) -> anyhow::Re
         steps_pb.set_message(format!("{rate} msg/s × {receivers}"));
         let total = (rate * step_dur.as_secs_f64()).round().max(1.0) as u64;
         let (cpu0, extra0) = cpu_of(spec);
+        let srv0 = server_fanout(spec).await;
         let first_send = now_ns();
         let t0 = Instant::now();
         let mut sent = 0u64;
@@ -249,6 +263,7 @@ pub async fn fan_out(ctx: &Ctx, spec: &FanOut<'_>, members: usize) -> anyhow::Re
             }
         }
         let (cpu1, extra1) = cpu_of(spec);
+        let srv = srv0.zip(server_fanout(spec).await).map(|(a, b)| b.since(&a));
         let mut lats: Vec<u64> = Vec::with_capacity(expected as usize);
         for s in &all_samples {
             let mut s = s.lock();
@@ -280,6 +295,8 @@ pub async fn fan_out(ctx: &Ctx, spec: &FanOut<'_>, members: usize) -> anyhow::Re
             max_ms: ms(lats.last().copied().unwrap_or(0)),
             cpu_s_per_m: cpu,
             refused: refused - refused0,
+            srv_p50_ms: srv.as_ref().and_then(|h| h.quantile_ms(0.5)),
+            srv_p99_ms: srv.as_ref().and_then(|h| h.quantile_ms(0.99)),
         };
         steps_pb.inc(1);
         let saturated = step.p99_ms > 1000.0 || (k > 0 && per_s < best * 1.1) || delivered < expected;

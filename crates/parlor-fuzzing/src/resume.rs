@@ -50,7 +50,7 @@ impl Conn {
     pub(crate) fn drain(&mut self) -> Vec<ServerFrame> {
         let mut frames = Vec::new();
         while let Some(out) = self.reader.try_next() {
-            if let Out::Text(t) | Out::Replay(t) = out {
+            if let Out::Text(t, _) | Out::Replay(t) = out {
                 frames.push(decode_server_frame(t.as_str()).expect("the server sends only decodable frames"));
             }
         }

@@ -32,10 +32,33 @@ impl Clock {
     pub fn wall_s(&self, at: Instant) -> u64 {
         self.wall_ms(at) / 1000
     }
+
+    /// The first instant whose [`Clock::wall_s`] is at least `wall_s` (None: beyond what an
+    /// `Instant` holds). Before the clock's start it is the start.
+    pub fn at_wall_s(&self, wall_s: u64) -> Option<Instant> {
+        let ms = wall_s.saturating_mul(1000).saturating_sub(self.start_wall_ms);
+        self.start.checked_add(std::time::Duration::from_millis(ms))
+    }
 }
 
 impl Default for Clock {
     fn default() -> Self {
         Clock::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_wall_s_is_the_first_instant_of_that_second() {
+        let c = Clock { start: Instant::now(), start_wall_ms: 1_000_700 };
+        let at = c.at_wall_s(1_005).unwrap();
+        assert_eq!(c.wall_s(at), 1_005);
+        assert_eq!(c.wall_s(at - std::time::Duration::from_millis(1)), 1_004);
+        assert_eq!(c.at_wall_s(10), Some(c.start));
+        // A far expiry (a token's `exp` is the peer's number) does not overflow.
+        assert!(c.at_wall_s(u64::MAX).is_none_or(|a| a > at));
     }
 }

@@ -198,6 +198,8 @@ impl Deliver for Hub {
             return;
         };
         let index = ch.and_then(channel_index);
+        // Dropped at the end, after every recipient holds its share.
+        let clock = crate::telemetry::FanoutClock::current();
         let mut delivered = 0u64;
         for m in members.iter_mut() {
             if let Some(i) = index {
@@ -210,7 +212,7 @@ impl Deliver for Hub {
                 continue;
             }
             if let Some(c) = &m.conn {
-                c.send(frame.clone().into_ws());
+                c.send_timed(frame.clone().into_ws(), clock.clone());
                 delivered += 1;
             }
         }

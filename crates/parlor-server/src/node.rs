@@ -206,14 +206,19 @@ impl Node {
         Ok((resumed.key, ctx))
     }
 
+    /// A `ping` of an established session: life, its acks, and the `pong`. Apart from
+    /// [`Node::frame`] (which handles it too) so that a connection task waiting for its next
+    /// frame holds only this small future inline, and the larger ones boxed.
+    pub async fn ping(&self, key: SessionKey, ctx: &SessionCtx, p: parlor_protocol::Ping, now: Instant) {
+        dispatch!(&self.engine, e => e.touch(key, ctx.app, p.ack.as_ref(), now).await);
+        let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
+        self.hub.to_session(key, Frame::encode(&pong));
+    }
+
     /// Handle one frame of an established session.
     pub async fn frame(&self, key: SessionKey, ctx: &mut SessionCtx, frame: ClientFrame, now: Instant) {
         match frame {
-            ClientFrame::Ping(p) => {
-                dispatch!(&self.engine, e => e.touch(key, ctx.app, p.ack.as_ref(), now).await);
-                let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
-                self.hub.to_session(key, Frame::encode(&pong));
-            }
+            ClientFrame::Ping(p) => self.ping(key, ctx, p, now).await,
             ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, ctx.app, now).await),
             ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
                 dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
@@ -244,13 +249,14 @@ impl Node {
                     kind.answered(&reply, now);
                     rules::answer_frame(id, subject, reply, rules_refusal.as_deref())
                 };
-                match dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await) {
-                    Outcome::Applied => {
-                        if kind == Measured::Message {
-                            telemetry::fanout(Instant::now().saturating_duration_since(now));
-                        }
-                        rules::applied(ctx, spend, now)
-                    }
+                let run = async {
+                    dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await)
+                };
+                // A room message's fan-out is timed from this frame's read to its last local
+                // recipient's write (`telemetry::FanoutClock`).
+                let read = (kind == Measured::Message).then_some(now);
+                match telemetry::with_read_at(read, run).await {
+                    Outcome::Applied => rules::applied(ctx, spend, now),
                     Outcome::Answered => {}
                     // Nothing is known to have happened: the client's retry with the same id is
                     // fresh here, and the engine executes or recalls it.

@@ -23,14 +23,16 @@ use parking_lot::Mutex;
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::telemetry::FanoutClock;
+
 /// Close codes the server uses (§1), from the protocol crate.
 pub use parlor_protocol::close_code;
 
 /// What the writer does next.
 #[derive(Debug)]
 pub enum Out {
-    /// Send a text frame.
-    Text(Utf8Bytes),
+    /// Send a text frame; the writer lets go of the fan-out's clock once it is written.
+    Text(Utf8Bytes, Option<Arc<FanoutClock>>),
     /// Send a text frame of a replay (not counted toward the limit).
     Replay(Utf8Bytes),
     /// Send a close frame, then stop.
@@ -85,6 +87,11 @@ impl Outbox {
     /// Queue a frame. Returns false when the connection is closing (the frame is dropped: the
     /// logs still hold it for a resume).
     pub fn send(&self, frame: Utf8Bytes) -> bool {
+        self.send_timed(frame, None)
+    }
+
+    /// [`Outbox::send`] with a share of a fan-out's clock (see [`FanoutClock`]).
+    pub fn send_timed(&self, frame: Utf8Bytes, clock: Option<Arc<FanoutClock>>) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -95,7 +102,7 @@ impl Outbox {
             self.abort(close_code::SLOW_CONSUMER, "slow consumer");
             return false;
         }
-        self.tx.send(Out::Text(frame)).is_ok()
+        self.tx.send(Out::Text(frame, clock)).is_ok()
     }
 
     /// Queue a frame of a replay: after what is queued, without counting it toward the limit
@@ -181,7 +188,7 @@ impl OutboxReader {
     }
 
     fn dequeued(&self, out: &Out) {
-        if let Out::Text(t) = out {
+        if let Out::Text(t, _) = out {
             self.shared.queued.fetch_sub(t.as_str().len(), Ordering::AcqRel);
         }
     }
@@ -235,7 +242,7 @@ mod tests {
         assert!(out.send(Utf8Bytes::from("1234567890".to_string())), "the live flow still has its limit");
         assert_eq!(out.queued(), 10);
         assert!(matches!(rd.next().await, Some(Out::Replay(_))));
-        assert!(matches!(rd.next().await, Some(Out::Text(_))));
+        assert!(matches!(rd.next().await, Some(Out::Text(..))));
         assert_eq!(out.queued(), 0);
         assert!(!out.is_closed());
     }
@@ -246,7 +253,7 @@ mod tests {
         assert!(out.send(Utf8Bytes::from("a".to_string())));
         out.close(close_code::POLICY, "bad hello");
         assert!(!out.send(Utf8Bytes::from("b".to_string())));
-        assert!(matches!(rd.next().await, Some(Out::Text(t)) if t.as_str() == "a"));
+        assert!(matches!(rd.next().await, Some(Out::Text(t, _)) if t.as_str() == "a"));
         assert!(matches!(rd.next().await, Some(Out::Close(1008, _))));
     }
 }

@@ -12,7 +12,11 @@
 //! memory engine's, and each node counts what its own sessions saw: summed over nodes, each
 //! kick and resume is counted once.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit};
 
@@ -48,7 +52,7 @@ pub fn describe() {
     describe_histogram!(
         "parlor_fanout_seconds",
         Unit::Seconds,
-        "Time from a broadcast, barrage or command frame read to its event queued for every recipient on this node."
+        "Time from a broadcast, barrage or command frame read to its event written to the socket of every recipient on this node (or dropped at a cut)."
     );
     describe_counter!("parlor_slow_consumer_total", "Connections cut with 4008 for an outbound queue over the limit.");
     describe_counter!(
@@ -92,9 +96,42 @@ pub fn login(outcome: &'static str, took: Duration) {
     histogram!("parlor_login_seconds").record(took.as_secs_f64());
 }
 
-/// A room message's event reached every local recipient's queue.
-pub fn fanout(took: Duration) {
-    histogram!("parlor_fanout_seconds").record(took.as_secs_f64());
+tokio::task_local! {
+    /// When the frame of the room message being executed was read (None: not a room message).
+    static READ_AT: Option<Instant>;
+}
+
+/// Run `request` with its frame's read time known to the fan-out when it is a room message's.
+/// (Every request runs in the scope, measured or not: one future type, not two side by side in
+/// the connection task's state.)
+pub async fn with_read_at<F: Future>(read: Option<Instant>, request: F) -> F::Output {
+    READ_AT.scope(read, request).await
+}
+
+/// The server's own fan-out latency of one room message on this node: from its frame's read to
+/// the last local recipient's write. Every recipient's queued frame holds a share; a writer lets
+/// go of its share once it has written (flushed) the frame, or when the frame is dropped at a
+/// cut; the fan-out holds one until every recipient has its share. The last to let go records
+/// `parlor_fanout_seconds`. Events of the Redis engine that reach this node by pub/sub (another
+/// node read the frame) are not timed.
+#[derive(Debug)]
+pub struct FanoutClock {
+    read: Instant,
+}
+
+impl FanoutClock {
+    /// The clock of the room event being fanned out now, when it comes from a room message read
+    /// by this task ([`with_read_at`]).
+    pub fn current() -> Option<Arc<FanoutClock>> {
+        let read = READ_AT.try_with(|read| *read).ok().flatten()?;
+        Some(Arc::new(FanoutClock { read }))
+    }
+}
+
+impl Drop for FanoutClock {
+    fn drop(&mut self) {
+        histogram!("parlor_fanout_seconds").record(Instant::now().saturating_duration_since(self.read).as_secs_f64());
+    }
 }
 
 /// A request was refused for a rate (1002072, 1002073).

@@ -109,14 +109,19 @@ where
             }
             Err(e) => {
                 match &session {
-                    Some((key, ctx)) => node.bad_frame(*key, ctx, e.request_id(), e.code(), e.to_string(), now).await,
+                    Some((key, ctx)) => {
+                        Box::pin(node.bad_frame(*key, ctx, e.request_id(), e.code(), e.to_string(), now)).await
+                    }
                     None => send_error(&outbox, e.request_id(), e.code(), &e.to_string()),
                 }
                 continue;
             }
         };
         match (&mut session, frame) {
-            (Some((key, ctx)), frame) => node.frame(*key, ctx, frame, now).await,
+            // Pings inline; every other future boxed (a request's, a hello's): the task holds its
+            // largest state for the connection's whole life, and idle connections only ping.
+            (Some((key, ctx)), ClientFrame::Ping(p)) => node.ping(*key, ctx, p, now).await,
+            (Some((key, ctx)), frame) => Box::pin(node.frame(*key, ctx, frame, now)).await,
             (None, ClientFrame::Hello(h)) => {
                 let Some(slot) = node.limits.admit_session(h.app_id) else {
                     let code = ErrorCode::TooManySessions;
@@ -125,7 +130,7 @@ where
                     outbox.close(close_code::POLICY, "too many sessions");
                     break;
                 };
-                match node.hello(h, conn_id, now).await {
+                match Box::pin(node.hello(h, conn_id, now)).await {
                     Ok(s) => {
                         session = Some(s);
                         app_slot = Some(slot);
@@ -138,7 +143,7 @@ where
                     }
                 }
             }
-            (None, ClientFrame::Resume(r)) => match node.resume(r, conn_id, now).await {
+            (None, ClientFrame::Resume(r)) => match Box::pin(node.resume(r, conn_id, now)).await {
                 Ok(s) => {
                     app_slot = Some(node.limits.resumed_session(s.1.app));
                     session = Some(s);
@@ -182,10 +187,20 @@ where
     // waiting, and writing them with one syscall instead of one each is most of the cost.
     // A write that waits on the socket gives way to an abort (a slow consumer's cut): what is
     // queued is dropped then, and the close frame gets CLOSE_GRACE behind what the socket holds.
+    // The fan-out clocks of the frames fed since the last flush: let go of once written.
+    let mut written = Vec::new();
     while let Some(mut out) = reader.next().await {
         loop {
             match out {
-                Out::Text(t) | Out::Replay(t) => {
+                Out::Text(t, clock) => {
+                    written.extend(clock);
+                    tokio::select! {
+                        biased;
+                        _ = reader.aborted() => break,
+                        sent = sink.feed(Message::Text(t)) => if sent.is_err() { return },
+                    }
+                }
+                Out::Replay(t) => {
                     tokio::select! {
                         biased;
                         _ = reader.aborted() => break,
@@ -213,5 +228,42 @@ where
             _ = reader.aborted() => {}
             flushed = sink.flush() => if flushed.is_err() { return },
         }
+        written.clear();
+        // A burst's worth of room is not kept for an idle connection.
+        if written.capacity() > 64 {
+            written = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    use super::*;
+    use crate::config::ServerConfig;
+
+    /// An idle connection holds its two tasks' futures for its whole life (a task cell is as
+    /// large as its future's largest state), so their size is per-session memory: a request's
+    /// future (the Redis engine's is large) must not be inline in the connection task's.
+    #[tokio::test]
+    async fn the_connection_task_does_not_hold_a_request_future_inline() {
+        let node = Arc::new(Node::memory(ServerConfig::default()));
+        let (end, _other) = tokio::io::duplex(64);
+        let socket = WebSocketStream::from_raw_socket(end, Role::Server, Some(ws_config(1024))).await;
+        let (sink, _stream) = socket.split();
+        let (_outbox, reader) = Outbox::new(1024, 1);
+        let writer = write_loop(sink, reader);
+        let claims = parlor_protocol::token::Claims::new(1, "u", 0, 60, "n");
+        let mut ctx = SessionCtx::new(1, "u".into(), claims, 0);
+        let frame = node.frame(1, &mut ctx, ClientFrame::Ping(Default::default()), Instant::now());
+        let frame_size = std::mem::size_of_val(&frame);
+        drop(frame);
+        let (end, _other) = tokio::io::duplex(64);
+        let socket = WebSocketStream::from_raw_socket(end, Role::Server, Some(ws_config(1024))).await;
+        let conn = serve(node, socket);
+        let (r, w) = (std::mem::size_of_val(&conn), std::mem::size_of_val(&writer));
+        eprintln!("connection task future {r} B (a frame's {frame_size} B), writer task future {w} B");
+        assert!(r < frame_size, "the connection task's future ({r} B) holds a frame's ({frame_size} B) inline");
     }
 }

@@ -107,7 +107,11 @@ impl MemoryEngine {
         let (done, outcome) = oneshot::channel();
         self.queue.lock().push(Job { req, op, now, answer, done });
         self.run_queued();
-        let mut outcome = std::pin::pin!(outcome);
+        let mut outcome = outcome;
+        // Applied and announced at once (a small room, the lock free): no timer needed.
+        if let Ok(o) = outcome.try_recv() {
+            return o;
+        }
         tokio::select! {
             biased;
             o = &mut outcome => return o.unwrap_or(Outcome::Answered),
@@ -148,6 +152,11 @@ impl MemoryEngine {
             st.batching = true;
             let reply = Self::request_locked(st, &self.config, req, op, now);
             st.batching = false;
+            if matches!(reply, Reply::Fresh(Ok(_))) {
+                // A login brings a token's deadlines: checked at the next tick (under the lock,
+                // so that no tick comes between).
+                self.deadlines.lock().soon(req.key, now);
+            }
             let applied = matches!(reply, Reply::Fresh(Ok(_)));
             let pending = match room {
                 Some(room) if applied => st.pending.iter_mut().find(|p| p.room.0 == req.app && p.room.1 == room),

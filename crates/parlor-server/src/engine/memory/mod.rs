@@ -11,12 +11,15 @@
 
 mod admin;
 mod batch;
+mod deadlines;
 mod log;
 mod pending;
 mod requests;
 mod resume;
 mod room;
 mod state;
+#[cfg(test)]
+mod tick_tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use parlor_protocol::{Ack, ErrorCode, EventBody, ServerFrame, TokenWillExpire};
 use serde_json::json;
 use tokio::time::Instant;
 
+use self::deadlines::Deadlines;
 use self::state::{random_id, Leave, Remembered, Session, State};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -45,6 +49,9 @@ pub struct MemoryEngine {
     state: Mutex<State>,
     /// Logins waiting for the lock ([`batch`]).
     queue: Mutex<Vec<batch::Job>>,
+    /// When each session is next due in the tick. Taken only with `state` held (after it), so
+    /// that a tick never misses what a request just changed.
+    deadlines: Mutex<Deadlines>,
 }
 
 impl MemoryEngine {
@@ -61,7 +68,13 @@ impl MemoryEngine {
             batching: false,
             pending: Vec::new(),
         };
-        MemoryEngine { config, clock, state: Mutex::new(state), queue: Mutex::new(Vec::new()) }
+        MemoryEngine {
+            config,
+            clock,
+            state: Mutex::new(state),
+            queue: Mutex::new(Vec::new()),
+            deadlines: Default::default(),
+        }
     }
 
     /// The same engine emitting webhook events to `hooks`.
@@ -149,12 +162,29 @@ impl MemoryEngine {
 
     fn tick_now(&self, now: Instant) {
         let mut st = self.lock();
+        let due = self.deadlines.lock().due(now);
+        self.tick_sessions(&mut st, now, &due);
+        // Each checked session is due again at its next deadline as it is now.
+        let mut deadlines = self.deadlines.lock();
+        for key in due {
+            if let Some(at) = st.sessions.get(&key).and_then(|s| deadlines::next_check(s, &self.config, &self.clock)) {
+                deadlines.at(key, at);
+            }
+        }
+    }
+
+    /// The tick's work for the sessions in `keys` (those due; the scan of old checked every
+    /// session, which the tests compare against), then for every room.
+    fn tick_sessions(&self, st: &mut State, now: Instant, keys: &[SessionKey]) {
         let cfg = &self.config;
         let now_s = self.clock.wall_s(now);
         let mut offline = Vec::new();
         let mut expired = Vec::new();
         let mut tokens = Vec::new();
-        for (key, s) in &st.sessions {
+        for key in keys {
+            let Some(s) = st.sessions.get(key) else {
+                continue;
+            };
             let silent = now.saturating_duration_since(s.last_frame);
             if s.offline {
                 if silent >= cfg.retention {
@@ -184,7 +214,10 @@ impl MemoryEngine {
                 tracing::info!(session = %s.public_id, user = %s.user.id, "retention ended");
             }
         }
-        for key in st.over_offline_cap(cfg.max_offline_sessions) {
+        // Not over the cap while the sessions of every kind are not (no scan then).
+        let cap = cfg.max_offline_sessions;
+        let over = if cap > 0 && st.sessions.len() > cap { st.over_offline_cap(cap) } else { Vec::new() };
+        for key in over {
             if let Some(s) = st.sessions.remove(&key) {
                 st.by_public.remove(&s.public_id);
                 metrics::counter!("parlor_offline_sessions_dropped_total").increment(1);
@@ -202,7 +235,7 @@ impl MemoryEngine {
                 None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now),
             }
         }
-        let State { rooms, deliver, .. } = &mut *st;
+        let State { rooms, deliver, .. } = st;
         for ((app, room_id), room) in rooms.iter_mut() {
             room.room_log.trim(now, cfg.log_len, cfg.log_age);
             room.users_log.trim(now, cfg.log_len, cfg.log_age);
@@ -244,6 +277,9 @@ impl Engine for MemoryEngine {
         st.by_public.insert(session.public_id.clone(), key);
         st.sessions.insert(key, Box::new(session));
         st.deliver.bind(key, conn);
+        if let Some(at) = now.checked_add(self.config.session_timeout) {
+            self.deadlines.lock().at(key, at);
+        }
         Ok(opened)
     }
 
@@ -255,7 +291,13 @@ impl Engine for MemoryEngine {
         conn: ConnId,
         now: Instant,
     ) -> Result<Result<Resumed, ResumeRefused>, Unavailable> {
-        Ok(self.lock().resume(session, resume_token, ack, conn, now, &self.config, &self.clock))
+        let mut st = self.lock();
+        let resumed = st.resume(session, resume_token, ack, conn, now, &self.config, &self.clock);
+        if let Ok(r) = &resumed {
+            // Online again, maybe back in rooms: its deadlines are new.
+            self.deadlines.lock().soon(r.key, now);
+        }
+        Ok(resumed)
     }
 
     async fn touch(&self, key: SessionKey, _app: u32, ack: Option<&Ack>, now: Instant) {
@@ -276,6 +318,15 @@ impl Engine for MemoryEngine {
         if matches!(op, Op::Login { .. }) {
             return self.login(req, op, now, Box::new(answer)).await;
         }
+        // A login, switch or renewal brings a token's deadlines; checked at the next tick. In
+        // the answer, which runs under the state lock: a tick cannot come between.
+        let new_grant = matches!(op, Op::Login { .. } | Op::Switch { .. } | Op::Renew { .. });
+        let answer = |reply: Reply| {
+            if new_grant && matches!(reply, Reply::Fresh(Ok(_))) {
+                self.deadlines.lock().soon(req.key, now);
+            }
+            answer(reply)
+        };
         self.request_now(req, op, now, answer)
     }
 
