@@ -104,26 +104,26 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
                 let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
                 // The plain TCP stream when hyper holds no bytes read past the handshake: the
                 // `Upgraded` wrapper would keep hyper's read buffer (8 KiB) alive for the whole
-                // connection, which is most of what an idle connection costs. axum serves with
-                // hyper-util's `auto` builder, which wraps the stream in a private `Rewind`:
-                // only `auto::upgrade::downcast` sees through it (hyper's own `downcast` fails
-                // there, and the wrapper kept hyper's buffer).
-                let upgraded = match hyper_util::server::conn::auto::upgrade::downcast::<
-                    hyper_util::rt::TokioIo<tokio::net::TcpStream>,
-                >(upgraded)
-                {
+                // connection, which is most of what an idle connection costs.
+                let upgraded = match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
                     Ok(parts) => {
-                        let socket = websocket(parts.io.into_inner(), parts.read_buf, config).await;
+                        let tcp = parts.io.into_inner();
+                        let read = parts.read_buf.to_vec();
+                        let socket =
+                            tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config))
+                                .await;
                         return crate::ws::serve(node, socket).await;
                     }
                     Err(upgraded) => upgraded,
                 };
                 // The same for a TLS stream.
-                match hyper_util::server::conn::auto::upgrade::downcast::<hyper_util::rt::TokioIo<crate::tls::TlsStream>>(
-                    upgraded,
-                ) {
+                match upgraded.downcast::<hyper_util::rt::TokioIo<crate::tls::TlsStream>>() {
                     Ok(parts) => {
-                        let socket = websocket(parts.io.into_inner(), parts.read_buf, config).await;
+                        let tls = parts.io.into_inner();
+                        let read = parts.read_buf.to_vec();
+                        let socket =
+                            tokio_tungstenite::WebSocketStream::from_partially_read(tls, read, role, Some(config))
+                                .await;
                         crate::ws::serve(node, socket).await;
                     }
                     Err(upgraded) => {
@@ -145,27 +145,6 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     res
-}
-
-/// The server side of a WebSocket on `io`, whose first bytes `read` hyper has read already.
-/// `read` is a slice of hyper's whole read buffer (16 KiB after a handshake): it is copied (when
-/// not empty, which is rare) and let go of here, not kept for the connection's life — kept, it
-/// was most of what an idle session cost (heaptrack: 16 KiB of 35 per session, round 2).
-async fn websocket<S>(
-    io: S,
-    read: hyper::body::Bytes,
-    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
-) -> tokio_tungstenite::WebSocketStream<S>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
-    if read.is_empty() {
-        tokio_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(config)).await
-    } else {
-        let read = read.to_vec();
-        tokio_tungstenite::WebSocketStream::from_partially_read(io, read, role, Some(config)).await
-    }
 }
 
 async fn healthz(State(node): State<Arc<Node>>) -> Json<serde_json::Value> {
