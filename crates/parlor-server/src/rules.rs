@@ -254,8 +254,8 @@ fn ok_of(id: u64, room: Option<String>, done: Done) -> OkFrame {
     }
 }
 
-/// The answer to request `id` about `subject`, given the engine's reply. `rules_refusal` is the
-/// message of an `Op::Refused` this request was turned into, if it was.
+/// [`answer`], encoded: with a batch's already encoded `users` list ([`Done::users_json`]) in
+/// its place.
 pub fn answer_frame(id: u64, subject: Subject, mut reply: Reply, rules_refusal: Option<&str>) -> Frame {
     let users = match &mut reply {
         Reply::Fresh(Ok(done)) => done.users_json.take(),
@@ -270,7 +270,8 @@ pub fn answer_frame(id: u64, subject: Subject, mut reply: Reply, rules_refusal: 
     }
 }
 
-/// The answer to request `id` (see [`answer_frame`] for the frame).
+/// The answer to request `id` about `subject`, given the engine's reply. `rules_refusal` is the
+/// message of an `Op::Refused` this request was turned into, if it was.
 pub fn answer(id: u64, subject: Subject, reply: Reply, rules_refusal: Option<&str>) -> ServerFrame {
     let Subject { room, leaving } = subject;
     let refusal = |r: Refusal| {

@@ -104,10 +104,9 @@ impl MemoryEngine {
     /// Queue a login and apply the queue if the lock is free; the outcome comes when some
     /// thread has applied and announced it. Its task announces its batch when it is due.
     pub(super) async fn login(&self, req: Req, op: Op, now: Instant, answer: Answer) -> Outcome {
-        let (done, outcome) = oneshot::channel();
+        let (done, mut outcome) = oneshot::channel();
         self.queue.lock().push(Job { req, op, now, answer, done });
         self.run_queued();
-        let mut outcome = outcome;
         // Applied and announced at once (a small room, the lock free): no timer needed.
         if let Ok(o) = outcome.try_recv() {
             return o;
@@ -152,12 +151,12 @@ impl MemoryEngine {
             st.batching = true;
             let reply = Self::request_locked(st, &self.config, req, op, now);
             st.batching = false;
-            if matches!(reply, Reply::Fresh(Ok(_))) {
+            let applied = matches!(reply, Reply::Fresh(Ok(_)));
+            if applied {
                 // A login brings a token's deadlines: checked at the next tick (under the lock,
                 // so that no tick comes between).
                 self.deadlines.lock().soon(req.key, now);
             }
-            let applied = matches!(reply, Reply::Fresh(Ok(_)));
             let pending = match room {
                 Some(room) if applied => st.pending.iter_mut().find(|p| p.room.0 == req.app && p.room.1 == room),
                 _ => None,

@@ -318,9 +318,9 @@ impl Engine for MemoryEngine {
         if matches!(op, Op::Login { .. }) {
             return self.login(req, op, now, Box::new(answer)).await;
         }
-        // A login, switch or renewal brings a token's deadlines; checked at the next tick. In
-        // the answer, which runs under the state lock: a tick cannot come between.
-        let new_grant = matches!(op, Op::Login { .. } | Op::Switch { .. } | Op::Renew { .. });
+        // A switch or renewal brings a token's deadlines (a login's: in `batch`); checked at the
+        // next tick. In the answer, which runs under the state lock: a tick cannot come between.
+        let new_grant = matches!(op, Op::Switch { .. } | Op::Renew { .. });
         let answer = |reply: Reply| {
             if new_grant && matches!(reply, Reply::Fresh(Ok(_))) {
                 self.deadlines.lock().soon(req.key, now);
@@ -339,7 +339,8 @@ impl Engine for MemoryEngine {
     }
 
     async fn stats(&self) -> Stats {
-        let st = self.lock();
+        // Counts only: held logins stay held.
+        let st = self.lock_keeping();
         Stats { sessions: st.sessions.len(), rooms: st.rooms.len(), streams: st.streams.len() }
     }
 
