@@ -24,7 +24,9 @@ pub enum Workload {
     W6,
     /// Big room: every session logs in to one room with user_status_notify (Parlor only).
     W7,
-    /// W1, W2, W3 and W4, one after the other.
+    /// Every workload but slow and soak: W1–W7, one after the other, each against the targets
+    /// it applies to (W4, W6, W7: Parlor; W5: Parlor and Socket.IO). With --nodes, W3 and W4 run
+    /// on Redis nodes as well as against each target's one process.
     All,
     /// Soak: steady logins, logouts, messages and cuts for --minutes; RSS and open files
     /// must stay flat (Parlor only).
@@ -35,7 +37,7 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two; parlor and socketio), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w4)
+    /// w5 (fan-out on Redis, one node vs two; parlor and socketio), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w7)
     /// or soak (--minutes of churn).
     /// (Not needed with --from, which reads the reports of an earlier run instead.)
     #[arg(value_enum, required_unless_present = "from")]

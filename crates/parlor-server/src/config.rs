@@ -172,7 +172,7 @@ impl Default for ServerConfig {
             online_interval: Duration::from_secs(30),
             token_warning: Duration::from_secs(30),
             answer_memory: 64,
-            users_batch_from: 200,
+            users_batch_from: 50,
             users_batch_window: Duration::from_millis(50),
             redis: Vec::new(),
             node_id: format!("{:08x}", rand::random::<u32>()),

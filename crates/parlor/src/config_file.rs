@@ -57,6 +57,9 @@ pub struct FileConfig {
     #[serde(default, deserialize_with = "duration")]
     pub drain_time: Option<Duration>,
     pub log_format: Option<LogFormat>,
+    pub users_batch_from: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    pub users_batch_window: Option<Duration>,
     pub webhooks: Option<Vec<Spanned<String>>>,
     pub webhook: Option<FileWebhook>,
 }
@@ -220,6 +223,8 @@ tls_cert = "c.pem"
 tls_key = "k.pem"
 drain_time = "30s"
 log_format = "json"
+users_batch_from = 50
+users_batch_window = "20ms"
 webhooks = ["https://a.example/h"]
 [webhook]
 queue = 9
@@ -237,6 +242,7 @@ max_sessions = 100
         assert_eq!(f.heartbeat, Some(Duration::from_secs(5)));
         assert_eq!(f.drain_time, Some(Duration::from_secs(30)));
         assert_eq!(f.log_format, Some(LogFormat::Json));
+        assert_eq!((f.users_batch_from, f.users_batch_window), (Some(50), Some(Duration::from_millis(20))));
         assert_eq!(f.webhook.as_ref().and_then(|w| w.retry_base), Some(Duration::from_millis(250)));
         assert_eq!((*f.apps[0].id.get_ref(), f.apps[0].max_sessions), (7, Some(100)));
     }

@@ -55,6 +55,13 @@ pub struct ServeArgs {
     /// Largest outbound queue per connection, in bytes, before it is cut with 4008.
     #[arg(long, env = "PARLOR_OUTBOUND_LIMIT", default_value_t = 1024 * 1024)]
     pub outbound_limit: usize,
+    /// Rooms with this many members or more hold the `user_add` of a login up to
+    /// --users-batch-window, to announce a burst of logins in one event (memory engine; 0: never).
+    #[arg(long, env = "PARLOR_USERS_BATCH_FROM", default_value_t = 50)]
+    pub users_batch_from: usize,
+    /// How long a big room's logins wait to be announced together (and their `ok`s with them).
+    #[arg(long, env = "PARLOR_USERS_BATCH_WINDOW", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub users_batch_window: Duration,
     /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]);
     /// several comma-separated URLs are the seed nodes of a Redis Cluster. Without it,
     /// everything is in this process's memory.
@@ -137,7 +144,7 @@ pub fn resolve(mut args: ServeArgs, matches: &ArgMatches, file: Option<FileConfi
         }
         from_file!(listen, heartbeat, session_timeout, retention, max_frame, room_message_rate, user_message_rate,
             request_rate, outbound_limit, max_connections_per_ip, connection_rate, max_sessions_per_app,
-            max_offline_sessions, drain_time, log_format;
+            max_offline_sessions, drain_time, log_format, users_batch_from, users_batch_window;
             redis, node_id, tls_cert, tls_key);
         if !given("apps") {
             for app in file.apps {
@@ -188,6 +195,8 @@ pub fn resolve(mut args: ServeArgs, matches: &ArgMatches, file: Option<FileConfi
         user_message_rate: args.user_message_rate,
         request_rate: args.request_rate,
         outbound_limit: args.outbound_limit,
+        users_batch_from: args.users_batch_from,
+        users_batch_window: args.users_batch_window,
         redis: args
             .redis
             .iter()

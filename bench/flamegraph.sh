@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Profile the Parlor server while a benchmark runs, and draw a flamegraph of it:
+#
+#   bench/flamegraph.sh OUT.svg SECONDS -- w2 --rates 320 --step-secs 20
+#
+# starts `target/release/parlor bench ARGS…` (which starts its own `parlor serve`), waits for
+# that server, records it with `perf record --call-graph dwarf` for SECONDS (cpu-clock: this
+# box has no hardware counters), and writes OUT.svg (inferno's flamegraph) and OUT.txt (perf
+# report's top entries, self time). Needs perf and inferno (`cargo install inferno`); the
+# release build has symbols (the default profile keeps them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out="${1:?OUT.svg}"; secs="${2:?SECONDS}"; shift 2
+[ "${1:-}" = "--" ] && shift
+command -v perf >/dev/null || { echo "flamegraph: perf is not installed" >&2; exit 1; }
+command -v inferno-flamegraph >/dev/null || { echo "flamegraph: cargo install inferno" >&2; exit 1; }
+bin="$PWD/target/release/parlor"
+export PARLOR_SOCKETIOXIDE_PEER="${PARLOR_SOCKETIOXIDE_PEER:-$PWD/target/release/parlor-peer-socketioxide}"
+
+"$bin" bench "$@" > "${out%.svg}.bench.txt" 2>&1 &
+bench=$!
+trap 'kill $bench 2>/dev/null || true' EXIT
+# The server is the generator's child `parlor serve`; give it up to 20 s to appear.
+pid=""
+for _ in $(seq 200); do
+  pid=$(pgrep -P "$bench" -f 'parlor serve' | head -1 || true)
+  [ -n "$pid" ] && break
+  sleep 0.1
+done
+[ -n "$pid" ] || { echo "flamegraph: no 'parlor serve' child of the generator" >&2; exit 1; }
+data=$(mktemp --suffix .perf.data)
+perf record -q -e cpu-clock -F 250 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "$secs" 2>/dev/null
+perf script -i "$data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "parlor serve: parlor bench $*" > "$out"
+perf report -i "$data" --no-children --stdio --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -30 > "${out%.svg}.txt"
+rm -f "$data"
+wait "$bench" || true
+trap - EXIT
+echo "flamegraph: $out ($(wc -c < "$out") bytes), top entries in ${out%.svg}.txt, bench output in ${out%.svg}.bench.txt"
