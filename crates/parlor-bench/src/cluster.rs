@@ -141,7 +141,9 @@ async fn parent(ctx: &Ctx, w: Workload, nofile: u64) -> anyhow::Result<Report> {
     if args.server_url.is_some() {
         bail!("--nodes starts its own redis-server and nodes: --server-url does not apply");
     }
-    if args.target.iter().any(|k| *k != Kind::Parlor) {
+    // Alone, a peer target is a mistake to say; in `all` the nodes are Parlor's part of the run.
+    let alone = args.workload != Some(Workload::All);
+    if !args.target.contains(&Kind::Parlor) || (alone && args.target.iter().any(|k| *k != Kind::Parlor)) {
         bail!("--nodes runs Parlor's Redis engine only (--target parlor)");
     }
     let asked = sessions_of(args, w);

@@ -99,40 +99,7 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
         // The connection counts against its address until the socket ends.
         let _slot = slot;
         match on_upgrade.await {
-            Ok(upgraded) => {
-                let config = crate::ws::ws_config(node.config.max_frame);
-                let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
-                // The plain TCP stream when hyper holds no bytes read past the handshake: the
-                // `Upgraded` wrapper would keep hyper's read buffer (8 KiB) alive for the whole
-                // connection, which is most of what an idle connection costs.
-                let upgraded = match upgraded.downcast::<hyper_util::rt::TokioIo<tokio::net::TcpStream>>() {
-                    Ok(parts) => {
-                        let tcp = parts.io.into_inner();
-                        let read = parts.read_buf.to_vec();
-                        let socket =
-                            tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config))
-                                .await;
-                        return crate::ws::serve(node, socket).await;
-                    }
-                    Err(upgraded) => upgraded,
-                };
-                // The same for a TLS stream.
-                match upgraded.downcast::<hyper_util::rt::TokioIo<crate::tls::TlsStream>>() {
-                    Ok(parts) => {
-                        let tls = parts.io.into_inner();
-                        let read = parts.read_buf.to_vec();
-                        let socket =
-                            tokio_tungstenite::WebSocketStream::from_partially_read(tls, read, role, Some(config))
-                                .await;
-                        crate::ws::serve(node, socket).await;
-                    }
-                    Err(upgraded) => {
-                        let io = hyper_util::rt::TokioIo::new(upgraded);
-                        let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(io, role, Some(config)).await;
-                        crate::ws::serve(node, socket).await;
-                    }
-                }
-            }
+            Ok(upgraded) => serve_upgraded(node, upgraded).await,
             Err(e) => tracing::debug!(error = %e, "upgrade failed"),
         }
     });
@@ -164,4 +131,52 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 
 async fn metrics_text() -> String {
     prometheus().render()
+}
+
+/// Serve the WebSocket over the upgraded connection: over the plain TCP stream when it is one
+/// (hyper-util's `auto` server wraps it, so its own `downcast` is needed). This task lives as
+/// long as the connection, and a task is as large as its future's largest state: the TLS and
+/// the fallback paths are boxed, because a TLS stream's state (several KiB) inline would size
+/// every plain connection's task too (7 KiB of an idle session, by heaptrack).
+async fn serve_upgraded(node: Arc<Node>, upgraded: hyper::upgrade::Upgraded) {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::server::conn::auto::upgrade::downcast;
+    let config = crate::ws::ws_config(node.config.max_frame);
+    let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
+    match downcast::<TokioIo<tokio::net::TcpStream>>(upgraded) {
+        Ok(parts) => {
+            let tcp = parts.io.into_inner();
+            // Copied out and let go of now: the `Bytes` holds hyper's whole read buffer
+            // (16 KiB), and a binding would keep it for the connection's life.
+            let read = parts.read_buf.to_vec();
+            drop(parts.read_buf);
+            let socket = tokio_tungstenite::WebSocketStream::from_partially_read(tcp, read, role, Some(config)).await;
+            crate::ws::serve(node, socket).await;
+        }
+        Err(upgraded) => Box::pin(serve_other(node, upgraded, config)).await,
+    }
+}
+
+/// The TLS stream, or hyper's `Upgraded` itself when neither downcast works.
+async fn serve_other(
+    node: Arc<Node>,
+    upgraded: hyper::upgrade::Upgraded,
+    config: tokio_tungstenite::tungstenite::protocol::WebSocketConfig,
+) {
+    use hyper_util::rt::TokioIo;
+    let role = tokio_tungstenite::tungstenite::protocol::Role::Server;
+    match hyper_util::server::conn::auto::upgrade::downcast::<TokioIo<crate::tls::TlsStream>>(upgraded) {
+        Ok(parts) => {
+            let tls = parts.io.into_inner();
+            let read = parts.read_buf.to_vec();
+            drop(parts.read_buf);
+            let socket = tokio_tungstenite::WebSocketStream::from_partially_read(tls, read, role, Some(config)).await;
+            crate::ws::serve(node, socket).await;
+        }
+        Err(upgraded) => {
+            let socket =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), role, Some(config)).await;
+            crate::ws::serve(node, socket).await;
+        }
+    }
 }

@@ -181,8 +181,17 @@ impl Engine for RedisEngine {
             return Ok(Err(ResumeRefused("unknown or expired session")));
         };
         let ack_json = serde_json::to_string(ack).unwrap_or_else(|_| "{}".into());
-        let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string()];
-        let out = self.run(app, now, "resume", &args).await?;
+        let new_token = format!("{:032x}", rand::random::<u128>());
+        let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string(), new_token];
+        // A call that timed out may have run and used the token up: the same attempt (its new
+        // token) runs again once, as a request's retry does, instead of the client's retry being
+        // refused with 1002057.
+        let mut out = self.run(app, now, "resume", &args).await;
+        if out.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            out = self.run(app, now, "resume", &args).await;
+        }
+        let out = out?;
         if out.status != "resumed" {
             let why =
                 if out.payload == "wrong resume token" { "wrong resume token" } else { "unknown or expired session" };

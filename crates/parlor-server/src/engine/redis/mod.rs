@@ -23,6 +23,8 @@ mod engine;
 mod fanout;
 mod hooks;
 mod node;
+#[cfg(test)]
+mod resume_tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -32,18 +32,23 @@ local function map_json(t)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- resume PUBLIC TOKEN ACK CONN (§6). The items: the old connection's close, the rooms entered
--- again, then {"at", room, rseq, useq, epoch} for every room the session is in, then the
--- frames to send on the new connection, in order.
-local function resume(pub, token, ack_raw, conn)
+-- resume PUBLIC TOKEN ACK CONN NEW_TOKEN (§6). The items: the old connection's close, the rooms
+-- entered again, then {"at", room, rseq, useq, epoch} for every room the session is in, then
+-- the frames to send on the new connection, in order. NEW_TOKEN is the node's, so that the
+-- node can run the same attempt again when its call timed out after the script ran: the
+-- session's token is then NEW_TOKEN and the one used is kept as 'prt'. Only that node knows
+-- NEW_TOKEN, so for clients the token stays single-use.
+local function resume(pub, token, ack_raw, conn, new_rt)
   local key = redis.call('GET', P .. ':pub:' .. pub)
   if not key then return {'refused', 'unknown or expired session'} end
-  local rt = redis.call('HGET', sk(key), 'rt')
-  if not rt or not same_secret(rt, token) then return {'refused', 'wrong resume token'} end
+  local t = redis.call('HMGET', sk(key), 'rt', 'prt')
+  local rt, prt = t[1], t[2]
+  local again = rt and rt == new_rt and prt and same_secret(prt, token)
+  if not again and (not rt or not same_secret(rt, token)) then return {'refused', 'wrong resume token'} end
   local old = redis.call('HGET', sk(key), 'node')
-  if old and old ~= '' then to_session(key, 'close', 1001, 'replaced by a resume', true) end
-  local new_rt = fresh_id()
-  redis.call('HSET', sk(key), 'rt', new_rt, 'off', '0', 'lf', NOW, 'node', NODE, 'conn', conn)
+  if old and old ~= '' and not again then to_session(key, 'close', 1001, 'replaced by a resume', true) end
+  redis.call('HSET', sk(key), 'rt', new_rt, 'prt', again and prt or rt, 'off', '0', 'lf', NOW, 'node', NODE,
+    'conn', conn)
   redis.call('ZREM', P .. ':retain', key)
   redis.call('ZADD', P .. ':deadline', NOW + CFG.timeout_ms, key)
   redis.call('PERSIST', sk(key))
@@ -233,7 +238,7 @@ local function stats()
 end
 
 local function dispatch_more(op)
-  if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10]) end
+  if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
   if op == 'touch' then
     local a = {}
     for i = 7, #ARGV do table.insert(a, ARGV[i]) end
