@@ -6,7 +6,8 @@
 # starts `target/release/parlor bench ARGS…` (which starts its own `parlor serve`), waits for
 # that server, records it with `perf record --call-graph dwarf` for SECONDS (cpu-clock: this
 # box has no hardware counters), and writes OUT.svg (inferno's flamegraph) and OUT.txt (perf
-# report's top entries, self time). Needs perf and inferno (`cargo install inferno`); the
+# report's top entries, self time). PARLOR_FLAME_DELAY=S waits S seconds after the server
+# appears before recording (e.g. past W3's connecting, into its idle hold). Needs perf and inferno (`cargo install inferno`); the
 # release build has symbols (the default profile keeps them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ for _ in $(seq 200); do
   sleep 0.1
 done
 [ -n "$pid" ] || { echo "flamegraph: no 'parlor serve' child of the generator" >&2; exit 1; }
+sleep "${PARLOR_FLAME_DELAY:-0}"
 data=$(mktemp --suffix .perf.data)
 perf record -q -e cpu-clock -F 250 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "$secs" 2>/dev/null
 perf script -i "$data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "parlor serve: parlor bench $*" > "$out"

@@ -157,7 +157,9 @@ async fn serve_upgraded(node: Arc<Node>, upgraded: hyper::upgrade::Upgraded) {
     }
 }
 
-/// The TLS stream, or hyper's `Upgraded` itself when neither downcast works.
+/// The TLS stream, or hyper's `Upgraded` itself when neither downcast works. (The TLS branch
+/// repeats the plain one on purpose: one generic function for both measured ~0.3 KiB more per
+/// idle plain connection in W3.)
 async fn serve_other(
     node: Arc<Node>,
     upgraded: hyper::upgrade::Upgraded,
