@@ -269,7 +269,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
             eprintln!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w));
         }
     }
+    // Off a terminal (e.g. with --json into a file) the bars are hidden: a line per workload and
+    // target says how far a long run is instead.
+    let say = !std::io::IsTerminal::is_terminal(&std::io::stderr()) && !ctx.is_worker();
+    let started = Instant::now();
     for w in workloads {
+        if say {
+            eprintln!("bench: [{:.0} s] {}", started.elapsed().as_secs_f64(), name_of(w));
+        }
         if w == Workload::W5 {
             // In `all`, W5 runs when a target it knows is asked for; alone, it says which.
             if !all || has(Kind::Parlor) || has(Kind::Socketio) {
@@ -325,6 +332,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                 // Resume and user lists are Parlor's own protocol; the soak's clients are the
                 // Rust SDK.
                 continue;
+            }
+            if say {
+                eprintln!("bench: [{:.0} s] {} against {}", started.elapsed().as_secs_f64(), name_of(w), kind.name());
             }
             let asked = sessions_of(&args, w);
             // Every session is one socket here (three in W4: the client and both sides of the
