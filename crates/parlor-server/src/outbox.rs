@@ -255,18 +255,12 @@ impl OutboxReader {
     /// is gone and the queue is empty.
     pub async fn next(&mut self) -> Option<Out> {
         loop {
-            if let Some(close) = self.take_abort() {
-                return Some(close);
-            }
-            if let Some(out) = self.pop() {
-                self.dequeued(&out);
+            if let Some(out) = self.try_next() {
                 return Some(out);
             }
             if self.shared.senders.load(Ordering::Acquire) == 0 {
                 // A frame pushed just before the last producer went is still taken.
-                let out = self.pop()?;
-                self.dequeued(&out);
-                return Some(out);
+                return self.try_next();
             }
             // A push into the empty queue after the check above leaves a permit: no wake is lost.
             self.shared.ready.notified().await;

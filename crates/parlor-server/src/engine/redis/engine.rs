@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use std::time::Duration;
 
 use parlor_protocol::Ack;
 use serde::Deserialize;
@@ -184,14 +183,8 @@ impl Engine for RedisEngine {
         let new_token = format!("{:032x}", rand::random::<u128>());
         let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string(), new_token];
         // A call that timed out may have run and used the token up: the same attempt (its new
-        // token) runs again once, as a request's retry does, instead of the client's retry being
-        // refused with 1002057.
-        let mut out = self.run(app, now, "resume", &args).await;
-        if out.is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            out = self.run(app, now, "resume", &args).await;
-        }
-        let out = out?;
+        // token) runs again, instead of the client's retry being refused with 1002057.
+        let out = self.run_again_once(app, now, "resume", &args).await?;
         if out.status != "resumed" {
             let why =
                 if out.payload == "wrong resume token" { "wrong resume token" } else { "unknown or expired session" };
@@ -241,11 +234,7 @@ impl Engine for RedisEngine {
         full.extend(args);
         // A call that timed out may still have run: the retry (the same id) is then recalled,
         // and its answer is the real one, in order. Only a Redis away for longer is 1000004.
-        let mut result = self.run(req.app, now, "request", &full).await;
-        if result.is_err() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            result = self.run(req.app, now, "request", &full).await;
-        }
+        let result = self.run_again_once(req.app, now, "request", &full).await;
         // Until the client's retry is answered, the session is sent its own events in these
         // rooms: if the request did run after all, its event keeps the session's seqs
         // contiguous (a client counts its own events without reporting them, §9.3).

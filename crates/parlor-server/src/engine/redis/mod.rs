@@ -346,6 +346,19 @@ impl RedisEngine {
         Ok(engine)
     }
 
+    /// [`RedisEngine::run`], and once more after 200 ms when the call failed: for operations
+    /// that may have run in Redis although the call timed out, and that the script recognises
+    /// when run again with the same arguments (a request by its id, a resume by its new token).
+    /// Only a Redis away for longer is [`Unavailable`].
+    async fn run_again_once(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
+        let first = self.run(app, now, op, args).await;
+        if first.is_ok() {
+            return first;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.run(app, now, op, args).await
+    }
+
     /// Run one operation of the script for `app`.
     async fn run(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
         let prefix = format!("parlor:{{{app}}}");
