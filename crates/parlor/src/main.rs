@@ -120,10 +120,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Freed memory goes back to the OS after 1 s unused instead of mimalloc's 10 ms: under load
-/// the server frees and reallocates the same pages constantly, and each return made the next
-/// use fault in zeroed pages again (the kernel's `clear_page` was 21-35 % of the server's
-/// samples in W2 and W7; with 1 s, W7's server CPU fell ~15 %). `MIMALLOC_PURGE_DELAY` in the
-/// environment still decides when set.
+/// the server frees and reallocates the same pages constantly, and a page given back and used
+/// again is faulted in zeroed. The kernel's `clear_page` was 21-35 % of the server's samples
+/// in W2 and W7; with the longer delay W7's server CPU fell in side-by-side runs, but W2's
+/// faults did not move, so this is at best part of it (docs/benchmarks.md).
+/// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
 #[allow(unsafe_code)]
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
