@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-
 use parlor_protocol::Ack;
 use serde::Deserialize;
 
