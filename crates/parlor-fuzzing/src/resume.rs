@@ -13,7 +13,8 @@
 //!   it was kicked from while away (and still acks) as `kicked:1002055`;
 //! - a replayed room's events are above the ack, contiguous and in `seq` order per channel; a
 //!   snapshot room gets exactly one `snapshot` and no events; direct events are in `seq` order;
-//! - the resume token that was used is refused afterwards.
+//! - a resume retried with the token it used (its answer lost) gets the same session and new
+//!   token; once a frame on the resumed connection confirmed the new one, the old is refused.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -172,18 +173,31 @@ async fn run(sel: u8, ack_text: &str) {
         assert!(frames.is_empty(), "a refused resume sends nothing: {frames:?}");
         return;
     }
-    let (key, mut ctx) = result.expect("the genuine resume token resumes");
+    let (key, ctx) = result.expect("the genuine resume token resumes");
     check_replay(&frames, &resume.ack, kicked);
 
-    // The token just used is spent.
+    // Its answer lost, the same resume again gets the same session and the same new token.
     let mut d = Conn::open(&node);
-    assert!(node.resume(resume.clone(), d.id, now).await.is_err(), "a used resume token is refused");
-    assert!(d.drain().is_empty());
-    // The same ack in a ping (the other place an ack arrives).
+    let (again_key, mut again_ctx) = node.resume(resume.clone(), d.id, now).await.expect("a retried resume resumes");
+    assert_eq!(again_key, key, "a retried resume resumes the same session");
+    let token_of = |frames: &[ServerFrame]| match frames.first() {
+        Some(ServerFrame::Resumed(r)) => r.resume_token.clone(),
+        other => panic!("a resume is answered with resumed first: {other:?}"),
+    };
+    let retried = d.drain();
+    assert_eq!(token_of(&retried), token_of(&frames), "a retried resume carries the same new token");
+    check_replay(&retried, &resume.ack, kicked);
+    // The same ack in a ping (the other place an ack arrives): the first frame after `resumed`,
+    // it shows the client holds the new token.
     if let Ok(ping @ ClientFrame::Ping(_)) = decode_client_frame(&format!(r#"{{"t":"ping","ack":{ack}}}"#)) {
-        node.frame(key, &mut ctx, ping, now).await;
-        assert!(c.drain().iter().any(|f| matches!(f, ServerFrame::Pong(_))), "a ping is answered with a pong");
+        node.frame(key, &mut again_ctx, ping, now).await;
+        assert!(d.drain().iter().any(|f| matches!(f, ServerFrame::Pong(_))), "a ping is answered with a pong");
+        // The token just used is spent.
+        let mut e = Conn::open(&node);
+        assert!(node.resume(resume.clone(), e.id, now).await.is_err(), "a used resume token is refused");
+        assert!(e.drain().is_empty());
     }
+    drop((c, ctx));
 }
 
 fn check_replay(frames: &[ServerFrame], ack: &parlor_protocol::Ack, kicked: bool) {

@@ -202,14 +202,27 @@ impl Node {
                 telemetry::resume_refused();
                 (ErrorCode::ResumeFailed, refused.0.to_string())
             })?;
-        let ctx = SessionCtx::new(resumed.app, resumed.user.id, resumed.claims, resumed.last_request);
+        let mut ctx = SessionCtx::new(resumed.app, resumed.user.id, resumed.claims, resumed.last_request);
+        ctx.unconfirmed = Some(resumed.resume_token);
         Ok((resumed.key, ctx))
+    }
+
+    /// The first frame after `resumed` shows that the client holds the new token: the one the
+    /// resume used is void from now on (§9.3). Before anything else the frame does, so that a
+    /// resume with the old token after the frame's answer is refused.
+    async fn confirm(&self, key: SessionKey, ctx: &mut SessionCtx, now: Instant) {
+        if let Some(token) = ctx.unconfirmed.take() {
+            dispatch!(&self.engine, e => e.confirm(key, ctx.app, &token, now).await);
+        }
     }
 
     /// A `ping` of an established session: life, its acks, and the `pong`. Apart from
     /// [`Node::frame`] (which handles it too) so that a connection task waiting for its next
     /// frame holds only this small future inline, and the larger ones boxed.
-    pub async fn ping(&self, key: SessionKey, ctx: &SessionCtx, p: parlor_protocol::Ping, now: Instant) {
+    pub async fn ping(&self, key: SessionKey, ctx: &mut SessionCtx, p: parlor_protocol::Ping, now: Instant) {
+        if ctx.unconfirmed.is_some() {
+            Box::pin(self.confirm(key, ctx, now)).await;
+        }
         dispatch!(&self.engine, e => e.touch(key, ctx.app, p.ack.as_ref(), now).await);
         let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
         self.hub.to_session(key, Frame::encode(&pong));
@@ -217,6 +230,7 @@ impl Node {
 
     /// Handle one frame of an established session.
     pub async fn frame(&self, key: SessionKey, ctx: &mut SessionCtx, frame: ClientFrame, now: Instant) {
+        self.confirm(key, ctx, now).await;
         match frame {
             ClientFrame::Ping(p) => self.ping(key, ctx, p, now).await,
             ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, ctx.app, now).await),
@@ -270,12 +284,13 @@ impl Node {
     pub async fn bad_frame(
         &self,
         key: SessionKey,
-        ctx: &SessionCtx,
+        ctx: &mut SessionCtx,
         id: Option<u64>,
         code: ErrorCode,
         message: String,
         now: Instant,
     ) {
+        self.confirm(key, ctx, now).await;
         dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
         self.hub.to_session(key, Frame::encode(&ServerFrame::error_with(id, code, message)));
     }

@@ -33,6 +33,9 @@ pub struct SessionCtx {
     pub commands: Window,
     /// Broadcasts / barrages per second, per room.
     pub messages: Named<Window>,
+    /// The token the resume of this connection gave, until the client's first frame shows it
+    /// holds it ([`Engine::confirm`](crate::engine::Engine::confirm)).
+    pub unconfirmed: Option<String>,
 }
 
 impl SessionCtx {
@@ -46,6 +49,7 @@ impl SessionCtx {
             requests: Window::default(),
             commands: Window::default(),
             messages: Named::default(),
+            unconfirmed: None,
         }
     }
 }

@@ -108,7 +108,7 @@ where
                 break;
             }
             Err(e) => {
-                match &session {
+                match &mut session {
                     Some((key, ctx)) => {
                         Box::pin(node.bad_frame(*key, ctx, e.request_id(), e.code(), e.to_string(), now)).await
                     }

@@ -1,6 +1,8 @@
-//! Hostile resumes (protocol §6, §9.3 "Resume tokens"): a forged, a replayed (already used) and
-//! an old (of a session that has ended) resume token each get `error` 1002057 and the
-//! connection stays open for a `hello`; the newest token still works. On the memory and the
+//! Hostile resumes (protocol §6, §9.3 "A resume can be retried"): a forged, a replayed (used,
+//! and the client has since shown it holds the new one) and an old (of a session that has
+//! ended) resume token each get `error` 1002057 and the connection stays open for a `hello`;
+//! the newest token still works, and a resume whose answer was lost is retried with the same
+//! token to the same outcome. On the memory and the
 //! Redis engine, while a watcher in the room receives a talker's every message once, in order;
 //! its latency is printed (`cargo test -p parlor-server --test hostile_resume -- --nocapture`).
 
@@ -55,11 +57,17 @@ async fn run(c: ServerConfig, engine: &str) {
         refused(&url, sid, &forged, "forged").await;
         refused(&url, sid, &json!(""), "empty").await;
         refused(&url, sid, &json!(format!("{}0", rt0.as_str().unwrap())), "longer").await;
-        // The real one works once: `resumed` hands out a new one.
-        let (mut p, first) = resume(&url, sid, rt0).await;
+        // The real one works: `resumed` hands out a new one.
+        let (p, first) = resume(&url, sid, rt0).await;
         assert_eq!(first["t"], "resumed", "{first}");
         let rt1 = first["resume_token"].clone();
         assert_ne!(&rt1, rt0);
+        // Its answer is lost with the connection: the retry with the same token gets the same
+        // session and the same new token.
+        drop(p);
+        let (mut p, first) = resume(&url, sid, rt0).await;
+        assert_eq!((&first["t"], &first["resume_token"]), (&json!("resumed"), &rt1), "a retried resume: {first}");
+        // A frame on the resumed connection shows the client holds rt1: rt0 is void from now on.
         p.barrier().await;
         drop(p);
         // Replayed: the used token is void, whether the session is connected or not.
@@ -71,14 +79,16 @@ async fn run(c: ServerConfig, engine: &str) {
         let (mut p, first) = resume(&url, sid, &rt1).await;
         assert_eq!(first["t"], "resumed", "{first}");
         let rt2 = first["resume_token"].clone();
+        p.barrier().await;
         refused(&url, sid, &rt1, "replayed after a newer resume").await;
+        refused(&url, sid, rt0, "replayed, two resumes old").await;
         // Old: of a session that has ended with `bye`.
         p.send(json!({"t":"bye"})).await;
         let _ = p.recv_until_end().await;
         refused(&url, sid, &rt2, "of an ended session").await;
     }
     talk.finish(
-        &format!("resume tokens, {engine} engine: forged, replayed, old, another session's (70 refused)"),
+        &format!("resume tokens, {engine} engine: forged, replayed, old, another session's (80 refused, 10 retried)"),
         "error 1002057, connection open",
     )
     .await;

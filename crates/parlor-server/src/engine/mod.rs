@@ -335,6 +335,9 @@ pub struct Resumed {
     pub claims: Claims,
     /// The last request id it used.
     pub last_request: u64,
+    /// The new resume token its `resumed` carried (to [`Engine::confirm`] at the client's next
+    /// frame).
+    pub resume_token: String,
 }
 
 /// Why a resume was not honoured (answered with 1002057 and this message).
@@ -438,6 +441,11 @@ pub trait Engine: Send + Sync + 'static {
         conn: ConnId,
         now: Instant,
     ) -> impl Future<Output = Result<Result<Resumed, ResumeRefused>, Unavailable>> + Send;
+
+    /// The client of `key` has shown that it holds `token`, the one its last `resumed` carried
+    /// (the first frame on the resumed connection): the token that resume used is void from now
+    /// on (§9.3, "A resume can be retried"). Nothing when `token` is no longer the session's.
+    fn confirm(&self, key: SessionKey, app: u32, token: &str, now: Instant) -> impl Future<Output = ()> + Send;
 
     /// A frame of `key` arrived: it is alive (and, with `ack`, has heard of what it acks).
     fn touch(&self, key: SessionKey, app: u32, ack: Option<&Ack>, now: Instant) -> impl Future<Output = ()> + Send;

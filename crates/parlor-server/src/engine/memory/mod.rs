@@ -261,6 +261,8 @@ impl Engine for MemoryEngine {
         let session = Session {
             public_id: opened.public_id.clone(),
             resume_token: opened.resume_token.clone(),
+            prev_token: None,
+            told: Named::default(),
             app: n.app,
             user: n.user,
             claims: n.claims,
@@ -298,6 +300,10 @@ impl Engine for MemoryEngine {
             self.deadlines.lock().soon(r.key, now);
         }
         Ok(resumed)
+    }
+
+    async fn confirm(&self, key: SessionKey, _app: u32, token: &str, _now: Instant) {
+        self.lock_keeping().confirm(key, token);
     }
 
     async fn touch(&self, key: SessionKey, _app: u32, ack: Option<&Ack>, now: Instant) {

@@ -29,15 +29,33 @@ impl State {
     ) -> Result<Resumed, ResumeRefused> {
         let key = *self.by_public.get(session).ok_or(ResumeRefused("unknown or expired session"))?;
         let s = self.sessions.get_mut(&key).ok_or(ResumeRefused("unknown or expired session"))?;
-        if !crate::secret::same_secret(&s.resume_token, resume_token) {
+        // A retry with the token the last resume used, before the client confirmed the new one:
+        // the same outcome, the same new token (§9.3, "A resume can be retried").
+        let retry = s.prev_token.as_deref().is_some_and(|p| crate::secret::same_secret(p, resume_token));
+        if !retry && !crate::secret::same_secret(&s.resume_token, resume_token) {
             return Err(ResumeRefused("wrong resume token"));
         }
         s.last_frame = now;
-        s.resume_token = random_id();
+        if retry {
+            for (room, code) in std::mem::take(&mut s.told) {
+                if !s.kicked.contains_key(&room) {
+                    s.kicked.insert(room, code);
+                }
+            }
+        } else {
+            s.prev_token = Some(std::mem::replace(&mut s.resume_token, random_id()));
+            s.told = Default::default();
+        }
         let was_offline = std::mem::take(&mut s.offline);
         let away = std::mem::take(&mut s.away);
-        let resumed =
-            Resumed { key, app: s.app, user: s.user.clone(), claims: s.claims.clone(), last_request: s.last_request };
+        let resumed = Resumed {
+            key,
+            app: s.app,
+            user: s.user.clone(),
+            claims: s.claims.clone(),
+            last_request: s.last_request,
+            resume_token: s.resume_token.clone(),
+        };
         tracing::info!(session = %s.public_id, user = %s.user.id, offline = was_offline, "resume");
         self.deliver.close(key, None, close_code::GOING_AWAY, "replaced by a resume", true);
         // An offline session goes back into the rooms it was removed from.
@@ -55,6 +73,17 @@ impl State {
         self.deliver.bind(key, conn);
         self.resume_replay(key, ack, now, clock);
         Ok(resumed)
+    }
+
+    /// The client holds `token`, the one its last `resumed` carried: the token that resume used
+    /// is void from now on, and the kicks it reported are forgotten.
+    pub(super) fn confirm(&mut self, key: SessionKey, token: &str) {
+        if let Some(s) = self.sessions.get_mut(&key) {
+            if crate::secret::same_secret(&s.resume_token, token) {
+                s.prev_token = None;
+                s.told = Default::default();
+            }
+        }
     }
 
     /// After `resumed`: per room a replay or a snapshot, then direct events, then `resume_done`.
@@ -125,8 +154,11 @@ impl State {
         });
         if let Some(s) = self.sessions.get_mut(&key) {
             for (room, outcome) in &rooms {
-                if matches!(outcome, ResumeOutcome::Kicked(_)) {
+                if let ResumeOutcome::Kicked(code) = outcome {
+                    // Told: forgotten once the client confirms the new token, told again to a
+                    // retry before that.
                     s.kicked.remove(room);
+                    s.told.insert(room.clone(), *code);
                 }
             }
         }

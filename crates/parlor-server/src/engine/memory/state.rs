@@ -56,6 +56,13 @@ pub(super) struct Session {
     pub public_id: String,
     /// The token a resume must present (rotated by every resume).
     pub resume_token: String,
+    /// The token the last resume used, still valid until the client shows it holds the new
+    /// one (its first frame after `resumed`, or a resume with it): a resume whose answer was
+    /// lost can be retried (protocol §9.3).
+    pub prev_token: Option<String>,
+    /// The kicks the last resume reported, told again by its retry and forgotten when the
+    /// client confirms the new token.
+    pub told: Named<u32>,
     /// Its app.
     pub app: u32,
     /// Its user.

@@ -14,6 +14,7 @@ struct ResumedPayload {
     user: User,
     claims: Claims,
     last_request: u64,
+    resume_token: String,
 }
 
 impl RedisEngine {
@@ -181,8 +182,8 @@ impl Engine for RedisEngine {
         let ack_json = serde_json::to_string(ack).unwrap_or_else(|_| "{}".into());
         let new_token = format!("{:032x}", rand::random::<u128>());
         let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string(), new_token];
-        // A call that timed out may have run and used the token up: the same attempt (its new
-        // token) runs again, instead of the client's retry being refused with 1002057.
+        // A call that timed out may have run: the same attempt runs again, and the script, seeing
+        // the token it just replaced, answers it as the retry it is (§9.3).
         let out = self.run_again_once(app, now, "resume", &args).await?;
         if out.status != "resumed" {
             let why =
@@ -209,7 +210,20 @@ impl Engine for RedisEngine {
         self.join_all(&mut held, app, joins).await;
         self.release(app, held).await;
         tracing::info!(session = %session, user = %p.user.id, "resume");
-        Ok(Ok(Resumed { key: p.key, app, user: p.user, claims: p.claims, last_request: p.last_request }))
+        Ok(Ok(Resumed {
+            key: p.key,
+            app,
+            user: p.user,
+            claims: p.claims,
+            last_request: p.last_request,
+            resume_token: p.resume_token,
+        }))
+    }
+
+    async fn confirm(&self, key: SessionKey, app: u32, token: &str, now: Instant) {
+        // When Redis is away the used token stays valid a little longer; no resume can happen
+        // meanwhile either.
+        let _ = self.run(app, now, "confirm", &[key.to_string(), token.to_string()]).await;
     }
 
     async fn touch(&self, key: SessionKey, app: u32, _ack: Option<&Ack>, now: Instant) {

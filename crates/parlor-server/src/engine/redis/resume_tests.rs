@@ -1,6 +1,7 @@
-//! A `resume` whose answer the node lost (its Redis call timed out after the script ran) is run
-//! again by the node, with the same new token, and succeeds; the used token stays single-use
-//! for everyone else (protocol §9.3, "Resume tokens are single-use").
+//! A `resume` whose answer was lost (the node's Redis call timed out after the script ran, or the
+//! client's connection died) is run again, by the node or by the client on any node, and gets
+//! the same session and the same new token; once the client confirmed the new token, the used
+//! one is refused (protocol §9.3, "A resume can be retried").
 
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ impl Deliver for Nowhere {
 }
 
 #[tokio::test]
-async fn a_resume_run_again_by_its_node_succeeds_and_the_used_token_stays_single_use() {
+async fn a_resume_retried_with_the_used_token_gets_the_same_new_token_until_it_is_confirmed() {
     let redis = parlor_testkit::RedisServer::start();
     let mut config = ServerConfig::for_tests(1, "s");
     config.redis = vec![redis.url()];
@@ -46,21 +47,36 @@ async fn a_resume_run_again_by_its_node_succeeds_and_the_used_token_stays_single
     let claims = Claims::new(1, "u1", 0, u32::MAX as u64, "n");
     let new = NewSession { app: 1, user: User { id: "u1".into(), name: "u1".into() }, claims };
     let opened = engine.open(new, 1, now).await.expect("open");
-    let attempt = |token: &str, new_token: &str| {
-        [opened.public_id.clone(), token.to_string(), "{}".to_string(), "2".to_string(), new_token.to_string()]
+    let attempt = |token: &str, conn: &str, new_token: &str| {
+        [opened.public_id.clone(), token.to_string(), "{}".to_string(), conn.to_string(), new_token.to_string()]
     };
+    let token_of =
+        |payload: &str| serde_json::from_str::<serde_json::Value>(payload).expect("json")["resume_token"].clone();
     let (t1, t2) = ("1".repeat(32), "2".repeat(32));
-    let first = engine.run(1, now, "resume", &attempt(&opened.resume_token, &t1)).await.expect("redis");
+    let first = engine.run(1, now, "resume", &attempt(&opened.resume_token, "2", &t1)).await.expect("redis");
     assert_eq!(first.status, "resumed", "{:?}", first.payload);
+    assert_eq!(token_of(&first.payload), t1);
     // Its answer was lost: the node runs the very same attempt again.
-    let again = engine.run(1, now, "resume", &attempt(&opened.resume_token, &t1)).await.expect("redis");
+    let again = engine.run(1, now, "resume", &attempt(&opened.resume_token, "2", &t1)).await.expect("redis");
     assert_eq!(again.status, "resumed", "{:?}", again.payload);
-    // Any other attempt with the used token (a client's copy of it) is refused.
-    let copy = engine.run(1, now, "resume", &attempt(&opened.resume_token, &t2)).await.expect("redis");
+    // The client retries on another connection (of any node): the same new token, not its own.
+    let retry = engine.run(1, now, "resume", &attempt(&opened.resume_token, "3", &t2)).await.expect("redis");
+    assert_eq!((retry.status.as_str(), token_of(&retry.payload)), ("resumed", serde_json::json!(t1)));
+    // A confirmation with a token that is not the session's changes nothing.
+    engine.confirm(opened.key, 1, &t2, now).await;
+    let still = engine.run(1, now, "resume", &attempt(&opened.resume_token, "4", &t2)).await.expect("redis");
+    assert_eq!(still.status, "resumed", "{:?}", still.payload);
+    // The client shows it holds t1: the used token is void from now on.
+    engine.confirm(opened.key, 1, &t1, now).await;
+    let copy = engine.run(1, now, "resume", &attempt(&opened.resume_token, "5", &t2)).await.expect("redis");
     assert_eq!((copy.status.as_str(), copy.payload.as_str()), ("refused", "wrong resume token"));
-    // The newest token works, through the engine's own resume, and then is used up in turn.
-    let resumed = engine.resume(&opened.public_id, &t1, &Ack::default(), 3, now).await.expect("redis");
-    assert!(resumed.is_ok(), "{resumed:?}");
-    let stale = engine.resume(&opened.public_id, &t1, &Ack::default(), 4, now).await.expect("redis");
+    // The newest token works, through the engine's own resume; a newer resume voids t1 too.
+    let resumed = engine.resume(&opened.public_id, &t1, &Ack::default(), 6, now).await.expect("redis");
+    let newest = resumed.expect("resumed").resume_token;
+    assert_ne!(newest, t1);
+    let stale = engine.resume(&opened.public_id, &opened.resume_token, &Ack::default(), 7, now).await.expect("redis");
+    assert!(stale.is_err(), "{stale:?}");
+    engine.confirm(opened.key, 1, &newest, now).await;
+    let stale = engine.resume(&opened.public_id, &t1, &Ack::default(), 8, now).await.expect("redis");
     assert!(stale.is_err(), "{stale:?}");
 }

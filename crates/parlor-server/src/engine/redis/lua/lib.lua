@@ -322,7 +322,7 @@ local function enter(key, room, m)
   return room_state(key, room)
 end
 
-local SESSION_KEYS = {'rooms', 'away', 'kicked', 'direct', 'ans', 'ansq'}
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'told', 'direct', 'ans', 'ansq'}
 
 -- The session has been silent for the session timeout: out of every room, kept for retention.
 local function go_offline(key)

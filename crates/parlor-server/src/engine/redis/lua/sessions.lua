@@ -34,21 +34,33 @@ end
 
 -- resume PUBLIC TOKEN ACK CONN NEW_TOKEN (§6). The items: the old connection's close, the rooms
 -- entered again, then {"at", room, rseq, useq, epoch} for every room the session is in, then
--- the frames to send on the new connection, in order. NEW_TOKEN is the node's, so that the
--- node can run the same attempt again when its call timed out after the script ran: the
--- session's token is then NEW_TOKEN and the one used is kept as 'prt'. Only that node knows
--- NEW_TOKEN, so for clients the token stays single-use.
+-- the frames to send on the new connection, in order. A resume rotates the token to NEW_TOKEN
+-- and keeps the one it used as 'prt' until the client confirms the new one (`confirm`): a
+-- retry with 'prt' (the answer was lost, or the node's call timed out after the script ran)
+-- gets the same outcome and the same token, 'rt', with the kicks the lost answer told
+-- ('told') told again (§9.3, "A resume can be retried").
 local function resume(pub, token, ack_raw, conn, new_rt)
   local key = redis.call('GET', P .. ':pub:' .. pub)
   if not key then return {'refused', 'unknown or expired session'} end
   local t = redis.call('HMGET', sk(key), 'rt', 'prt')
   local rt, prt = t[1], t[2]
-  local again = rt and rt == new_rt and prt and same_secret(prt, token)
+  local again = rt and prt and same_secret(prt, token)
   if not again and (not rt or not same_secret(rt, token)) then return {'refused', 'wrong resume token'} end
-  local old = redis.call('HGET', sk(key), 'node')
-  if old and old ~= '' and not again then to_session(key, 'close', 1001, 'replaced by a resume', true) end
-  redis.call('HSET', sk(key), 'rt', new_rt, 'prt', again and prt or rt, 'off', '0', 'lf', NOW, 'node', NODE,
-    'conn', conn)
+  -- The connection it replaces is closed; not the same one again (the node ran this attempt
+  -- again after its call timed out).
+  local old = redis.call('HMGET', sk(key), 'node', 'conn')
+  if old[1] and old[1] ~= '' and not (old[1] == NODE and old[2] == conn) then
+    to_session(key, 'close', 1001, 'replaced by a resume', true)
+  end
+  if again then
+    new_rt = rt
+    local told = redis.call('HGETALL', sk(key, 'told'))
+    for i = 1, #told, 2 do redis.call('HSETNX', sk(key, 'kicked'), told[i], told[i + 1]) end
+  else
+    prt = rt
+  end
+  redis.call('DEL', sk(key, 'told'))
+  redis.call('HSET', sk(key), 'rt', new_rt, 'prt', prt, 'off', '0', 'lf', NOW, 'node', NODE, 'conn', conn)
   redis.call('ZREM', P .. ':retain', key)
   redis.call('ZADD', P .. ':deadline', NOW + CFG.timeout_ms, key)
   redis.call('PERSIST', sk(key))
@@ -123,7 +135,10 @@ local function resume(pub, token, ack_raw, conn, new_rt)
       end
     end
   end
-  for _, room in ipairs(kicked_told) do redis.call('HDEL', sk(key, 'kicked'), room) end
+  for _, room in ipairs(kicked_told) do
+    redis.call('HSET', sk(key, 'told'), room, redis.call('HGET', sk(key, 'kicked'), room))
+    redis.call('HDEL', sk(key, 'kicked'), room)
+  end
   local dlast = tonumber(redis.call('HGET', sk(key), 'dseq') or '0')
   local direct = since(sk(key, 'direct'), ack.direct or 0, dlast) or since(sk(key, 'direct'), 0, dlast) or {}
   send('{"t":"resumed","session":' .. json_str(pub) .. ',"resume_token":' .. json_str(new_rt) .. ',"rooms":'
@@ -132,7 +147,19 @@ local function resume(pub, token, ack_raw, conn, new_rt)
   for _, f in ipairs(direct) do send(f) end
   send('{"t":"resume_done"}')
   local s = redis.call('HMGET', sk(key), 'user', 'claims', 'last')
-  return {'resumed', '{"key":' .. key .. ',"user":' .. s[1] .. ',"claims":' .. s[2] .. ',"last_request":' .. s[3] .. '}'}
+  return {'resumed', '{"key":' .. key .. ',"user":' .. s[1] .. ',"claims":' .. s[2] .. ',"last_request":' .. s[3]
+    .. ',"resume_token":' .. json_str(new_rt) .. '}'}
+end
+
+-- confirm KEY TOKEN: the client holds TOKEN, its last `resumed`'s: the token that resume used
+-- is void from now on, and the kicks it told are forgotten.
+local function confirm(key, token)
+  local rt = redis.call('HGET', sk(key), 'rt')
+  if rt and same_secret(rt, token) then
+    redis.call('HDEL', sk(key), 'prt')
+    redis.call('DEL', sk(key, 'told'))
+  end
+  return {'ok', ''}
 end
 
 -- touch KEY LF [KEY LF ...]: this node's batch of liveness; a session already offline stays so.
@@ -239,6 +266,7 @@ end
 
 local function dispatch_more(op)
   if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
+  if op == 'confirm' then return confirm(ARGV[7], ARGV[8]) end
   if op == 'touch' then
     local a = {}
     for i = 7, #ARGV do table.insert(a, ARGV[i]) end
