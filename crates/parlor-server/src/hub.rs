@@ -8,7 +8,10 @@
 //! Each member also holds the last `seq` it has of each channel of the room (from its login
 //! `ok`, its resume, and every event since). An event at or below it is a duplicate and is not
 //! sent again; this is what makes delivery exactly-once when an engine can deliver an event
-//! twice (the Redis engine: its own copy and the one pub/sub brings, or a gap fill).
+//! twice (the Redis engine: its own copy and the one pub/sub brings, or a gap fill). An event
+//! beyond the next one is a hole that no engine should ever make: rather than hand it over past
+//! the hole, the member's connection is cut (4010) and its client resumes, which replays what it
+//! missed from the logs (protocol §6: every event of every channel, exactly once).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,7 +209,16 @@ impl Deliver for Hub {
                 if seq <= m.at[i] {
                     continue;
                 }
+                let hole = m.at[i] != 0 && seq > m.at[i] + 1;
                 m.at[i] = seq;
+                if hole {
+                    if let Some(c) = &m.conn {
+                        tracing::warn!(room, session = m.key, seq, "events missed: the member resumes");
+                        metrics::counter!("parlor_delivery_holes_total").increment(1);
+                        c.abort(close_code::SHUTDOWN, "events missed: resume to catch up");
+                    }
+                    continue;
+                }
             }
             if (Some(m.key) == author && !m.echo) || (ch == Some(Channel::Users) && !m.notify) {
                 continue;
@@ -312,5 +324,41 @@ impl Deliver for Hub {
         } else if let Some(c) = st.sessions.get(&key).and_then(|l| l.conn.as_ref()) {
             c.close(code, reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Out;
+
+    fn text(out: Option<Out>) -> String {
+        match out {
+            Some(Out::Text(t, _)) => t.to_string(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// A member handed seq 5 after seq 3 does not get 5: its connection is cut (4010) so that
+    /// its client resumes and is replayed 4 and 5. The other member, which had 4, gets 5.
+    #[tokio::test]
+    async fn an_event_past_a_hole_cuts_the_member_instead_of_being_delivered() {
+        let hub = Hub::new();
+        let (a, mut ra) = Outbox::new(1 << 20, 1);
+        let (b, mut rb) = Outbox::new(1 << 20, 2);
+        hub.register(a);
+        hub.register(b);
+        assert!(hub.bind(10, 1) && hub.bind(20, 2));
+        let at = |room| Seqs { room: Some(room), users: Some(1), direct: None };
+        hub.joined(7, "r", 10, true, at(3));
+        hub.joined(7, "r", 20, true, at(4));
+        let ev = |seq: u64| Frame::from(format!("ev{seq}"));
+        hub.room_event(7, "r", Some(Channel::Room), 5, &ev(5), None);
+        assert_eq!(text(rb.try_next()), "ev5");
+        assert!(matches!(ra.try_next(), Some(Out::Close(4010, _))), "the member behind the hole is cut");
+        // In order, nothing is cut: the next event reaches the member that had every one.
+        hub.room_event(7, "r", Some(Channel::Room), 6, &ev(6), None);
+        assert_eq!(text(rb.try_next()), "ev6");
+        assert!(rb.try_next().is_none());
     }
 }

@@ -25,7 +25,7 @@ impl RedisEngine {
         for item in items {
             match item {
                 Item::Ev(room, msg) => match held.iter_mut().find(|(r, _)| r.room == room) {
-                    Some((r, cursor)) => self.fanout.apply(r, cursor, msg).await,
+                    Some((r, cursor)) => self.fanout.apply_or_queue(r, cursor, msg).await,
                     None => self.fanout.incoming(app, &room, msg),
                 },
                 Item::Ctl(ctl) => self.subs.apply_ctl(&ctl),
@@ -109,8 +109,10 @@ impl RedisEngine {
         }
     }
 
-    /// The backstop of gap filling: a room whose last event pub/sub never brought.
+    /// The backstop of gap filling: a room whose last event pub/sub never brought, and rooms
+    /// whose queue waits on a gap that could not be read.
     async fn check_cursors(&self) {
+        self.fanout.retry_waiting();
         for r in self.fanout.all() {
             let mut conn = self.conn.clone();
             let meta = format!("parlor:{{{}}}:r:{}:meta", r.app, r.room);
@@ -257,7 +259,7 @@ impl Engine for RedisEngine {
                 self.fanout.deliver.echo_own(req.key, req.app, &r.room, true);
             }
         }
-        let (reply, items, outcome) = match result {
+        let (mut reply, items, mut outcome) = match result {
             Err(Unavailable) => (Reply::Unavailable, Vec::new(), Outcome::Unavailable),
             Ok(out) => match out.status.as_str() {
                 "done" => {
@@ -279,15 +281,26 @@ impl Engine for RedisEngine {
             // Answered: first hand over everything before this request's own events (what an
             // earlier, uncertain request of the session caused reaches it, echoed), then stop
             // echoing, so that its own new events are not sent to it.
+            let mut filled = true;
             for item in &items {
                 if let Item::Ev(room, Msg::Event(ev)) = item {
                     if let Some((r, cursor)) = held.iter_mut().find(|(r, _)| &r.room == room) {
-                        self.fanout.fill(r, cursor, ev.ch, ev.seq.saturating_sub(1)).await;
+                        filled &= self.fanout.fill(r, cursor, ev.ch, ev.seq.saturating_sub(1)).await;
                     }
                 }
             }
-            for (r, _) in &held {
-                self.fanout.deliver.echo_own(req.key, req.app, &r.room, false);
+            if filled {
+                for (r, _) in &held {
+                    self.fanout.deliver.echo_own(req.key, req.app, &r.room, false);
+                }
+            } else {
+                // The events before its own could not be read: an `ok` now would overtake them.
+                // Answered as if the call had failed: the client's retry is recalled, in order,
+                // and meanwhile it is sent its own events (echo), as above.
+                for (r, _) in &held {
+                    self.fanout.deliver.echo_own(req.key, req.app, &r.room, true);
+                }
+                (reply, outcome) = (Reply::Unavailable, Outcome::Unavailable);
             }
         }
         self.apply_request(req.app, req.key, &mut held, items, answer(reply)).await;

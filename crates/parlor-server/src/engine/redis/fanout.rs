@@ -171,7 +171,9 @@ impl Fanout {
         self.drain_locked(&r, &mut cursor).await;
     }
 
-    /// Deliver what waits in the room's queue (the caller holds the cursor).
+    /// Deliver what waits in the room's queue (the caller holds the cursor). A message whose
+    /// gap could not be read stays first in the queue, with what came after it; the tick drains
+    /// again ([`Fanout::retry_waiting`]).
     pub async fn drain_locked(&self, r: &RoomSeq, cursor: &mut Cursor) {
         loop {
             let next = {
@@ -184,10 +186,30 @@ impl Fanout {
                     }
                 }
             };
-            match next {
-                Some(msg) => self.apply(r, cursor, msg).await,
-                None => return,
+            let Some(msg) = next else {
+                return;
+            };
+            if let Err(msg) = self.apply(r, cursor, msg).await {
+                let mut p = r.pending.lock();
+                p.0.push_front(msg);
+                p.1 = false;
+                return;
             }
+        }
+    }
+
+    /// Apply `msg` with the cursor held; when its gap cannot be read now it waits in the room's
+    /// queue (drained when the holder lets go, or by the tick).
+    pub async fn apply_or_queue(&self, r: &RoomSeq, cursor: &mut Cursor, msg: Msg) {
+        if let Err(msg) = self.apply(r, cursor, msg).await {
+            r.pending.lock().0.push_back(msg);
+        }
+    }
+
+    /// Drain the rooms whose queue waits on a gap that could not be read (every tick).
+    pub fn retry_waiting(self: &Arc<Self>) {
+        for r in self.all() {
+            self.kick_drain(&r);
         }
     }
 
@@ -204,37 +226,42 @@ impl Fanout {
         }
     }
 
-    /// Apply one message of the room's channel in order.
-    pub async fn apply(&self, r: &RoomSeq, cursor: &mut Cursor, msg: Msg) {
+    /// Apply one message of the room's channel in order. Given back when the events before it
+    /// could not be read from the log (Redis failing): nothing is handed past a hole.
+    pub async fn apply(&self, r: &RoomSeq, cursor: &mut Cursor, msg: Msg) -> Result<(), Msg> {
         match msg {
-            Msg::Event(ev) => self.in_order(r, cursor, ev).await,
+            Msg::Event(ev) => self.in_order(r, cursor, ev).await.map_err(Msg::Event),
             Msg::Left { key, at, epoch } => {
-                if epoch == cursor.epoch {
-                    // Everything up to its departure first: the member had it coming.
-                    self.fill(r, cursor, 0, at[0]).await;
-                    self.fill(r, cursor, 1, at[1]).await;
+                // Everything up to its departure first: the member had it coming.
+                if epoch == cursor.epoch
+                    && !(self.fill(r, cursor, 0, at[0]).await && self.fill(r, cursor, 1, at[1]).await)
+                {
+                    return Err(Msg::Left { key, at, epoch });
                 }
                 self.deliver.left(r.app, &r.room, key);
+                Ok(())
             }
         }
     }
 
     /// Hand `ev` to the hub after every event before it; drop it if it was handed already.
-    pub async fn in_order(&self, r: &RoomSeq, cursor: &mut Cursor, ev: Ev) {
+    /// Given back, not handed, when the events before it could not be read.
+    pub async fn in_order(&self, r: &RoomSeq, cursor: &mut Cursor, ev: Ev) -> Result<(), Ev> {
         if ev.epoch != cursor.epoch {
             // Another life of the room: the members of this node entered this one with their
             // own positions (a join resets the cursor), so an event of another life is stale.
-            return;
+            return Ok(());
         }
         let i = ev.ch;
         if ev.seq <= cursor.last[i] {
-            return;
+            return Ok(());
         }
-        if ev.seq > cursor.last[i] + 1 {
-            self.fill(r, cursor, i, ev.seq - 1).await;
+        if ev.seq > cursor.last[i] + 1 && !self.fill(r, cursor, i, ev.seq - 1).await {
+            return Err(ev);
         }
         self.hand(r, i, ev.seq, &ev.frame, ev.author);
         cursor.last[i] = ev.seq;
+        Ok(())
     }
 
     fn hand(&self, r: &RoomSeq, ch: usize, seq: u64, frame: &Frame, author: SessionKey) {
@@ -268,16 +295,17 @@ impl Fanout {
             .collect())
     }
 
-    /// Read the events after the cursor up to `upto` from the log and hand them over.
-    pub async fn fill(&self, r: &RoomSeq, cursor: &mut Cursor, ch: usize, upto: u64) {
+    /// Read the events after the cursor up to `upto` from the log and hand them over. False
+    /// when the log could not be read (the cursor stays where it was).
+    pub async fn fill(&self, r: &RoomSeq, cursor: &mut Cursor, ch: usize, upto: u64) -> bool {
         let from = cursor.last[ch] + 1;
         if upto < from {
-            return;
+            return true;
         }
         metrics::counter!("parlor_redis_gap_fills_total").increment(1);
         let Ok(entries) = self.read_log(r, ch, from, upto).await else {
             tracing::warn!(room = %r.room, "gap fill failed: Redis unreachable; the next event or tick retries");
-            return;
+            return false;
         };
         for (seq, author, frame) in entries {
             if seq <= cursor.last[ch] {
@@ -287,22 +315,33 @@ impl Fanout {
             cursor.last[ch] = seq;
         }
         if cursor.last[ch] < upto {
-            // Trimmed away (older than the log keeps): the members concerned catch up by resume.
+            // Trimmed away (older than the log keeps): the hub cuts the members that miss them
+            // at the next event, and they catch up by resume (a snapshot).
             tracing::warn!(room = %r.room, from, upto, "events no longer in the log");
             metrics::counter!("parlor_redis_gap_lost_total").increment(1);
             cursor.last[ch] = upto;
         }
+        true
     }
 
     /// Hand the events after `from` up to the cursor again, for a member that entered at
-    /// `from` after the node had gone past it (the others drop them as duplicates).
+    /// `from` after the node had gone past it (the others drop them as duplicates). A read that
+    /// fails is tried again a few times; if Redis stays away the member is left behind, and the
+    /// hub cuts it at the next event (it resumes and is replayed what it missed).
     pub async fn catch_up(&self, r: &RoomSeq, cursor: &Cursor, ch: usize, from: u64) {
         let upto = cursor.last[ch];
         if upto <= from {
             return;
         }
-        for (seq, author, frame) in self.read_log(r, ch, from + 1, upto).await.unwrap_or_default() {
-            self.hand(r, ch, seq, &frame, author);
+        for attempt in 0..3u32 {
+            if let Ok(entries) = self.read_log(r, ch, from + 1, upto).await {
+                for (seq, author, frame) in entries {
+                    self.hand(r, ch, seq, &frame, author);
+                }
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
         }
+        tracing::warn!(room = %r.room, from, upto, "catch-up failed: Redis unreachable; the member resumes");
     }
 }

@@ -21,6 +21,8 @@ mod admin;
 mod conn;
 mod engine;
 mod fanout;
+#[cfg(test)]
+mod fanout_tests;
 mod hooks;
 mod node;
 #[cfg(test)]
@@ -424,7 +426,7 @@ impl RedisEngine {
                 Item::Ev(room, ev) => {
                     if let Some(r) = self.fanout.existing(app, &room) {
                         let mut cursor = r.cursor.clone().lock_owned().await;
-                        self.fanout.apply(&r, &mut cursor, ev).await;
+                        self.fanout.apply_or_queue(&r, &mut cursor, ev).await;
                         drop(cursor);
                         self.fanout.kick_drain(&r);
                     }
