@@ -245,8 +245,9 @@ impl Core {
         }
     }
 
-    /// Tear down (the app destroys the engine): end the session, saying `bye` when there is one,
-    /// and forget every room and request without reporting anything.
+    /// Tear down (the app destroys the engine): end the session, saying `bye` when it is up on
+    /// the connection (not while a `hello` or `resume` waits for its answer, §9.3), and forget
+    /// every room and request without reporting anything.
     pub fn shutdown(&mut self, _now: u64) {
         for room in self.rooms.keys() {
             self.timers.stop(&Timer::Login(room.clone()));

@@ -9,7 +9,8 @@
 //! the app. Reconnect jitter comes from an injected [`Random`], so every test fixes it.
 //! Two inputs come from the host rather than the wire: [`Core::handle_network_online`] (the
 //! network is back: a waiting attempt starts now) and [`Core::shutdown`] (the app tears the
-//! engine down: `bye`, and everything is forgotten without a report).
+//! engine down: `bye` when the session is up, nothing while a `hello` or `resume` waits for its
+//! answer, and everything is forgotten without a report).
 //!
 //! # Modules
 //!

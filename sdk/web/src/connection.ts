@@ -204,8 +204,9 @@ export function maybeEnd(m: Machine): void {
 }
 
 /**
- * Tears down (the app destroys the engine): ends the session, saying `bye` when there is one,
- * and forgets every room and request without reporting anything.
+ * Tears down (the app destroys the engine): ends the session, saying `bye` when it is up on the
+ * connection (not while a `hello` or `resume` waits for its answer, protocol §9.3), and forgets
+ * every room and request without reporting anything.
  */
 export function shutdown(m: Machine, now: number): void {
   for (const room of m.rooms.keys()) m.timers.stop({ login: room });
