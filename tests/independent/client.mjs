@@ -287,6 +287,66 @@ function checkLoginOk(ok, who, room, { online, otherUsers }) {
   }
 }
 
+// --- a resume can be retried (docs/protocol.md §9.3): the token a resume used (T) stays valid
+// until the client shows that it holds the new one (N), by its first frame after `resumed`.
+// A resume whose answer is lost (here: the socket closed right after sending it, before reading)
+// is retried with T and answered `resumed` with a token; after a ping on that connection, T is
+// refused with 1002057, and N works.
+async function resumeRetried(tag) {
+  const room = `resume-${tag}`;
+  const dave = await hello('dave', 'dave', 'Dave');
+  expectOk(await dave.request({ t: 'login', room, config: { max_members: 0, user_status_notify: true } }), 'dave login');
+  const session = dave.welcome.session;
+  const T = dave.welcome.resume_token;
+  const ack = dave.ack();
+  dave.close();
+  await dave.waitClose();
+
+  const resume = async (label, token) => {
+    const c = new Conn(label);
+    await c.open();
+    c.rooms = new Map([...dave.rooms].map(([r, st]) => [r, { ...st }]));
+    c.send({ t: 'resume', v: 1, session, resume_token: token, ack });
+    return c;
+  };
+  const answer = (c) => c.next((f) => f.t === 'resumed' || f.t === 'error', `${c.label}: answer to resume`);
+
+  // The answer is lost: nothing is read on this connection.
+  const lost = await resume('dave-lost', T);
+  lost.close();
+  await lost.waitClose();
+
+  const retry = await resume('dave-retry', T);
+  const r = await answer(retry);
+  if (!check(r.t === 'resumed' && isNonEmptyStr(r.resume_token),
+    'dave: a resume retried with the token of a resume whose answer was lost -> resumed with a resume_token', `got ${j(r)}`)) {
+    return;
+  }
+  const N = r.resume_token;
+  check(N !== T, 'dave: the retried resume brings a new token', `got ${j(r)}`);
+  check(r.rooms && (r.rooms[room] === 'replay' || r.rooms[room] === 'snapshot'), `dave: the retried resume has ${room} back`, `got ${j(r)}`);
+  await retry.next((f) => f.t === 'resume_done', 'resume_done after the retried resume');
+  const pong = await retry.ping();
+  check(pong.t === 'pong', 'dave: ping after resumed -> pong (the client shows it holds the new token)', `got ${j(pong)}`);
+
+  const old = await resume('dave-old', T);
+  const e = await answer(old);
+  check(e.t === 'error' && e.code === 1002057 && e.id === undefined,
+    'dave: after a frame on the resumed connection, a resume with the old token -> error 1002057', `got ${j(e)}`);
+  old.close();
+
+  const fresh = await resume('dave-new', N);
+  const f = await answer(fresh);
+  check(f.t === 'resumed', 'dave: a resume with the new token -> resumed', `got ${j(f)}`);
+  if (f.t === 'resumed') {
+    const code = await retry.waitClose();
+    check(code === 1001, 'dave: the connection that resume replaced is closed with 1001', `close code ${code}`);
+    await fresh.next((x) => x.t === 'resume_done', 'resume_done after the resume with the new token');
+    fresh.send({ t: 'bye' });
+    await fresh.waitClose();
+  }
+}
+
 // ---------------------------------------------------------------- the run
 
 async function run() {
@@ -468,6 +528,8 @@ async function run() {
   const bd = await carol.next((f) => f.t === 'event' && f.kind === 'user_delete', 'user_delete for bob after bye');
   check(bd.ch === 'users' && hasUser(bd.users, 'bob'), 'carol: user_delete for bob after his bye', `got ${j(bd)}`);
   checkSeq(bd, 'carol', 'user_delete(bob)');
+
+  await resumeRetried(tag);
 
   // --- no frame anywhere was malformed
   for (const c of allConns) {

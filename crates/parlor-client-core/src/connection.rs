@@ -29,7 +29,9 @@ pub(crate) enum ConnState {
     Waiting,
     /// [`Output::Connect`] emitted; waiting for `opened`.
     Connecting,
-    /// Open; `hello` or `resume` sent, waiting for `welcome` / `resumed`.
+    /// Open; `hello` or `resume` sent, waiting for `welcome` / `resumed` (or `error`). Nothing
+    /// else is sent meanwhile: the server may take any frame after a `resume` as proof that the
+    /// client holds the new token (§9.3), which it cannot before the answer.
     Handshake,
     /// `resumed` received; the replay runs until `resume_done`.
     Resuming,
@@ -54,7 +56,8 @@ impl ConnState {
 pub(crate) struct Session {
     /// The session id of `welcome` / `resumed`.
     pub(crate) id: String,
-    /// The token to present in the next `resume` (each `resumed` gives a new one).
+    /// The token to present in the next `resume`: replaced by each `welcome` / `resumed`, and
+    /// only then, so a resume whose answer was lost is retried with the same token (§9.3).
     pub(crate) resume_token: String,
 }
 
@@ -242,8 +245,9 @@ impl Core {
         }
     }
 
-    /// Tear down (the app destroys the engine): end the session, saying `bye` when there is one,
-    /// and forget every room and request without reporting anything.
+    /// Tear down (the app destroys the engine): end the session, saying `bye` when it is up on
+    /// the connection (not while a `hello` or `resume` waits for its answer, §9.3), and forget
+    /// every room and request without reporting anything.
     pub fn shutdown(&mut self, _now: u64) {
         for room in self.rooms.keys() {
             self.timers.stop(&Timer::Login(room.clone()));

@@ -9,7 +9,8 @@
 //! the app. Reconnect jitter comes from an injected [`Random`], so every test fixes it.
 //! Two inputs come from the host rather than the wire: [`Core::handle_network_online`] (the
 //! network is back: a waiting attempt starts now) and [`Core::shutdown`] (the app tears the
-//! engine down: `bye`, and everything is forgotten without a report).
+//! engine down: `bye` when the session is up, nothing while a `hello` or `resume` waits for its
+//! answer, and everything is forgotten without a report).
 //!
 //! # Modules
 //!
@@ -60,6 +61,13 @@
 //!   at its login's `ok`, then the diff against what the app knew. When the window passes, every
 //!   room still away is RECONNECT_FAILED 1002053, its held requests fail with 1002053, the session
 //!   is forgotten and no connection is attempted for those rooms again (terminal).
+//! - **The resume token** (`docs/protocol.md` §9.3: a resume can be retried). The core keeps the
+//!   token of the last `welcome` or `resumed`, and replaces it only then. Between its `resume`
+//!   and the answer it sends nothing on that connection (pings start at `resumed`, requests go
+//!   out at `resume_done`), so a resume whose answer was lost (the connection closed, or silent
+//!   until the liveness deadline) is tried again with the same token and gets the same outcome.
+//!   A connection lost after `resumed`, even before `resume_done`, resumes with the new token
+//!   and acks what the replay had applied.
 //! - **Requests** are kept until answered. A request made while its room is not in
 //!   (LOGINING, RECONNECTING, resuming) is held and sent when the room is back; requests in flight
 //!   at a cut are sent again after `resume_done` with the same `id` (the server answers repeats

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::{SinkExt, StreamExt};
 use parlor_client_core::{AppEvent, Command, Config, Core, Output, RoomStateReason};
-use parlor_protocol::{Bye, ClientFrame, ErrorCode};
+use parlor_protocol::ErrorCode;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -244,9 +244,15 @@ pub(crate) async fn run(
             }
         }
     }
-    // The engine was dropped: end the session.
-    if let Some(w) = conn.as_ref().and_then(|c| c.writer.as_ref()) {
-        let _ = w.send(ClientFrame::Bye(Bye {}).to_json());
+    // The engine was dropped: end the session as the core does, with `bye` only when the session
+    // is up on this connection (nothing goes out between a `resume` and its answer, protocol §9.3).
+    core.shutdown(now_ms());
+    while let Some(o) = core.poll_output() {
+        if let Output::Send(frame) = o {
+            if let Some(w) = conn.as_ref().and_then(|c| c.writer.as_ref()) {
+                let _ = w.send(frame.to_json());
+            }
+        }
     }
     if let Some(task) = conn.take().and_then(Conn::close) {
         let abort = task.abort_handle();

@@ -133,7 +133,8 @@ impl Error {
 /// A Parlor client: one user's session with a server, in any number of rooms.
 ///
 /// Create it inside a tokio runtime; it spawns one task that owns the connection. Dropping the
-/// engine ends the session (`bye`).
+/// engine ends the session: `bye` when the session is up on the connection; nothing while a
+/// `hello` or `resume` waits for its answer (the client sends nothing then, protocol §9.3).
 #[derive(Debug)]
 pub struct Engine {
     tx: mpsc::UnboundedSender<Msg>,

@@ -1,6 +1,7 @@
 //! The SDK against a minimal scripted WebSocket server on a local port (the real server's
 //! integration tests live elsewhere): login, a lost connection and its resume, and an HTTP 503
-//! on upgrade counted as one failed attempt. Waits are bounded by a guard timeout only.
+//! on upgrade counted as one failed attempt, what a dropped engine still sends. Waits are bounded
+//! by a guard timeout only.
 
 use std::time::Duration;
 
@@ -146,4 +147,75 @@ async fn calls_on_rooms_not_entered_fail_with_their_codes() {
     let e = engine.send_broadcast_message("nowhere", "x").await.expect_err("not in room");
     assert_eq!(e.code(), 1009005);
     assert_eq!(engine.room_state("nowhere"), RoomStateReason::LogoutFailed);
+}
+
+/// What the client sends on a connection until it closes (pings included), as `t` values.
+async fn rest_of(ws: &mut WebSocketStream<TcpStream>) -> Vec<String> {
+    let mut ts = Vec::new();
+    while let Some(Ok(m)) = ws.next().await {
+        match m {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(t.as_str()).expect("client sends JSON");
+                ts.push(v["t"].as_str().unwrap_or("?").to_string());
+            }
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    ts
+}
+
+/// Dropping the engine ends the session: `bye` when it is up on the connection, and nothing at
+/// all while a `resume` waits for its answer (protocol §9.3: the client sends nothing between
+/// its `resume` and the answer; the server may count any frame as holding the new token).
+async fn dropped(while_resuming: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}/v1/ws", listener.local_addr().expect("addr"));
+    let engine = Engine::new(7, url);
+    let mut events = engine.events().expect("events");
+    let me = User { id: "u1".into(), name: "Alice".into() };
+    let login = engine.login_room("r1", me, "t", RoomConfig::default());
+    let server = async {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+        assert_eq!(next_json(&mut ws).await["t"], "hello");
+        send(
+            &mut ws,
+            json!({"t":"welcome","session":"S1","resume_token":"R1","heartbeat_ms":10000,
+            "session_timeout_ms":90000,"retention_ms":1200000,"server_time_ms":0}),
+        )
+        .await;
+        let login = next_json(&mut ws).await;
+        send(
+            &mut ws,
+            json!({"t":"ok","id":login["id"],"room":"r1","users":[],"streams":[],"extra":[],
+            "online":1,"seq":{"room":0,"users":1},"room_session":"rs1"}),
+        )
+        .await;
+        ws
+    };
+    let (ok, mut ws) = tokio::join!(login, server);
+    ok.expect("login");
+    if while_resuming {
+        drop(ws);
+        wait_state(&mut events, RoomStateReason::Reconnecting).await;
+        let (tcp, _) = listener.accept().await.expect("accept");
+        ws = tokio_tungstenite::accept_async(tcp).await.expect("upgrade");
+        let resume = next_json(&mut ws).await;
+        assert_eq!((resume["t"].as_str(), resume["resume_token"].as_str()), (Some("resume"), Some("R1")));
+    }
+    drop(engine);
+    let sent = rest_of(&mut ws).await;
+    let want: &[&str] = if while_resuming { &[] } else { &["bye"] };
+    assert_eq!(sent, want, "sent after the engine was dropped");
+}
+
+#[tokio::test]
+async fn dropped_while_resume_unanswered_sends_nothing_more() {
+    tokio::time::timeout(GUARD, dropped(true)).await.expect("guard timeout");
+}
+
+#[tokio::test]
+async fn dropped_with_the_session_up_says_bye() {
+    tokio::time::timeout(GUARD, dropped(false)).await.expect("guard timeout");
 }

@@ -34,12 +34,18 @@ import { removeRoom } from './answers.js';
 /**
  * Where the connection stands: `idle` (none, none wanted), `waiting` (none; the next attempt
  * starts at the `attempt` timer), `connecting` (`connect` emitted, waiting for `opened`),
- * `handshake` (`hello` or `resume` sent, waiting for `welcome` / `resumed`), `resuming`
+ * `handshake` (`hello` or `resume` sent, waiting for `welcome` / `resumed` or `error`; nothing
+ * else is sent meanwhile: the server may take any frame after a `resume` as proof that the client
+ * holds the new token, protocol §9.3, which it cannot before the answer), `resuming`
  * (`resumed` received, the replay runs until `resume_done`), `ready` (for requests).
  */
 export type ConnState = 'idle' | 'waiting' | 'connecting' | 'handshake' | 'resuming' | 'ready';
 
-/** What the server knows us by: the session id, and the token for the next `resume`. */
+/**
+ * What the server knows us by: the session id, and the token for the next `resume`, replaced by
+ * each `welcome` / `resumed` and only then, so a resume whose answer was lost is retried with the
+ * same token (protocol §9.3).
+ */
 export interface Session {
   id: string;
   resumeToken: string;
@@ -198,8 +204,9 @@ export function maybeEnd(m: Machine): void {
 }
 
 /**
- * Tears down (the app destroys the engine): ends the session, saying `bye` when there is one,
- * and forgets every room and request without reporting anything.
+ * Tears down (the app destroys the engine): ends the session, saying `bye` when it is up on the
+ * connection (not while a `hello` or `resume` waits for its answer, protocol §9.3), and forgets
+ * every room and request without reporting anything.
  */
 export function shutdown(m: Machine, now: number): void {
   for (const room of m.rooms.keys()) m.timers.stop({ login: room });

@@ -328,7 +328,8 @@ export class ParlorEngine {
   // ------------------------------------------------------------------ lifecycle
 
   /**
-   * Ends the session (`bye`: logged out of every room at once, without events), closes the
+   * Ends the session (`bye`: logged out of every room at once, without events; no `bye` while a
+   * resume waits for its answer, the server then ends the session at its timeout), closes the
    * connection and stops every timer. Calls still waiting resolve with errorCode 1009005.
    */
   destroy(): void {
