@@ -77,6 +77,11 @@ impl<'a> Servers<'a> {
         self.redis.and_then(|r| crate::sys::cpu_time(r.pid))
     }
 
+    /// Each node's `/metrics` text (those that answer).
+    pub fn metrics(&self) -> Vec<String> {
+        self.nodes.iter().filter_map(|t| crate::srv_hist::scrape_text(t.addr)).collect()
+    }
+
     /// The nodes' RSS, summed.
     pub fn rss(&self) -> Option<u64> {
         self.nodes.iter().map(|t| t.rss()).sum()

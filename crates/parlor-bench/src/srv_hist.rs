@@ -99,6 +99,34 @@ pub async fn scrape(addr: SocketAddr, name: &str) -> anyhow::Result<Hist> {
     Ok(Hist::parse(&answer, name))
 }
 
+/// The text of `/metrics` of the server at `addr`, blocking (for the parent's snapshots at the
+/// barriers); None when it does not answer within a second.
+pub fn scrape_text(addr: SocketAddr) -> Option<String> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(1);
+    let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+    tcp.set_read_timeout(Some(timeout)).ok()?;
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: parlor\r\nConnection: close\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).ok()?;
+    answer.starts_with("HTTP/1.1 200").then_some(answer)
+}
+
+/// The sum of every series of the counter or gauge `name` whose labels contain `labels` (""
+/// for all) in Prometheus text.
+pub fn value(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (l, v) = match rest.strip_prefix('{') {
+                Some(r) => r.split_once("} ")?,
+                None => ("", rest.strip_prefix(' ')?),
+            };
+            l.contains(labels).then(|| v.trim().parse::<f64>().ok()).flatten()
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +139,17 @@ mod tests {
         parlor_fanout_seconds_sum 0.08\n\
         parlor_fanout_seconds_count 100\n\
         parlor_login_seconds_bucket{le=\"0.001\"} 7\n";
+
+    #[test]
+    fn reads_counters_by_label() {
+        let text = "parlor_upgrades_refused_total{why=\"rate\"} 3\n\
+            parlor_upgrades_refused_total{why=\"saturated\"} 4\n\
+            parlor_unavailable_total 2\n";
+        assert_eq!(value(text, "parlor_upgrades_refused_total", ""), 7.0);
+        assert_eq!(value(text, "parlor_upgrades_refused_total", "saturated"), 4.0);
+        assert_eq!(value(text, "parlor_unavailable_total", ""), 2.0);
+        assert_eq!(value(text, "parlor_unavailable", ""), 0.0);
+    }
 
     #[test]
     fn reads_the_buckets_and_interpolates_quantiles() {

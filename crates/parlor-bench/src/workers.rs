@@ -79,13 +79,15 @@ pub fn supported(w: Workload) -> bool {
 }
 
 /// What the parent saw at a barrier.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Snap {
     at: Instant,
     cpu: Option<Duration>,
     rss: Option<u64>,
     redis: Option<RedisMem>,
     redis_cpu: Option<Duration>,
+    /// Each node's `/metrics` text (Redis nodes: their queue in front of Redis, refusals).
+    metrics: Vec<String>,
 }
 
 impl Snap {
@@ -96,6 +98,7 @@ impl Snap {
             rss: servers.rss(),
             redis: servers.redis_memory(),
             redis_cpu: servers.redis_cpu(),
+            metrics: servers.metrics(),
         }
     }
 }
@@ -261,6 +264,38 @@ pub fn merge(workload: &str, target: &str, n: usize, parts: &[Report]) -> Report
     rep
 }
 
+/// The nodes' own view of a storm, from their `/metrics` at the cut and at the end: Redis calls
+/// per session back, their queue in front of Redis, the upgrades they shed and the 1000004s.
+fn storm_figures(rep: &mut Report, cut: &Snap, end: &Snap) {
+    use crate::srv_hist::{value, Hist};
+    if end.metrics.is_empty() {
+        return;
+    }
+    let delta = |name: &str, labels: &str| -> f64 {
+        let sum = |s: &Snap| s.metrics.iter().map(|t| value(t, name, labels)).sum::<f64>();
+        sum(end) - sum(cut)
+    };
+    let hist = |s: &Snap| {
+        s.metrics.iter().fold(Hist::default(), |h, t| h.add(&Hist::parse(t, "parlor_redis_queue_wait_seconds")))
+    };
+    let back = rep.get("sessions back").unwrap_or(0.0);
+    let calls = delta("parlor_redis_calls_total", "");
+    if back > 0.0 && calls > 0.0 {
+        rep.metric("Redis calls per session back (cut to end, all nodes)", calls / back, "");
+    }
+    let waits = hist(end).since(&hist(cut));
+    if let (Some(p50), Some(p99)) = (waits.quantile_ms(0.5), waits.quantile_ms(0.99)) {
+        rep.metric("node queue wait p50", p50, "ms");
+        rep.metric("node queue wait p99", p99, "ms");
+    }
+    let peak = end.metrics.iter().map(|t| value(t, "parlor_redis_queue_depth_max", "")).fold(0.0, f64::max);
+    rep.metric("node queue depth, peak (any node, whole run)", peak, "");
+    rep.metric("HTTP 503, node saturated", delta("parlor_upgrades_refused_total", "saturated"), "");
+    rep.metric("HTTP 503, connection rate", delta("parlor_upgrades_refused_total", "\"rate\""), "");
+    rep.metric("answered 1000004", delta("parlor_unavailable_total", ""), "");
+    rep.metric("Redis calls run again (healthy Redis)", delta("parlor_redis_retries_total", ""), "");
+}
+
 fn set(rep: &mut Report, name: &str, v: f64) {
     if let Some(m) = rep.metrics.iter_mut().find(|m| m.name == name) {
         m.value = v;
@@ -333,6 +368,9 @@ fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<S
             }
             let mem = |k: &str| snaps.get(k).and_then(|s| s.redis);
             memory_metrics(rep, mem(BEGIN), mem("joined"), n, rooms as f64);
+            if let (Some(a), Some(b)) = (snaps.get(cut), snaps.get(END)) {
+                storm_figures(rep, a, b);
+            }
         }
         _ => {}
     }

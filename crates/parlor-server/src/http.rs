@@ -72,6 +72,11 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "this node is draining")
                 .into_response();
         }
+        Err(Refused::Saturated) => {
+            metrics::counter!("parlor_upgrades_refused_total", "why" => "saturated").increment(1);
+            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "this node is busy: try again")
+                .into_response();
+        }
         Err(Refused::Rate) => {
             metrics::counter!("parlor_upgrades_refused_total", "why" => "rate").increment(1);
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many new connections")

@@ -30,6 +30,8 @@ pub struct Limits {
     per_app: Mutex<HashMap<u32, usize>>,
     /// Set by a drain: every upgrade is refused from then on.
     draining: AtomicBool,
+    /// The queue in front of Redis (Redis engine only): a saturated node sheds upgrades.
+    gate: std::sync::OnceLock<Arc<crate::engine::redis::gate::Gate>>,
 }
 
 /// A token bucket of `rate` upgrades per second holding at most one second's worth.
@@ -48,6 +50,9 @@ pub enum Refused {
     Rate,
     /// The node is draining (HTTP 503 with `Retry-After`; see [`crate::drain`]).
     Draining,
+    /// The node's queue in front of Redis is saturated (HTTP 503 with `Retry-After`; see
+    /// [`crate::engine::redis::gate`]).
+    Saturated,
 }
 
 /// One connection counted against its IP address.
@@ -76,7 +81,13 @@ impl Limits {
             app_max: config.app_settings.iter().filter_map(|(app, s)| s.max_sessions.map(|max| (*app, max))).collect(),
             per_app: Mutex::default(),
             draining: AtomicBool::new(false),
+            gate: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Shed upgrades while `gate` is saturated.
+    pub fn watch(&self, gate: Arc<crate::engine::redis::gate::Gate>) {
+        let _ = self.gate.set(gate);
     }
 
     /// Close the door for good: `/readyz` answers 503 and every upgrade is refused.
@@ -95,6 +106,11 @@ impl Limits {
     pub fn admit_upgrade(self: &Arc<Self>, ip: Option<IpAddr>, now: Instant) -> Result<IpSlot, Refused> {
         if self.is_draining() {
             return Err(Refused::Draining);
+        }
+        // Before any work, and before the rate spends a token: the storm drains at the rate
+        // Redis serves (clients back off on 503, §9.7).
+        if self.gate.get().is_some_and(|g| g.saturated()) {
+            return Err(Refused::Saturated);
         }
         let slot = match ip {
             Some(ip) if self.max_per_ip > 0 => {

@@ -112,6 +112,7 @@ impl Measured {
 type Refuse = (ErrorCode, String);
 
 fn unavailable() -> Refuse {
+    metrics::counter!("parlor_unavailable_total").increment(1);
     (ErrorCode::ServiceUnavailable, ErrorCode::ServiceUnavailable.message().to_string())
 }
 
@@ -140,6 +141,7 @@ impl Node {
             .await
             .map_err(|e| format!("cannot reach Redis at {}: {e}", config.redis.join(",")))?;
         let limits = Limits::new(&config);
+        limits.watch(engine.gate().clone());
         Ok(Node { config, clock, hub, engine: AnyEngine::Redis(engine), limits, webhooks, ticks: Default::default() })
     }
 
@@ -274,7 +276,10 @@ impl Node {
                     Outcome::Answered => {}
                     // Nothing is known to have happened: the client's retry with the same id is
                     // fresh here, and the engine executes or recalls it.
-                    Outcome::Unavailable => ctx.last_request = before,
+                    Outcome::Unavailable => {
+                        metrics::counter!("parlor_unavailable_total").increment(1);
+                        ctx.last_request = before;
+                    }
                 }
             }
         }

@@ -80,6 +80,28 @@ pub fn describe() {
     describe_counter!("parlor_drain_closed_total", "Connections closed with 4010 by a graceful drain.");
     describe_histogram!("parlor_redis_seconds", Unit::Seconds, "Redis script round trips.");
     describe_counter!("parlor_redis_errors_total", "Redis calls that failed.");
+    describe_gauge!(
+        "parlor_redis_queue_depth",
+        "Redis calls waiting in this node's queue for one of its in-flight permits (the peak since the last tick)."
+    );
+    describe_gauge!("parlor_redis_queue_depth_max", "The most Redis calls ever waiting at once in this node's queue.");
+    describe_counter!("parlor_redis_calls_total", "Redis calls of this node (commands, scripts and pipelines).");
+    describe_counter!("parlor_unavailable_total", "Answers 1000004 (hello, resume and requests): Redis failing.");
+    describe_gauge!("parlor_redis_in_flight", "Redis calls of this node in Redis now (at most 64).");
+    describe_histogram!(
+        "parlor_redis_queue_wait_seconds",
+        Unit::Seconds,
+        "Time a Redis call waited in this node's queue before it was sent (never counted as a failure)."
+    );
+    describe_gauge!("parlor_redis_healthy", "1 while Redis answers, 0 once calls failed for 2 s with none succeeding.");
+    describe_counter!(
+        "parlor_redis_retries_total",
+        "Redis operations run again after a failed call while Redis was healthy."
+    );
+    describe_counter!(
+        "parlor_delivery_holes_total",
+        "Members cut (4010, they resume) because an event would have reached them past a missing one."
+    );
 }
 
 /// Set the gauges of what the engine holds (every few seconds, from the node's ticker).

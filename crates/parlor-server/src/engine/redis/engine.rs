@@ -133,6 +133,11 @@ impl RedisEngine {
 }
 
 impl RedisEngine {
+    /// The queue in front of Redis.
+    pub fn gate(&self) -> &Arc<gate::Gate> {
+        self.conn.gate()
+    }
+
     /// What `/healthz` shows: Redis reachable, the nodes alive.
     pub async fn health(&self, now: Instant) -> NodeHealth {
         node::health(&self.conn, self.clock.wall_ms(now)).await
@@ -164,7 +169,7 @@ impl Engine for RedisEngine {
             claims,
             conn.to_string(),
         ];
-        self.run(n.app, now, "open", &args).await?;
+        self.run_retrying(n.app, now, "open", &args).await?;
         tracing::info!(session = %public_id, app = n.app, user = %n.user.id, "hello");
         self.fanout.deliver.bind(key, conn);
         Ok(Opened { key, public_id, resume_token })
@@ -186,7 +191,7 @@ impl Engine for RedisEngine {
         let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string(), new_token];
         // A call that timed out may have run: the same attempt runs again, and the script, seeing
         // the token it just replaced, answers it as the retry it is (§9.3).
-        let out = self.run_again_once(app, now, "resume", &args).await?;
+        let out = self.run_retrying(app, now, "resume", &args).await?;
         if out.status != "resumed" {
             let why =
                 if out.payload == "wrong resume token" { "wrong resume token" } else { "unknown or expired session" };
@@ -249,7 +254,7 @@ impl Engine for RedisEngine {
         full.extend(args);
         // A call that timed out may still have run: the retry (the same id) is then recalled,
         // and its answer is the real one, in order. Only a Redis away for longer is 1000004.
-        let result = self.run_again_once(req.app, now, "request", &full).await;
+        let result = self.run_retrying(req.app, now, "request", &full).await;
         // Until the client's retry is answered, the session is sent its own events in these
         // rooms: if the request did run after all, its event keeps the session's seqs
         // contiguous (a client counts its own events without reporting them, §9.3).
@@ -313,6 +318,7 @@ impl Engine for RedisEngine {
     }
 
     async fn tick(&self, now: Instant) {
+        self.conn.gate().report();
         self.flush_touches(now).await;
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
             if let Ok(out) = self.run(app, now, "reap", &[]).await {

@@ -78,7 +78,7 @@ pub struct Fanout {
     /// Where frames go.
     pub deliver: Arc<dyn Deliver>,
     rooms: Mutex<HashMap<(u32, String), Arc<RoomSeq>>>,
-    conn: super::conn::Conn,
+    conn: super::gate::Gated,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -106,7 +106,7 @@ fn channel_of(ch: usize) -> Channel {
 
 impl Fanout {
     /// Sequencers over `conn` (for gap fills), delivering to `deliver`.
-    pub fn new(deliver: Arc<dyn Deliver>, conn: super::conn::Conn) -> Fanout {
+    pub fn new(deliver: Arc<dyn Deliver>, conn: super::gate::Gated) -> Fanout {
         Fanout { deliver, rooms: Mutex::new(HashMap::new()), conn }
     }
 

@@ -44,6 +44,7 @@ fn ev(seq: u64) -> Ev {
 async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_past_it() {
     let redis = parlor_testkit::RedisServer::start();
     let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
+    let conn = super::gate::Gated::new(conn, Default::default());
     let seen = Arc::new(Seen::default());
     let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
     let room = fanout.room(1, "r");

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::conn::Conn;
+use super::gate::Gated as Conn;
 use crate::webhook::deliver::{Endpoint, Sender};
 
 /// How long a lease lasts without renewal: how long the app's events wait after its holder died.

@@ -23,6 +23,7 @@ mod engine;
 mod fanout;
 #[cfg(test)]
 mod fanout_tests;
+pub mod gate;
 mod hooks;
 mod node;
 #[cfg(test)]
@@ -58,14 +59,18 @@ const SOURCE: &str = concat!(
     include_str!("lua/ops.lua")
 );
 
-/// How long a Redis call may take before the request is answered 1000004.
+/// How long a Redis call may take, from the moment it is sent (time in the node's own queue is
+/// not counted: [`gate`]), before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a retried operation is run again while Redis is healthy ([`RedisEngine::run_retrying`]).
+const RETRY_FOR: Duration = Duration::from_secs(10);
 
 /// The Redis engine of one node.
 pub struct RedisEngine {
     config: ServerConfig,
     clock: Clock,
-    conn: conn::Conn,
+    conn: gate::Gated,
     script: redis::Script,
     settings: String,
     fanout: Arc<Fanout>,
@@ -297,6 +302,7 @@ impl RedisEngine {
         webhooks: Arc<crate::webhook::Counters>,
     ) -> Result<Arc<RedisEngine>, redis::RedisError> {
         let (conn, client) = conn::Conn::connect(&config.redis, RESPONSE_TIMEOUT).await?;
+        let conn = gate::Gated::new(conn, Arc::new(gate::Gate::default()));
         let endpoints = crate::webhook::deliver::endpoints(&config);
         let mut hook_apps: Vec<u32> = endpoints.keys().copied().collect();
         hook_apps.sort_unstable();
@@ -348,17 +354,23 @@ impl RedisEngine {
         Ok(engine)
     }
 
-    /// [`RedisEngine::run`], and once more after 200 ms when the call failed: for operations
-    /// that may have run in Redis although the call timed out, and that the script recognises
-    /// when run again with the same arguments (a request by its id, a resume by its new token).
-    /// Only a Redis away for longer is [`Unavailable`].
-    async fn run_again_once(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
-        let first = self.run(app, now, op, args).await;
-        if first.is_ok() {
-            return first;
+    /// [`RedisEngine::run`], run again while it fails and Redis is not known to be failing
+    /// ([`gate::Gate::healthy`]), for at most [`RETRY_FOR`]: for operations that may have run in
+    /// Redis although the call failed, and that the script recognises when run again with the
+    /// same arguments (a request by its id, a resume by the token it used, an open by its key).
+    /// Only a Redis that is failing is [`Unavailable`] — never a long queue or one slow call.
+    async fn run_retrying(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let result = self.run(app, now, op, args).await;
+            if result.is_ok() || !self.conn.gate().healthy() || started.elapsed() >= RETRY_FOR {
+                return result;
+            }
+            metrics::counter!("parlor_redis_retries_total").increment(1);
+            tokio::time::sleep(pause.mul_f64(0.5 + rand::random::<f64>() / 2.0)).await;
+            pause = (pause * 2).min(Duration::from_millis(800));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        self.run(app, now, op, args).await
     }
 
     /// Run one operation of the script for `app`.

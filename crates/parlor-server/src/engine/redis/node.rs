@@ -55,7 +55,7 @@ pub struct NodeHealth {
 }
 
 /// Note this node as alive (a sorted set of nodes by last beat, wall ms).
-pub async fn beat(conn: &super::conn::Conn, node_id: &str, now_ms: u64) {
+pub async fn beat(conn: &super::gate::Gated, node_id: &str, now_ms: u64) {
     let mut c = conn.clone();
     let _: redis::RedisResult<()> = redis::pipe()
         .cmd("ZADD")
@@ -73,7 +73,7 @@ pub async fn beat(conn: &super::conn::Conn, node_id: &str, now_ms: u64) {
 }
 
 /// Whether Redis answers, and the nodes that beat in the last 3 s.
-pub async fn health(conn: &super::conn::Conn, now_ms: u64) -> NodeHealth {
+pub async fn health(conn: &super::gate::Gated, now_ms: u64) -> NodeHealth {
     let mut c = conn.clone();
     let nodes: redis::RedisResult<Vec<String>> = redis::cmd("ZRANGEBYSCORE")
         .arg("parlor:nodes")

@@ -1,0 +1,232 @@
+//! Back-pressure in front of Redis: a node bounds its in-flight Redis calls and queues the rest,
+//! measures the queue, and knows from its calls whether Redis itself is failing.
+//!
+//! Why: under a reconnect storm every resume is a script, and a node that sends all of them at
+//! once makes Redis's own queue so long that calls pass their response timeout — a timeout that
+//! then says "Redis is away" when Redis is only busy, gets answered 1000004, and the clients'
+//! retries feed the storm. Here a call waits for a permit first (at most [`MAX_IN_FLIGHT`]
+//! calls of this node are in Redis at once), and the response timeout runs only from the moment
+//! the call is sent; time in this queue is never a failure. The queue's length and the time
+//! spent in it are what the door looks at ([`Gate::saturated`]): a saturated node refuses new
+//! upgrades with HTTP 503 and `Retry-After` before doing any work for them, so a storm drains at
+//! the rate Redis serves instead of amplifying itself.
+//!
+//! Health ([`Gate::healthy`]) is measured, not assumed: Redis is failing when calls have failed
+//! (a timeout, a refused or dropped connection) for [`UNHEALTHY_AFTER`] with none succeeding
+//! meanwhile. Only then is a request answered 1000004; before, a call that failed is run again
+//! (every retried operation is recognised by its script: a request by its id, a resume by its
+//! token).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::conn::Conn;
+
+/// Calls of one node in Redis at once. Redis runs scripts one at a time, so more in flight only
+/// lengthens its queue (and each call's time to answer); 64 keeps a loopback round trip busy.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// Calls waiting for a permit beyond which the node is saturated.
+pub const SHED_DEPTH: usize = 512;
+
+/// A recent queue wait beyond which the node is saturated.
+pub const SHED_WAIT: Duration = Duration::from_millis(250);
+
+/// How long calls must have been failing, none succeeding, before Redis counts as failing.
+pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(2);
+
+/// The queue in front of Redis, and what it has seen of Redis.
+#[derive(Debug)]
+pub struct Gate {
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    /// The most calls waiting at once since the last [`Gate::report`], and ever.
+    peak: AtomicUsize,
+    peak_ever: AtomicUsize,
+    /// A moving average of the queue wait, in µs.
+    wait_us: AtomicU64,
+    /// Since when calls fail with none succeeding (None: the last call succeeded).
+    failing_since: Mutex<Option<Instant>>,
+}
+
+impl Default for Gate {
+    fn default() -> Gate {
+        Gate {
+            permits: Semaphore::new(MAX_IN_FLIGHT),
+            waiting: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            peak_ever: AtomicUsize::new(0),
+            wait_us: AtomicU64::new(0),
+            failing_since: Mutex::new(None),
+        }
+    }
+}
+
+impl Gate {
+    /// Whether the node should shed new connections: its queue is long, or calls wait long.
+    pub fn saturated(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) >= SHED_DEPTH
+            || self.wait_us.load(Ordering::Relaxed) >= SHED_WAIT.as_micros() as u64
+    }
+
+    /// Whether Redis answers (see the module docs).
+    pub fn healthy(&self) -> bool {
+        self.failing_since.lock().is_none_or(|since| since.elapsed() < UNHEALTHY_AFTER)
+    }
+
+    /// Calls waiting now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Set the queue's gauges (every tick): its peak since the last report, calls in flight,
+    /// health.
+    pub fn report(&self) {
+        let peak = self.peak.swap(self.waiting(), Ordering::Relaxed);
+        metrics::gauge!("parlor_redis_queue_depth").set(peak as f64);
+        metrics::gauge!("parlor_redis_queue_depth_max").set(self.peak_ever.load(Ordering::Relaxed) as f64);
+        metrics::gauge!("parlor_redis_in_flight").set((MAX_IN_FLIGHT - self.permits.available_permits()) as f64);
+        metrics::gauge!("parlor_redis_healthy").set(if self.healthy() { 1.0 } else { 0.0 });
+        // A queue that emptied does not keep the door shut on an old average.
+        if self.waiting() == 0 {
+            self.wait_us.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Run `call` once a permit is free, and learn from its outcome.
+    async fn run<T>(&self, call: impl std::future::Future<Output = Result<T, RedisError>>) -> Result<T, RedisError> {
+        let queued = Instant::now();
+        let depth = self.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(depth, Ordering::Relaxed);
+        self.peak_ever.fetch_max(depth, Ordering::Relaxed);
+        metrics::counter!("parlor_redis_calls_total").increment(1);
+        let permit = self.permits.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let waited = queued.elapsed();
+        metrics::histogram!("parlor_redis_queue_wait_seconds").record(waited.as_secs_f64());
+        let us = waited.as_micros() as u64;
+        let avg = self.wait_us.load(Ordering::Relaxed);
+        self.wait_us.store(avg - avg / 8 + us / 8, Ordering::Relaxed);
+        let result = call.await;
+        drop(permit);
+        match &result {
+            Err(e) if failing(e) => {
+                self.failing_since.lock().get_or_insert_with(Instant::now);
+            }
+            _ => *self.failing_since.lock() = None,
+        }
+        result
+    }
+}
+
+/// Whether an error says Redis could not be reached or did not answer in time (an error Redis
+/// itself answered with means it is there).
+fn failing(e: &RedisError) -> bool {
+    e.is_timeout() || e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+}
+
+/// A Redis connection whose every call goes through the node's [`Gate`].
+#[derive(Clone)]
+pub struct Gated {
+    conn: Conn,
+    gate: Arc<Gate>,
+}
+
+impl Gated {
+    /// `conn` behind `gate`.
+    pub fn new(conn: Conn, gate: Arc<Gate>) -> Gated {
+        Gated { conn, gate }
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+}
+
+impl ConnectionLike for Gated {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let gate = self.gate.clone();
+        Box::pin(async move { gate.run(self.conn.req_packed_command(cmd)).await })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let gate = self.gate.clone();
+        Box::pin(async move { gate.run(self.conn.req_packed_commands(cmd, offset, count)).await })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout() -> RedisError {
+        RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn redis_is_failing_only_after_calls_failed_for_a_while_with_none_succeeding() {
+        let gate = Gate::default();
+        assert!(gate.healthy());
+        let _ = gate.run(async { Err::<(), _>(timeout()) }).await;
+        assert!(gate.healthy(), "one timeout is not a failing Redis");
+        tokio::time::advance(UNHEALTHY_AFTER).await;
+        let _ = gate.run(async { Err::<(), _>(timeout()) }).await;
+        assert!(!gate.healthy(), "failing for UNHEALTHY_AFTER");
+        let _ = gate.run(async { Ok::<_, RedisError>(()) }).await;
+        assert!(gate.healthy(), "one answer is a Redis that is there");
+        // An error Redis answered with is an answer.
+        let _ = gate.run(async { Err::<(), _>(timeout()) }).await;
+        tokio::time::advance(UNHEALTHY_AFTER).await;
+        let answered = RedisError::from((redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError), "WRONGTYPE"));
+        let _ = gate.run(async { Err::<(), _>(answered) }).await;
+        assert!(gate.healthy());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_beyond_the_in_flight_bound_wait_and_a_long_queue_saturates() {
+        let gate = Arc::new(Gate::default());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut calls = Vec::new();
+        for _ in 0..MAX_IN_FLIGHT + SHED_DEPTH {
+            let (gate, mut rx) = (gate.clone(), rx.clone());
+            calls.push(tokio::spawn(async move {
+                gate.run(async move {
+                    let _ = rx.wait_for(|go| *go).await;
+                    Ok::<_, RedisError>(())
+                })
+                .await
+            }));
+        }
+        tokio::task::yield_now().await;
+        while gate.waiting() < SHED_DEPTH {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(gate.waiting(), SHED_DEPTH, "only MAX_IN_FLIGHT calls are in Redis at once");
+        assert!(gate.saturated());
+        tx.send(true).expect("send");
+        for c in calls {
+            c.await.expect("join").expect("call");
+        }
+        assert_eq!(gate.waiting(), 0);
+        gate.report();
+        assert!(!gate.saturated(), "an empty queue does not shed");
+        drop(rx);
+    }
+}
