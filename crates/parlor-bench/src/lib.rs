@@ -142,10 +142,17 @@ pub async fn join_retry(
     room: &str,
     notify: bool,
 ) -> anyhow::Result<Client> {
+    // As a client does (§7, §9.7): a refused upgrade (HTTP 503 from a saturated or rate-limited
+    // node) or a failed attempt waits a full-jitter backoff, within the login timeout (30 s).
     let mut last = None;
-    for attempt in 0..5u64 {
+    let started = std::time::Instant::now();
+    for attempt in 0..20u32 {
         if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            let cap = Duration::from_millis(100 << attempt.min(6)).min(Duration::from_secs(5));
+            tokio::time::sleep(cap.mul_f64(rand::random::<f64>())).await;
+            if started.elapsed() > Duration::from_secs(30) {
+                break;
+            }
         }
         match Client::join(target, client::source(i), &ctx.app, user, room, notify).await {
             Ok(c) => return Ok(c),

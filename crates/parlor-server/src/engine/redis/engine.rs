@@ -230,7 +230,14 @@ impl Engine for RedisEngine {
     async fn confirm(&self, key: SessionKey, app: u32, token: &str, now: Instant) {
         // When Redis is away the used token stays valid a little longer; no resume can happen
         // meanwhile either.
-        let _ = self.run(app, now, "confirm", &[key.to_string(), token.to_string()]).await;
+        let session = format!("parlor:{{{app}}}:s:{key}");
+        let mut conn = self.conn.clone();
+        let confirmed: redis::RedisResult<i64> =
+            self.confirm.key(&session).key(format!("{session}:told")).arg(token).invoke_async(&mut conn).await;
+        if let Err(e) = confirmed {
+            tracing::warn!(error = %e, "confirm failed: the used resume token stays valid a little longer");
+        }
+        let _ = now;
     }
 
     async fn touch(&self, key: SessionKey, app: u32, _ack: Option<&Ack>, now: Instant) {

@@ -34,10 +34,11 @@ use super::conn::Conn;
 pub const MAX_IN_FLIGHT: usize = 64;
 
 /// Calls waiting for a permit beyond which the node is saturated.
-pub const SHED_DEPTH: usize = 512;
+pub const SHED_DEPTH: usize = 4096;
 
-/// A recent queue wait beyond which the node is saturated.
-pub const SHED_WAIT: Duration = Duration::from_millis(250);
+/// A recent queue wait beyond which the node is saturated: well below a client's patience for
+/// an answer, well above a busy but healthy Redis's.
+pub const SHED_WAIT: Duration = Duration::from_millis(500);
 
 /// How long calls must have been failing, none succeeding, before Redis counts as failing.
 pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(2);

@@ -59,6 +59,21 @@ const SOURCE: &str = concat!(
     include_str!("lua/ops.lua")
 );
 
+/// `confirm KEY TOKEN` (the session's hash and its `told`): the client holds TOKEN, its last
+/// `resumed`'s, so the token that resume used is void from now on and the kicks it told are
+/// forgotten (protocol §9.3). Constant time like `same_secret` in lib.lua.
+const CONFIRM: &str = r"
+local rt = redis.call('HGET', KEYS[1], 'rt')
+local t = ARGV[1]
+if not rt or #rt ~= #t then return 0 end
+local d = 0
+for i = 1, #t do d = bit.bor(d, bit.bxor(string.byte(rt, i), string.byte(t, i))) end
+if d ~= 0 then return 0 end
+redis.call('HDEL', KEYS[1], 'prt')
+redis.call('DEL', KEYS[2])
+return 1
+";
+
 /// How long a Redis call may take, from the moment it is sent (time in the node's own queue is
 /// not counted: [`gate`]), before it counts as failed.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -72,6 +87,9 @@ pub struct RedisEngine {
     clock: Clock,
     conn: gate::Gated,
     script: redis::Script,
+    /// `confirm` on its own ([`CONFIRM`]): one per resume, so it does not pay for the whole
+    /// script's chunk.
+    confirm: redis::Script,
     settings: String,
     fanout: Arc<Fanout>,
     subs: Arc<node::Subscriptions>,
@@ -341,6 +359,7 @@ impl RedisEngine {
             clock,
             conn,
             script: redis::Script::new(SOURCE),
+            confirm: redis::Script::new(CONFIRM),
             settings,
             fanout,
             subs,

@@ -35,7 +35,7 @@ end
 -- resume PUBLIC TOKEN ACK CONN NEW_TOKEN (§6). The items: the old connection's close, the rooms
 -- entered again, then {"at", room, rseq, useq, epoch} for every room the session is in, then
 -- the frames to send on the new connection, in order. A resume rotates the token to NEW_TOKEN
--- and keeps the one it used as 'prt' until the client confirms the new one (`confirm`): a
+-- and keeps the one it used as 'prt' until the client confirms the new one (CONFIRM in mod.rs): a
 -- retry with 'prt' (the answer was lost, or the node's call timed out after the script ran)
 -- gets the same outcome and the same token, 'rt', with the kicks the lost answer told
 -- ('told') told again (§9.3, "A resume can be retried").
@@ -151,17 +151,6 @@ local function resume(pub, token, ack_raw, conn, new_rt)
     .. ',"resume_token":' .. json_str(new_rt) .. '}'}
 end
 
--- confirm KEY TOKEN: the client holds TOKEN, its last `resumed`'s: the token that resume used
--- is void from now on, and the kicks it told are forgotten.
-local function confirm(key, token)
-  local rt = redis.call('HGET', sk(key), 'rt')
-  if rt and same_secret(rt, token) then
-    redis.call('HDEL', sk(key), 'prt')
-    redis.call('DEL', sk(key, 'told'))
-  end
-  return {'ok', ''}
-end
-
 -- touch KEY LF [KEY LF ...]: this node's batch of liveness; a session already offline stays so.
 local function touch(a)
   for i = 1, #a, 2 do
@@ -266,7 +255,6 @@ end
 
 local function dispatch_more(op)
   if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
-  if op == 'confirm' then return confirm(ARGV[7], ARGV[8]) end
   if op == 'touch' then
     local a = {}
     for i = 7, #ARGV do table.insert(a, ARGV[i]) end
