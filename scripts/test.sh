@@ -73,6 +73,14 @@ target/debug/parlor bench slow --quick
 # 20 s of logins, logouts, messages and cuts; fails on any error or a growing server (~25 s).
 target/debug/parlor bench soak --quick
 
+# --- the reconnect storm on Redis nodes, at a size that once failed ----------------------------
+# Issue 19: 8 000 sessions on two `parlor serve --redis` nodes, every connection dropped at
+# once. Before the gate in front of Redis and the retried resume, ~1 900 of them were refused
+# with 1002057 and broadcasts were lost (holes at sessions that did come back). Every session
+# must come back with every event exactly once, no false user_delete. Debug build: ~2 min.
+step "reconnect storm: bench w4 on 2 Redis nodes, 8 000 sessions (issue 19's size that failed)"
+target/debug/parlor bench w4 --nodes 2 --sessions 8000 --rooms 80
+
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"
 (cd sdk/web && npm ci --no-audit --no-fund --loglevel=error && npm test)

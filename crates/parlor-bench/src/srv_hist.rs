@@ -100,10 +100,10 @@ pub async fn scrape(addr: SocketAddr, name: &str) -> anyhow::Result<Hist> {
 }
 
 /// The text of `/metrics` of the server at `addr`, blocking (for the parent's snapshots at the
-/// barriers); None when it does not answer within a second.
+/// barriers); None when it does not answer within 5 s.
 pub fn scrape_text(addr: SocketAddr) -> Option<String> {
     use std::io::{Read, Write};
-    let timeout = std::time::Duration::from_secs(1);
+    let timeout = std::time::Duration::from_secs(5);
     let mut tcp = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
     tcp.set_read_timeout(Some(timeout)).ok()?;
     tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: parlor\r\nConnection: close\r\n\r\n").ok()?;
