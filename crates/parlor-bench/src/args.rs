@@ -76,6 +76,11 @@ pub struct BenchArgs {
     /// W2: offered rates, messages per second, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub rates: Vec<f64>,
+    /// W4 on Redis nodes (--nodes): one second after every connection is dropped, stop Redis
+    /// (SIGSTOP) for this many seconds, then let it go on (SIGCONT): a stall in the middle of
+    /// the storm. Every session must still come back with nothing lost.
+    #[arg(long)]
+    pub pause_redis: Option<f64>,
     /// W3: seconds to hold the sessions before measuring.
     #[arg(long)]
     pub hold_secs: Option<f64>,

@@ -177,6 +177,9 @@ pub async fn run(ctx: &Ctx, servers: &Servers<'_>, w: Workload, n: usize, rooms:
         snaps.insert(name.to_string(), Snap::of(servers));
         if name == "drop" {
             crate::w4::drop_connections(target.addr, &ctx.app).await?;
+            if let (Some(secs), Some(redis)) = (args.pause_redis, servers.redis) {
+                pause_later(redis.pid, Duration::from_secs(1), Duration::from_secs_f64(secs));
+            }
         }
         for s in &mut stdins {
             s.write_all(b"go\n").await?;
@@ -300,6 +303,25 @@ fn set(rep: &mut Report, name: &str, v: f64) {
     if let Some(m) = rep.metrics.iter_mut().find(|m| m.name == name) {
         m.value = v;
     }
+}
+
+/// Stop process `pid` (SIGSTOP) after `after`, for `secs`, then let it go on (SIGCONT): Redis
+/// stalled in the middle of a storm (`--pause-redis`).
+fn pause_later(pid: u32, after: Duration, secs: Duration) {
+    let signal = move |sig: &str| {
+        let ok = std::process::Command::new("kill").args([sig, &pid.to_string()]).status().is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("bench: kill {sig} {pid} failed");
+        }
+    };
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        eprintln!("bench: Redis stopped (SIGSTOP) for {:.1} s", secs.as_secs_f64());
+        signal("-STOP");
+        std::thread::sleep(secs);
+        signal("-CONT");
+        eprintln!("bench: Redis goes on (SIGCONT)");
+    });
 }
 
 /// The parent's snapshots before the workers start and after they end.
