@@ -10,6 +10,7 @@ use serde_json::json;
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::engine::admin::AdminRefusal;
+use crate::engine::Unavailable;
 
 /// The body of every refusal.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -46,6 +47,13 @@ impl ApiError {
     /// 503 `unavailable`: the shared state (Redis) could not be reached.
     pub fn unavailable() -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "service temporarily unavailable")
+    }
+}
+
+/// The engine call a route needs failed: 503, never "not found" or an empty answer.
+impl From<Unavailable> for ApiError {
+    fn from(_: Unavailable) -> Self {
+        ApiError::unavailable()
     }
 }
 
