@@ -44,9 +44,14 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", error)
     }
 
-    /// 503 `unavailable`: the shared state (Redis) could not be reached.
+    /// 503 `unavailable`: the engine call the route needs failed (Redis unreachable). Never a
+    /// 404 or an empty answer: the API could not ask, which is not "there is none".
     pub fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "service temporarily unavailable")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "service temporarily unavailable: the shared state (Redis) could not be reached; try again",
+        )
     }
 }
 
@@ -105,8 +110,13 @@ pub enum Refusals {
     /// A JSON body of the wrong shape.
     #[response(status = 422)]
     Unprocessable(ErrorBody),
-    /// The shared state (Redis) could not be reached.
-    #[response(status = 503)]
+    /// `unavailable`: the engine call the operation needs failed (the shared state, Redis, could
+    /// not be reached); whether it was done is not known. Never a 404 or an empty answer for
+    /// "could not ask". Retry later.
+    #[response(
+        status = 503,
+        example = json!({"error": "service temporarily unavailable: the shared state (Redis) could not be reached; try again", "code": "unavailable"})
+    )]
     Unavailable(ErrorBody),
 }
 
