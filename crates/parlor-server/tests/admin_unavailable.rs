@@ -3,7 +3,8 @@
 //! (The memory engine's answers are `admin_api.rs`'s: it never answers 503.)
 //!
 //! A node on a real redis-server behind the testkit's fault proxy: the proxy resets every
-//! connection and refuses new ones. Needs Debian's `redis-server`; real time, bounded waits.
+//! connection and refuses new ones (Redis stopped), then holds every byte back (Redis stalled).
+//! Needs Debian's `redis-server`; real time, bounded waits.
 
 mod common;
 
@@ -95,6 +96,18 @@ async fn every_admin_route_answers_503_while_redis_is_away() {
         tokio::time::sleep(Duration::from_millis(100)).await; // a poll interval, not a timing assumption
     };
     assert_eq!(room["users"][0]["id"], "alice", "{room}");
+
+    // Redis stalls (the path goes dead, nothing is reset): every route, at once, times out into
+    // 503 too.
+    proxy.black_hole();
+    let calls = operations(&session).into_iter().map(|(method, path, body)| {
+        let s = &s;
+        async move { (method, path.clone(), call(s, method, &path, body).await) }
+    });
+    for (method, path, (status, answer)) in futures_util::future::join_all(calls).await {
+        assert_eq!((status, answer["code"].as_str()), (503, Some("unavailable")), "{method} {path}: {answer}");
+    }
+    proxy.heal();
     let (status, answer) =
         call(&s, "POST", &format!("/v1/admin/apps/{APP}/rooms/r/kick"), Some(json!({"user":"nobody"}))).await;
     assert_eq!((status, answer["code"].as_str()), (404, Some("no_such_user")), "{answer}");
