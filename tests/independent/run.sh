@@ -31,7 +31,9 @@ healthy() {
 
 for attempt in 1 2 3 4 5; do
   PORT="$(free_port)"
-  "$BIN" serve --listen "127.0.0.1:$PORT" --app "$APP:$SECRET" >"$LOG" 2>&1 &
+  # --drain-time 0s: the cleanup's SIGTERM ends it at once (a drain keeps the door shut for
+  # its whole drain time).
+  "$BIN" serve --listen "127.0.0.1:$PORT" --app "$APP:$SECRET" --drain-time 0s >"$LOG" 2>&1 &
   SERVER_PID=$!
   up=0
   for _ in $(seq 1 100); do

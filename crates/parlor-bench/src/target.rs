@@ -161,6 +161,11 @@ impl Target {
                 // a connection costs in production, so it is part of what is measured.
                 c.args(["--max-connections-per-ip", "1000000", "--connection-rate", "1000000"]);
                 c.args(["--max-sessions-per-app", "1000000", "--max-offline-sessions", "1000000"]);
+                // A drain keeps the door shut for its whole drain time; the bench's stop (SIGTERM,
+                // SIGKILL after 3 s) wants the exit at once, when not asked otherwise.
+                if !limits.extra_args.iter().any(|a| a.starts_with("--drain-time")) {
+                    c.args(["--drain-time", "0s"]);
+                }
                 c.args(&limits.extra_args);
                 c.env("RUST_LOG", "warn");
                 c

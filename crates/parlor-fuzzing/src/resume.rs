@@ -143,7 +143,7 @@ async fn run(sel: u8, ack_text: &str) {
     b.send(&node, &format!(r#"{{"t":"login","id":{id},"room":"r3"}}"#), now).await;
     let kicked = sel & 8 != 0;
     if kicked {
-        assert!(node.admin_kick(1, "r2", "a", "", now).await, "a is in r2");
+        assert!(node.admin_kick(1, "r2", "a", "", now).await.expect("memory"), "a is in r2");
     }
     node.tick(now + Duration::from_millis(1)).await;
 

@@ -11,7 +11,11 @@
 //!    come back elsewhere a few at a time rather than all at once (no thundering herd of
 //!    resumes on the other nodes);
 //! 3. it waits until every connection task is gone (a peer gets [`crate::ws::CLOSE_GRACE`] to
-//!    take its close frame), but no longer than `drain_time` + [`DRAIN_GRACE`].
+//!    take its close frame), but no longer than `drain_time` + [`DRAIN_GRACE`];
+//! 4. and in any case until `drain_time` has passed: the door stays shut (`/readyz` 503,
+//!    upgrades refused) for the whole drain time even when the last connection ended earlier,
+//!    because a balancer takes a few probes to notice, and a node that exits sooner has its
+//!    clients sent back to a port nobody listens on.
 //!
 //! Like mini-redis's shutdown, the "stop" is a flag every acceptor sees and completion is the
 //! last tracked task dropping its count; here the count is a `TaskTracker` token held by each
@@ -62,7 +66,8 @@ fn plan(n: usize, drain_time: Duration) -> (usize, impl Fn(usize) -> Duration) {
 }
 
 /// Drain `node` as the module docs say, over `node.config.drain_time` (0: every connection is
-/// closed at once). Returns when every connection task is gone or the time is up.
+/// closed at once). Returns once the drain time has passed and every connection task is gone,
+/// or `drain_time` + [`DRAIN_GRACE`] is up.
 pub async fn drain(node: &Node) -> DrainReport {
     node.limits.set_draining();
     let drain_time = node.config.drain_time;
@@ -86,6 +91,7 @@ pub async fn drain(node: &Node) -> DrainReport {
     node.hub.tasks.close();
     let waited = tokio::time::timeout_at(start + drain_time + DRAIN_GRACE, node.hub.tasks.wait()).await;
     let left = if waited.is_ok() { 0 } else { node.hub.tasks.len() };
+    tokio::time::sleep_until(start + drain_time).await;
     metrics::counter!("parlor_drain_closed_total").increment(closed as u64);
     tracing::info!(closed, left, "drained");
     DrainReport { closed, batches: conns.len().div_ceil(per_batch), left }

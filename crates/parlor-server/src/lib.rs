@@ -126,8 +126,8 @@ impl Server {
 
     /// Drain gracefully ([`drain`]): `/readyz` answers 503 and upgrades are refused at once,
     /// the connections are closed with 4010 in batches over `drain_time`, and this returns when
-    /// the last connection task is gone or `drain_time` + [`drain::DRAIN_GRACE`] is up; then
-    /// the listener stops.
+    /// `drain_time` has passed and the last connection task is gone, or `drain_time` +
+    /// [`drain::DRAIN_GRACE`] is up; then the listener stops.
     pub async fn drain(&self) -> drain::DrainReport {
         let report = drain::drain(&self.node).await;
         self.stop.cancel();

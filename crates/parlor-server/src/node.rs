@@ -14,7 +14,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::memory::MemoryEngine;
 use crate::engine::redis::RedisEngine;
-use crate::engine::{ConnId, Deliver, Engine, NewSession, Op, Outcome, Reply, Req, RoomInfo, SessionKey};
+use crate::engine::{ConnId, Deliver, NewSession, Op, Outcome, Reply, Req, RoomInfo, SessionKey, Unavailable};
 use crate::frame::Frame;
 use crate::hub::Hub;
 use crate::limits::Limits;
@@ -22,25 +22,7 @@ use crate::rules::{self, SessionCtx, Spend};
 use crate::telemetry;
 use crate::webhook;
 
-/// The engine a node runs on, chosen at start.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // one per process; boxing would add a hop to every request
-pub enum AnyEngine {
-    /// Everything in this process.
-    Memory(MemoryEngine),
-    /// Shared with the other nodes through Redis.
-    Redis(Arc<RedisEngine>),
-}
-
-/// Call `$call` on whichever engine `$e` is.
-macro_rules! dispatch {
-    ($e:expr, $x:ident => $call:expr) => {
-        match $e {
-            AnyEngine::Memory($x) => $call,
-            AnyEngine::Redis($x) => $call,
-        }
-    };
-}
+pub use crate::engine::AnyEngine;
 
 /// Counts for `/healthz`, metrics and the admin API.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -147,18 +129,20 @@ impl Node {
 
     /// What `/healthz` says: this node, its engine, and (with Redis) the nodes it sees.
     pub async fn health(&self) -> serde_json::Value {
-        let stats = self.stats().await;
+        // Counts that could not be asked are null, not 0.
+        let stats = match self.stats().await {
+            Ok(s) => serde_json::json!(s),
+            Err(Unavailable) => serde_json::json!({
+                "sessions": null, "connected": self.hub.connected(), "rooms": null, "streams": null
+            }),
+        };
         let mut h = serde_json::json!({ "status": "ok", "node": self.config.node_id, "stats": stats });
-        match &self.engine {
-            AnyEngine::Memory(_) => h["engine"] = "memory".into(),
-            AnyEngine::Redis(e) => {
-                let seen = e.health(Instant::now()).await;
-                h["engine"] = "redis".into();
-                if !seen.redis {
-                    h["status"] = "degraded".into();
-                }
-                h["redis"] = serde_json::json!({ "reachable": seen.redis, "nodes": seen.nodes });
+        h["engine"] = self.engine.kind().into();
+        if let Some(seen) = self.engine.health(Instant::now()).await {
+            if !seen.redis {
+                h["status"] = "degraded".into();
             }
+            h["redis"] = serde_json::json!({ "reachable": seen.redis, "nodes": seen.nodes });
         }
         h
     }
@@ -182,7 +166,7 @@ impl Node {
             .map_err(refuse)?;
         let ctx = SessionCtx::new(h.app_id, h.user.id.clone(), claims.clone(), 0);
         let new = NewSession { app: h.app_id, user: h.user, claims };
-        let opened = dispatch!(&self.engine, e => e.open(new, conn, now).await).map_err(|_| unavailable())?;
+        let opened = self.engine.open(new, conn, now).await.map_err(|_| unavailable())?;
         let welcome = ServerFrame::Welcome(Welcome {
             session: opened.public_id,
             resume_token: opened.resume_token,
@@ -198,7 +182,10 @@ impl Node {
     /// Resume a session on connection `conn` (§6): `resumed`, the replays and snapshots, the
     /// missed direct events and `resume_done` are queued on it.
     pub async fn resume(&self, r: Resume, conn: ConnId, now: Instant) -> Result<(SessionKey, SessionCtx), Refuse> {
-        let resumed = dispatch!(&self.engine, e => e.resume(&r.session, &r.resume_token, &r.ack, conn, now).await)
+        let resumed = self
+            .engine
+            .resume(&r.session, &r.resume_token, &r.ack, conn, now)
+            .await
             .map_err(|_| unavailable())?
             .map_err(|refused| {
                 telemetry::resume_refused();
@@ -214,7 +201,7 @@ impl Node {
     /// resume with the old token after the frame's answer is refused.
     async fn confirm(&self, key: SessionKey, ctx: &mut SessionCtx, now: Instant) {
         if let Some(token) = ctx.unconfirmed.take() {
-            dispatch!(&self.engine, e => e.confirm(key, ctx.app, &token, now).await);
+            self.engine.confirm(key, ctx.app, &token, now).await;
         }
     }
 
@@ -225,7 +212,7 @@ impl Node {
         if ctx.unconfirmed.is_some() {
             Box::pin(self.confirm(key, ctx, now)).await;
         }
-        dispatch!(&self.engine, e => e.touch(key, ctx.app, p.ack.as_ref(), now).await);
+        self.engine.touch(key, ctx.app, p.ack.as_ref(), now).await;
         let pong = ServerFrame::Pong(Pong { server_time_ms: self.clock.wall_ms(now) });
         self.hub.to_session(key, Frame::encode(&pong));
     }
@@ -235,9 +222,9 @@ impl Node {
         self.confirm(key, ctx, now).await;
         match frame {
             ClientFrame::Ping(p) => self.ping(key, ctx, p, now).await,
-            ClientFrame::Bye(_) => dispatch!(&self.engine, e => e.bye(key, ctx.app, now).await),
+            ClientFrame::Bye(_) => self.engine.bye(key, ctx.app, now).await,
             ClientFrame::Hello(_) | ClientFrame::Resume(_) => {
-                dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
+                self.engine.touch(key, ctx.app, None, now).await;
                 let error = ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started");
                 self.hub.to_session(key, Frame::encode(&error));
             }
@@ -265,9 +252,7 @@ impl Node {
                     kind.answered(&reply, now);
                     rules::answer_frame(id, subject, reply, rules_refusal.as_deref())
                 };
-                let run = async {
-                    dispatch!(&self.engine, e => e.request(Req { key, app: ctx.app, id }, op, now, answer).await)
-                };
+                let run = async { self.engine.request(Req { key, app: ctx.app, id }, op, now, answer).await };
                 // A room message's fan-out is timed from this frame's read to its last local
                 // recipient's write (`telemetry::FanoutClock`).
                 let read = (kind == Measured::Message).then_some(now);
@@ -296,53 +281,67 @@ impl Node {
         now: Instant,
     ) {
         self.confirm(key, ctx, now).await;
-        dispatch!(&self.engine, e => e.touch(key, ctx.app, None, now).await);
+        self.engine.touch(key, ctx.app, None, now).await;
         self.hub.to_session(key, Frame::encode(&ServerFrame::error_with(id, code, message)));
     }
 
     /// Everything that happens with time. Called about every 500 ms; every 10th call also sets
     /// the gauges of what the engine holds (a round trip with Redis, so not every tick).
     pub async fn tick(&self, now: Instant) {
-        dispatch!(&self.engine, e => e.tick(now).await);
+        self.engine.tick(now).await;
         let n = self.ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if n.is_multiple_of(10) {
-            let s = self.stats().await;
-            telemetry::holdings(s.sessions, s.connected, s.rooms, s.streams);
+            // Unknown counts leave the gauges as they were rather than at 0.
+            if let Ok(s) = self.stats().await {
+                telemetry::holdings(s.sessions, s.connected, s.rooms, s.streams);
+            }
         }
     }
 
     /// Counts of what the deployment holds and this node serves.
-    pub async fn stats(&self) -> Stats {
-        let s = dispatch!(&self.engine, e => e.stats().await);
-        Stats { sessions: s.sessions, connected: self.hub.connected(), rooms: s.rooms, streams: s.streams }
+    pub async fn stats(&self) -> Result<Stats, Unavailable> {
+        let s = self.engine.stats().await?;
+        Ok(Stats { sessions: s.sessions, connected: self.hub.connected(), rooms: s.rooms, streams: s.streams })
     }
 
     /// The rooms of `app`.
-    pub async fn admin_rooms(&self, app: u32) -> Vec<RoomInfo> {
-        dispatch!(&self.engine, e => e.rooms(app).await)
+    pub async fn admin_rooms(&self, app: u32) -> Result<Vec<RoomInfo>, Unavailable> {
+        self.engine.rooms(app).await
     }
 
-    /// One room of `app`.
-    pub async fn admin_room(&self, app: u32, room: &str) -> Option<RoomInfo> {
-        dispatch!(&self.engine, e => e.room(app, room).await)
+    /// One room of `app`: None when there is no such room.
+    pub async fn admin_room(&self, app: u32, room: &str) -> Result<Option<RoomInfo>, Unavailable> {
+        self.engine.room(app, room).await
     }
 
     /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
-    pub async fn admin_kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
-        dispatch!(&self.engine, e => e.kick(app, room, user, reason, now).await)
+    pub async fn admin_kick(
+        &self,
+        app: u32,
+        room: &str,
+        user: &str,
+        reason: &str,
+        now: Instant,
+    ) -> Result<bool, Unavailable> {
+        self.engine.kick(app, room, user, reason, now).await
     }
 
     /// Close `room`: everyone is kicked with 1002055 and `reason`. False when no such room.
-    pub async fn admin_close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
-        dispatch!(&self.engine, e => e.close_room(app, room, reason, now).await)
+    pub async fn admin_close_room(
+        &self,
+        app: u32,
+        room: &str,
+        reason: &str,
+        now: Instant,
+    ) -> Result<bool, Unavailable> {
+        self.engine.close_room(app, room, reason, now).await
     }
 
     /// Drop every connection of `app` with 4010 (the sessions stay; clients resume). With
-    /// Redis every node drops its own; the count is this node's.
-    pub async fn admin_drop_connections(&self, app: u32) -> usize {
-        if let AnyEngine::Redis(e) = &self.engine {
-            e.drop_everywhere(app).await;
-        }
-        self.hub.drop_connections(app)
+    /// Redis every node drops its own; the count is this node's. Unavailable (and nothing
+    /// dropped here) when the other nodes could not be asked.
+    pub async fn admin_drop_connections(&self, app: u32) -> Result<usize, Unavailable> {
+        self.engine.drop_elsewhere(app).await?;
+        Ok(self.hub.drop_connections(app))
     }
 }

@@ -80,6 +80,8 @@ async fn every_route_of_the_router_is_in_the_document_and_every_documented_one_i
                 for refusal in ["400", "401", "404", "503"] {
                     assert!(statuses.iter().any(|s| *s == refusal), "{method} {path}: {refusal} documented");
                 }
+                let unavailable = &op["responses"]["503"]["content"]["application/json"];
+                assert_eq!(unavailable["example"]["code"], "unavailable", "{method} {path}: {unavailable}");
             }
         }
     }

@@ -101,3 +101,50 @@ async fn a_drain_time_of_zero_closes_everything_at_once() {
     assert_eq!((report.closed, report.batches, report.left), (5, 1, 0), "{report:?}");
     assert!(closes.iter().all(|c| *c == (End::Close(4010), Duration::ZERO)), "{closes:?}");
 }
+
+/// The door stays shut for the whole drain time, even when the last connection ended long
+/// before: a balancer probing `/readyz` every second sees 503 on every probe until the drain
+/// ends, and only then does the drain return (and the process exit).
+#[tokio::test(start_paused = true)]
+async fn the_door_stays_shut_for_the_whole_drain_time_after_the_last_connection() {
+    let config = ServerConfig { drain_time: DRAIN_TIME, ..ServerConfig::for_tests(APP, SECRET) };
+    let server = MemoryServer::start(config);
+    let node = server.node();
+    let router = parlor_server::http::router(node.clone());
+    let mut peer = hello(server.connect().await, "u1").await.0;
+    let start = Instant::now();
+    let drain = tokio::spawn({
+        let node = node.clone();
+        async move {
+            let report = parlor_server::drain::drain(&node).await;
+            (report, Instant::now())
+        }
+    });
+    // One connection: closed in the first batch, at once.
+    let (_, end) = peer.recv_until_end().await;
+    assert_eq!(end, End::Close(4010));
+    assert!(Instant::now().duration_since(start) < DRAIN_TIME / 10, "closed at {:?}", start.elapsed());
+    for probe in 1..DRAIN_TIME.as_secs() {
+        tokio::time::sleep_until(start + Duration::from_secs(probe)).await;
+        assert!(!drain.is_finished(), "the drain ended {probe} s into a {DRAIN_TIME:?} drain");
+        let (status, _, body) = get(&router, "/readyz", false).await;
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#), "{probe} s");
+        let (status, retry, body) = get(&router, "/v1/ws", true).await;
+        assert_eq!((status, retry.as_deref()), (StatusCode::SERVICE_UNAVAILABLE, Some("1")), "{probe} s: {body}");
+    }
+    let (report, ended) = drain.await.expect("the drain task");
+    assert_eq!((report.closed, report.left), (1, 0), "{report:?}");
+    let took = ended.duration_since(start);
+    assert!(took >= DRAIN_TIME && took <= DRAIN_TIME + parlor_server::drain::DRAIN_GRACE, "the drain took {took:?}");
+}
+
+/// A node without a single connection drains for its whole drain time too.
+#[tokio::test(start_paused = true)]
+async fn an_idle_node_drains_for_its_drain_time() {
+    let config = ServerConfig { drain_time: DRAIN_TIME, ..ServerConfig::for_tests(APP, SECRET) };
+    let server = MemoryServer::start(config);
+    let start = Instant::now();
+    let report = parlor_server::drain::drain(&server.node()).await;
+    assert_eq!((report.closed, report.left), (0, 0), "{report:?}");
+    assert_eq!(Instant::now().duration_since(start), DRAIN_TIME);
+}

@@ -133,7 +133,7 @@ async fn resume(h: &mut Harness, name: &str, welcome: &Value, tracker: Tracker, 
 }
 
 async fn admin_rooms(h: &mut Harness, server: &Server, label: &str) -> Value {
-    let rooms = serde_json::to_value(server.node.admin_rooms(APP).await).expect("rooms serialize");
+    let rooms = serde_json::to_value(server.node.admin_rooms(APP).await.expect("reachable")).expect("rooms serialize");
     h.record("admin", json!({"t":"<admin_rooms>","at":label,"rooms":rooms}));
     rooms
 }
@@ -346,7 +346,7 @@ async fn run_script(config: ServerConfig) -> Transcript {
     // ── Admin: kick carol from r1 (1002055 with the reason; the others get user_delete; she has
     // no room left: 4009), list the rooms, close r2, list again.
     let now = tokio::time::Instant::now();
-    assert!(server.node.admin_kick(APP, "r1", "carol", "spam", now).await, "carol is in r1");
+    assert!(server.node.admin_kick(APP, "r1", "carol", "spam", now).await.expect("reachable"), "carol is in r1");
     let f = h.until_close("carol", 5).await;
     assert_eq!(f[0], json!({"t":"kicked","room":"r1","code":1002055,"extended_data":{"reason":"spam"}}));
     assert_eq!(f.last(), Some(&json!({"t":"<close>","code":4009})));
@@ -355,8 +355,8 @@ async fn run_script(config: ServerConfig) -> Transcript {
     let rooms = admin_rooms(&mut h, &server, "after the kick").await;
     let names: Vec<&str> = rooms.as_array().expect("a list").iter().filter_map(|r| r["room"].as_str()).collect();
     assert_eq!(names, vec!["r1", "r2"]);
-    assert!(!server.node.admin_kick(APP, "r1", "carol", "again", now).await, "carol is gone");
-    assert!(server.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    assert!(!server.node.admin_kick(APP, "r1", "carol", "again", now).await.expect("reachable"), "carol is gone");
+    assert!(server.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await.expect("reachable"));
     for peer in ["dave#2", "erin"] {
         let f = h.until_close(peer, 5).await;
         assert!(
@@ -365,7 +365,7 @@ async fn run_script(config: ServerConfig) -> Transcript {
         );
         assert_eq!(f.last(), Some(&json!({"t":"<close>","code":4009})), "{peer}: {f:?}");
     }
-    assert!(!server.node.admin_close_room(APP, "r2", "again", tokio::time::Instant::now()).await);
+    assert!(!server.node.admin_close_room(APP, "r2", "again", tokio::time::Instant::now()).await.expect("reachable"));
     let rooms = admin_rooms(&mut h, &server, "after closing r2").await;
     assert_eq!(rooms.as_array().map(Vec::len), Some(1), "{rooms}");
 
@@ -386,17 +386,6 @@ async fn run_script(config: ServerConfig) -> Transcript {
     server_operations(&mut h, &server).await;
     server.shutdown().await;
     h.transcript
-}
-
-/// Call an admin engine operation on whichever engine the server runs.
-macro_rules! admin {
-    ($server:expr, $e:ident => $call:expr) => {{
-        use parlor_server::engine::admin::AdminEngine as _;
-        match &$server.node.engine {
-            parlor_server::node::AnyEngine::Memory($e) => $call,
-            parlor_server::node::AnyEngine::Redis($e) => $call,
-        }
-    }};
 }
 
 /// The admin API's own operations (`engine::admin`): pages of rooms, messages, commands and room
@@ -425,72 +414,68 @@ async fn server_operations(h: &mut Harness, server: &Server) {
     )
     .await;
 
-    let page = admin!(server, e => e.room_page(APP, None, 1).await).expect("a page");
+    let page = server.node.engine.room_page(APP, None, 1).await.expect("a page");
     assert_eq!((page.rooms.len(), page.more_after.as_deref()), (1, Some("r3")));
-    let page2 = admin!(server, e => e.room_page(APP, Some("r3"), 5).await).expect("a page");
+    let page2 = server.node.engine.room_page(APP, Some("r3"), 5).await.expect("a page");
     let names: Vec<&str> = page2.rooms.iter().map(|r| r.room.as_str()).collect();
     assert_eq!((names, page2.more_after.as_deref()), (vec!["r4"], None));
-    let page = admin!(server, e => e.room_page(APP, None, 2).await).expect("a page");
+    let page = server.node.engine.room_page(APP, None, 2).await.expect("a page");
     assert_eq!((page.rooms.len(), page.more_after.as_deref()), (2, None), "exactly full: no next page");
     h.record("admin", json!({"t":"<room_page>","rooms":serde_json::to_value(&page.rooms).expect("json")}));
 
-    let sent = admin!(server, e => e.server_message(APP, "r3", false, "hello", 1, now()).await);
+    let sent = server.node.engine.server_message(APP, "r3", false, "hello", 1, now()).await;
     let sent = sent.expect("reachable").expect("r3 exists");
     assert_eq!((sent.seq, sent.message_id.as_str()), (2, "2"));
     let f = [h.expect("frank2", 1).await, h.expect("gina", 1).await].concat();
     assert_event(&f, "room", 2, "broadcast");
     assert_eq!(f[0]["from"], json!({"id":"$server","name":"server"}));
-    let sent = admin!(server, e => e.server_message(APP, "r3", true, "wow", 1, now()).await);
+    let sent = server.node.engine.server_message(APP, "r3", true, "wow", 1, now()).await;
     assert_eq!(sent.expect("reachable").expect("r3 exists").seq, 3);
     assert_event(&[h.expect("frank2", 1).await, h.expect("gina", 1).await].concat(), "room", 3, "barrage");
-    let none = admin!(server, e => e.server_message(APP, "nope", false, "x", 1, now()).await);
+    let none = server.node.engine.server_message(APP, "nope", false, "x", 1, now()).await;
     assert_eq!(none.expect("reachable"), Err(AdminRefusal::NoSuchRoom));
 
     let to = vec!["gina".to_string(), "nobody".to_string()];
-    let n = admin!(server, e => e.server_command(APP, "r3", &to, "go", 1, now()).await);
+    let n = server.node.engine.server_command(APP, "r3", &to, "go", 1, now()).await;
     assert_eq!(n.expect("reachable"), Ok(1));
     let f = h.expect("gina", 1).await;
     assert_eq!(
         (f[0]["ch"].as_str(), f[0]["seq"].as_u64(), f[0]["command"].as_str()),
         (Some("direct"), Some(1), Some("go"))
     );
-    let n = admin!(server, e => e.server_command(APP, "r3", &[], "all", 1, now()).await);
+    let n = server.node.engine.server_command(APP, "r3", &[], "all", 1, now()).await;
     assert_eq!(n.expect("reachable"), Ok(2));
     let _ = [h.expect("frank2", 1).await, h.expect("gina", 1).await];
 
-    let seq = admin!(server, e => e.server_room_extra(APP, "r3", "topic", "news", 1, now()).await);
+    let seq = server.node.engine.server_room_extra(APP, "r3", "topic", "news", 1, now()).await;
     assert_eq!(seq.expect("reachable"), Ok(4));
     assert_event(&[h.expect("frank2", 1).await, h.expect("gina", 1).await].concat(), "room", 4, "room_extra");
 
-    let seq = admin!(server, e => e.delete_stream(APP, "r3", "g1", now()).await);
+    let seq = server.node.engine.delete_stream(APP, "r3", "g1", now()).await;
     assert_eq!(seq.expect("reachable"), Ok(5));
     let f = [h.expect("frank2", 1).await, h.expect("gina", 1).await].concat();
     assert_event(&f, "room", 5, "stream_delete");
     assert_eq!(f[1]["reason"], 4, "the publisher is told, reason 4");
-    let gone = admin!(server, e => e.delete_stream(APP, "r3", "g1", now()).await);
+    let gone = server.node.engine.delete_stream(APP, "r3", "g1", now()).await;
     assert_eq!(gone.expect("reachable"), Err(AdminRefusal::NoSuchStream));
 
     let who = SessionRef::Member { room: "r4".into(), user: "gina".into() };
-    let id = admin!(server, e => e.reconnect(APP, &who, now()).await).expect("reachable").expect("gina is in r4");
+    let id = server.node.engine.reconnect(APP, &who, now()).await.expect("reachable").expect("gina is in r4");
     assert_eq!(h.until_close("gina", 1).await, vec![json!({"t":"<close>","code":4010})]);
     let who = SessionRef::Id(frank["session"].as_str().expect("a session id").to_string());
-    let frank_id =
-        admin!(server, e => e.reconnect(APP, &who, now()).await).expect("reachable").expect("frank's session");
+    let frank_id = server.node.engine.reconnect(APP, &who, now()).await.expect("reachable").expect("frank's session");
     assert_eq!(h.until_close("frank2", 1).await, vec![json!({"t":"<close>","code":4010})]);
     assert_ne!(id, frank_id);
     h.record("admin", json!({"t":"<reconnected>","session":frank_id}));
     let who = SessionRef::Member { room: "r4".into(), user: "frank".into() };
-    assert_eq!(
-        admin!(server, e => e.reconnect(APP, &who, now()).await).expect("reachable"),
-        Err(AdminRefusal::NoSuchUser)
-    );
+    assert_eq!(server.node.engine.reconnect(APP, &who, now()).await.expect("reachable"), Err(AdminRefusal::NoSuchUser));
     let who = SessionRef::Id("7.nope".into());
     assert_eq!(
-        admin!(server, e => e.reconnect(APP, &who, now()).await).expect("reachable"),
+        server.node.engine.reconnect(APP, &who, now()).await.expect("reachable"),
         Err(AdminRefusal::NoSuchSession)
     );
 
-    let stats = admin!(server, e => e.app_stats(APP).await).expect("reachable");
+    let stats = server.node.engine.app_stats(APP).await.expect("reachable");
     assert_eq!((stats.rooms, stats.streams), (2, 0), "r3, r4");
     h.quiet(&[]).await;
 }

@@ -287,7 +287,7 @@ async fn a_slow_consumer_is_cut_with_4008_and_does_not_slow_the_room() {
     // server's queue for `slow` are full (bounded: 100 000 messages at most).
     let text = "y".repeat(1000);
     let mut sent = 0;
-    while s.node.stats().await.connected == 3 && sent < 100_000 {
+    while s.node.stats().await.expect("memory").connected == 3 && sent < 100_000 {
         let a = speaker.request(json!({"t":"broadcast","room":"r","message":text})).await;
         assert_eq!(code(&a), 0);
         sent += 1;
@@ -295,9 +295,9 @@ async fn a_slow_consumer_is_cut_with_4008_and_does_not_slow_the_room() {
         let e = good.recv().await;
         assert_eq!(e["seq"], json!(sent));
     }
-    assert_eq!(s.node.stats().await.connected, 2, "slow was cut after {sent} messages");
+    assert_eq!(s.node.stats().await.expect("memory").connected, 2, "slow was cut after {sent} messages");
     let (_frames, end) = slow.recv_until_end().await;
     assert_eq!(end, End::Close(4008));
     // The cut session is still there, to resume.
-    assert_eq!(s.node.stats().await.sessions, 3);
+    assert_eq!(s.node.stats().await.expect("memory").sessions, 3);
 }

@@ -180,10 +180,11 @@ async fn logins_to_thousands_of_rooms_stop_at_max_rooms_and_hold_no_room() {
     let ok = codes.iter().filter(|c| **c == 0).count();
     assert_eq!(ok, max_rooms - 1, "the abuser was already in {ROOM}");
     assert!(codes.iter().all(|c| *c == 0 || *c == 1002001), "{codes:?}");
-    assert_eq!(s.node.stats().await.rooms, max_rooms, "a refused login left a room behind");
+    assert_eq!(s.node.stats().await.expect("memory").rooms, max_rooms, "a refused login left a room behind");
     // Thousands of rooms one after the other: each switch leaves a room empty, and an empty
     // room must go, log and all.
-    let rooms: Vec<String> = s.node.admin_rooms(common::APP).await.into_iter().map(|r| r.room).collect();
+    let rooms: Vec<String> =
+        s.node.admin_rooms(common::APP).await.expect("memory").into_iter().map(|r| r.room).collect();
     let start = rooms.into_iter().find(|r| r != ROOM).expect("a room of the abuser");
     let first = p.peek_id();
     let codes = burst(&mut p, 5_000, |id| {
@@ -192,7 +193,7 @@ async fn logins_to_thousands_of_rooms_stop_at_max_rooms_and_hold_no_room() {
     })
     .await;
     assert!(codes.iter().all(|c| *c == 0), "{codes:?}");
-    assert_eq!(s.node.stats().await.rooms, max_rooms, "emptied rooms were kept");
+    assert_eq!(s.node.stats().await.expect("memory").rooms, max_rooms, "emptied rooms were kept");
     talk.finish(
         "5 000 logins to distinct rooms, then 5 000 switches, in one write each",
         "1002001 beyond --max-rooms; rooms held stay 5",
@@ -264,7 +265,7 @@ async fn a_flood_of_pings_never_read_is_cut_with_4008() {
     let (s, url) = serve(config()).await;
     let talk = Bystanders::start(&url, ROOM).await;
     let p = abuser(&url, "pinger").await;
-    let connected = s.node.stats().await.connected;
+    let connected = s.node.stats().await.expect("memory").connected;
     // Pings are not requests (no rate limit), but each one is answered: an abuser that never
     // reads fills its queue (1 MiB) and is cut like any slow consumer. It writes from a task of
     // its own, because once cut the server reads no more and the writes block (bounded: 2 M).
@@ -287,7 +288,7 @@ async fn a_flood_of_pings_never_read_is_cut_with_4008() {
     });
     // Polled, not timed: the server drops the connection from its count when it cuts it.
     let mut poll = tokio::time::interval(std::time::Duration::from_millis(20));
-    while s.node.stats().await.connected == connected {
+    while s.node.stats().await.expect("memory").connected == connected {
         poll.tick().await;
     }
     // Now read: the pongs queued before the cut, then the close.

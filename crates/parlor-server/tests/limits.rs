@@ -153,7 +153,7 @@ async fn offline_sessions_beyond_the_cap_go_oldest_first_and_cannot_resume() {
         tokio::time::sleep(Duration::from_secs(10)).await;
         watcher.barrier().await;
     }
-    assert_eq!(s.node().stats().await.sessions, 3, "watcher, b and c");
+    assert_eq!(s.node().stats().await.expect("reachable").sessions, 3, "watcher, b and c");
     let resume = |w: &serde_json::Value| json!({"t":"resume","v":1,"session":w["session"],"resume_token":w["resume_token"],"ack":{"direct":0,"rooms":{}}});
     let mut a = Peer::new(s.connect().await, "a");
     a.send(resume(&welcomes[0])).await;
@@ -219,7 +219,7 @@ async fn the_redis_engine_caps_offline_sessions_per_app_in_redis() {
     // All three go offline after 1 s; the reaper then keeps the two that went quiet last.
     let stats = tokio::time::timeout(Duration::from_secs(15), async {
         loop {
-            let n = s.node.stats().await.sessions;
+            let n = s.node.stats().await.expect("reachable").sessions;
             if n <= 2 {
                 return n;
             }

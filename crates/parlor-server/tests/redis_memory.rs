@@ -45,5 +45,5 @@ async fn redis_memory_per_session_and_per_room() {
     println!("Redis memory: {per_session} B per session (no room), {per_member} B per session in a room of 10, {per_room_of_10} B per room of 10 members");
     assert!(per_session < 4 * 1024, "{per_session} B per idle session");
     assert!(per_member < 8 * 1024, "{per_member} B per membership");
-    assert_eq!(s.node.stats().await.rooms, ROOMS);
+    assert_eq!(s.node.stats().await.expect("reachable").rooms, ROOMS);
 }

@@ -101,7 +101,7 @@ async fn sessions_on_two_nodes_share_a_room() {
     assert_eq!(ok["streams"][0]["id"], "bob-cam", "{ok}");
     assert_eq!(ok["extra"][0]["value"], "hi", "{ok}");
     assert_eq!(ok["online"], 3);
-    let admin = b.node.admin_room(APP, "r").await.expect("the room, seen from node b");
+    let admin = b.node.admin_room(APP, "r").await.expect("reachable").expect("the room, seen from node b");
     assert_eq!(admin.users.len(), 3);
 }
 
@@ -129,7 +129,7 @@ async fn duplicate_login_and_admin_kick_across_nodes() {
     assert_eq!(kinds(&events), vec!["room:2:stream_delete"], "{events:?}");
     assert_eq!(events[0]["reason"], 3);
     // An admin kick through node a of the session on node b.
-    assert!(a.node.admin_kick(APP, "r", "u1", "bye now", tokio::time::Instant::now()).await);
+    assert!(a.node.admin_kick(APP, "r", "u1", "bye now", tokio::time::Instant::now()).await.expect("reachable"));
     let kicked = second.recv().await;
     assert_eq!((kicked["t"].as_str(), kicked["code"].as_u64()), (Some("kicked"), Some(1002055)), "{kicked}");
     assert_eq!(kicked["extended_data"]["reason"], "bye now");
@@ -229,7 +229,7 @@ async fn a_room_lives_its_whole_life_on_a_redis_cluster() {
     assert_eq!(code(&ok), 0, "{ok}");
     let ok = bob.request(json!({"t":"logout","room":"life"})).await;
     assert_eq!(code(&ok), 0, "{ok}");
-    let left = s.node.admin_room(APP, "life").await;
+    let left = s.node.admin_room(APP, "life").await.expect("reachable");
     assert!(left.is_none(), "an empty room is gone: {left:?}");
 }
 
@@ -276,7 +276,7 @@ async fn offline_after_the_timeout_and_back_within_retention() {
     assert_eq!(kinds(&back), vec!["users:4:user_add"], "{back:?}");
     let replay = next_events(&mut again, 3).await;
     assert_eq!(kinds(&replay), vec!["room:2:stream_delete", "users:3:user_delete", "users:4:user_add"]);
-    assert_eq!(a.node.stats().await.sessions, 2);
+    assert_eq!(a.node.stats().await.expect("reachable").sessions, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -47,7 +47,7 @@ fn names(bodies: &[Value]) -> Vec<String> {
 }
 
 async fn admin_kick(s: &Server, room: &str, user: &str) {
-    assert!(s.node.admin_kick(APP, room, user, "test", tokio::time::Instant::now()).await);
+    assert!(s.node.admin_kick(APP, room, user, "test", tokio::time::Instant::now()).await.expect("reachable"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +210,7 @@ async fn a_backend_rebuilds_the_rooms_from_webhooks_alone() {
     let mut alice2 = peer(&s, "alice").await;
     alice2.login("r1").await; // duplicate login: the old session is kicked, alice stays
     admin_kick(&s, "r1", "carol").await;
-    assert!(s.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    assert!(s.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await.expect("reachable"));
     // erin times out, frank's token expires, zed logs in last (common/receiver.rs).
     let (_gina, mut zed) = timeout_and_expiry(&rx, &s, &s, &mut alice2).await;
     let bodies = rx.accepted();

@@ -60,8 +60,8 @@ async fn two_nodes_send_each_event_once_in_order_and_a_backend_rebuilds_the_room
     assert_eq!(code(&bob.request(json!({"t":"logout","room":"r1"})).await), 0);
     let mut alice2 = peer(&b, "alice").await; // a duplicate login on the other node
     alice2.login("r1").await;
-    assert!(b.node.admin_kick(APP, "r1", "carol", "test", tokio::time::Instant::now()).await);
-    assert!(a.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    assert!(b.node.admin_kick(APP, "r1", "carol", "test", tokio::time::Instant::now()).await.expect("reachable"));
+    assert!(a.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await.expect("reachable"));
     // erin times out, frank's token expires, zed logs in last (common/receiver.rs).
     let (_gina, mut zed) = timeout_and_expiry(&rx, &a, &b, &mut alice2).await;
 
@@ -247,8 +247,8 @@ async fn script(s: &Server, t: &Server, rx: &Receiver) -> Vec<Value> {
     let del = http.delete(format!("{admin}/streams/s3")).bearer_auth(SECRET);
     assert!(del.send().await.unwrap().status().is_success());
     b.login("r2").await;
-    assert!(s.node.admin_kick(APP, "r", "a", "test", tokio::time::Instant::now()).await);
-    assert!(t.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await);
+    assert!(s.node.admin_kick(APP, "r", "a", "test", tokio::time::Instant::now()).await.expect("reachable"));
+    assert!(t.node.admin_close_room(APP, "r2", "done", tokio::time::Instant::now()).await.expect("reachable"));
     rx.wait_until("room_closed of r2", |g| {
         g.iter().any(|g| g.json["event"] == "room_closed" && g.json["room"] == "r2")
     })

@@ -181,7 +181,7 @@ impl Harness {
         let now = self.ms();
         let node = self.server.node();
         let wall_s = node.clock.wall_s(Instant::now());
-        let rooms = node.admin_rooms(APP).await;
+        let rooms = node.admin_rooms(APP).await.expect("reachable");
         let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for r in rooms {
             seen.insert(r.room.clone(), r.users.into_iter().map(|u| u.id).collect());
@@ -291,7 +291,8 @@ impl Harness {
             }
             Action::Kick { c, room: r } => {
                 let user = self.users[c].clone();
-                if self.server.node().admin_kick(APP, &room(r), &user, "sim", Instant::now()).await {
+                if self.server.node().admin_kick(APP, &room(r), &user, "sim", Instant::now()).await.expect("reachable")
+                {
                     self.kicks.push((self.ms(), user, room(r)));
                 }
             }
@@ -321,7 +322,7 @@ impl Harness {
     /// The server's rooms and every client's, at one instant.
     async fn end_state(&mut self) -> (BTreeMap<String, ServerRoom>, Vec<Vec<RoomNow>>) {
         let mut rooms = BTreeMap::new();
-        for r in self.server.node().admin_rooms(APP).await {
+        for r in self.server.node().admin_rooms(APP).await.expect("reachable") {
             rooms.insert(
                 r.room.clone(),
                 ServerRoom {

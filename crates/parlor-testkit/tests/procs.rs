@@ -149,7 +149,8 @@ fn the_haproxy_template_is_a_valid_config() {
 
 #[test]
 fn a_node_serves_health_and_websocket_and_stops_on_sigterm() {
-    let mut node = node();
+    // A drain keeps the node up for its whole drain time (10 s unless told).
+    let mut node = Node::start(&bin_path(), &["--heartbeat", "1s", "--drain-time", "1s"].map(String::from));
     let health = http::get(node.addr(), "/healthz", IO).unwrap();
     assert_eq!(health.status, 200, "{}", health.head);
     assert!(health.text().contains("\"status\":\"ok\""), "{}", health.text());

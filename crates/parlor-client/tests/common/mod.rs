@@ -172,7 +172,12 @@ pub async fn a_publishing_b_watching(s: &MemoryServer) -> (Client, Client) {
 /// order, so the end state is waited for, not an order of events.
 pub async fn room_becomes(s: &MemoryServer, room: &str, users: usize, streams: usize) -> bool {
     for _ in 0..100 {
-        if s.node().admin_room(APP, room).await.is_some_and(|r| r.streams.len() == streams && r.users.len() == users) {
+        if s.node()
+            .admin_room(APP, room)
+            .await
+            .expect("reachable")
+            .is_some_and(|r| r.streams.len() == streams && r.users.len() == users)
+        {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

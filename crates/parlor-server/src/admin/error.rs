@@ -10,6 +10,7 @@ use serde_json::json;
 use utoipa::{IntoResponses, ToSchema};
 
 use crate::engine::admin::AdminRefusal;
+use crate::engine::Unavailable;
 
 /// The body of every refusal.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -43,9 +44,21 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", error)
     }
 
-    /// 503 `unavailable`: the shared state (Redis) could not be reached.
+    /// 503 `unavailable`: the engine call the route needs failed (Redis unreachable). Never a
+    /// 404 or an empty answer: the API could not ask, which is not "there is none".
     pub fn unavailable() -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "service temporarily unavailable")
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "service temporarily unavailable: the shared state (Redis) could not be reached; try again",
+        )
+    }
+}
+
+/// The engine call a route needs failed: 503, never "not found" or an empty answer.
+impl From<Unavailable> for ApiError {
+    fn from(_: Unavailable) -> Self {
+        ApiError::unavailable()
     }
 }
 
@@ -97,8 +110,13 @@ pub enum Refusals {
     /// A JSON body of the wrong shape.
     #[response(status = 422)]
     Unprocessable(ErrorBody),
-    /// The shared state (Redis) could not be reached.
-    #[response(status = 503)]
+    /// `unavailable`: the engine call the operation needs failed (the shared state, Redis, could
+    /// not be reached); whether it was done is not known. Never a 404 or an empty answer for
+    /// "could not ask". Retry later.
+    #[response(
+        status = 503,
+        example = json!({"error": "service temporarily unavailable: the shared state (Redis) could not be reached; try again", "code": "unavailable"})
+    )]
     Unavailable(ErrorBody),
 }
 

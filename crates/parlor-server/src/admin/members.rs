@@ -7,11 +7,11 @@ use axum::http::HeaderMap;
 use axum::Json;
 use tokio::time::Instant;
 
+use super::authorize;
 use super::error::{ApiError, Refusals};
 use super::types::{AppStats, Dropped, KickBody, Kicked, NodeView, Reconnecting};
-use super::{admin_engine, authorize};
 use crate::engine::admin::{AdminRefusal, SessionRef};
-use crate::node::{AnyEngine, Node};
+use crate::node::Node;
 
 /// Kick a user out of a room with 1002055 and the reason: the others get `stream_delete`
 /// reason 4 for its streams and `user_delete`.
@@ -31,7 +31,7 @@ pub async fn kick(
     Json(body): Json<KickBody>,
 ) -> Result<Json<Kicked>, ApiError> {
     authorize(&node, app, &headers)?;
-    if node.admin_kick(app, &room, &body.user, &body.reason, Instant::now()).await {
+    if node.admin_kick(app, &room, &body.user, &body.reason, Instant::now()).await? {
         Ok(Json(Kicked { kicked: body.user }))
     } else {
         Err(AdminRefusal::NoSuchUser.into())
@@ -39,8 +39,7 @@ pub async fn kick(
 }
 
 async fn reconnect(node: &Node, app: u32, who: SessionRef) -> Result<Json<Reconnecting>, ApiError> {
-    let session = admin_engine!(node, e => e.reconnect(app, &who, Instant::now()).await)
-        .map_err(|_| ApiError::unavailable())??;
+    let session = node.engine.reconnect(app, &who, Instant::now()).await??;
     Ok(Json(Reconnecting { session }))
 }
 
@@ -101,7 +100,7 @@ pub async fn drop_connections(
     headers: HeaderMap,
 ) -> Result<Json<Dropped>, ApiError> {
     authorize(&node, app, &headers)?;
-    Ok(Json(Dropped { dropped: node.admin_drop_connections(app).await }))
+    Ok(Json(Dropped { dropped: node.admin_drop_connections(app).await? }))
 }
 
 /// The app's sessions, rooms and streams (the whole deployment) and the answering node.
@@ -119,12 +118,11 @@ pub async fn stats(
     headers: HeaderMap,
 ) -> Result<Json<AppStats>, ApiError> {
     authorize(&node, app, &headers)?;
-    let s = admin_engine!(node, e => e.app_stats(app).await).map_err(|_| ApiError::unavailable())?;
-    let engine = match node.engine {
-        AnyEngine::Memory(_) => "memory",
-        AnyEngine::Redis(_) => "redis",
+    let s = node.engine.app_stats(app).await?;
+    let here = NodeView {
+        id: node.config.node_id.clone(),
+        engine: node.engine.kind().into(),
+        connected: node.hub.connected_of(app),
     };
-    let here =
-        NodeView { id: node.config.node_id.clone(), engine: engine.into(), connected: node.hub.connected_of(app) };
     Ok(Json(AppStats { app, sessions: s.sessions, rooms: s.rooms, streams: s.streams, node: here }))
 }

@@ -28,20 +28,6 @@ use utoipa_axum::routes;
 use self::error::ApiError;
 use crate::node::Node;
 
-/// Call an [`AdminEngine`](crate::engine::admin::AdminEngine) method on whichever engine the
-/// node runs.
-macro_rules! admin_engine {
-    ($node:expr, $x:ident => $call:expr) => {{
-        #[allow(unused_imports)]
-        use $crate::engine::admin::AdminEngine as _;
-        match &$node.engine {
-            $crate::node::AnyEngine::Memory($x) => $call,
-            $crate::node::AnyEngine::Redis($x) => $call,
-        }
-    }};
-}
-pub(crate) use admin_engine;
-
 /// The admin routes and their document, from the same registrations (so that the document
 /// lists every route the router serves).
 fn api() -> OpenApiRouter<Arc<Node>> {

@@ -8,9 +8,9 @@ use axum::Json;
 use parlor_protocol::validate;
 use tokio::time::Instant;
 
+use super::authorize;
 use super::error::{ApiError, Refusals};
 use super::types::{CloseBody, Closed, EventSent, ExtraBody, PageQuery, RoomList, RoomView};
-use super::{admin_engine, authorize};
 use crate::node::Node;
 
 /// Rooms per page at most, and without `limit`: a deployment of up to this many rooms per app
@@ -62,8 +62,7 @@ pub async fn list(
             ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_cursor", "not a cursor this API gave")
         })?),
     };
-    let page = admin_engine!(node, e => e.room_page(app, after.as_deref(), limit as usize).await)
-        .map_err(|_| ApiError::unavailable())?;
+    let page = node.engine.room_page(app, after.as_deref(), limit as usize).await?;
     Ok(Json(RoomList {
         rooms: page.rooms.into_iter().map(Into::into).collect(),
         next_cursor: page.more_after.as_deref().map(cursor_of),
@@ -85,7 +84,7 @@ pub async fn show(
     headers: HeaderMap,
 ) -> Result<Json<RoomView>, ApiError> {
     authorize(&node, app, &headers)?;
-    match node.admin_room(app, &room).await {
+    match node.admin_room(app, &room).await? {
         Some(info) => Ok(Json(info.into())),
         None => Err(crate::engine::admin::AdminRefusal::NoSuchRoom.into()),
     }
@@ -110,7 +109,7 @@ pub async fn close(
 ) -> Result<Json<Closed>, ApiError> {
     authorize(&node, app, &headers)?;
     let reason = body.and_then(|b| b.0).map(|b| b.reason).unwrap_or_default();
-    if node.admin_close_room(app, &room, &reason, Instant::now()).await {
+    if node.admin_close_room(app, &room, &reason, Instant::now()).await? {
         Ok(Json(Closed { closed: room }))
     } else {
         Err(crate::engine::admin::AdminRefusal::NoSuchRoom.into())
@@ -138,8 +137,7 @@ pub async fn set_extra(
     validate::room_extra(&body.key, &body.value).map_err(|c| ApiError::invalid(c.message()))?;
     let now = Instant::now();
     let time_ms = node.clock.wall_ms(now);
-    let seq = admin_engine!(node, e => e.server_room_extra(app, &room, &body.key, &body.value, time_ms, now).await)
-        .map_err(|_| ApiError::unavailable())??;
+    let seq = node.engine.server_room_extra(app, &room, &body.key, &body.value, time_ms, now).await??;
     Ok(Json(EventSent { seq }))
 }
 
@@ -163,8 +161,7 @@ pub async fn delete_stream(
     headers: HeaderMap,
 ) -> Result<Json<EventSent>, ApiError> {
     authorize(&node, app, &headers)?;
-    let seq = admin_engine!(node, e => e.delete_stream(app, &room, &stream, Instant::now()).await)
-        .map_err(|_| ApiError::unavailable())??;
+    let seq = node.engine.delete_stream(app, &room, &stream, Instant::now()).await??;
     Ok(Json(EventSent { seq }))
 }
 

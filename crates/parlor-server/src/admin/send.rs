@@ -9,9 +9,9 @@ use axum::Json;
 use parlor_protocol::validate;
 use tokio::time::Instant;
 
+use super::authorize;
 use super::error::{ApiError, Refusals};
 use super::types::{BarrageBody, BroadcastBody, CommandBody, CommandSent, MessageSent};
-use super::{admin_engine, authorize};
 use crate::node::Node;
 
 /// Most recipients a command may name (what a maximum frame of the protocol could carry).
@@ -38,8 +38,7 @@ pub async fn broadcast(
     validate::message(&body.message).map_err(|c| ApiError::invalid(c.message()))?;
     let now = Instant::now();
     let time_ms = node.clock.wall_ms(now);
-    let sent = admin_engine!(node, e => e.server_message(app, &room, body.barrage, &body.message, time_ms, now).await)
-        .map_err(|_| ApiError::unavailable())??;
+    let sent = node.engine.server_message(app, &room, body.barrage, &body.message, time_ms, now).await??;
     Ok(Json(MessageSent { message_id: sent.message_id, seq: sent.seq }))
 }
 
@@ -87,8 +86,6 @@ pub async fn command(
     }
     let now = Instant::now();
     let time_ms = node.clock.wall_ms(now);
-    let recipients =
-        admin_engine!(node, e => e.server_command(app, &room, &body.to, &body.command, time_ms, now).await)
-            .map_err(|_| ApiError::unavailable())??;
+    let recipients = node.engine.server_command(app, &room, &body.to, &body.command, time_ms, now).await??;
     Ok(Json(CommandSent { recipients }))
 }

@@ -137,4 +137,8 @@ pub trait AdminEngine: Send + Sync + 'static {
 
     /// Counts of `app` alone.
     fn app_stats(&self, app: u32) -> impl Future<Output = Result<Stats, Unavailable>> + Send;
+
+    /// Ask every other node to close its connections of `app` with 4010 (the admin API's drop;
+    /// the node asked closes its own). Nothing to ask on one node.
+    fn drop_elsewhere(&self, app: u32) -> impl Future<Output = Result<(), Unavailable>> + Send;
 }

@@ -30,7 +30,10 @@ use tokio::time::Instant;
 
 use crate::frame::Frame;
 
+pub use self::any::AnyEngine;
+
 pub mod admin;
+mod any;
 pub mod memory;
 pub mod redis;
 
@@ -464,18 +467,31 @@ pub trait Engine: Send + Sync + 'static {
     /// end of retention, token warnings and expiry, the `online` count, log trimming.
     fn tick(&self, now: Instant) -> impl Future<Output = ()> + Send;
 
-    /// Counts.
-    fn stats(&self) -> impl Future<Output = Stats> + Send;
+    /// Counts, of every app.
+    fn stats(&self) -> impl Future<Output = Result<Stats, Unavailable>> + Send;
 
     /// The rooms of `app`, by room id.
-    fn rooms(&self, app: u32) -> impl Future<Output = Vec<RoomInfo>> + Send;
+    fn rooms(&self, app: u32) -> impl Future<Output = Result<Vec<RoomInfo>, Unavailable>> + Send;
 
-    /// One room of `app`.
-    fn room(&self, app: u32, room: &str) -> impl Future<Output = Option<RoomInfo>> + Send;
+    /// One room of `app`: None when there is no such room.
+    fn room(&self, app: u32, room: &str) -> impl Future<Output = Result<Option<RoomInfo>, Unavailable>> + Send;
 
     /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
-    fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> impl Future<Output = bool> + Send;
+    fn kick(
+        &self,
+        app: u32,
+        room: &str,
+        user: &str,
+        reason: &str,
+        now: Instant,
+    ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
 
     /// Kick everyone out of `room` with 1002055 and `reason`. False when no such room.
-    fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> impl Future<Output = bool> + Send;
+    fn close_room(
+        &self,
+        app: u32,
+        room: &str,
+        reason: &str,
+        now: Instant,
+    ) -> impl Future<Output = Result<bool, Unavailable>> + Send;
 }

@@ -50,7 +50,9 @@ export async function startServer({ timeoutMs = 20_000, tls, args = [] } = {}) {
   }
   const port = await freePort();
   const tlsArgs = tls ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : [];
-  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, ...tlsArgs, ...args], {
+  // A drain keeps the door shut for the whole drain time; `stop` wants the exit at once.
+  const drainArgs = args.includes('--drain-time') ? [] : ['--drain-time', '0s'];
+  const child = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, ...drainArgs, ...tlsArgs, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' },
   });

@@ -162,4 +162,8 @@ impl AdminEngine for MemoryEngine {
             streams: st.streams.keys().filter(|(a, _)| *a == app).count(),
         })
     }
+
+    async fn drop_elsewhere(&self, _app: u32) -> Result<(), Unavailable> {
+        Ok(())
+    }
 }

@@ -344,51 +344,51 @@ impl Engine for MemoryEngine {
         self.tick_now(now);
     }
 
-    async fn stats(&self) -> Stats {
+    async fn stats(&self) -> Result<Stats, Unavailable> {
         // Counts only: held logins stay held.
         let st = self.lock_keeping();
-        Stats { sessions: st.sessions.len(), rooms: st.rooms.len(), streams: st.streams.len() }
+        Ok(Stats { sessions: st.sessions.len(), rooms: st.rooms.len(), streams: st.streams.len() })
     }
 
-    async fn rooms(&self, app: u32) -> Vec<RoomInfo> {
+    async fn rooms(&self, app: u32) -> Result<Vec<RoomInfo>, Unavailable> {
         let st = self.lock();
         let mut out: Vec<RoomInfo> =
             st.rooms.iter().filter(|((a, _), _)| *a == app).map(|((_, id), r)| st.room_info(id, r)).collect();
         out.sort_by(|a, b| a.room.cmp(&b.room));
-        out
+        Ok(out)
     }
 
-    async fn room(&self, app: u32, room: &str) -> Option<RoomInfo> {
+    async fn room(&self, app: u32, room: &str) -> Result<Option<RoomInfo>, Unavailable> {
         let st = self.lock();
-        st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r))
+        Ok(st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r)))
     }
 
-    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {
         let mut st = self.lock();
         let key = st
             .rooms
             .get(&(app, room.to_string()))
             .and_then(|r| r.members.keys().copied().find(|k| st.sessions.get(k).is_some_and(|s| s.user.id == user)));
-        match key {
+        Ok(match key {
             Some(key) => {
                 let extended = json!({ "reason": reason });
                 st.kick(key, room, Leave::Kicked(ErrorCode::KickedByServer, Some(extended)), now);
                 true
             }
             None => false,
-        }
+        })
     }
 
-    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {
         let mut st = self.lock();
         let Some(r) = st.rooms.get(&(app, room.to_string())) else {
-            return false;
+            return Ok(false);
         };
         let keys: Vec<SessionKey> = r.members.keys().copied().collect();
         for key in keys {
             let extended = json!({ "reason": reason });
             st.kick(key, room, Leave::Closed(Some(extended)), now);
         }
-        true
+        Ok(true)
     }
 }

@@ -19,7 +19,7 @@ fn refusal_of(name: &str) -> AdminRefusal {
 
 impl RedisEngine {
     /// Run an admin operation and apply its items; its payload, or the refusal it names.
-    async fn admin_op(&self, app: u32, now: Instant, op: &str, args: &[String]) -> AdminResult<String> {
+    pub(super) async fn admin_op(&self, app: u32, now: Instant, op: &str, args: &[String]) -> AdminResult<String> {
         let out: Out = self.run(app, now, op, args).await?;
         self.apply_loose(app, out.items()).await;
         if out.status == "ok" {
@@ -101,9 +101,23 @@ impl AdminEngine for RedisEngine {
     }
 
     async fn app_stats(&self, app: u32) -> Result<Stats, Unavailable> {
-        let out = self.run(app, Instant::now(), "stats", &[]).await?;
-        let s: serde_json::Value = serde_json::from_str(&out.payload).map_err(|_| Unavailable)?;
-        let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
-        Ok(Stats { sessions: n("sessions"), rooms: n("rooms"), streams: n("streams") })
+        app_stats(self, app).await
     }
+
+    async fn drop_elsewhere(&self, app: u32) -> Result<(), Unavailable> {
+        let mut c = self.conn.clone();
+        let msg = serde_json::json!({ "drop": app, "from": self.config.node_id }).to_string();
+        let _: i64 =
+            redis::cmd("PUBLISH").arg(super::node::ALL).arg(msg).query_async(&mut c).await.map_err(|_| Unavailable)?;
+        Ok(())
+    }
+}
+
+/// Counts of `app` alone: one run of the `stats` operation (also summed over the apps for the
+/// engine's [`Engine::stats`](crate::engine::Engine::stats)).
+pub(super) async fn app_stats(e: &RedisEngine, app: u32) -> Result<Stats, Unavailable> {
+    let out = e.run(app, Instant::now(), "stats", &[]).await?;
+    let s: serde_json::Value = serde_json::from_str(&out.payload).map_err(|_| Unavailable)?;
+    let n = |k: &str| s.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+    Ok(Stats { sessions: n("sessions"), rooms: n("rooms"), streams: n("streams") })
 }

@@ -142,13 +142,6 @@ impl RedisEngine {
     pub async fn health(&self, now: Instant) -> NodeHealth {
         node::health(&self.conn, self.clock.wall_ms(now)).await
     }
-
-    /// Ask every other node to drop its connections of `app` (the admin API's drop).
-    pub async fn drop_everywhere(&self, app: u32) {
-        let mut c = self.conn.clone();
-        let msg = serde_json::json!({ "drop": app, "from": self.config.node_id }).to_string();
-        let _: redis::RedisResult<i64> = redis::cmd("PUBLISH").arg(node::ALL).arg(msg).query_async(&mut c).await;
-    }
 }
 
 impl Engine for RedisEngine {
@@ -341,40 +334,37 @@ impl Engine for RedisEngine {
         node::beat(&self.conn, &self.config.node_id, self.clock.wall_ms(now)).await;
     }
 
-    async fn stats(&self) -> Stats {
+    async fn stats(&self) -> Result<Stats, Unavailable> {
         let mut total = Stats::default();
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
-            if let Ok(out) = self.run(app, Instant::now(), "stats", &[]).await {
-                if let Ok(s) = serde_json::from_str::<Value>(&out.payload) {
-                    let n = |k: &str| s.get(k).and_then(Value::as_u64).unwrap_or(0) as usize;
-                    total.sessions += n("sessions");
-                    total.rooms += n("rooms");
-                    total.streams += n("streams");
-                }
-            }
+            let s = super::admin::app_stats(self, app).await?;
+            total.sessions += s.sessions;
+            total.rooms += s.rooms;
+            total.streams += s.streams;
         }
-        total
+        Ok(total)
     }
 
-    async fn rooms(&self, app: u32) -> Vec<RoomInfo> {
-        match self.run(app, Instant::now(), "rooms", &[]).await {
-            Ok(out) => out.raw.iter().filter_map(|raw| serde_json::from_str(raw).ok()).collect(),
-            Err(_) => Vec::new(),
+    async fn rooms(&self, app: u32) -> Result<Vec<RoomInfo>, Unavailable> {
+        let out = self.run(app, Instant::now(), "rooms", &[]).await?;
+        Ok(out.raw.iter().filter_map(|raw| serde_json::from_str(raw).ok()).collect())
+    }
+
+    async fn room(&self, app: u32, room: &str) -> Result<Option<RoomInfo>, Unavailable> {
+        let out = self.run(app, Instant::now(), "room", &[room.to_string()]).await?;
+        if out.status != "ok" {
+            return Ok(None);
         }
+        serde_json::from_str(&out.payload).map(Some).map_err(|_| Unavailable)
     }
 
-    async fn room(&self, app: u32, room: &str) -> Option<RoomInfo> {
-        let out = self.run(app, Instant::now(), "room", &[room.to_string()]).await.ok()?;
-        (out.status == "ok").then(|| serde_json::from_str(&out.payload).ok()).flatten()
-    }
-
-    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> bool {
+    async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {
         let args = [room.to_string(), user.to_string(), reason.to_string()];
-        self.run_loose(app, now, "admin_kick", &args).await.is_some_and(|status| status == "ok")
+        Ok(self.admin_op(app, now, "admin_kick", &args).await?.is_ok())
     }
 
-    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> bool {
+    async fn close_room(&self, app: u32, room: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {
         let args = [room.to_string(), reason.to_string()];
-        self.run_loose(app, now, "admin_close", &args).await.is_some_and(|status| status == "ok")
+        Ok(self.admin_op(app, now, "admin_close", &args).await?.is_ok())
     }
 }
