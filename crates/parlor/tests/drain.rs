@@ -2,9 +2,11 @@
 //! 503) for its whole `--drain-time` though it has no connection at all, then exits with code 0.
 //! Real time, every wait bounded (~2 s).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DRAIN_TIME: Duration = Duration::from_secs(2);
@@ -35,17 +37,7 @@ fn get(addr: &str, path: &str, upgrade: bool) -> Option<String> {
 
 #[test]
 fn a_drained_node_refuses_for_its_whole_drain_time_then_exits() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--drain-time", "2s"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line["parlor listening on http://".len()..].split_whitespace().next().unwrap().to_string();
+    let (mut child, addr) = common::serve(["--listen", "127.0.0.1:0", "--drain-time", "2s"]);
     assert!(get(&addr, "/readyz", false).is_some_and(|r| r.starts_with("HTTP/1.1 200")));
 
     let signalled = Instant::now();

@@ -2,8 +2,8 @@
 //! logging in to `parlor serve` is told, signed with the app's secret, to the flag's URL and to
 //! the app's own URL (the webhook contract itself is tested in parlor-server's tests/webhooks.rs).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,18 +49,10 @@ async fn the_flag_and_the_config_files_app_webhooks_are_both_sent() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("parlor.toml");
     std::fs::write(&file, format!("[[app]]\nid = 7\nsecret = \"{SECRET}\"\nwebhooks = [\"{base}/app\"]\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--drain-time", "0s", "--config"])
-        .arg(&file)
-        .args(["--webhook", &format!("{base}/all")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line["parlor listening on http://".len()..].split_whitespace().next().unwrap().to_string();
+    let hook = format!("{base}/all");
+    let args =
+        ["--listen", "127.0.0.1:0", "--drain-time", "0s", "--config", file.to_str().unwrap(), "--webhook", &hook];
+    let (mut child, addr) = common::serve(args);
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws")).await.unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
