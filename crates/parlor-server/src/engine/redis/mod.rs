@@ -20,11 +20,13 @@
 mod admin;
 mod conn;
 mod engine;
+mod failover;
 mod fanout;
 mod hooks;
 mod node;
 #[cfg(test)]
 mod resume_tests;
+mod sentinel;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +74,8 @@ pub struct RedisEngine {
     touches: Mutex<HashMap<u32, HashMap<SessionKey, u64>>>,
     /// The id this node found in `parlor:boot`: when it changes, Redis lost its data.
     boot: Mutex<Option<String>>,
+    /// The masters' replication ids: when one changes, a failover may have lost writes.
+    failover: failover::Watch,
     /// This node's webhook counts.
     webhooks: Arc<crate::webhook::Counters>,
     /// The webhook delivery tasks (one per app with webhooks; see [`hooks`]).
@@ -338,6 +342,7 @@ impl RedisEngine {
             subs,
             touches: Mutex::new(HashMap::new()),
             boot: Mutex::new(None),
+            failover: failover::Watch::default(),
             webhooks,
             hook_tasks,
         });

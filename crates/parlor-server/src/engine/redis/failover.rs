@@ -1,0 +1,154 @@
+//! What a Redis failover may have lost, found and repaired on the live path.
+//!
+//! Replication is asynchronous: writes the old primary acknowledged but had not sent to its
+//! replica are gone once the replica is promoted (Sentinel, or a cluster replica taking over a
+//! dead primary's slots). For a room that means its `seq` may go *backwards* (meta `rseq` lower
+//! than what this node already handed to its members), its membership may lack a late login, or
+//! the room may be gone. Handing the new master's events by seq would then drop the new events
+//! that reuse a lost seq as duplicates (a silent hole), and a resume could replay another log.
+//!
+//! So every tick each node reads the master's replication id of each app's slot (it changes
+//! when a replica is promoted or a Redis restarts). When it changed, every room this node has
+//! members in is checked against its cursor; a room that went backwards gets a new epoch (once:
+//! the change is conditional, whichever node sees it first), and the app's connections on this
+//! node are closed with 4010. Their clients resume at once (invisible to the others); the
+//! resume re-enters rooms whose membership was lost and answers a room whose epoch changed with
+//! a snapshot (`missed_messages`), never a replay of the wrong log. The other nodes see the new
+//! epoch (or the same rewind) at their own check. False `user_delete`s from deadline refreshes
+//! the failover lost are prevented in the reaper (`reap` in `lua/sessions.lua`: after a gap in
+//! reaping it waits for every node's touch batch).
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+use super::fanout::Cursor;
+use super::RedisEngine;
+
+/// The master's `INFO replication` of the node that holds the app's slot (`KEYS[1]` routes it).
+const REPLICATION: &str = "return redis.call('INFO', 'replication')";
+
+/// Set a new epoch on a room whose seqs went back below what a node had handed out, unless
+/// another node did already (`ARGV`: old epoch, the node's rseq, useq, the new epoch).
+const REWOUND: &str = r"
+local m = redis.call('HMGET', KEYS[1], 'epoch', 'rseq', 'useq')
+if m[1] == ARGV[1] and (tonumber(m[2]) < tonumber(ARGV[2]) or tonumber(m[3]) < tonumber(ARGV[3])) then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[4])
+  return 1
+end
+return 0";
+
+/// The replication id last seen per app.
+#[derive(Debug, Default)]
+pub struct Watch {
+    replids: Mutex<HashMap<u32, String>>,
+}
+
+/// How a room of this node compares with Redis after a failover.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    /// As this node knows it.
+    Same,
+    /// Its seqs went back: events this node handed out are lost.
+    Rewound,
+    /// It is gone, or in another life: this node's members must resume.
+    Lost,
+}
+
+fn compare(cursor: &Cursor, meta: &(Option<String>, Option<u64>, Option<u64>)) -> Room {
+    match meta {
+        (Some(epoch), Some(rseq), Some(useq)) if *epoch == cursor.epoch => {
+            if *rseq < cursor.last[0] || *useq < cursor.last[1] {
+                Room::Rewound
+            } else {
+                Room::Same
+            }
+        }
+        _ => Room::Lost,
+    }
+}
+
+impl RedisEngine {
+    /// Each tick: has the master of an app's slot changed? Then repair what it lost.
+    pub(super) async fn watch_failover(&self) {
+        for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
+            let mut c = self.conn.clone();
+            let info: redis::RedisResult<String> =
+                redis::Script::new(REPLICATION).key(format!("parlor:{{{app}}}")).invoke_async(&mut c).await;
+            let Ok(info) = info else { continue };
+            let Some(id) = info.lines().find_map(|l| l.strip_prefix("master_replid:")) else {
+                continue;
+            };
+            let before = self.failover.replids.lock().insert(app, id.trim().to_string());
+            if before.is_some_and(|b| b != id.trim()) {
+                tracing::warn!(app, "the Redis master changed: checking this node's rooms for lost writes");
+                metrics::counter!("parlor_redis_master_changes_total").increment(1);
+                self.after_failover(app).await;
+            }
+        }
+    }
+
+    /// Compare every room of `app` on this node with Redis; rewound rooms get a new epoch, and
+    /// when any room was rewound or lost this node's connections of the app resume.
+    async fn after_failover(&self, app: u32) {
+        let mut damaged = 0;
+        for r in self.fanout.all().into_iter().filter(|r| r.app == app) {
+            let cursor = r.cursor.lock().await;
+            if cursor.epoch.is_empty() || !self.fanout.deliver.has_members(app, &r.room) {
+                continue;
+            }
+            let meta_key = format!("parlor:{{{app}}}:r:{}:meta", r.room);
+            let mut c = self.conn.clone();
+            let got: redis::RedisResult<(Option<String>, Option<u64>, Option<u64>)> =
+                redis::cmd("HMGET").arg(&meta_key).arg("epoch").arg("rseq").arg("useq").query_async(&mut c).await;
+            let Ok(meta) = got else {
+                // Redis away again: try on the next change; the resume path checks too.
+                continue;
+            };
+            let state = compare(&cursor, &meta);
+            if state == Room::Rewound {
+                let fresh = format!("{:024x}", rand::random::<u128>() >> 32);
+                let set: redis::RedisResult<i64> = redis::Script::new(REWOUND)
+                    .key(&meta_key)
+                    .arg(&cursor.epoch)
+                    .arg(cursor.last[0])
+                    .arg(cursor.last[1])
+                    .arg(&fresh)
+                    .invoke_async(&mut c)
+                    .await;
+                tracing::warn!(app, room = %r.room, at = ?cursor.last, redis = ?meta, new_epoch = set.is_ok_and(|n| n == 1),
+                    "room rewound by a failover (lost writes): new epoch, its members get a snapshot");
+            } else if state == Room::Lost {
+                tracing::warn!(app, room = %r.room, redis = ?meta, "room lost or changed by a failover: its members resume");
+            }
+            if state != Room::Same {
+                metrics::counter!("parlor_redis_failover_rooms_total").increment(1);
+                damaged += 1;
+            }
+        }
+        if damaged > 0 {
+            let n = self.fanout.deliver.drop_connections(app);
+            tracing::warn!(app, rooms = damaged, connections = n, "failover lost writes: this node's clients resume");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cursor(epoch: &str, r: u64, u: u64) -> Cursor {
+        Cursor { epoch: epoch.into(), last: [r, u] }
+    }
+
+    #[test]
+    fn a_room_behind_the_node_is_rewound() {
+        let meta = |e: &str, r, u| (Some(e.to_string()), Some(r), Some(u));
+        assert_eq!(compare(&cursor("e", 5, 2), &meta("e", 5, 2)), Room::Same);
+        assert_eq!(compare(&cursor("e", 5, 2), &meta("e", 7, 2)), Room::Same);
+        assert_eq!(compare(&cursor("e", 5, 2), &meta("e", 4, 2)), Room::Rewound);
+        assert_eq!(compare(&cursor("e", 5, 2), &meta("e", 5, 1)), Room::Rewound);
+        assert_eq!(compare(&cursor("e", 5, 2), &meta("f", 9, 9)), Room::Lost);
+        assert_eq!(compare(&cursor("e", 5, 2), &(None, None, None)), Room::Lost);
+    }
+}
