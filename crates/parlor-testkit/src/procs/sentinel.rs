@@ -6,6 +6,12 @@
 //! `failover-timeout` 3000, so a failover takes a few seconds, not the default half minute.
 //! Starting waits (bounded) until every sentinel knows the replica and the two other sentinels:
 //! before that a failover cannot get its quorum and majority.
+//!
+//! The replica replicates through a [`FaultProxy`], so that a test can make the primary
+//! acknowledge writes the replica never gets ([`RedisSentinel::replication`]: black-hole it,
+//! write, kill the primary, cut it): the writes a real failover loses. (SIGSTOP of the replica
+//! would not do: the kernel still buffers the replication stream for it.) Must be started
+//! inside a multi-threaded tokio runtime, which runs the proxy.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -15,6 +21,7 @@ use std::time::Duration;
 use super::redis::RedisServer;
 use super::resp::{self, Reply};
 use super::{free_port, kill_and_reap, log_stdio, log_tail, poll_until, require_program};
+use crate::FaultProxy;
 
 /// The master's name the sentinels monitor.
 pub const MASTER: &str = "parlor";
@@ -24,6 +31,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct RedisSentinel {
     /// The servers: `[primary, replica]` at start (roles change with a failover).
     servers: Vec<RedisServer>,
+    replication: FaultProxy,
     sentinels: Vec<(u16, Child)>,
     dir: tempfile::TempDir,
 }
@@ -43,8 +51,10 @@ impl RedisSentinel {
             .tempdir()
             .map_err(|e| format!("cannot create a temp dir: {e}"))?;
         let primary = RedisServer::try_start()?;
-        let replica = start_replica(primary.port())?;
-        let mut s = RedisSentinel { servers: vec![primary, replica], sentinels: Vec::new(), dir };
+        let replication =
+            FaultProxy::start(primary.addr()).map_err(|e| format!("cannot start the replication proxy: {e}"))?;
+        let replica = start_replica(replication.addr().port())?;
+        let mut s = RedisSentinel { servers: vec![primary, replica], replication, sentinels: Vec::new(), dir };
         for i in 0..3 {
             let port = free_port();
             let conf = s.dir.path().join(format!("sentinel-{i}.conf"));
@@ -94,6 +104,11 @@ impl RedisSentinel {
     /// The servers, `[primary, replica]` as started.
     pub fn servers(&self) -> &[RedisServer] {
         &self.servers
+    }
+
+    /// The path from the replica to the primary.
+    pub fn replication(&self) -> &FaultProxy {
+        &self.replication
     }
 
     /// Mutable access to the servers (to stop one).

@@ -8,10 +8,13 @@
 //! that reuse a lost seq as duplicates (a silent hole), and a resume could replay another log.
 //!
 //! So every tick each node reads the master's replication id of each app's slot (it changes
-//! when a replica is promoted or a Redis restarts). When it changed, every room this node has
-//! members in is checked against its cursor; a room that went backwards gets a new epoch (once:
-//! the change is conditional, whichever node sees it first), and the app's connections on this
-//! node are closed with 4010. Their clients resume at once (invisible to the others); the
+//! when a replica is promoted or a Redis restarts). When it changed, and on every tick for 10 s
+//! after (another node may change a room meanwhile), every room this node has members in is
+//! checked against its cursor: a room whose seq went backwards, or whose log holds another event
+//! at the last seq this node handed out (the new master's writes already went past the lost
+//! ones), gets a new epoch (once: the change is conditional, whichever node sees it first); a
+//! room gone or in another epoch is lost. Then the app's connections on this node are closed
+//! with 4010. Their clients resume at once (invisible to the others); the
 //! resume re-enters rooms whose membership was lost and answers a room whose epoch changed with
 //! a snapshot (`missed_messages`), never a replay of the wrong log. The other nodes see the new
 //! epoch (or the same rewind) at their own check. False `user_delete`s from deadline refreshes
@@ -19,29 +22,37 @@
 //! reaping it waits for every node's touch batch).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
-use super::fanout::Cursor;
+use super::fanout::{log_key, Cursor};
 use super::RedisEngine;
+
+/// How long after a master change the rooms are checked on every tick.
+const RECHECK: Duration = Duration::from_secs(10);
 
 /// The master's `INFO replication` of the node that holds the app's slot (`KEYS[1]` routes it).
 const REPLICATION: &str = "return redis.call('INFO', 'replication')";
 
 /// Set a new epoch on a room whose seqs went back below what a node had handed out, unless
-/// another node did already (`ARGV`: old epoch, the node's rseq, useq, the new epoch).
+/// another node did already (`ARGV`: old epoch, the node's rseq, useq, the new epoch, and 1
+/// when the node found another event at its last seq).
 const REWOUND: &str = r"
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'rseq', 'useq')
-if m[1] == ARGV[1] and (tonumber(m[2]) < tonumber(ARGV[2]) or tonumber(m[3]) < tonumber(ARGV[3])) then
+local behind = tonumber(m[2]) < tonumber(ARGV[2]) or tonumber(m[3]) < tonumber(ARGV[3])
+if m[1] == ARGV[1] and (ARGV[5] == '1' or behind) then
   redis.call('HSET', KEYS[1], 'epoch', ARGV[4])
   return 1
 end
 return 0";
 
-/// The replication id last seen per app.
+/// The replication id last seen per app, and until when its rooms are checked every tick.
 #[derive(Debug, Default)]
 pub struct Watch {
     replids: Mutex<HashMap<u32, String>>,
+    recheck: Mutex<HashMap<u32, Instant>>,
 }
 
 /// How a room of this node compares with Redis after a failover.
@@ -72,6 +83,9 @@ impl RedisEngine {
     /// Each tick: has the master of an app's slot changed? Then repair what it lost.
     pub(super) async fn watch_failover(&self) {
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
+            if self.failover.recheck.lock().get(&app).is_some_and(|t| Instant::now() < *t) {
+                self.after_failover(app).await;
+            }
             let mut c = self.conn.clone();
             let info: redis::RedisResult<String> =
                 redis::Script::new(REPLICATION).key(format!("parlor:{{{app}}}")).invoke_async(&mut c).await;
@@ -83,6 +97,7 @@ impl RedisEngine {
             if before.is_some_and(|b| b != id.trim()) {
                 tracing::warn!(app, "the Redis master changed: checking this node's rooms for lost writes");
                 metrics::counter!("parlor_redis_master_changes_total").increment(1);
+                self.failover.recheck.lock().insert(app, Instant::now() + RECHECK);
                 self.after_failover(app).await;
             }
         }
@@ -105,7 +120,19 @@ impl RedisEngine {
                 // Redis away again: try on the next change; the resume path checks too.
                 continue;
             };
-            let state = compare(&cursor, &meta);
+            let mut state = compare(&cursor, &meta);
+            let mut reused = false;
+            if state == Room::Same {
+                for ch in 0..2 {
+                    if let (Some(tail), n) = (&cursor.tail[ch], cursor.last[ch]) {
+                        let found = logged(&mut c, &log_key(app, &r.room, ch), n).await;
+                        reused |= found.is_some_and(|f| f != tail.as_str());
+                    }
+                }
+                if reused {
+                    state = Room::Rewound;
+                }
+            }
             if state == Room::Rewound {
                 let fresh = format!("{:024x}", rand::random::<u128>() >> 32);
                 let set: redis::RedisResult<i64> = redis::Script::new(REWOUND)
@@ -114,6 +141,7 @@ impl RedisEngine {
                     .arg(cursor.last[0])
                     .arg(cursor.last[1])
                     .arg(&fresh)
+                    .arg(if reused { "1" } else { "0" })
                     .invoke_async(&mut c)
                     .await;
                 tracing::warn!(app, room = %r.room, at = ?cursor.last, redis = ?meta, new_epoch = set.is_ok_and(|n| n == 1),
@@ -133,12 +161,19 @@ impl RedisEngine {
     }
 }
 
+/// The frame logged at `seq` (None when it is not there, e.g. trimmed, or Redis is away).
+async fn logged(c: &mut super::conn::Conn, log: &str, seq: u64) -> Option<String> {
+    let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> =
+        redis::cmd("XRANGE").arg(log).arg(format!("{seq}-0")).arg(format!("{seq}-9")).query_async(c).await;
+    entries.ok()?.into_iter().next()?.1.remove("f")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cursor(epoch: &str, r: u64, u: u64) -> Cursor {
-        Cursor { epoch: epoch.into(), last: [r, u] }
+        Cursor::new(epoch.into(), [r, u])
     }
 
     #[test]

@@ -448,7 +448,7 @@ impl RedisEngine {
                 continue;
             };
             if cursor.epoch != j.epoch {
-                **cursor = Cursor { epoch: j.epoch, last: [j.rseq, j.useq] };
+                **cursor = Cursor::new(j.epoch, [j.rseq, j.useq]);
             }
             let at = Seqs { room: Some(j.rseq), users: Some(j.useq), direct: None };
             self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at);
