@@ -60,29 +60,9 @@ async fn sentinel_primary_killed() {
     for s in senders {
         sent.push(within(secs(30), "the senders", s).await.expect("sender task"));
     }
-    // Let the last broadcasts arrive everywhere (bounded, checked by `check`).
     let total: usize = sent.iter().map(Vec::len).sum();
-    let want_each = |c: &Sdk, room: &str| -> usize {
-        members
-            .iter()
-            .enumerate()
-            .filter(|(_, (r, o))| *r == room && o.user.id != c.user.id)
-            .map(|(j, _)| sent[j].len())
-            .sum()
-    };
     let lossy = damaged_rooms(&d);
-    for (room, c) in &members {
-        if lossy.contains(room) {
-            continue;
-        }
-        let want = want_each(c, room);
-        c.wait_until("every broadcast of its room", secs(10), || {
-            let got: usize =
-                ROOMS.iter().find(|(r, _)| r == room).unwrap().1.iter().map(|u| c.messages_from(u).len()).sum();
-            (got >= want).then_some(())
-        })
-        .await;
-    }
+    wait_delivered(&members, &sent, &lossy, || format!("{}{}", redis.logs(), d.logs())).await;
     let logs = format!("{}{}", redis.logs(), d.logs());
     let first_ok = check(&members, &sent, killed, &lossy, &logs);
     println!(
@@ -171,4 +151,51 @@ async fn sentinel_failover_loses_writes() {
         first_ok.as_millis(),
         (settled - killed).as_millis()
     );
+}
+
+/// A Redis Cluster of three primaries with a replica each; the primary holding the app's slot
+/// (`parlor:{7}`) is SIGKILLed and its replica takes over. Same checks as with Sentinel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cluster_primary_killed() {
+    let mut redis = tokio::task::block_in_place(parlor_testkit::RedisCluster::start_with_replicas);
+    let d = Deployment::start(&redis.urls().join(","));
+    let members = members(&d).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders = broadcast_until(&members, 20, stop.clone());
+    for (room, c) in &members {
+        let users = ROOMS.iter().find(|(r, _)| r == room).unwrap().1;
+        c.wait_until("the first broadcasts", secs(10), || {
+            users.iter().filter(|u| **u != c.user.id).all(|u| !c.messages_from(u).is_empty()).then_some(())
+        })
+        .await;
+    }
+    tokio::time::sleep(ms(1000)).await; // traffic before the kill, not an assertion
+    let slot_key = format!("parlor:{{{APP}}}");
+    let old = redis.master_for(&slot_key).expect("a master for the app's slot");
+    redis.node_mut(old).expect("the master's node").stop();
+    let killed = Instant::now();
+    let promoted = tokio::task::block_in_place(|| redis.wait_new_master(&slot_key, old, secs(30)))
+        .unwrap_or_else(|| panic!("no replica took over the slot within 30 s{}{}", redis.logs(), d.logs()));
+    let promoted_after = killed.elapsed();
+    tokio::time::sleep(ms(3000)).await; // traffic after the promotion, not an assertion
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = Vec::new();
+    for s in senders {
+        sent.push(within(secs(30), "the senders", s).await.expect("sender task"));
+    }
+    let lossy = damaged_rooms(&d);
+    wait_delivered(&members, &sent, &lossy, || format!("{}{}", redis.logs(), d.logs())).await;
+    let logs = format!("{}{}", redis.logs(), d.logs());
+    let first_ok = check(&members, &sent, killed, &lossy, &logs);
+    let total: usize = sent.iter().map(Vec::len).sum();
+    println!(
+        "cluster failover: {total} broadcasts, slot master {old} -> {promoted} {} ms after the kill, \
+         first ok {} ms after the kill, rooms rewound {lossy:?}",
+        promoted_after.as_millis(),
+        first_ok.as_millis()
+    );
+    for n in &d.nodes {
+        let h = healthz(n.addr()).await;
+        assert_eq!(h["redis"]["reachable"], true, "{h}{logs}");
+    }
 }

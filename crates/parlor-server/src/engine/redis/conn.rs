@@ -62,7 +62,13 @@ impl Conn {
             let cluster = redis::cluster::ClusterClient::builder(urls.to_vec())
                 .response_timeout(timeout)
                 .connection_timeout(timeout)
-                .retries(2)
+                // While a dead primary's replica is not yet promoted, a call fails fast (the
+                // request is answered 1000004 and retried by its client) instead of spending
+                // the whole timeout on reconnects and slot refreshes, which would hold the
+                // connection's other frames (pings) that long.
+                .retries(1)
+                .min_retry_wait(10)
+                .max_retry_wait(50)
                 .build()?;
             let seeds = urls.iter().map(|u| redis::Client::open(u.as_str())).collect::<Result<_, _>>()?;
             return Ok((Conn::Cluster(cluster.get_async_connection().await?), PubSubSource::Seeds(seeds, 0.into())));

@@ -59,12 +59,15 @@ pub struct Cursor {
     /// The frame of that seq, when known: after a failover it is compared with the log, since
     /// a seq reused by the new master for another event means lost writes (see `failover`).
     pub tail: [Option<Frame>; 2],
+    /// The highest event not handed yet because the events before it could not be read (Redis
+    /// away): evidence, too, of what Redis had written.
+    pub ahead: [Option<(u64, Frame)>; 2],
 }
 
 impl Cursor {
     /// At `last` of the room's life `epoch`.
     pub fn new(epoch: String, last: [u64; 2]) -> Cursor {
-        Cursor { epoch, last, tail: [None, None] }
+        Cursor { epoch, last, tail: [None, None], ahead: [None, None] }
     }
 }
 
@@ -243,6 +246,14 @@ impl Fanout {
         }
         if ev.seq > cursor.last[i] + 1 {
             self.fill(r, cursor, i, ev.seq - 1).await;
+            if cursor.last[i] + 1 < ev.seq {
+                // Redis unreachable (a failover): handing `ev` now would skip the missing ones for
+                // good. It is in the log: the next event, or the tick's cursor check, fills in order.
+                if cursor.ahead[i].as_ref().is_none_or(|(s, _)| *s < ev.seq) {
+                    cursor.ahead[i] = Some((ev.seq, ev.frame));
+                }
+                return;
+            }
         }
         self.hand(r, i, ev.seq, &ev.frame, ev.author);
         cursor.last[i] = ev.seq;

@@ -155,8 +155,9 @@ local function reap()
   -- refreshes), the deadlines are stale: nobody goes offline until every node has sent its touch
   -- batch (the frames it saw meanwhile). The latest reap time is kept as a maximum, so that
   -- nodes' clocks a little apart never look like a gap.
-  local last = tonumber(redis.call('GET', P .. ':reaped') or NOW)
-  if NOW > last then redis.call('SET', P .. ':reaped', NOW) end
+  local prev = redis.call('GET', P .. ':reaped')
+  local last = tonumber(prev or NOW)
+  if not prev or NOW > last then redis.call('SET', P .. ':reaped', NOW) end
   if NOW - last > 2000 then
     redis.call('SET', P .. ':reap_grace', NOW + math.max(3000, math.min(CFG.timeout_ms, 10000)))
   end
