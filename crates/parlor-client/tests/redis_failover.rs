@@ -80,8 +80,8 @@ async fn sentinel_primary_killed() {
 }
 
 /// Writes the old primary acknowledged but never replicated: the replication path goes dead
-/// while broadcasts are answered `ok`, then the primary is SIGKILLed, the path cut (what it held
-/// is gone) and the replica promoted. The rooms' seqs go back: the nodes give them a new epoch and their clients resume
+/// while broadcasts are answered `ok`, then the path is cut (what it held is gone), the primary
+/// SIGKILLed and the replica promoted. The rooms' seqs go back: the nodes give them a new epoch and their clients resume
 /// (a snapshot with `missed_messages`, not a replay of the new master's log as if it were the
 /// old one). Nobody sees a false `user_delete` or fails; nothing is received twice; every
 /// broadcast sent once every member is back is received by every other member.
@@ -101,9 +101,11 @@ async fn sentinel_failover_loses_writes() {
     // Broadcasts the primary answers but cannot replicate.
     let before = heard(a1);
     a1.wait_until("broadcasts while the replica is stopped", secs(5), || (heard(a1) >= before + 6).then_some(())).await;
+    // Drop what the path holds (the replica's link resets; its reconnects stay black-holed),
+    // then the primary dies with those writes.
+    redis.replication().cut();
     redis.servers_mut()[0].stop();
     let killed = Instant::now();
-    redis.replication().cut();
     redis.replication().heal();
     let promoted = tokio::task::block_in_place(|| redis.wait_promoted(old, secs(30)))
         .unwrap_or_else(|| panic!("no replica promoted within 30 s{}{}", redis.logs(), d.logs()));

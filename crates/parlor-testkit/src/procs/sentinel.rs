@@ -55,29 +55,31 @@ impl RedisSentinel {
             FaultProxy::start(primary.addr()).map_err(|e| format!("cannot start the replication proxy: {e}"))?;
         let replica = start_replica(replication.addr().port())?;
         let mut s = RedisSentinel { servers: vec![primary, replica], replication, sentinels: Vec::new(), dir };
-        for i in 0..3 {
-            let port = free_port();
-            let conf = s.dir.path().join(format!("sentinel-{i}.conf"));
-            let text = format!(
-                "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
-                 sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
-                 sentinel down-after-milliseconds {MASTER} 1000\n\
-                 sentinel failover-timeout {MASTER} 3000\n\
-                 sentinel parallel-syncs {MASTER} 1\n",
-                s.dir.path().display(),
-                s.servers[0].port()
-            );
-            fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
-            let log = s.dir.path().join(format!("sentinel-{i}.log"));
-            let (out, err) = log_stdio(&log).map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-            let child = Command::new(&bin)
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+        // Three distinct ports (held together, so that `free_port` cannot hand one out twice).
+        let held: Vec<std::net::TcpListener> =
+            (0..3).filter_map(|_| std::net::TcpListener::bind("127.0.0.1:0").ok()).collect();
+        let mut ports: Vec<u16> = held.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect();
+        drop(held);
+        while ports.len() < 3 {
+            ports.push(free_port());
+        }
+        for (i, port) in ports.into_iter().enumerate() {
+            let child = s.spawn_sentinel(&bin, i, port)?;
             s.sentinels.push((port, child));
+        }
+        // A port taken meanwhile by another process: that sentinel exits at once; again elsewhere.
+        for i in 0..3 {
+            for _ in 0..3 {
+                let exited = poll_until(Duration::from_millis(300), Duration::from_millis(50), || {
+                    s.sentinels[i].1.try_wait().ok().flatten()
+                });
+                if exited.is_none() {
+                    break;
+                }
+                let port = free_port();
+                let child = s.spawn_sentinel(&bin, i, port)?;
+                s.sentinels[i] = (port, child);
+            }
         }
         let ready = poll_until(READY_TIMEOUT, Duration::from_millis(100), || {
             s.sentinels
@@ -93,6 +95,29 @@ impl RedisSentinel {
             return Err(format!("the sentinels did not discover each other within {READY_TIMEOUT:?}:\n{}", s.logs()));
         }
         Ok(s)
+    }
+
+    fn spawn_sentinel(&self, bin: &std::path::Path, i: usize, port: u16) -> Result<Child, String> {
+        let conf = self.dir.path().join(format!("sentinel-{i}.conf"));
+        let text = format!(
+            "port {port}\nbind 127.0.0.1\ndaemonize no\ndir {}\n\
+             sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+             sentinel down-after-milliseconds {MASTER} 1000\n\
+             sentinel failover-timeout {MASTER} 3000\n\
+             sentinel parallel-syncs {MASTER} 1\n",
+            self.dir.path().display(),
+            self.servers[0].port()
+        );
+        fs::write(&conf, text).map_err(|e| format!("cannot write {}: {e}", conf.display()))?;
+        let log = self.dir.path().join(format!("sentinel-{i}.log"));
+        let (out, err) = log_stdio(&log).map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+        Command::new(bin)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", bin.display()))
     }
 
     /// `redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/parlor`
