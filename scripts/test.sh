@@ -12,10 +12,12 @@ step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 # The multi-process tests (crates/parlor-testkit/tests/procs.rs and the multi-node tests) run
-# real Redis and HAProxy; they fail, not skip, when these are missing. Debian has haproxy in
+# real Redis, Redis Sentinel and HAProxy; they fail, not skip, when these are missing. Debian has haproxy in
 # /usr/sbin, which a non-root user's PATH may lack.
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+# crates/parlor-client/tests/redis_failover.rs: a primary, a replica and three sentinels.
+command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"

@@ -58,7 +58,8 @@ pub struct ServerConfig {
     /// How long a big room's logins wait to be announced together.
     pub users_batch_window: Duration,
     /// The Redis engine's server (`redis://HOST:PORT[/DB]`); empty for the memory engine.
-    /// Several URLs are the seed nodes of a Redis Cluster.
+    /// Several URLs are the seed nodes of a Redis Cluster; `redis+sentinel://HOST:PORT[,…]/MASTER`
+    /// (split at its commas like the others) is a Sentinel deployment.
     pub redis: Vec<String>,
     /// This node's id (in logs, `/healthz`, and the Redis engine's node records).
     pub node_id: String,

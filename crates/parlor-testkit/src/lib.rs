@@ -6,9 +6,10 @@
 //!   (cut, black-hole, delay, refuse), so reconnection and resume can be tested without a real
 //!   bad network. It keeps time with `tokio::time`, so it also works under tokio's paused clock.
 //! - [`server`] is the reserved place for a helper that starts a Parlor server on port 0.
-//! - [`procs`] runs real processes for multi-process tests — [`RedisServer`], [`RedisCluster`],
-//!   [`Haproxy`] (from `deploy/haproxy/parlor.cfg`) and `parlor serve` [`Node`]s — each on a free
-//!   loopback port, waited for with a deadline and killed on drop.
+//! - [`procs`] runs real processes for multi-process tests — [`RedisServer`], [`RedisCluster`]
+//!   (optionally with replicas), [`RedisSentinel`], [`Haproxy`] (from `deploy/haproxy/parlor.cfg`)
+//!   and `parlor serve` [`Node`]s — each on a free loopback port, waited for with a deadline and
+//!   killed on drop.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,4 +20,4 @@ pub mod server;
 pub mod tls;
 
 pub use fault_proxy::FaultProxy;
-pub use procs::{bin_path, free_port, Haproxy, Node, RedisCluster, RedisServer};
+pub use procs::{bin_path, free_port, Haproxy, Node, RedisCluster, RedisSentinel, RedisServer};

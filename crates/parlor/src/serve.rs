@@ -63,8 +63,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PARLOR_USERS_BATCH_WINDOW", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub users_batch_window: Duration,
     /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]);
-    /// several comma-separated URLs are the seed nodes of a Redis Cluster. Without it,
-    /// everything is in this process's memory.
+    /// several comma-separated URLs are the seed nodes of a Redis Cluster;
+    /// redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER is the master Redis Sentinel names
+    /// (followed through a failover). Without it, everything is in this process's memory.
     #[arg(long, env = "PARLOR_REDIS")]
     pub redis: Option<String>,
     /// This node's id (in logs and /healthz; default: random).

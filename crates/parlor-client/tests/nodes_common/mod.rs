@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 #[path = "../common/changes.rs"]
 mod changes;
+pub mod failover;
 mod peer;
 mod sdk;
 #[allow(unused_imports)]
@@ -59,9 +60,14 @@ pub fn ms(n: u64) -> Duration {
 
 /// The arguments of one node (after `serve --listen …`).
 pub fn node_args(redis: &RedisServer, id: &str) -> Vec<String> {
+    node_args_url(&redis.url(), id)
+}
+
+/// The arguments of one node on the Redis deployment `url` (`--redis`).
+pub fn node_args_url(url: &str, id: &str) -> Vec<String> {
     [
         "--redis",
-        &redis.url(),
+        url,
         "--node-id",
         id,
         "--app",

@@ -1,5 +1,5 @@
-//! Real processes on loopback for multi-process tests: Redis, a Redis Cluster, HAProxy and
-//! `parlor serve` nodes.
+//! Real processes on loopback for multi-process tests: Redis, a Redis Cluster, Redis Sentinel,
+//! HAProxy and `parlor serve` nodes.
 //!
 //! Why this exists: a single in-process server cannot show what happens when several Parlor
 //! nodes share Redis behind a load balancer — a node dying mid-session (SIGKILL, no goodbye),
@@ -36,11 +36,13 @@ pub mod http;
 mod node;
 mod redis;
 pub mod resp;
+mod sentinel;
 
 pub use cluster::RedisCluster;
 pub use haproxy::Haproxy;
 pub use node::Node;
 pub use redis::RedisServer;
+pub use sentinel::RedisSentinel;
 
 /// A loopback TCP port that was free a moment ago: bind `127.0.0.1:0`, read the port, drop.
 ///

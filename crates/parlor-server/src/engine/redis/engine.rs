@@ -319,6 +319,7 @@ impl Engine for RedisEngine {
 
     async fn tick(&self, now: Instant) {
         self.conn.gate().report();
+        self.watch_failover().await;
         self.flush_touches(now).await;
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
             if let Ok(out) = self.run(app, now, "reap", &[]).await {

@@ -56,6 +56,19 @@ pub struct Cursor {
     pub epoch: String,
     /// The last seq handed to the hub, per channel.
     pub last: [u64; 2],
+    /// The frame of that seq, when known: after a failover it is compared with the log, since
+    /// a seq reused by the new master for another event means lost writes (see `failover`).
+    pub tail: [Option<Frame>; 2],
+    /// The highest event not handed yet because the events before it could not be read (Redis
+    /// away): evidence, too, of what Redis had written.
+    pub ahead: [Option<(u64, Frame)>; 2],
+}
+
+impl Cursor {
+    /// At `last` of the room's life `epoch`.
+    pub fn new(epoch: String, last: [u64; 2]) -> Cursor {
+        Cursor { epoch, last, tail: [None, None], ahead: [None, None] }
+    }
 }
 
 /// One room's sequencer.
@@ -92,7 +105,8 @@ pub fn room_channel(app: u32, room: &str) -> String {
     format!("parlor:{{{app}}}:ev:{room}")
 }
 
-fn log_key(app: u32, room: &str, ch: usize) -> String {
+/// The log (a Redis Stream) of channel `ch` (0: room, 1: users) of a room.
+pub fn log_key(app: u32, room: &str, ch: usize) -> String {
     format!("parlor:{{{app}}}:r:{room}:log:{}", if ch == 0 { "room" } else { "users" })
 }
 
@@ -119,7 +133,7 @@ impl Fanout {
         let r = Arc::new(RoomSeq {
             app,
             room: room.to_string(),
-            cursor: Arc::new(tokio::sync::Mutex::new(Cursor { epoch: String::new(), last: [0, 0] })),
+            cursor: Arc::new(tokio::sync::Mutex::new(Cursor::new(String::new(), [0, 0]))),
             pending: Mutex::new((VecDeque::new(), false)),
             online: Mutex::new((None, 1)),
         });
@@ -257,10 +271,17 @@ impl Fanout {
             return Ok(());
         }
         if ev.seq > cursor.last[i] + 1 && !self.fill(r, cursor, i, ev.seq - 1).await {
+            // Redis unreachable (a failover): handing `ev` now would skip the missing ones for
+            // good. It waits in the room's queue; what the node knows is ahead is kept for the
+            // failover check (`failover.rs`).
+            if cursor.ahead[i].as_ref().is_none_or(|(s, _)| *s < ev.seq) {
+                cursor.ahead[i] = Some((ev.seq, ev.frame.clone()));
+            }
             return Err(ev);
         }
         self.hand(r, i, ev.seq, &ev.frame, ev.author);
         cursor.last[i] = ev.seq;
+        cursor.tail[i] = Some(ev.frame);
         Ok(())
     }
 
@@ -313,6 +334,7 @@ impl Fanout {
             }
             self.hand(r, ch, seq, &frame, author);
             cursor.last[ch] = seq;
+            cursor.tail[ch] = Some(frame);
         }
         if cursor.last[ch] < upto {
             // Trimmed away (older than the log keeps): the hub cuts the members that miss them
@@ -320,6 +342,7 @@ impl Fanout {
             tracing::warn!(room = %r.room, from, upto, "events no longer in the log");
             metrics::counter!("parlor_redis_gap_lost_total").increment(1);
             cursor.last[ch] = upto;
+            cursor.tail[ch] = None;
         }
         true
     }

@@ -48,7 +48,7 @@ async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_
     let seen = Arc::new(Seen::default());
     let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
     let room = fanout.room(1, "r");
-    *room.cursor.lock().await = Cursor { epoch: "e1".into(), last: [16, 0] };
+    *room.cursor.lock().await = Cursor::new("e1".into(), [16, 0]);
     let log = "parlor:{1}:r:r:log:room";
     let mut c = conn.clone();
     // The log cannot be read (a failing call; here, deterministically, a key of the wrong type).

@@ -20,6 +20,7 @@
 mod admin;
 mod conn;
 mod engine;
+mod failover;
 mod fanout;
 #[cfg(test)]
 mod fanout_tests;
@@ -28,6 +29,7 @@ mod hooks;
 mod node;
 #[cfg(test)]
 mod resume_tests;
+mod sentinel;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,6 +99,8 @@ pub struct RedisEngine {
     touches: Mutex<HashMap<u32, HashMap<SessionKey, u64>>>,
     /// The id this node found in `parlor:boot`: when it changes, Redis lost its data.
     boot: Mutex<Option<String>>,
+    /// The masters' replication ids: when one changes, a failover may have lost writes.
+    failover: failover::Watch,
     /// This node's webhook counts.
     webhooks: Arc<crate::webhook::Counters>,
     /// The webhook delivery tasks (one per app with webhooks; see [`hooks`]).
@@ -365,6 +369,7 @@ impl RedisEngine {
             subs,
             touches: Mutex::new(HashMap::new()),
             boot: Mutex::new(None),
+            failover: failover::Watch::default(),
             webhooks,
             hook_tasks,
         });
@@ -476,7 +481,7 @@ impl RedisEngine {
                 continue;
             };
             if cursor.epoch != j.epoch {
-                **cursor = Cursor { epoch: j.epoch, last: [j.rseq, j.useq] };
+                **cursor = Cursor::new(j.epoch, [j.rseq, j.useq]);
             }
             let at = Seqs { room: Some(j.rseq), users: Some(j.useq), direct: None };
             self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at);

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use redis::aio::PubSubSink;
 use serde_json::Value;
 
+use super::conn::PubSubSource;
 use super::fanout::{Ev, Fanout, Msg};
 use crate::engine::SessionKey;
 use crate::frame::Frame;
@@ -114,7 +115,9 @@ pub const ALL: &str = "parlor:all";
 
 impl Subscriptions {
     /// Connect the subscriber (and keep it connected) in a task of its own.
-    pub fn start(client: redis::Client, node_id: String, fanout: Arc<Fanout>) -> Arc<Subscriptions> {
+    /// Each (re)connect asks `source` where to connect: after a failover that is the new master
+    /// (Sentinel) or another node (cluster), and every channel is subscribed again.
+    pub fn start(source: PubSubSource, node_id: String, fanout: Arc<Fanout>) -> Arc<Subscriptions> {
         let subs = Arc::new(Subscriptions {
             node_id,
             fanout,
@@ -122,12 +125,20 @@ impl Subscriptions {
             channels: Mutex::new(HashSet::new()),
         });
         let me = subs.clone();
-        tokio::spawn(async move { me.run(client).await });
+        tokio::spawn(async move { me.run(source).await });
         subs
     }
 
-    async fn run(self: Arc<Self>, client: redis::Client) {
+    async fn run(self: Arc<Self>, source: PubSubSource) {
         loop {
+            let client = match source.client().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(error = %e, "redis subscriber: no server to connect to yet");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
             match tokio::time::timeout(SUBSCRIBE_TIMEOUT, client.get_async_pubsub()).await {
                 Ok(Ok(ps)) => {
                     let (mut sink, mut stream) = ps.split();

@@ -167,9 +167,21 @@ end
 -- and expire. Bounded per run; every node runs it, and each entry is handled once.
 local function reap()
   local n = 0
-  for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':deadline', '-inf', NOW, 'LIMIT', 0, 200)) do
-    go_offline(key)
-    n = n + 1
+  -- After a gap in reaping (Redis away, or a failover whose new master lost the latest deadline
+  -- refreshes), the deadlines are stale: nobody goes offline until every node has sent its touch
+  -- batch (the frames it saw meanwhile). The latest reap time is kept as a maximum, so that
+  -- nodes' clocks a little apart never look like a gap.
+  local prev = redis.call('GET', P .. ':reaped')
+  local last = tonumber(prev or NOW)
+  if not prev or NOW > last then redis.call('SET', P .. ':reaped', NOW) end
+  if NOW - last > 2000 then
+    redis.call('SET', P .. ':reap_grace', NOW + math.max(3000, math.min(CFG.timeout_ms, 10000)))
+  end
+  if NOW >= tonumber(redis.call('GET', P .. ':reap_grace') or 0) then
+    for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':deadline', '-inf', NOW, 'LIMIT', 0, 200)) do
+      go_offline(key)
+      n = n + 1
+    end
   end
   local expired = 0
   for _, key in ipairs(redis.call('ZRANGEBYSCORE', P .. ':retain', '-inf', NOW, 'LIMIT', 0, 200)) do
