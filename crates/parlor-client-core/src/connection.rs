@@ -143,6 +143,10 @@ impl Core {
             return;
         }
         self.lost(now, false);
+        // A close after the last room went (a kick is followed by close 4009) ends the session
+        // with no connection to come: what still waits (a renew_token in flight) is answered
+        // now, or never (sim seeds 1006124, 1015244).
+        self.maybe_end();
     }
 
     /// The network is back (the browser's `online` event, or the OS saying so): a connection

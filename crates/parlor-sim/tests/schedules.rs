@@ -14,8 +14,9 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
 }
 
-/// Seeds of the 10 000-schedule runs that failed before a fix (docs/reliability.md).
-const FOUND_BUGS: [u64; 5] = [1014, 3188, 4560, 4918, 9536];
+/// Seeds that failed before a fix (docs/reliability.md): of the first 10 000-schedule runs, and
+/// of the windows from 1 000 000 on.
+const FOUND_BUGS: &[u64] = &[1014, 3188, 4560, 4918, 9536, 1006124, 1015244];
 
 #[test]
 fn seeded_schedules_keep_every_promise() {
@@ -28,7 +29,7 @@ fn seeded_schedules_keep_every_promise() {
         Some(seed) => vec![seed],
         // Seeds 0..N, and every seed beyond them that once found a bug (each is also pinned by
         // a scenario or unit test where one could be written; see docs/reliability.md).
-        None => (0..env_u64("PARLOR_SIM_SCHEDULES").unwrap_or(500)).chain(FOUND_BUGS).collect(),
+        None => (0..env_u64("PARLOR_SIM_SCHEDULES").unwrap_or(500)).chain(FOUND_BUGS.iter().copied()).collect(),
     };
     let summary = run_many(&seeds, 2, true, |o| {
         if !o.failures.is_empty() {

@@ -1050,6 +1050,7 @@ function sendHello(m) {
 function handleClosed(m, now) {
   if (!m.conn.isLive()) return;
   lost(m, now, false);
+  maybeEnd(m);
 }
 function handleNetworkOnline(m, now) {
   if (m.conn.state === "waiting") attemptDue(m, now);

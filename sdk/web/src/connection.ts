@@ -116,6 +116,10 @@ export function sendHello(m: Machine): void {
 export function handleClosed(m: Machine, now: number): void {
   if (!m.conn.isLive()) return;
   lost(m, now, false);
+  // A close after the last room went (a kick is followed by close 4009) ends the session with no
+  // connection to come: what still waits (a renew_token in flight) is answered now, or never (sim
+  // seeds 1006124, 1015244).
+  maybeEnd(m);
 }
 
 /** The network is back: a connection attempt waiting for its backoff starts at once. */
