@@ -90,6 +90,10 @@ impl Core {
                 self.saw_seqs(room.as_deref(), &ok.seq);
                 self.result(p.handle, 0, ok.message_id);
             }
+            Kind::Left => {
+                self.saw_seqs(None, &ok.seq);
+                self.result(p.handle, 0, ok.message_id);
+            }
         }
     }
 
@@ -197,8 +201,9 @@ impl Core {
     /// The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
     /// messages, commands, extra info and stream calls already sent (on the wire, or on a
     /// connection since lost, to go again with their id) stay until the server answers them: it
-    /// executes them before the switch, which follows them. (A logout under way fails as before:
-    /// the switch reports the room's LOGOUT.)
+    /// executes them before the switch, which follows them; their answers only report a result
+    /// ([`Kind::Left`]). (A logout under way fails as before: the switch reports the room's
+    /// LOGOUT.)
     pub(crate) fn leave_room_requests(&mut self, room: &str) {
         let sent = self.requests.take_where(|p| {
             p.needs_room.as_deref() == Some(room)
@@ -210,7 +215,7 @@ impl Core {
         });
         self.fail_room_requests(room, ErrorCode::NotInRoom.code());
         for (key, p) in sent {
-            self.requests.put_back(key, Pending { needs_room: None, ..p });
+            self.requests.put_back(key, Pending { needs_room: None, kind: Kind::Left, ..p });
         }
     }
 

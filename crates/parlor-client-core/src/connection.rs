@@ -347,10 +347,11 @@ impl Core {
             self.remove_room(&id, RoomStateReason::ReconnectFailed, code, no_data(), code);
         }
         if self.conn.state != ConnState::Ready {
-            // Requests for no room (renew_token) held since the loss fail too.
+            // Requests for no room (renew_token, and those of a room left since) held since the
+            // loss fail too.
             let failed = self
                 .requests
-                .take_where(|p| p.needs_room.is_none() && matches!(p.kind, Kind::RenewToken { .. } | Kind::Plain));
+                .take_where(|p| p.needs_room.is_none() && matches!(p.kind, Kind::RenewToken { .. } | Kind::Left));
             for (_, p) in failed {
                 self.result(p.handle, code, None);
             }

@@ -85,6 +85,12 @@ pub(crate) enum Kind {
     },
     /// Everything else (messages, commands, room extra info): only a result to report.
     Plain,
+    /// A message, command, extra info or stream call sent for a room the app has since left by a
+    /// switch: the server executes it before the switch, in that life of the room, so its
+    /// answer is only a result to report. It must not touch a later life of the room (a stream
+    /// published there would stay in the core's view after the switch removed it on the server;
+    /// its seqs may be of an earlier epoch; sim seed 1000979).
+    Left,
 }
 
 impl Kind {

@@ -772,6 +772,10 @@ function onOk(m, f) {
       sawSeqs(m, f.room ?? p.needsRoom, seq);
       result(m, p.handle, 0, f.message_id);
       return;
+    case "left":
+      sawSeqs(m, void 0, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
   }
 }
 function onError(m, now, f) {
@@ -857,7 +861,7 @@ function leaveRoomRequests(m, room) {
     (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
-  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0 });
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0, kind: { k: "left" } });
 }
 function removeRoom(m, room, reason, code, data, failCode) {
   const old = forgetRoom(m, room);
@@ -1183,7 +1187,7 @@ function reconnectFailed(m, now) {
   for (const id of roomsWhere(m, isAway)) removeRoom(m, id, "RECONNECT_FAILED", code, NO_DATA(), code);
   if (m.conn.state !== "ready") {
     const failed = m.requests.takeWhere(
-      (p) => p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "plain")
+      (p) => p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "left")
     );
     for (const [, p] of failed) result(m, p.handle, code);
     const logining = m.rooms.size > 0;

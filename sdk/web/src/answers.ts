@@ -112,6 +112,10 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
       sawSeqs(m, f.room ?? p.needsRoom, seq);
       result(m, p.handle, 0, f.message_id);
       return;
+    case 'left':
+      sawSeqs(m, undefined, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
   }
 }
 
@@ -217,8 +221,8 @@ export function failRoomRequests(m: Machine, room: string, code: number): void {
  * The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
  * messages, commands, extra info and stream calls already sent (on the wire, or on a connection
  * since lost, to go again with their id) stay until the server answers them: it executes them
- * before the switch, which follows them. (A logout under way fails as before: the switch reports
- * the room's LOGOUT.)
+ * before the switch, which follows them; their answers only report a result (kind `left`). (A
+ * logout under way fails as before: the switch reports the room's LOGOUT.)
  */
 export function leaveRoomRequests(m: Machine, room: string): void {
   const sent = m.requests.takeWhere(
@@ -228,7 +232,7 @@ export function leaveRoomRequests(m: Machine, room: string): void {
       ['plain', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
-  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined });
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined, kind: { k: 'left' } });
 }
 
 /** `room` is gone for the app: reports `reason` / `code` / `data`, fails its requests with `failCode`. */

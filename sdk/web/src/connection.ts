@@ -293,9 +293,10 @@ export function reconnectFailed(m: Machine, now: number): void {
   const code = ErrorCodes.RECONNECT_FAILED;
   for (const id of roomsWhere(m, isAway)) removeRoom(m, id, 'RECONNECT_FAILED', code, NO_DATA(), code);
   if (m.conn.state !== 'ready') {
-    // Requests for no room (renew_token) held since the loss fail too.
+    // Requests for no room (renew_token, and those of a room left since) held since the loss fail
+    // too.
     const failed = m.requests.takeWhere(
-      (p) => p.needsRoom === undefined && (p.kind.k === 'renew_token' || p.kind.k === 'plain'),
+      (p) => p.needsRoom === undefined && (p.kind.k === 'renew_token' || p.kind.k === 'left'),
     );
     for (const [, p] of failed) result(m, p.handle, code);
     const logining = m.rooms.size > 0;

@@ -22,7 +22,10 @@ import { ClientFrame } from './types.js';
  * for a room the client was in) and `republish` (a stream of the app's the server lost);
  * `quiet_logout` (leaving a room the app gave up on while its login was in flight);
  * `abandoned` (a login the app gave up on after it was sent: an `ok` is answered with a logout;
- * not sent again after a reconnection); `plain` (messages, commands, room extra: a result only).
+ * not sent again after a reconnection); `plain` (messages, commands, room extra: a result only);
+ * `left` (any of those sent for a room the app has since left by a switch: the server executes it
+ * before the switch, in that life of the room, so its answer is a result only and touches no later
+ * life of the room; sim seed 1000979).
  */
 export type Kind =
   | { k: 'login'; room: string }
@@ -36,7 +39,8 @@ export type Kind =
   | { k: 'renew_token'; token: string }
   | { k: 'quiet_logout' }
   | { k: 'abandoned'; room: string }
-  | { k: 'plain' };
+  | { k: 'plain' }
+  | { k: 'left' };
 
 /** The room a login, relogin or switch enters (undefined for other requests). */
 export function loginRoomOf(k: Kind): string | undefined {
