@@ -154,6 +154,17 @@ pub(crate) struct Pending {
     pub(crate) retry_deadline: Option<u64>,
 }
 
+impl Pending {
+    /// Whether this request takes the session out of `room` (a logout, or a switch from it).
+    pub(crate) fn leaves(&self, room: &str) -> bool {
+        match &self.frame {
+            ClientFrame::Logout(f) => f.room == room,
+            ClientFrame::Switch(f) => f.from == room,
+            _ => false,
+        }
+    }
+}
+
 /// The waiting requests, in the order they were made.
 #[derive(Debug)]
 pub(crate) struct Requests {

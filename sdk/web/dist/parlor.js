@@ -525,6 +525,10 @@ function loginRoomOf(k) {
   if (k.k === "switch") return k.to;
   return void 0;
 }
+function leaves(p, room) {
+  const f = p.frame;
+  return f.t === "logout" && f.room === room || f.t === "switch" && f.from === room;
+}
 function touchesStream(k, room, stream2) {
   return (k.k === "publish" || k.k === "republish" || k.k === "unpublish") && k.room === room && k.stream === stream2;
 }
@@ -893,6 +897,18 @@ function loginSent(m, room) {
   for (const p of m.requests.all()) if (loginRoomOf(p.kind) === room && p.wire.w !== "held") return true;
   return false;
 }
+function snapshotAnswersLogin(m, room) {
+  let login;
+  for (const p of m.requests.all()) {
+    if (loginRoomOf(p.kind) === room && p.wire.w !== "held") {
+      login = p.wire.id;
+      break;
+    }
+  }
+  if (login === void 0) return false;
+  const before = login;
+  return !m.requests.all().some((p) => p.wire.w !== "held" && p.wire.id < before && leaves(p, room));
+}
 function onResumed(m, now, f) {
   const s = m.conn.session;
   if (m.conn.state !== "handshake" || !s) return;
@@ -903,7 +919,7 @@ function onResumed(m, now, f) {
   const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
   for (const room of roomsWhere(m, isLoggingIn)) {
     const o = f.rooms.get(room);
-    if (o?.outcome === "snapshot" && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
+    if (o?.outcome === "snapshot" && snapshotAnswersLogin(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
     else if (o !== void 0 && !loginSent(m, room)) {
       const r = m.rooms.get(room);

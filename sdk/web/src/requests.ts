@@ -49,6 +49,12 @@ export function loginRoomOf(k: Kind): string | undefined {
   return undefined;
 }
 
+/** Whether this request takes the session out of `room` (a logout, or a switch from it). */
+export function leaves(p: Pending, room: string): boolean {
+  const f = p.frame;
+  return (f.t === 'logout' && f.room === room) || (f.t === 'switch' && f.from === room);
+}
+
 /** Whether this request publishes, re-publishes or stops `stream` in `room`. */
 export function touchesStream(k: Kind, room: string, stream: string): boolean {
   return (k.k === 'publish' || k.k === 'republish' || k.k === 'unpublish') && k.room === room && k.stream === stream;
