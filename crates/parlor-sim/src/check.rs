@@ -6,13 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use parlor_client_core::{AppEvent, Command, RoomStateReason};
 use parlor_protocol::ErrorCode;
 
-use crate::client::RoomNow;
+use crate::client::{RoomNow, SimClient};
 use crate::harness::{Issued, Run, ServerRoom, WATCH_MS};
 use crate::picture::{self, Picture};
-use crate::schedule::Action;
+use crate::schedule::{Action, Schedule};
 
 /// How long before a removal its cause may lie (the watch interval and a tick).
 const SLACK_MS: u64 = WATCH_MS + 1_500;
+/// The server's `session_timeout_ms` in the simulation (`ServerConfig::for_tests`).
+const SESSION_TIMEOUT_MS: u64 = 90_000;
 /// A session offline by timeout must have been cut off at least this long: the timeout (90 s)
 /// less two heartbeats (the last ping may be 10 s before the fault, and 10 s of slack).
 const OFFLINE_AFTER_MS: u64 = 70_000;
@@ -35,7 +37,8 @@ pub fn all(run: &Run) -> (u64, Vec<String>) {
         failures.extend(record.violations.iter().map(|v| format!("c{c} driver: {v}")));
         failures.extend(pictures[c].violations.iter().map(|v| format!("c{c} events: {v}")));
     }
-    failures.extend(views(&run.users, &run.server, &run.views, &pictures));
+    let orphans = orphaned_users(&run.schedule, &run.users, &run.clients, run.end_ms);
+    failures.extend(views(&run.users, &run.server, &run.views, &pictures, &orphans));
     failures.extend(answered_once(run));
     failures.extend(executed_once(run, &pictures));
     failures.extend(presence(run));
@@ -49,6 +52,7 @@ pub fn views(
     server: &BTreeMap<String, ServerRoom>,
     views: &[Vec<RoomNow>],
     pictures: &[Picture],
+    orphans: &BTreeSet<String>,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut claimed: BTreeSet<(String, String)> = BTreeSet::new();
@@ -108,15 +112,39 @@ pub fn views(
     // before (a switch, a login) may reach the server only when the stalled path heals: the
     // server keeps that session (and its rooms) until the session timeout, longer than the
     // settling. That is one client's session: another client of the same user may hold rooms
-    // meanwhile, so a user is let off when any client of theirs holds no room.
+    // meanwhile, so a user is let off when any client of theirs holds no room, or left such a
+    // session behind for a new one not a session timeout ago (`orphaned_users`).
     let holds_rooms =
         |c: usize| views[c].iter().any(|r| matches!(r.state, RoomStateReason::Logined | RoomStateReason::Reconnected));
     let idle: BTreeSet<&String> = (0..views.len()).filter(|c| !holds_rooms(*c)).map(|c| &users[c]).collect();
     for (room, srv) in server {
         for u in &srv.users {
-            if !idle.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
+            if !idle.contains(u) && !orphans.contains(u) && !claimed.contains(&(u.clone(), room.clone())) {
                 out.push(format!("server has {u} in {room}, no client of {u} is in it"));
             }
+        }
+    }
+    out
+}
+
+/// The users one of whose clients left a session behind (see
+/// [`Record::orphaned`](crate::client::Record::orphaned)) that the server may still keep at
+/// `now_ms`: it last heard of that session no later than when the client started the next one
+/// or, if later, when the client's path last healed (a stalled frame of it arriving), and it
+/// keeps a silent session for the session timeout.
+pub fn orphaned_users(schedule: &Schedule, users: &[String], clients: &[SimClient], now_ms: u64) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (c, client) in clients.iter().enumerate() {
+        let Some(&left) = client.record.lock().orphaned.last() else { continue };
+        let healed = schedule
+            .steps
+            .iter()
+            .filter(|(at, a)| *a == Action::Heal { c } && *at <= now_ms)
+            .map(|(at, _)| *at)
+            .max()
+            .unwrap_or(0);
+        if now_ms < left.max(healed) + SESSION_TIMEOUT_MS + SLACK_MS {
+            out.insert(users[c].clone());
         }
     }
     out

@@ -116,7 +116,7 @@ pub async fn run(schedule: Schedule) -> Run {
     // `online` in flight) gets a few more seconds before it counts as different.
     let (mut server_rooms, mut views) = h.end_state().await;
     for _ in 0..3 {
-        if h.views_agree(&server_rooms, &views) {
+        if h.views_agree(&schedule, &server_rooms, &views) {
             break;
         }
         let now = h.ms();
@@ -310,12 +310,13 @@ impl Harness {
         }
     }
 
-    fn views_agree(&self, server: &BTreeMap<String, ServerRoom>, views: &[Vec<RoomNow>]) -> bool {
+    fn views_agree(&self, schedule: &Schedule, server: &BTreeMap<String, ServerRoom>, views: &[Vec<RoomNow>]) -> bool {
         let calls = crate::check::calls_by_client(&self.issued, self.clients.len());
         let pictures: Vec<_> = (0..self.clients.len())
             .map(|c| crate::picture::build(&self.users[c], &self.clients[c].record.lock().events, &calls[c]))
             .collect();
-        crate::check::views(&self.users, server, views, &pictures).is_empty()
+        let orphans = crate::check::orphaned_users(schedule, &self.users, &self.clients, self.ms());
+        crate::check::views(&self.users, server, views, &pictures, &orphans).is_empty()
     }
 
     /// The server's rooms and every client's, at one instant.
