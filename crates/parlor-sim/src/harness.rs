@@ -20,6 +20,9 @@ pub const APP: u32 = 7;
 const SECRET: &str = "sim-secret";
 /// How often the server's rooms are looked at.
 pub const WATCH_MS: u64 = 1000;
+/// The server's wall clock at the start of every run (a whole second, so that every replay
+/// sees token expiry at the same simulated instant).
+const WALL_MS: u64 = 1_796_600_000_000;
 /// How long the network is healthy before the views are compared (a black hole is noticed
 /// within 20 s of silence, a reconnect waits at most 10 s).
 pub const SETTLE_MS: u64 = 30_000;
@@ -82,7 +85,7 @@ pub async fn run(schedule: Schedule) -> Run {
         command_rate: 100,
         ..ServerConfig::for_tests(APP, SECRET)
     };
-    let server = MemoryServer::start(config);
+    let server = MemoryServer::start_at_wall(config, WALL_MS);
     let t0 = Instant::now();
     let users: Vec<String> = (0..schedule.clients).map(|c| schedule.user(c)).collect();
     let clients: Vec<SimClient> = (0..schedule.clients)
