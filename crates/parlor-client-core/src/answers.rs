@@ -19,7 +19,7 @@ impl Core {
         match p.kind {
             Kind::Login { room } | Kind::Switch { to: room } => {
                 if !self.rooms.get(&room).is_some_and(|r| r.phase().is_logining()) {
-                    self.abandon(room);
+                    self.abandon_unless_wanted(room);
                     return;
                 }
                 let state = ok.room_state().unwrap_or_default();
@@ -27,7 +27,7 @@ impl Core {
             }
             Kind::Relogin { room } => {
                 if !self.rooms.get(&room).is_some_and(|r| r.phase().is_relogining()) {
-                    self.abandon(room);
+                    self.abandon_unless_wanted(room);
                     return;
                 }
                 let state = ok.room_state().unwrap_or_default();
@@ -84,7 +84,7 @@ impl Core {
                 self.result(p.handle, 0, None);
             }
             Kind::QuietLogout => {}
-            Kind::Abandoned { room } => self.abandon(room),
+            Kind::Abandoned { room } => self.abandon_unless_wanted(room),
             Kind::Plain => {
                 let room = ok.room.clone().or_else(|| p.needs_room.clone());
                 self.saw_seqs(room.as_deref(), &ok.seq);
@@ -180,6 +180,19 @@ impl Core {
     /// We are in `room` on the server but the app gave up on it: leave quietly.
     pub(crate) fn abandon(&mut self, room: String) {
         self.request(ClientFrame::Logout(Logout { id: 0, room }), Kind::QuietLogout, None, None);
+    }
+
+    /// A login the app gave up was answered `ok`: the server has us in `room`. If the app is in
+    /// the room or entering it again, a logout now would take that away (a later login, behind a
+    /// switch out of the room, re-enters it: sim seed 4012098): that login's own answer decides,
+    /// and if it fails the room is left ([`crate::room::Room::on_server`]). Otherwise leave
+    /// quietly.
+    pub(crate) fn abandon_unless_wanted(&mut self, room: String) {
+        match self.rooms.get_mut(&room) {
+            Some(r) if r.phase().is_logging_in() => r.on_server = true,
+            Some(_) => {}
+            None => self.abandon(room),
+        }
     }
 
     /// Fail every request that needs `room` (and a login for it), with `code`.

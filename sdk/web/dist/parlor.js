@@ -708,7 +708,7 @@ function onOk(m, f) {
       const room = k.k === "login" ? k.room : k.to;
       const r = m.rooms.get(room);
       if (!r || !isLogining(r.phase)) {
-        abandon(m, room);
+        abandonUnlessWanted(m, room);
         return;
       }
       logined(m, room, f.state ?? noState(), seq, p.handle);
@@ -717,7 +717,7 @@ function onOk(m, f) {
     case "relogin": {
       const r = m.rooms.get(k.room);
       if (!r || !isRelogining(r.phase)) {
-        abandon(m, k.room);
+        abandonUnlessWanted(m, k.room);
         return;
       }
       relogined(m, k.room, f.state ?? noState(), seq);
@@ -770,7 +770,7 @@ function onOk(m, f) {
     case "quiet_logout":
       return;
     case "abandoned":
-      abandon(m, k.room);
+      abandonUnlessWanted(m, k.room);
       return;
     case "plain":
       sawSeqs(m, f.room ?? p.needsRoom, seq);
@@ -850,6 +850,11 @@ function logined(m, room, state, seq, handle) {
 }
 function abandon(m, room) {
   request(m, { t: "logout", id: 0, room }, { k: "quiet_logout" }, void 0, void 0);
+}
+function abandonUnlessWanted(m, room) {
+  const r = m.rooms.get(room);
+  if (r === void 0) abandon(m, room);
+  else if (isLoggingIn(r.phase)) r.onServer = true;
 }
 function failRoomRequests(m, room, code) {
   const failed = m.requests.takeWhere((p) => p.needsRoom === room || loginRoomOf(p.kind) === room);

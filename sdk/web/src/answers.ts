@@ -21,7 +21,7 @@ import {
   stopWindowIfBack,
 } from './core.js';
 import { onSessionError } from './connection.js';
-import { isLogining, isRelogining, Room } from './room.js';
+import { isLoggingIn, isLogining, isRelogining, Room } from './room.js';
 import { Pending, loginRoomOf } from './requests.js';
 import { retryLater } from './retry.js';
 import { relogined } from './resume.js';
@@ -44,7 +44,7 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
       const room = k.k === 'login' ? k.room : k.to;
       const r = m.rooms.get(room);
       if (!r || !isLogining(r.phase)) {
-        abandon(m, room);
+        abandonUnlessWanted(m, room);
         return;
       }
       logined(m, room, f.state ?? noState(), seq, p.handle);
@@ -53,7 +53,7 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
     case 'relogin': {
       const r = m.rooms.get(k.room);
       if (!r || !isRelogining(r.phase)) {
-        abandon(m, k.room);
+        abandonUnlessWanted(m, k.room);
         return;
       }
       relogined(m, k.room, f.state ?? noState(), seq);
@@ -106,7 +106,7 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
     case 'quiet_logout':
       return;
     case 'abandoned':
-      abandon(m, k.room);
+      abandonUnlessWanted(m, k.room);
       return;
     case 'plain':
       sawSeqs(m, f.room ?? p.needsRoom, seq);
@@ -202,6 +202,18 @@ export function logined(
 /** We are in `room` on the server but the app gave up on it: leave quietly. */
 export function abandon(m: Machine, room: string): void {
   request(m, { t: 'logout', id: 0, room }, { k: 'quiet_logout' }, undefined, undefined);
+}
+
+/**
+ * A login the app gave up was answered `ok`: the server has us in `room`. If the app is in the
+ * room or entering it again, a logout now would take that away (a later login, behind a switch
+ * out of the room, re-enters it: sim seed 4012098): that login's own answer decides, and if it
+ * fails the room is left (`Room.onServer`). Otherwise leave quietly.
+ */
+export function abandonUnlessWanted(m: Machine, room: string): void {
+  const r = m.rooms.get(room);
+  if (r === undefined) abandon(m, room);
+  else if (isLoggingIn(r.phase)) r.onServer = true;
 }
 
 /** Fails every request that needs `room` (and a login for it) with `code`. */
