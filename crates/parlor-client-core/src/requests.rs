@@ -78,7 +78,8 @@ pub(crate) enum Kind {
     /// Logout of a room the app gave up on while its login was in flight.
     QuietLogout,
     /// A login (or switch) the app gave up on after it was sent: if the server answers `ok`,
-    /// leave the room again. Not sent again after a reconnection.
+    /// leave the room again (unless the app is entering it again meanwhile). Not sent again
+    /// after a reconnection.
     Abandoned {
         /// The room the login was for.
         room: String,
