@@ -16,8 +16,10 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// Seeds that failed before a fix (docs/reliability.md): of the first 10 000-schedule runs, and
 /// of the windows from 1 000 000 on.
-const FOUND_BUGS: &[u64] =
-    &[1014, 3188, 4560, 4918, 9536, 1000979, 1006124, 1015244, 1019609, 2000228, 3010818, 3064055, 3098906, 4012098];
+const FOUND_BUGS: &[u64] = &[
+    1014, 3188, 4560, 4918, 9536, 1000979, 1006124, 1015244, 1019609, 2000228, 3010818, 3064055, 3098906, 4012098,
+    6003249,
+];
 
 #[test]
 fn seeded_schedules_keep_every_promise() {
