@@ -19,7 +19,7 @@ impl Core {
         match p.kind {
             Kind::Login { room } | Kind::Switch { to: room } => {
                 if !self.rooms.get(&room).is_some_and(|r| r.phase().is_logining()) {
-                    self.abandon(room);
+                    self.abandon_unless_wanted(room);
                     return;
                 }
                 let state = ok.room_state().unwrap_or_default();
@@ -27,7 +27,7 @@ impl Core {
             }
             Kind::Relogin { room } => {
                 if !self.rooms.get(&room).is_some_and(|r| r.phase().is_relogining()) {
-                    self.abandon(room);
+                    self.abandon_unless_wanted(room);
                     return;
                 }
                 let state = ok.room_state().unwrap_or_default();
@@ -84,10 +84,14 @@ impl Core {
                 self.result(p.handle, 0, None);
             }
             Kind::QuietLogout => {}
-            Kind::Abandoned { room } => self.abandon(room),
+            Kind::Abandoned { room } => self.abandon_unless_wanted(room),
             Kind::Plain => {
                 let room = ok.room.clone().or_else(|| p.needs_room.clone());
                 self.saw_seqs(room.as_deref(), &ok.seq);
+                self.result(p.handle, 0, ok.message_id);
+            }
+            Kind::Left => {
+                self.saw_seqs(None, &ok.seq);
                 self.result(p.handle, 0, ok.message_id);
             }
         }
@@ -178,6 +182,19 @@ impl Core {
         self.request(ClientFrame::Logout(Logout { id: 0, room }), Kind::QuietLogout, None, None);
     }
 
+    /// A login the app gave up was answered `ok`: the server has us in `room`. If the app is in
+    /// the room or entering it again, a logout now would take that away (a later login, behind a
+    /// switch out of the room, re-enters it: sim seed 4012098): that login's own answer decides,
+    /// and if it fails the room is left ([`crate::room::Room::on_server`]). Otherwise leave
+    /// quietly.
+    pub(crate) fn abandon_unless_wanted(&mut self, room: String) {
+        match self.rooms.get_mut(&room) {
+            Some(r) if r.phase().is_logging_in() => r.on_server = true,
+            Some(_) => {}
+            None => self.abandon(room),
+        }
+    }
+
     /// Fail every request that needs `room` (and a login for it), with `code`.
     pub(crate) fn fail_room_requests(&mut self, room: &str, code: u32) {
         let failed =
@@ -197,8 +214,9 @@ impl Core {
     /// The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
     /// messages, commands, extra info and stream calls already sent (on the wire, or on a
     /// connection since lost, to go again with their id) stay until the server answers them: it
-    /// executes them before the switch, which follows them. (A logout under way fails as before:
-    /// the switch reports the room's LOGOUT.)
+    /// executes them before the switch, which follows them; their answers only report a result
+    /// ([`Kind::Left`]). (A logout under way fails as before: the switch reports the room's
+    /// LOGOUT.)
     pub(crate) fn leave_room_requests(&mut self, room: &str) {
         let sent = self.requests.take_where(|p| {
             p.needs_room.as_deref() == Some(room)
@@ -210,7 +228,7 @@ impl Core {
         });
         self.fail_room_requests(room, ErrorCode::NotInRoom.code());
         for (key, p) in sent {
-            self.requests.put_back(key, Pending { needs_room: None, ..p });
+            self.requests.put_back(key, Pending { needs_room: None, kind: Kind::Left, ..p });
         }
     }
 

@@ -146,6 +146,10 @@ impl Core {
             return;
         }
         self.lost(now, false);
+        // A close after the last room went (a kick is followed by close 4009) ends the session
+        // with no connection to come: what still waits (a renew_token in flight) is answered
+        // now, or never (sim seeds 1006124, 1015244).
+        self.maybe_end();
     }
 
     /// The network is back (the browser's `online` event, or the OS saying so): a connection
@@ -347,10 +351,11 @@ impl Core {
             self.remove_room(&id, RoomStateReason::ReconnectFailed, code, no_data(), code);
         }
         if self.conn.state != ConnState::Ready {
-            // Requests for no room (renew_token) held since the loss fail too.
+            // Requests for no room (renew_token, and those of a room left since) held since the
+            // loss fail too.
             let failed = self
                 .requests
-                .take_where(|p| p.needs_room.is_none() && matches!(p.kind, Kind::RenewToken { .. } | Kind::Plain));
+                .take_where(|p| p.needs_room.is_none() && matches!(p.kind, Kind::RenewToken { .. } | Kind::Left));
             for (_, p) in failed {
                 self.result(p.handle, code, None);
             }

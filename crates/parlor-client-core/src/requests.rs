@@ -78,13 +78,20 @@ pub(crate) enum Kind {
     /// Logout of a room the app gave up on while its login was in flight.
     QuietLogout,
     /// A login (or switch) the app gave up on after it was sent: if the server answers `ok`,
-    /// leave the room again. Not sent again after a reconnection.
+    /// leave the room again (unless the app is entering it again meanwhile). Not sent again
+    /// after a reconnection.
     Abandoned {
         /// The room the login was for.
         room: String,
     },
     /// Everything else (messages, commands, room extra info): only a result to report.
     Plain,
+    /// A message, command, extra info or stream call sent for a room the app has since left by a
+    /// switch: the server executes it before the switch, in that life of the room, so its
+    /// answer is only a result to report. It must not touch a later life of the room (a stream
+    /// published there would stay in the core's view after the switch removed it on the server;
+    /// its seqs may be of an earlier epoch; sim seed 1000979).
+    Left,
 }
 
 impl Kind {
@@ -146,6 +153,17 @@ pub(crate) struct Pending {
     pub(crate) wire: Wire,
     /// Once answered 1000004: until when it is retried (then it fails as its kind fails).
     pub(crate) retry_deadline: Option<u64>,
+}
+
+impl Pending {
+    /// Whether this request takes the session out of `room` (a logout, or a switch from it).
+    pub(crate) fn leaves(&self, room: &str) -> bool {
+        match &self.frame {
+            ClientFrame::Logout(f) => f.room == room,
+            ClientFrame::Switch(f) => f.from == room,
+            _ => false,
+        }
+    }
 }
 
 /// The waiting requests, in the order they were made.

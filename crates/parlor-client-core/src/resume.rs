@@ -43,6 +43,19 @@ impl Core {
         self.requests.iter().any(|p| p.kind.login_room() == Some(room) && p.wire.id().is_some())
     }
 
+    /// Whether a snapshot of `room` in `resumed` is the answer of its login: the login went out
+    /// and nothing unanswered that leaves `room` went out before it. Behind such a switch or
+    /// logout the server may have neither (and has us there from before, to be left by it) or
+    /// both (and has us there by the login): the two go again with their ids, in order, and
+    /// the login's own answer (fresh or repeated) says (sim seed 1019609).
+    fn snapshot_answers_login(&self, room: &str) -> bool {
+        let Some(login) = self.requests.iter().filter(|p| p.kind.login_room() == Some(room)).find_map(|p| p.wire.id())
+        else {
+            return false;
+        };
+        !self.requests.iter().any(|p| p.wire.id().is_some_and(|id| id < login) && p.leaves(room))
+    }
+
     pub(crate) fn on_resumed(&mut self, now: u64, r: Resumed) {
         if self.conn.state != ConnState::Handshake {
             return;
@@ -61,7 +74,7 @@ impl Core {
                 // Only a login that went out can have been answered: a room whose login is still
                 // held is on the server from before (left by a switch queued ahead of the login,
                 // say), and its snapshot is not this login's answer.
-                Some(ResumeOutcome::Snapshot) if self.login_sent(&room) => {
+                Some(ResumeOutcome::Snapshot) if self.snapshot_answers_login(&room) => {
                     if let Some(rm) = self.rooms.get_mut(&room) {
                         rm.answer_by_snapshot();
                     }
@@ -76,7 +89,8 @@ impl Core {
                     }
                 }
                 // Not there (the login never arrived: it goes again), a replay (the repeated
-                // login's `ok` answers it).
+                // login's `ok` answers it), a snapshot behind a leave of the room (see
+                // `snapshot_answers_login`).
                 Some(ResumeOutcome::Replay | ResumeOutcome::Snapshot) | None => {}
             }
         }

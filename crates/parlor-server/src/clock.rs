@@ -23,6 +23,12 @@ impl Clock {
         Clock { start: Instant::now(), start_wall_ms: wall }
     }
 
+    /// A clock starting now at the wall time `wall_ms` (a simulation's, so that token expiry
+    /// falls at the same simulated instant in every replay).
+    pub fn starting_at(wall_ms: u64) -> Clock {
+        Clock { start: Instant::now(), start_wall_ms: wall_ms }
+    }
+
     /// Wall time in ms since the Unix epoch for `at`.
     pub fn wall_ms(&self, at: Instant) -> u64 {
         self.start_wall_ms + at.saturating_duration_since(self.start).as_millis() as u64

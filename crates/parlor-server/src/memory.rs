@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::clock::Clock;
 use crate::node::Node;
 use crate::ServerConfig;
 
@@ -52,6 +53,9 @@ impl Drop for Running {
 #[derive(Debug, Clone)]
 pub struct MemoryServer {
     config: ServerConfig,
+    /// With [`MemoryServer::start_at_wall`]: the instant and wall time (ms) every node's clock
+    /// counts from, across restarts.
+    wall: Option<(tokio::time::Instant, u64)>,
     running: Arc<Mutex<Running>>,
     default_link: Link,
 }
@@ -67,9 +71,20 @@ pub struct Link {
 impl MemoryServer {
     /// Start the node and its ticker on the current runtime.
     pub fn start(config: ServerConfig) -> MemoryServer {
-        let running = Arc::new(Mutex::new(Running::new(config.clone())));
+        MemoryServer::start_with(config, None)
+    }
+
+    /// Start as [`MemoryServer::start`] with the wall clock at `wall_ms` now, for this node and
+    /// every one after a restart: a run on the paused clock then sees the same wall times (token
+    /// expiry, `time_ms`) in every replay, not ones shifted by the OS clock's milliseconds.
+    pub fn start_at_wall(config: ServerConfig, wall_ms: u64) -> MemoryServer {
+        MemoryServer::start_with(config, Some((tokio::time::Instant::now(), wall_ms)))
+    }
+
+    fn start_with(config: ServerConfig, wall: Option<(tokio::time::Instant, u64)>) -> MemoryServer {
+        let running = Arc::new(Mutex::new(Running::new(config.clone(), clock_of(wall))));
         let default_link = Link::new(running.clone());
-        MemoryServer { config, running, default_link }
+        MemoryServer { config, wall, running, default_link }
     }
 
     /// The node now serving.
@@ -91,16 +106,26 @@ impl MemoryServer {
     /// Restart, as an in-memory server does: every connection is closed with 4010 and every
     /// session, room and log is forgotten. Links stay usable and reach the new server.
     pub fn restart(&self) {
-        let fresh = Running::new(self.config.clone());
+        let fresh = Running::new(self.config.clone(), clock_of(self.wall));
         let old = std::mem::replace(&mut *self.running.lock(), fresh);
         old.node.hub.shutdown();
         old.retired.send_replace(true);
     }
 }
 
+/// A node's clock: the OS clock's, or one counting from a fixed wall time.
+fn clock_of(wall: Option<(tokio::time::Instant, u64)>) -> Clock {
+    match wall {
+        Some((at, wall_ms)) => {
+            Clock::starting_at(wall_ms + tokio::time::Instant::now().saturating_duration_since(at).as_millis() as u64)
+        }
+        None => Clock::new(),
+    }
+}
+
 impl Running {
-    fn new(config: ServerConfig) -> Running {
-        let node = Arc::new(Node::memory(config));
+    fn new(config: ServerConfig, clock: Clock) -> Running {
+        let node = Arc::new(Node::memory_with_clock(config, clock));
         let ticker = crate::spawn_ticker(node.clone());
         Running { node, ticker, retired: watch::Sender::new(false) }
     }

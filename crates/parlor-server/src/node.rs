@@ -101,7 +101,11 @@ fn unavailable() -> Refuse {
 impl Node {
     /// A node on the memory engine.
     pub fn memory(config: ServerConfig) -> Node {
-        let clock = Clock::new();
+        Node::memory_with_clock(config, Clock::new())
+    }
+
+    /// A node on the memory engine, on `clock`.
+    pub fn memory_with_clock(config: ServerConfig, clock: Clock) -> Node {
         let hub = Arc::new(Hub::new());
         let webhooks = Arc::new(webhook::Counters::default());
         let hooks = webhook::queue::start(&config, clock, webhooks.clone());

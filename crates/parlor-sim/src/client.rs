@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
 use parlor_client_core::{AppEvent, Command, Config, Core, Output, RoomStateReason, RoomView};
+use parlor_protocol::{decode_server_frame, ClientFrame, ServerFrame};
 use parlor_server::memory::Link;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,6 +29,11 @@ pub struct Record {
     pub wire: Wire,
     /// Things that must never happen in the driver's view (a connect with no room alive).
     pub violations: Vec<String>,
+    /// When the client started a new session (`hello`) while its previous one was never ended
+    /// with `bye` nor refused: its last room went while its path was down, so it could not say
+    /// `bye`, and the server keeps that session (with any room a stalled frame of it still put it
+    /// in) until the session timeout.
+    pub orphaned: Vec<u64>,
 }
 
 /// A room as the core holds it when asked.
@@ -109,6 +115,8 @@ async fn run(
     // The states reported so far, as the app knows them.
     let mut states: BTreeMap<String, RoomStateReason> = BTreeMap::new();
     let mut current: Option<(u64, Option<mpsc::UnboundedSender<String>>, tokio::task::JoinHandle<()>)> = None;
+    // A session (`welcome` / `resumed`) not ended since by `bye` or a refused resume.
+    let mut session_live = false;
     loop {
         while let Some(o) = core.poll_output() {
             match o {
@@ -132,6 +140,11 @@ async fn run(
                     }
                 }
                 Output::Send(frame) => {
+                    match &frame {
+                        ClientFrame::Hello(_) if session_live => record.lock().orphaned.push(ms()),
+                        ClientFrame::Bye(_) => session_live = false,
+                        _ => {}
+                    }
                     record.lock().wire.sent(&frame);
                     if let Some(w) = current.as_ref().and_then(|c| c.1.as_ref()) {
                         let _ = w.send(frame.to_json());
@@ -171,6 +184,11 @@ async fn run(
                     }
                     Conn::Frame(g, text) if Some(g) == gen_now => {
                         record.lock().wire.frame(ms(), &text);
+                        match decode_server_frame(&text) {
+                            Ok(ServerFrame::Welcome(_) | ServerFrame::Resumed(_)) => session_live = true,
+                            Ok(ServerFrame::Error(e)) if e.id.is_none() => session_live = false,
+                            _ => {}
+                        }
                         let _ = core.handle_text(ms(), &text);
                     }
                     Conn::Closed(g) if Some(g) == gen_now => {

@@ -20,6 +20,9 @@ pub const APP: u32 = 7;
 const SECRET: &str = "sim-secret";
 /// How often the server's rooms are looked at.
 pub const WATCH_MS: u64 = 1000;
+/// The server's wall clock at the start of every run (a whole second, so that every replay
+/// sees token expiry at the same simulated instant).
+const WALL_MS: u64 = 1_796_600_000_000;
 /// How long the network is healthy before the views are compared (a black hole is noticed
 /// within 20 s of silence, a reconnect waits at most 10 s).
 pub const SETTLE_MS: u64 = 30_000;
@@ -82,7 +85,7 @@ pub async fn run(schedule: Schedule) -> Run {
         command_rate: 100,
         ..ServerConfig::for_tests(APP, SECRET)
     };
-    let server = MemoryServer::start(config);
+    let server = MemoryServer::start_at_wall(config, WALL_MS);
     let t0 = Instant::now();
     let users: Vec<String> = (0..schedule.clients).map(|c| schedule.user(c)).collect();
     let clients: Vec<SimClient> = (0..schedule.clients)
@@ -116,7 +119,7 @@ pub async fn run(schedule: Schedule) -> Run {
     // `online` in flight) gets a few more seconds before it counts as different.
     let (mut server_rooms, mut views) = h.end_state().await;
     for _ in 0..3 {
-        if h.views_agree(&server_rooms, &views) {
+        if h.views_agree(&schedule, &server_rooms, &views) {
             break;
         }
         let now = h.ms();
@@ -311,12 +314,13 @@ impl Harness {
         }
     }
 
-    fn views_agree(&self, server: &BTreeMap<String, ServerRoom>, views: &[Vec<RoomNow>]) -> bool {
+    fn views_agree(&self, schedule: &Schedule, server: &BTreeMap<String, ServerRoom>, views: &[Vec<RoomNow>]) -> bool {
         let calls = crate::check::calls_by_client(&self.issued, self.clients.len());
         let pictures: Vec<_> = (0..self.clients.len())
             .map(|c| crate::picture::build(&self.users[c], &self.clients[c].record.lock().events, &calls[c]))
             .collect();
-        crate::check::views(&self.users, server, views, &pictures).is_empty()
+        let orphans = crate::check::orphaned_users(schedule, &self.users, &self.clients, self.ms());
+        crate::check::views(&self.users, server, views, &pictures, &orphans).is_empty()
     }
 
     /// The server's rooms and every client's, at one instant.

@@ -2,7 +2,7 @@
 //! engine and tokio's paused clock (no real time passes), on two threads. `scripts/test.sh`
 //! runs them as part of its `cargo test`, so it needs no step of its own.
 //!
-//! - `PARLOR_SIM_SCHEDULES=N` runs seeds 0..N instead;
+//! - `PARLOR_SIM_SCHEDULES=N` runs N seeds instead, from `PARLOR_SIM_FIRST` (default 0);
 //! - `PARLOR_SIM_SEED=S` replays the one schedule of seed S (with `PARLOR_SIM_TRACE=1` it
 //!   prints the schedule, every client's events and every call).
 //!
@@ -14,8 +14,12 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
 }
 
-/// Seeds of the 10 000-schedule runs that failed before a fix (docs/reliability.md).
-const FOUND_BUGS: [u64; 5] = [1014, 3188, 4560, 4918, 9536];
+/// Seeds that failed before a fix (docs/reliability.md): of the first 10 000-schedule runs, and
+/// of the windows from 1 000 000 on.
+const FOUND_BUGS: &[u64] = &[
+    1014, 3188, 4560, 4918, 9536, 1000979, 1006124, 1015244, 1019609, 2000228, 3010818, 3064055, 3098906, 4012098,
+    6003249,
+];
 
 #[test]
 fn seeded_schedules_keep_every_promise() {
@@ -26,9 +30,13 @@ fn seeded_schedules_keep_every_promise() {
             return;
         }
         Some(seed) => vec![seed],
-        // Seeds 0..N, and every seed beyond them that once found a bug (each is also pinned by
+        // Seeds FIRST..FIRST+N, and every seed that once found a bug (each is also pinned by
         // a scenario or unit test where one could be written; see docs/reliability.md).
-        None => (0..env_u64("PARLOR_SIM_SCHEDULES").unwrap_or(500)).chain(FOUND_BUGS).collect(),
+        None => {
+            let first = env_u64("PARLOR_SIM_FIRST").unwrap_or(0);
+            let n = env_u64("PARLOR_SIM_SCHEDULES").unwrap_or(500);
+            (first..first + n).chain(FOUND_BUGS.iter().copied()).collect()
+        }
     };
     let summary = run_many(&seeds, 2, true, |o| {
         if !o.failures.is_empty() {

@@ -525,6 +525,10 @@ function loginRoomOf(k) {
   if (k.k === "switch") return k.to;
   return void 0;
 }
+function leaves(p, room) {
+  const f = p.frame;
+  return f.t === "logout" && f.room === room || f.t === "switch" && f.from === room;
+}
 function touchesStream(k, room, stream2) {
   return (k.k === "publish" || k.k === "republish" || k.k === "unpublish") && k.room === room && k.stream === stream2;
 }
@@ -704,7 +708,7 @@ function onOk(m, f) {
       const room = k.k === "login" ? k.room : k.to;
       const r = m.rooms.get(room);
       if (!r || !isLogining(r.phase)) {
-        abandon(m, room);
+        abandonUnlessWanted(m, room);
         return;
       }
       logined(m, room, f.state ?? noState(), seq, p.handle);
@@ -713,7 +717,7 @@ function onOk(m, f) {
     case "relogin": {
       const r = m.rooms.get(k.room);
       if (!r || !isRelogining(r.phase)) {
-        abandon(m, k.room);
+        abandonUnlessWanted(m, k.room);
         return;
       }
       relogined(m, k.room, f.state ?? noState(), seq);
@@ -766,10 +770,14 @@ function onOk(m, f) {
     case "quiet_logout":
       return;
     case "abandoned":
-      abandon(m, k.room);
+      abandonUnlessWanted(m, k.room);
       return;
     case "plain":
       sawSeqs(m, f.room ?? p.needsRoom, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
+    case "left":
+      sawSeqs(m, void 0, seq);
       result(m, p.handle, 0, f.message_id);
       return;
   }
@@ -843,6 +851,11 @@ function logined(m, room, state, seq, handle) {
 function abandon(m, room) {
   request(m, { t: "logout", id: 0, room }, { k: "quiet_logout" }, void 0, void 0);
 }
+function abandonUnlessWanted(m, room) {
+  const r = m.rooms.get(room);
+  if (r === void 0) abandon(m, room);
+  else if (isLoggingIn(r.phase)) r.onServer = true;
+}
 function failRoomRequests(m, room, code) {
   const failed = m.requests.takeWhere((p) => p.needsRoom === room || loginRoomOf(p.kind) === room);
   for (const [key, p] of failed) {
@@ -857,7 +870,7 @@ function leaveRoomRequests(m, room) {
     (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
-  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0 });
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0, kind: { k: "left" } });
 }
 function removeRoom(m, room, reason, code, data, failCode) {
   const old = forgetRoom(m, room);
@@ -889,6 +902,18 @@ function loginSent(m, room) {
   for (const p of m.requests.all()) if (loginRoomOf(p.kind) === room && p.wire.w !== "held") return true;
   return false;
 }
+function snapshotAnswersLogin(m, room) {
+  let login;
+  for (const p of m.requests.all()) {
+    if (loginRoomOf(p.kind) === room && p.wire.w !== "held") {
+      login = p.wire.id;
+      break;
+    }
+  }
+  if (login === void 0) return false;
+  const before = login;
+  return !m.requests.all().some((p) => p.wire.w !== "held" && p.wire.id < before && leaves(p, room));
+}
 function onResumed(m, now, f) {
   const s = m.conn.session;
   if (m.conn.state !== "handshake" || !s) return;
@@ -899,7 +924,7 @@ function onResumed(m, now, f) {
   const away = roomsWhere(m, (p) => isAway(p) && !isRelogining(p));
   for (const room of roomsWhere(m, isLoggingIn)) {
     const o = f.rooms.get(room);
-    if (o?.outcome === "snapshot" && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
+    if (o?.outcome === "snapshot" && snapshotAnswersLogin(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === "kicked") removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
     else if (o !== void 0 && !loginSent(m, room)) {
       const r = m.rooms.get(room);
@@ -1050,6 +1075,7 @@ function sendHello(m) {
 function handleClosed(m, now) {
   if (!m.conn.isLive()) return;
   lost(m, now, false);
+  maybeEnd(m);
 }
 function handleNetworkOnline(m, now) {
   if (m.conn.state === "waiting") attemptDue(m, now);
@@ -1182,7 +1208,7 @@ function reconnectFailed(m, now) {
   for (const id of roomsWhere(m, isAway)) removeRoom(m, id, "RECONNECT_FAILED", code, NO_DATA(), code);
   if (m.conn.state !== "ready") {
     const failed = m.requests.takeWhere(
-      (p) => p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "plain")
+      (p) => p.needsRoom === void 0 && (p.kind.k === "renew_token" || p.kind.k === "left")
     );
     for (const [, p] of failed) result(m, p.handle, code);
     const logining = m.rooms.size > 0;

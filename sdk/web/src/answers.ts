@@ -21,7 +21,7 @@ import {
   stopWindowIfBack,
 } from './core.js';
 import { onSessionError } from './connection.js';
-import { isLogining, isRelogining, Room } from './room.js';
+import { isLoggingIn, isLogining, isRelogining, Room } from './room.js';
 import { Pending, loginRoomOf } from './requests.js';
 import { retryLater } from './retry.js';
 import { relogined } from './resume.js';
@@ -44,7 +44,7 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
       const room = k.k === 'login' ? k.room : k.to;
       const r = m.rooms.get(room);
       if (!r || !isLogining(r.phase)) {
-        abandon(m, room);
+        abandonUnlessWanted(m, room);
         return;
       }
       logined(m, room, f.state ?? noState(), seq, p.handle);
@@ -53,7 +53,7 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
     case 'relogin': {
       const r = m.rooms.get(k.room);
       if (!r || !isRelogining(r.phase)) {
-        abandon(m, k.room);
+        abandonUnlessWanted(m, k.room);
         return;
       }
       relogined(m, k.room, f.state ?? noState(), seq);
@@ -106,10 +106,14 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
     case 'quiet_logout':
       return;
     case 'abandoned':
-      abandon(m, k.room);
+      abandonUnlessWanted(m, k.room);
       return;
     case 'plain':
       sawSeqs(m, f.room ?? p.needsRoom, seq);
+      result(m, p.handle, 0, f.message_id);
+      return;
+    case 'left':
+      sawSeqs(m, undefined, seq);
       result(m, p.handle, 0, f.message_id);
       return;
   }
@@ -200,6 +204,18 @@ export function abandon(m: Machine, room: string): void {
   request(m, { t: 'logout', id: 0, room }, { k: 'quiet_logout' }, undefined, undefined);
 }
 
+/**
+ * A login the app gave up was answered `ok`: the server has us in `room`. If the app is in the
+ * room or entering it again, a logout now would take that away (a later login, behind a switch
+ * out of the room, re-enters it: sim seed 4012098): that login's own answer decides, and if it
+ * fails the room is left (`Room.onServer`). Otherwise leave quietly.
+ */
+export function abandonUnlessWanted(m: Machine, room: string): void {
+  const r = m.rooms.get(room);
+  if (r === undefined) abandon(m, room);
+  else if (isLoggingIn(r.phase)) r.onServer = true;
+}
+
 /** Fails every request that needs `room` (and a login for it) with `code`. */
 export function failRoomRequests(m: Machine, room: string, code: number): void {
   const failed = m.requests.takeWhere((p) => p.needsRoom === room || loginRoomOf(p.kind) === room);
@@ -217,8 +233,8 @@ export function failRoomRequests(m: Machine, room: string, code: number): void {
  * The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
  * messages, commands, extra info and stream calls already sent (on the wire, or on a connection
  * since lost, to go again with their id) stay until the server answers them: it executes them
- * before the switch, which follows them. (A logout under way fails as before: the switch reports
- * the room's LOGOUT.)
+ * before the switch, which follows them; their answers only report a result (kind `left`). (A
+ * logout under way fails as before: the switch reports the room's LOGOUT.)
  */
 export function leaveRoomRequests(m: Machine, room: string): void {
   const sent = m.requests.takeWhere(
@@ -228,7 +244,7 @@ export function leaveRoomRequests(m: Machine, room: string): void {
       ['plain', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
-  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined });
+  for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined, kind: { k: 'left' } });
 }
 
 /** `room` is gone for the app: reports `reason` / `code` / `data`, fails its requests with `failCode`. */

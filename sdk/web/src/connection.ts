@@ -122,6 +122,10 @@ export function sendHello(m: Machine): void {
 export function handleClosed(m: Machine, now: number): void {
   if (!m.conn.isLive()) return;
   lost(m, now, false);
+  // A close after the last room went (a kick is followed by close 4009) ends the session with no
+  // connection to come: what still waits (a renew_token in flight) is answered now, or never (sim
+  // seeds 1006124, 1015244).
+  maybeEnd(m);
 }
 
 /** The network is back: a connection attempt waiting for its backoff starts at once. */
@@ -296,9 +300,10 @@ export function reconnectFailed(m: Machine, now: number): void {
   const code = ErrorCodes.RECONNECT_FAILED;
   for (const id of roomsWhere(m, isAway)) removeRoom(m, id, 'RECONNECT_FAILED', code, NO_DATA(), code);
   if (m.conn.state !== 'ready') {
-    // Requests for no room (renew_token) held since the loss fail too.
+    // Requests for no room (renew_token, and those of a room left since) held since the loss fail
+    // too.
     const failed = m.requests.takeWhere(
-      (p) => p.needsRoom === undefined && (p.kind.k === 'renew_token' || p.kind.k === 'plain'),
+      (p) => p.needsRoom === undefined && (p.kind.k === 'renew_token' || p.kind.k === 'left'),
     );
     for (const [, p] of failed) result(m, p.handle, code);
     const logining = m.rooms.size > 0;

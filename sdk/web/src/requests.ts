@@ -21,8 +21,11 @@ import { ClientFrame } from './types.js';
  * `publish`, `unpublish`, `stream_extra`, `renew_token`; the core's `relogin` (a fresh login
  * for a room the client was in) and `republish` (a stream of the app's the server lost);
  * `quiet_logout` (leaving a room the app gave up on while its login was in flight);
- * `abandoned` (a login the app gave up on after it was sent: an `ok` is answered with a logout;
- * not sent again after a reconnection); `plain` (messages, commands, room extra: a result only).
+ * `abandoned` (a login the app gave up on after it was sent: an `ok` is answered with a logout,
+ * unless the app is entering the room again meanwhile; not sent again after a reconnection); `plain` (messages, commands, room extra: a result only);
+ * `left` (any of those sent for a room the app has since left by a switch: the server executes it
+ * before the switch, in that life of the room, so its answer is a result only and touches no later
+ * life of the room; sim seed 1000979).
  */
 export type Kind =
   | { k: 'login'; room: string }
@@ -36,13 +39,20 @@ export type Kind =
   | { k: 'renew_token'; token: string }
   | { k: 'quiet_logout' }
   | { k: 'abandoned'; room: string }
-  | { k: 'plain' };
+  | { k: 'plain' }
+  | { k: 'left' };
 
 /** The room a login, relogin or switch enters (undefined for other requests). */
 export function loginRoomOf(k: Kind): string | undefined {
   if (k.k === 'login' || k.k === 'relogin') return k.room;
   if (k.k === 'switch') return k.to;
   return undefined;
+}
+
+/** Whether this request takes the session out of `room` (a logout, or a switch from it). */
+export function leaves(p: Pending, room: string): boolean {
+  const f = p.frame;
+  return (f.t === 'logout' && f.room === room) || (f.t === 'switch' && f.from === room);
 }
 
 /** Whether this request publishes, re-publishes or stops `stream` in `room`. */

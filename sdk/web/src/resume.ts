@@ -22,7 +22,7 @@ import {
 } from './core.js';
 import { startHeartbeat } from './connection.js';
 import { Room, answeredBySnapshot, isAway, isIn, isLoggingIn, isLogining, isRelogining } from './room.js';
-import { loginRoomOf, touchesStream } from './requests.js';
+import { leaves, loginRoomOf, touchesStream } from './requests.js';
 import { abandon, logined, removeRoom } from './answers.js';
 import { RoomView, byKey, diffViews, viewFromState } from './view.js';
 
@@ -55,6 +55,26 @@ function loginSent(m: Machine, room: string): boolean {
   return false;
 }
 
+/**
+ * Whether a snapshot of `room` in `resumed` is the answer of its login: the login went out and
+ * nothing unanswered that leaves `room` went out before it. Behind such a switch or logout the
+ * server may have neither (and has us there from before, to be left by it) or both (and has us
+ * there by the login): the two go again with their ids, in order, and the login's own answer
+ * (fresh or repeated) says (sim seed 1019609).
+ */
+function snapshotAnswersLogin(m: Machine, room: string): boolean {
+  let login: number | undefined;
+  for (const p of m.requests.all()) {
+    if (loginRoomOf(p.kind) === room && p.wire.w !== 'held') {
+      login = p.wire.id;
+      break;
+    }
+  }
+  if (login === undefined) return false;
+  const before = login;
+  return !m.requests.all().some((p) => p.wire.w !== 'held' && p.wire.id < before && leaves(p, room));
+}
+
 export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resumed' }): void {
   const s = m.conn.session;
   if (m.conn.state !== 'handshake' || !s) return;
@@ -69,15 +89,15 @@ export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resum
     // Only a login that went out can have been answered: a room whose login is still held is on
     // the server from before (left by a switch queued ahead of the login, say), and its snapshot
     // is not this login's answer.
-    if (o?.outcome === 'snapshot' && loginSent(m, room)) m.rooms.get(room)?.answerBySnapshot();
+    if (o?.outcome === 'snapshot' && snapshotAnswersLogin(m, room)) m.rooms.get(room)?.answerBySnapshot();
     else if (o?.outcome === 'kicked') removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
     // Held, yet the server has us there: if the held login fails, leave the room.
     else if (o !== undefined && !loginSent(m, room)) {
       const r = m.rooms.get(room);
       if (r) r.onServer = true;
     }
-    // Not there (the login never arrived: it goes again), or a replay (the repeated login's
-    // `ok` answers it).
+    // Not there (the login never arrived: it goes again), a replay (the repeated login's `ok`
+    // answers it), or a snapshot behind a leave of the room (see `snapshotAnswersLogin`).
   }
   for (const room of away) {
     const o = f.rooms.get(room);
