@@ -31,15 +31,10 @@ fn damaged_rooms(d: &Deployment) -> Vec<&'static str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sentinel_primary_killed() {
-    let mut redis = RedisSentinel::start();
-    let d = Deployment::start(&redis.url());
-    let members = members(&d).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let senders = broadcast_until(&members, 20, stop.clone());
-    // Some traffic first: every member has heard from the others.
-    for (room, c) in &members {
+/// Some traffic first: every member has heard from the others; then a second more of it before
+/// the kill.
+async fn first_traffic(members: &[(&'static str, Sdk)]) {
+    for (room, c) in members {
         let users = ROOMS.iter().find(|(r, _)| r == room).unwrap().1;
         c.wait_until("the first broadcasts", secs(10), || {
             users.iter().filter(|u| **u != c.user.id).all(|u| !c.messages_from(u).is_empty()).then_some(())
@@ -47,6 +42,16 @@ async fn sentinel_primary_killed() {
         .await;
     }
     tokio::time::sleep(ms(1000)).await; // traffic before the kill, not an assertion
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sentinel_primary_killed() {
+    let mut redis = RedisSentinel::start();
+    let d = Deployment::start(&redis.url());
+    let members = members(&d).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders = broadcast_until(&members, 20, stop.clone());
+    first_traffic(&members).await;
     let old = redis.master_addr().expect("the sentinels name a master");
     redis.servers_mut()[0].stop();
     let killed = Instant::now();
@@ -164,14 +169,7 @@ async fn cluster_primary_killed() {
     let members = members(&d).await;
     let stop = Arc::new(AtomicBool::new(false));
     let senders = broadcast_until(&members, 20, stop.clone());
-    for (room, c) in &members {
-        let users = ROOMS.iter().find(|(r, _)| r == room).unwrap().1;
-        c.wait_until("the first broadcasts", secs(10), || {
-            users.iter().filter(|u| **u != c.user.id).all(|u| !c.messages_from(u).is_empty()).then_some(())
-        })
-        .await;
-    }
-    tokio::time::sleep(ms(1000)).await; // traffic before the kill, not an assertion
+    first_traffic(&members).await;
     let slot_key = format!("parlor:{{{APP}}}");
     let old = redis.master_for(&slot_key).expect("a master for the app's slot");
     redis.node_mut(old).expect("the master's node").stop();
