@@ -220,7 +220,7 @@ impl Engine for RedisEngine {
         }))
     }
 
-    async fn confirm(&self, key: SessionKey, app: u32, token: &str, now: Instant) {
+    async fn confirm(&self, key: SessionKey, app: u32, token: &str, _now: Instant) {
         // When Redis is away the used token stays valid a little longer; no resume can happen
         // meanwhile either.
         let session = format!("parlor:{{{app}}}:s:{key}");
@@ -230,7 +230,6 @@ impl Engine for RedisEngine {
         if let Err(e) = confirmed {
             tracing::warn!(error = %e, "confirm failed: the used resume token stays valid a little longer");
         }
-        let _ = now;
     }
 
     async fn touch(&self, key: SessionKey, app: u32, _ack: Option<&Ack>, now: Instant) {
@@ -294,17 +293,13 @@ impl Engine for RedisEngine {
                     }
                 }
             }
-            if filled {
-                for (r, _) in &held {
-                    self.fanout.deliver.echo_own(req.key, req.app, &r.room, false);
-                }
-            } else {
-                // The events before its own could not be read: an `ok` now would overtake them.
-                // Answered as if the call had failed: the client's retry is recalled, in order,
-                // and meanwhile it is sent its own events (echo), as above.
-                for (r, _) in &held {
-                    self.fanout.deliver.echo_own(req.key, req.app, &r.room, true);
-                }
+            // When the events before its own could not be read, an `ok` now would overtake
+            // them: answered as if the call had failed, the client's retry is recalled in order,
+            // and meanwhile it is sent its own events (echo), as above.
+            for (r, _) in &held {
+                self.fanout.deliver.echo_own(req.key, req.app, &r.room, !filled);
+            }
+            if !filled {
                 (reply, outcome) = (Reply::Unavailable, Outcome::Unavailable);
             }
         }
