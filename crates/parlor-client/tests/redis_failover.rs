@@ -88,8 +88,10 @@ async fn sentinel_primary_killed() {
 /// while broadcasts are answered `ok`, then the path is cut (what it held is gone), the primary
 /// SIGKILLed and the replica promoted. The rooms' seqs go back: the nodes give them a new epoch and their clients resume
 /// (a snapshot with `missed_messages`, not a replay of the new master's log as if it were the
-/// old one). Nobody sees a false `user_delete` or fails; nothing is received twice; every
-/// broadcast sent once every member is back is received by every other member.
+/// old one). Nobody sees a false `user_delete` or fails; nothing is received twice (but for the
+/// one broadcast in flight at the kill, whose record the failover lost: its sender's retry runs
+/// it again, right after the first copy); every broadcast sent once every member is back is
+/// received by every other member.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sentinel_failover_loses_writes() {
     let mut redis = RedisSentinel::start();
@@ -143,7 +145,12 @@ async fn sentinel_failover_loses_writes() {
                 want.iter().all(|w| got.contains(w)).then_some(())
             })
             .await;
-            let got = c.messages_from(&o.user.id);
+            let mut got = c.messages_from(&o.user.id);
+            if lossy.contains(room) {
+                // A broadcast whose record the failover lost runs again when its sender retries
+                // it (docs/operations.md): seen before the snapshot and again after it.
+                got.dedup();
+            }
             let mut uniq = got.clone();
             uniq.sort();
             uniq.dedup();

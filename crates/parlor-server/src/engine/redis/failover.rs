@@ -115,7 +115,14 @@ impl RedisEngine {
     /// Each tick: has the master of an app's slot changed? Then repair what it lost.
     pub(super) async fn watch_failover(&self) {
         self.remember_rooms();
+        // Rooms the fan-out found rewound (another event at a seq it handed, or a cursor ahead
+        // of the room after the subscriber reconnected): checked now and for a while, even
+        // before this node reads the new master's replication id.
+        let suspects = self.fanout.take_suspects();
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
+            if suspects.iter().any(|(a, _)| *a == app) {
+                self.failover.recheck.lock().insert(app, Instant::now() + RECHECK);
+            }
             if self.failover.recheck.lock().get(&app).is_some_and(|t| Instant::now() < *t) {
                 self.after_failover(app).await;
             }
@@ -173,7 +180,7 @@ impl RedisEngine {
             for (ch, seq, _) in &evidence {
                 last[*ch] = last[*ch].max(*seq);
             }
-            let meta_key = format!("parlor:{{{app}}}:r:{room}:meta");
+            let meta_key = super::fanout::meta_key(app, &room);
             let mut c = self.conn.clone();
             let got: redis::RedisResult<(Option<String>, Option<u64>, Option<u64>)> =
                 redis::cmd("HMGET").arg(&meta_key).arg("epoch").arg("rseq").arg("useq").query_async(&mut c).await;
@@ -195,6 +202,13 @@ impl RedisEngine {
                 }
             }
             if state == Room::Same {
+                if let Some(c) = guard.as_mut().filter(|c| c.rewound) {
+                    self.fanout.cleared(c);
+                    drop(guard);
+                    if let Some(r) = &live {
+                        self.fanout.kick_drain(r);
+                    }
+                }
                 continue;
             }
             if state == Room::Rewound {

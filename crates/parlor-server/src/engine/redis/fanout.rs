@@ -9,7 +9,8 @@
 //! script runs until its `ok` is queued, so that the `ok` comes after every earlier event and
 //! before every later one; pub/sub messages that arrive meanwhile wait in the room's queue.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -49,6 +50,10 @@ pub enum Msg {
     },
 }
 
+/// How many handed events per channel a cursor remembers (seq and digest of the frame), to tell
+/// a duplicate from another event at a seq it handed (lost writes, see `failover`).
+const RECENT: usize = 16;
+
 /// Where this node is in one room's channels.
 #[derive(Debug)]
 pub struct Cursor {
@@ -62,13 +67,58 @@ pub struct Cursor {
     /// The highest event not handed yet because the events before it could not be read (Redis
     /// away): evidence, too, of what Redis had written.
     pub ahead: [Option<(u64, Frame)>; 2],
+    /// The last [`RECENT`] events handed per channel: seq and digest of the frame.
+    recent: [VecDeque<(u64, u64)>; 2],
+    /// The subscriber connection ([`Fanout::new_connection`]) this cursor was last compared
+    /// with Redis at: events that came over another one may be another master's.
+    pub checked: u64,
+    /// Found not to match Redis (lost writes): nothing is handed until the failover check
+    /// (`failover.rs`) has given the room a new epoch or cleared it.
+    pub rewound: bool,
 }
 
 impl Cursor {
     /// At `last` of the room's life `epoch`.
     pub fn new(epoch: String, last: [u64; 2]) -> Cursor {
-        Cursor { epoch, last, tail: [None, None], ahead: [None, None] }
+        Cursor {
+            epoch,
+            last,
+            tail: [None, None],
+            ahead: [None, None],
+            recent: [VecDeque::new(), VecDeque::new()],
+            checked: 0,
+            rewound: false,
+        }
     }
+
+    /// Record the event handed at `seq` of channel `ch`.
+    fn handed(&mut self, ch: usize, seq: u64, frame: &Frame) {
+        self.last[ch] = seq;
+        let recent = &mut self.recent[ch];
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((seq, digest(frame)));
+        self.tail[ch] = Some(frame.clone());
+    }
+
+    /// Whether `frame` at `seq` (at or below the cursor) is another event than the one handed
+    /// there: the log was rewritten (a failover lost writes and the seq was used again).
+    fn differs(&self, ch: usize, seq: u64, frame: &Frame) -> bool {
+        self.recent[ch].iter().any(|(s, d)| *s == seq && *d != digest(frame))
+    }
+}
+
+fn digest(frame: &Frame) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    frame.as_str().hash(&mut h);
+    h.finish()
+}
+
+/// The hash of a room's state in Redis: `epoch`, `rseq`, `useq`, ….
+pub fn meta_key(app: u32, room: &str) -> String {
+    format!("parlor:{{{app}}}:r:{room}:meta")
 }
 
 /// One room's sequencer.
@@ -92,6 +142,10 @@ pub struct Fanout {
     pub deliver: Arc<dyn Deliver>,
     rooms: Mutex<HashMap<(u32, String), Arc<RoomSeq>>>,
     conn: super::gate::Gated,
+    /// Counts the subscriber's connections: after a reconnect the master may be another one.
+    connection: AtomicU64,
+    /// Rooms found not to match Redis, for the failover check of the next tick.
+    suspects: Mutex<HashSet<(u32, String)>>,
 }
 
 impl std::fmt::Debug for Fanout {
@@ -121,7 +175,84 @@ fn channel_of(ch: usize) -> Channel {
 impl Fanout {
     /// Sequencers over `conn` (for gap fills), delivering to `deliver`.
     pub fn new(deliver: Arc<dyn Deliver>, conn: super::gate::Gated) -> Fanout {
-        Fanout { deliver, rooms: Mutex::new(HashMap::new()), conn }
+        Fanout {
+            deliver,
+            rooms: Mutex::new(HashMap::new()),
+            conn,
+            connection: AtomicU64::new(0),
+            suspects: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The subscriber connected again: until a room's cursor has been compared with Redis, its
+    /// events are not trusted (a promoted replica may lack the last writes, and reuse their
+    /// seqs for other events). Called before the new connection's first message is read.
+    pub fn new_connection(&self) -> u64 {
+        self.connection.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The subscriber connection now: a cursor positioned from Redis now is checked at it.
+    pub fn connection(&self) -> u64 {
+        self.connection.load(Ordering::SeqCst)
+    }
+
+    /// The rooms found rewound since the last call.
+    pub fn take_suspects(&self) -> Vec<(u32, String)> {
+        self.suspects.lock().drain().collect()
+    }
+
+    /// `cursor` does not match Redis: stop handing events in it and have the tick's failover
+    /// check repair the room.
+    fn suspect(&self, r: &RoomSeq, cursor: &mut Cursor, why: &str) {
+        if !cursor.rewound {
+            tracing::warn!(app = r.app, room = %r.room, at = ?cursor.last, why, "room held: Redis no longer has what this node handed (lost writes?); checked at the next tick");
+        }
+        cursor.rewound = true;
+        self.suspects.lock().insert((r.app, r.room.clone()));
+    }
+
+    /// Compare the cursor with Redis once per subscriber connection: the room's seqs must not
+    /// be behind it, and the log must hold the same event at its last seqs. Err when Redis
+    /// cannot be asked (try again later); Ok(false) when it does not match (held, suspect).
+    async fn verify(&self, r: &RoomSeq, cursor: &mut Cursor) -> Result<bool, ()> {
+        let now = self.connection();
+        if cursor.rewound {
+            return Ok(false);
+        }
+        if cursor.checked >= now || cursor.epoch.is_empty() {
+            cursor.checked = now;
+            return Ok(true);
+        }
+        let mut conn = self.conn.clone();
+        let meta: (Option<String>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(meta_key(r.app, &r.room))
+            .arg("epoch")
+            .arg("rseq")
+            .arg("useq")
+            .query_async(&mut conn)
+            .await
+            .map_err(|_| ())?;
+        let mut same = match &meta {
+            (Some(e), Some(rseq), Some(useq)) => {
+                *e == cursor.epoch && *rseq >= cursor.last[0] && *useq >= cursor.last[1]
+            }
+            _ => false,
+        };
+        for ch in 0..2 {
+            let (Some(tail), true) = (cursor.tail[ch].clone(), same) else { continue };
+            let logged = self.read_log(r, ch, cursor.last[ch], cursor.last[ch]).await.map_err(|_| ())?;
+            same = logged.first().is_none_or(|(_, _, f)| *f == tail);
+        }
+        cursor.checked = now;
+        if !same {
+            self.suspect(r, cursor, "another log after the subscriber reconnected");
+        }
+        Ok(same)
+    }
+
+    /// The failover check found the room as this node knows it: hand its events again.
+    pub fn cleared(&self, cursor: &mut Cursor) {
+        cursor.rewound = false;
     }
 
     /// The sequencer of a room, made if needed.
@@ -268,7 +399,13 @@ impl Fanout {
         }
         let i = ev.ch;
         if ev.seq <= cursor.last[i] {
+            if cursor.differs(i, ev.seq, &ev.frame) {
+                self.suspect(r, cursor, "another event at a seq already handed");
+            }
             return Ok(());
+        }
+        if !matches!(self.verify(r, cursor).await, Ok(true)) {
+            return Err(ev);
         }
         if ev.seq > cursor.last[i] + 1 && !self.fill(r, cursor, i, ev.seq - 1).await {
             // Redis unreachable (a failover): handing `ev` now would skip the missing ones for
@@ -280,8 +417,7 @@ impl Fanout {
             return Err(ev);
         }
         self.hand(r, i, ev.seq, &ev.frame, ev.author);
-        cursor.last[i] = ev.seq;
-        cursor.tail[i] = Some(ev.frame);
+        cursor.handed(i, ev.seq, &ev.frame);
         Ok(())
     }
 
@@ -323,6 +459,9 @@ impl Fanout {
         if upto < from {
             return true;
         }
+        if !matches!(self.verify(r, cursor).await, Ok(true)) {
+            return false;
+        }
         metrics::counter!("parlor_redis_gap_fills_total").increment(1);
         let Ok(entries) = self.read_log(r, ch, from, upto).await else {
             tracing::warn!(room = %r.room, "gap fill failed: Redis unreachable; the next event or tick retries");
@@ -333,8 +472,7 @@ impl Fanout {
                 continue;
             }
             self.hand(r, ch, seq, &frame, author);
-            cursor.last[ch] = seq;
-            cursor.tail[ch] = Some(frame);
+            cursor.handed(ch, seq, &frame);
         }
         if cursor.last[ch] < upto {
             // Trimmed away (older than the log keeps): the hub cuts the members that miss them

@@ -79,3 +79,71 @@ async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_
     }
     assert_eq!(*seen.0.lock(), vec![17, 18]);
 }
+
+/// A failover that lost writes: the new master logs other events at the seqs this node handed.
+/// Another event at a handed seq, or a room behind the cursor after the subscriber reconnected,
+/// holds the room (nothing more handed, its events queued) for the tick's failover check;
+/// before, the reused seqs were dropped as duplicates and the next ones handed: a silent hole.
+#[tokio::test]
+async fn another_event_at_a_handed_seq_holds_the_room() {
+    let redis = parlor_testkit::RedisServer::start();
+    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
+    let conn = super::gate::Gated::new(conn, Default::default());
+    let seen = Arc::new(Seen::default());
+    let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
+    let room = fanout.room(1, "r");
+    *room.cursor.lock().await = Cursor::new("e1".into(), [15, 0]);
+    let mut cursor = room.cursor.lock().await;
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(16))).await;
+    assert_eq!(*seen.0.lock(), vec![16]);
+    // The same event again (pub/sub's copy): a duplicate, dropped, nothing suspected.
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(16))).await;
+    assert!(!cursor.rewound && fanout.take_suspects().is_empty());
+    // The new master's own event 16.
+    let mut other = ev(16);
+    other.frame = Frame::from("another event".to_string());
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(other)).await;
+    assert!(cursor.rewound, "another event at a handed seq");
+    assert_eq!(fanout.take_suspects(), vec![(1, "r".to_string())]);
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(17))).await;
+    assert_eq!(*seen.0.lock(), vec![16], "nothing handed while the room is held");
+    // The check found it as the node knows it after all: handed on, in order.
+    fanout.cleared(&mut cursor);
+    fanout.drain_locked(&room, &mut cursor).await;
+    assert_eq!(*seen.0.lock(), vec![16, 17]);
+}
+
+#[tokio::test]
+async fn a_room_behind_the_cursor_after_the_subscriber_reconnected_is_held() {
+    let redis = parlor_testkit::RedisServer::start();
+    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
+    let conn = super::gate::Gated::new(conn, Default::default());
+    let seen = Arc::new(Seen::default());
+    let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
+    let room = fanout.room(1, "r");
+    let mut c = conn.clone();
+    let meta = super::fanout::meta_key(1, "r");
+    let _: () = redis::cmd("HSET")
+        .arg(&meta)
+        .arg("epoch")
+        .arg("e1")
+        .arg("rseq")
+        .arg(16)
+        .arg("useq")
+        .arg(0)
+        .query_async(&mut c)
+        .await
+        .expect("meta");
+    *room.cursor.lock().await = Cursor::new("e1".into(), [16, 0]);
+    let mut cursor = room.cursor.lock().await;
+    // Same connection: no question asked.
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(17))).await;
+    assert_eq!(*seen.0.lock(), vec![17]);
+    // The subscriber reconnected to a master whose room is at 12 (writes 13..17 lost).
+    fanout.new_connection();
+    let _: () = redis::cmd("HSET").arg(&meta).arg("rseq").arg(12).query_async(&mut c).await.expect("meta");
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(18))).await;
+    assert!(cursor.rewound, "a room behind the cursor is held");
+    assert_eq!(*seen.0.lock(), vec![17]);
+    assert_eq!(fanout.take_suspects(), vec![(1, "r".to_string())]);
+}

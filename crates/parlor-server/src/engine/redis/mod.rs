@@ -482,6 +482,7 @@ impl RedisEngine {
             };
             if cursor.epoch != j.epoch {
                 **cursor = Cursor::new(j.epoch, [j.rseq, j.useq]);
+                cursor.checked = self.fanout.connection();
             }
             let at = Seqs { room: Some(j.rseq), users: Some(j.useq), direct: None };
             self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at);

@@ -147,6 +147,8 @@ impl Subscriptions {
                     wanted.push(ALL.to_string());
                     let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&wanted)).await;
                     if matches!(subscribed, Ok(Ok(()))) {
+                        // Before its first message: the master may be another one now.
+                        self.fanout.new_connection();
                         *self.sink.lock().await = Some(sink);
                         tracing::info!(channels = wanted.len(), "redis subscriber connected");
                         while let Some(msg) = stream.next().await {
