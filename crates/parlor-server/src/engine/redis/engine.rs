@@ -249,6 +249,12 @@ impl Engine for RedisEngine {
             _ => None,
         };
         let mut held = self.lock_rooms(req.app, rooms).await;
+        // A room entered is heard before the script runs: an event of another node right after
+        // the login (the next member's `user_add`) comes by pub/sub, not a tick later by the
+        // backstop (`check_cursors`).
+        if let Op::Login { room, .. } | Op::Switch { to: room, .. } = &op {
+            self.subs.subscribe(super::fanout::room_channel(req.app, room)).await;
+        }
         let mut full = vec![req.key.to_string(), req.id.to_string(), name.to_string()];
         full.extend(args);
         // A call that timed out may still have run: the retry (the same id) is then recalled,
