@@ -53,13 +53,47 @@ use crate::engine::{
 use crate::frame::Frame;
 
 /// The script: the steps (lib), resume and liveness (sessions), the admin API's operations
-/// (admin), the operations (ops).
+/// (admin), the operations (ops). Loaded as a function library ([`Library`]).
 const SOURCE: &str = concat!(
     include_str!("lua/lib.lua"),
     include_str!("lua/sessions.lua"),
     include_str!("lua/admin.lua"),
     include_str!("lua/ops.lua")
 );
+
+/// The script as a Redis function library (Redis 7 or newer): loaded once per Redis with
+/// `FUNCTION LOAD REPLACE` (every primary of a cluster; replicas get it by replication), then
+/// every operation is an `FCALL`. Its name carries the source's digest, so nodes of two
+/// versions (a rolling upgrade) each call their own; a Redis that lost it (a restart without
+/// persistence, a failover that lost the load) is given it again at the first call that
+/// finds it missing.
+#[derive(Debug)]
+struct Library {
+    /// `parlor_<digest>`: the library's and its one function's name.
+    name: String,
+    /// What `FUNCTION LOAD` is given.
+    code: String,
+}
+
+impl Library {
+    fn new() -> Library {
+        let digest = redis::Script::new(SOURCE).get_hash().to_string();
+        let name = format!("parlor_{}", &digest[..16]);
+        let code = format!("#!lua name={name}\n{SOURCE}\nredis.register_function('{name}', main)\n");
+        Library { name, code }
+    }
+
+    /// Load it (again): idempotent, the same name always has the same code.
+    async fn load(&self, conn: &mut gate::Gated) -> redis::RedisResult<()> {
+        let _: String = redis::cmd("FUNCTION").arg("LOAD").arg("REPLACE").arg(&self.code).query_async(conn).await?;
+        Ok(())
+    }
+}
+
+/// Whether a call failed because Redis does not have the library (any more).
+fn library_missing(e: &redis::RedisError) -> bool {
+    e.to_string().contains("Function not found")
+}
 
 /// `confirm KEY TOKEN` (the session's hash and its `told`): the client holds TOKEN, its last
 /// `resumed`'s, so the token that resume used is void from now on and the kicks it told are
@@ -88,7 +122,7 @@ pub struct RedisEngine {
     config: ServerConfig,
     clock: Clock,
     conn: gate::Gated,
-    script: redis::Script,
+    script: Library,
     /// `confirm` on its own ([`CONFIRM`]): one per resume, so it does not pay for the whole
     /// script's chunk.
     confirm: redis::Script,
@@ -356,13 +390,25 @@ impl RedisEngine {
             "hook_queue": config.webhook.queue.max(1),
         })
         .to_string();
+        let script = Library::new();
+        if let Err(e) = script.load(&mut conn.clone()).await {
+            if e.to_string().to_lowercase().contains("unknown command") {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "Redis has no FUNCTION command: Parlor needs Redis 7 or newer",
+                    e.to_string(),
+                )));
+            }
+            // Redis away for now: the first call that finds the library missing loads it.
+            tracing::warn!(error = %e, "cannot load Parlor's function library yet");
+        }
         let fanout = Arc::new(Fanout::new(deliver, conn.clone()));
         let subs = node::Subscriptions::start(client, config.node_id.clone(), fanout.clone());
         let engine = Arc::new(RedisEngine {
             config,
             clock,
             conn,
-            script: redis::Script::new(SOURCE),
+            script,
             confirm: redis::Script::new(CONFIRM),
             settings,
             fanout,
@@ -400,19 +446,30 @@ impl RedisEngine {
     /// Run one operation of the script for `app`.
     async fn run(&self, app: u32, now: Instant, op: &str, args: &[String]) -> Result<Out, Unavailable> {
         let prefix = format!("parlor:{{{app}}}");
-        let mut inv = self.script.key(&prefix);
-        inv.arg(&prefix)
+        let mut call = redis::cmd("FCALL");
+        call.arg(&self.script.name)
+            .arg(1)
+            .arg(&prefix)
+            .arg(&prefix)
             .arg(self.clock.wall_ms(now))
             .arg(&self.settings)
             .arg(&self.config.node_id)
             .arg(format!("{:024x}", rand::random::<u128>() >> 32))
             .arg(op);
         for a in args {
-            inv.arg(a);
+            call.arg(a);
         }
         let started = std::time::Instant::now();
         let mut conn = self.conn.clone();
-        let result: redis::RedisResult<Vec<String>> = inv.invoke_async(&mut conn).await;
+        let mut result: redis::RedisResult<Vec<String>> = call.query_async(&mut conn).await;
+        if result.as_ref().is_err_and(library_missing) {
+            // The call did not run: load the library and make it (once more).
+            tracing::warn!("Redis lost Parlor's function library: loading it again");
+            result = match self.script.load(&mut conn).await {
+                Ok(()) => call.query_async(&mut conn).await,
+                Err(e) => Err(e),
+            };
+        }
         metrics::histogram!("parlor_redis_seconds").record(started.elapsed().as_secs_f64());
         match result {
             Ok(mut v) if v.len() >= 2 => {

@@ -1,7 +1,7 @@
 -- Parlor's Redis engine: the operations (the memory engine's requests.rs, resume.rs and tick),
 -- dispatched on ARGV[6]. Appended to lib.lua into one script.
 
-local OP = ARGV[6]
+local OP -- set at every call (`main`)
 
 local function member(key, room)
   if redis.call('EXISTS', sk(key)) == 0 then return false, 'NoSession' end
@@ -220,20 +220,27 @@ local function open(a)
   return {'ok', ''}
 end
 
-local result
-if OP == 'open' then
-  result = open({ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]})
-elseif OP == 'request' then
-  local a = {}
-  for i = 10, #ARGV do table.insert(a, ARGV[i]) end
-  result = request(ARGV[7], tonumber(ARGV[8]), ARGV[9], a)
-elseif OP == 'bye' then
-  end_session(ARGV[7])
-  result = {'ok', ''}
-elseif admin_ops[OP] then
-  result = admin_ops[OP]()
-else
-  result = dispatch_more(OP)
+-- One call: KEYS[1] routes it (the app's slot); ARGV as lib.lua says.
+local function main(keys, args)
+  begin(keys, args)
+  OP = ARGV[6]
+  local result
+  if OP == 'open' then
+    result = open({ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]})
+  elseif OP == 'request' then
+    local a = {}
+    for i = 10, #ARGV do table.insert(a, ARGV[i]) end
+    result = request(ARGV[7], tonumber(ARGV[8]), ARGV[9], a)
+  elseif OP == 'bye' then
+    end_session(ARGV[7])
+    result = {'ok', ''}
+  elseif admin_ops[OP] then
+    result = admin_ops[OP]()
+  else
+    result = dispatch_more(OP)
+  end
+  for _, item in ipairs(items) do table.insert(result, item) end
+  return result
 end
-for _, item in ipairs(items) do table.insert(result, item) end
-return result
+
+-- engine/redis/mod.rs appends the registration of `main` under the library's name.
