@@ -80,3 +80,29 @@ async fn a_resume_retried_with_the_used_token_gets_the_same_new_token_until_it_i
     let stale = engine.resume(&opened.public_id, &t1, &Ack::default(), 8, now).await.expect("redis");
     assert!(stale.is_err(), "{stale:?}");
 }
+
+/// A Redis that lost the function library (restarted without persistence, or a failover that
+/// lost its load) is given it again by the first call that finds it missing; that call runs.
+/// And one call leaves nothing to the next (the library's per-call state is set by `begin`).
+#[tokio::test]
+async fn a_lost_function_library_is_loaded_again_and_calls_do_not_share_state() {
+    let redis = parlor_testkit::RedisServer::start();
+    let mut config = ServerConfig::for_tests(1, "s");
+    config.redis = vec![redis.url()];
+    let engine = RedisEngine::connect(config, Clock::new(), Arc::new(Nowhere), Arc::new(Default::default()))
+        .await
+        .expect("connect");
+    let now = Instant::now();
+    let mut c = engine.conn.clone();
+    let _: () = redis::cmd("FUNCTION").arg("FLUSH").query_async(&mut c).await.expect("flush");
+    let claims = Claims::new(1, "u1", 0, u32::MAX as u64, "n");
+    let new = NewSession { app: 1, user: User { id: "u1".into(), name: "u1".into() }, claims: claims.clone() };
+    let first = engine.open(new, 1, now).await.expect("open after the library was lost");
+    let second = engine
+        .open(NewSession { app: 1, user: User { id: "u2".into(), name: "u2".into() }, claims }, 2, now)
+        .await
+        .expect("open");
+    assert_ne!(first.key, second.key);
+    let out = engine.run(1, now, "reap", &[]).await.expect("reap");
+    assert!(out.raw.is_empty(), "a reap with nothing due reports nothing, not an earlier call's items: {:?}", out.raw);
+}
