@@ -197,6 +197,7 @@ fn set_id(frame: &mut ClientFrame, id: u64) {
         ClientFrame::Broadcast(f) | ClientFrame::Barrage(f) => f.id = id,
         ClientFrame::Command(f) => f.id = id,
         ClientFrame::RenewToken(f) => f.id = id,
+        ClientFrame::Members(f) => f.id = id,
         ClientFrame::Hello(_) | ClientFrame::Resume(_) | ClientFrame::Ping(_) | ClientFrame::Bye(_) => {}
     }
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use parlor_protocol::{token, validate, ClientFrame, ErrorCode, Hello, Pong, Resume, ServerFrame, Welcome};
+use parlor_protocol::{token, validate, ClientFrame, ErrorCode, Hello, OkFrame, Pong, Resume, ServerFrame, Welcome};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
@@ -232,6 +232,7 @@ impl Node {
                 let error = ServerFrame::error_with(None, ErrorCode::InvalidField, "the session has already started");
                 self.hub.to_session(key, Frame::encode(&error));
             }
+            ClientFrame::Members(m) => self.members(key, ctx, m, now).await,
             request => {
                 let Some(id) = request.request_id() else {
                     return;
@@ -272,6 +273,31 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// `members` (protocol §9.9): a read, not an operation. It changes nothing, so it is not
+    /// remembered for repeats: a repeat (after a resume) is simply read again; it does not
+    /// advance the session's last request id. It counts against the request rate.
+    async fn members(&self, key: SessionKey, ctx: &mut SessionCtx, m: parlor_protocol::Members, now: Instant) {
+        self.engine.touch(key, ctx.app, None, now).await;
+        let error = |code: ErrorCode, message: &str| ServerFrame::error_with(Some(m.id), code, message.to_string());
+        let frame = if !ctx.requests.allow(now, self.config.request_rate) {
+            error(ErrorCode::RequestsTooFrequent, "too many requests")
+        } else if validate::room_id(&m.room).is_err() {
+            error(ErrorCode::InvalidField, "invalid room id")
+        } else if m.limit == 0 || m.limit > parlor_protocol::MAX_MEMBERS_PAGE {
+            error(ErrorCode::InvalidField, "limit must be 1 to 500")
+        } else {
+            match self.engine.members(ctx.app, key, &m.room, &m.cursor, m.limit as usize).await {
+                Ok(Some(page)) => ServerFrame::Ok(OkFrame::members(m.id, m.room, page.users, page.count, page.next)),
+                Ok(None) => error(ErrorCode::NotInRoom, "not in the room"),
+                Err(Unavailable) => {
+                    metrics::counter!("parlor_unavailable_total").increment(1);
+                    error(ErrorCode::ServiceUnavailable, "service temporarily unavailable")
+                }
+            }
+        };
+        self.hub.to_session(key, Frame::encode(&frame));
     }
 
     /// Answer a frame that could not be decoded (it still counts as life).

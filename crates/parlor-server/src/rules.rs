@@ -147,9 +147,12 @@ pub fn op(
                 .and_then(|s| token::verify(s.as_bytes(), &f.token, ctx.app, &ctx.user, None, now_s).map_err(code))
                 .map(|claims| Op::Renew { room: claims.room_id.clone(), grant: Grant::of(&claims), claims })
         }
-        ClientFrame::Hello(_) | ClientFrame::Resume(_) | ClientFrame::Ping(_) | ClientFrame::Bye(_) => {
-            Err(code(ErrorCode::InvalidField))
-        }
+        // `members` is a read, answered by the node (`Node::members`), never an operation.
+        ClientFrame::Hello(_)
+        | ClientFrame::Resume(_)
+        | ClientFrame::Ping(_)
+        | ClientFrame::Bye(_)
+        | ClientFrame::Members(_) => Err(code(ErrorCode::InvalidField)),
     };
     result.unwrap_or_else(refused)
 }

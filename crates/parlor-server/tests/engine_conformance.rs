@@ -179,6 +179,18 @@ async fn run_script(config: ServerConfig) -> Transcript {
     refused(&mut h, "dave", login("r1", 0), 1002034).await;
     refused(&mut h, "bob", login("r1", 0), 1002001).await;
 
+    // ── members (§9.9): pages in user id order, the caller too, with the room's count and the
+    // next page's cursor ("" after the last); only for a member; a page of 1 to 500.
+    let a = h.req("bob", json!({"t":"members","room":"r1","limit":2})).await;
+    assert_eq!((ids(&a["users"]), &a["count"], &a["next"]), (vec!["alice", "bob"], &json!(3), &json!("bob")), "{a}");
+    let a = h.req("bob", json!({"t":"members","room":"r1","cursor":a["next"],"limit":2})).await;
+    assert_eq!((ids(&a["users"]), &a["count"], &a["next"]), (vec!["carol"], &json!(3), &json!("")), "{a}");
+    let a = h.req("carol", json!({"t":"members","room":"r1"})).await;
+    assert_eq!((ids(&a["users"]), &a["next"]), (vec!["alice", "bob", "carol"], &json!("")), "{a}");
+    refused(&mut h, "dave", json!({"t":"members","room":"r1"}), 1009005).await;
+    refused(&mut h, "bob", json!({"t":"members","room":"r1","limit":501}), 1000003).await;
+    refused(&mut h, "bob", json!({"t":"members","room":"r1","limit":0}), 1000003).await;
+
     // ── A token that forbids publishing (and is for r2 only), passed with the login.
     let no_publish = token_with(|c| {
         c.user_id = "dave".into();

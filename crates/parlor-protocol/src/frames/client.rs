@@ -167,6 +167,32 @@ pub struct RenewToken {
     pub token: String,
 }
 
+/// `members`: one page of a room's members, in the order of their user ids (bytes), after
+/// `cursor` (the `next` of the previous page; "" for the first). A member who is in the room
+/// through a whole walk is on exactly one page of it, whoever comes and goes meanwhile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Members {
+    /// Request id.
+    pub id: u64,
+    /// The room (the session must be in it).
+    pub room: String,
+    /// Where the page starts: "" for the first page, else the previous page's `next`.
+    #[serde(default)]
+    pub cursor: String,
+    /// At most this many members, 1 to [`MAX_MEMBERS_PAGE`] (default [`DEFAULT_MEMBERS_PAGE`]).
+    #[serde(default = "default_members_page")]
+    pub limit: u32,
+}
+
+/// The largest page of `members`.
+pub const MAX_MEMBERS_PAGE: u32 = 500;
+/// The page of `members` when its `limit` is left out.
+pub const DEFAULT_MEMBERS_PAGE: u32 = 100;
+
+fn default_members_page() -> u32 {
+    DEFAULT_MEMBERS_PAGE
+}
+
 /// `bye`: end the session.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Bye {}
@@ -205,6 +231,8 @@ pub enum ClientFrame {
     Command(SendCommand),
     /// Renew the session's token.
     RenewToken(RenewToken),
+    /// One page of a room's members.
+    Members(Members),
 }
 
 impl ClientFrame {
@@ -222,6 +250,7 @@ impl ClientFrame {
             ClientFrame::Broadcast(f) | ClientFrame::Barrage(f) => Some(f.id),
             ClientFrame::Command(f) => Some(f.id),
             ClientFrame::RenewToken(f) => Some(f.id),
+            ClientFrame::Members(f) => Some(f.id),
         }
     }
 
@@ -243,6 +272,7 @@ impl ClientFrame {
             ClientFrame::Barrage(_) => "barrage",
             ClientFrame::Command(_) => "command",
             ClientFrame::RenewToken(_) => "renew_token",
+            ClientFrame::Members(_) => "members",
         }
     }
 
@@ -269,4 +299,5 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "barrage",
     "command",
     "renew_token",
+    "members",
 ];

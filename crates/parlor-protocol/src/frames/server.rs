@@ -158,6 +158,12 @@ pub struct OkFrame {
     /// For broadcast / barrage: the message id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// For members: how many members the room has now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// For members: the `cursor` of the next page; "" when this page is the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 impl OkFrame {
@@ -184,7 +190,15 @@ impl OkFrame {
             room_session: Some(state.room_session),
             seq,
             message_id: None,
+            count: None,
+            next: None,
         }
+    }
+
+    /// The `ok` of `members`: one page (`users`, the caller too when on it), the room's member
+    /// count and the next page's cursor.
+    pub fn members(id: u64, room: String, users: Vec<User>, count: u32, next: String) -> OkFrame {
+        OkFrame { id, room: Some(room), users: Some(users), count: Some(count), next: Some(next), ..OkFrame::default() }
     }
 }
 

@@ -14,8 +14,8 @@ use super::admin::{AdminEngine, AdminResult, RoomPage, Sent, SessionRef};
 use super::memory::MemoryEngine;
 use super::redis::{NodeHealth, RedisEngine};
 use super::{
-    ConnId, Engine, NewSession, Op, Opened, Outcome, Reply, Req, ResumeRefused, Resumed, RoomInfo, SessionKey, Stats,
-    Unavailable,
+    ConnId, Engine, MembersPage, NewSession, Op, Opened, Outcome, Reply, Req, ResumeRefused, Resumed, RoomInfo,
+    SessionKey, Stats, Unavailable,
 };
 use crate::frame::Frame;
 
@@ -114,6 +114,18 @@ impl AnyEngine {
     /// See [`Engine::room`].
     pub async fn room(&self, app: u32, room: &str) -> Result<Option<RoomInfo>, Unavailable> {
         dispatch!(self, e => e.room(app, room).await)
+    }
+
+    /// See [`Engine::members`].
+    pub async fn members(
+        &self,
+        app: u32,
+        key: SessionKey,
+        room: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<Option<MembersPage>, Unavailable> {
+        dispatch!(self, e => e.members(app, key, room, cursor, limit).await)
     }
 
     /// See [`Engine::kick`].

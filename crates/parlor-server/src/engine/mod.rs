@@ -373,6 +373,17 @@ pub struct RoomInfo {
     pub extra: Vec<RoomExtraItem>,
 }
 
+/// One page of a room's members ([`Engine::members`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersPage {
+    /// The members on it, by user id.
+    pub users: Vec<User>,
+    /// How many members the room has.
+    pub count: u32,
+    /// The cursor of the next page; "" when this page is the last.
+    pub next: String,
+}
+
 /// The node-local side that an engine publishes to: this node's connections and the rooms its
 /// sessions are in. Calls for a session or room this node does not serve are ignored.
 pub trait Deliver: Send + Sync + 'static {
@@ -475,6 +486,18 @@ pub trait Engine: Send + Sync + 'static {
 
     /// One room of `app`: None when there is no such room.
     fn room(&self, app: u32, room: &str) -> impl Future<Output = Result<Option<RoomInfo>, Unavailable>> + Send;
+
+    /// One page of `room`'s members for session `key` (`members`, protocol §9.9): up to `limit`
+    /// members whose user ids sort after `cursor` (bytes), the room's member count, and the
+    /// cursor of the next page ("" when none). None when the session is not in the room.
+    fn members(
+        &self,
+        app: u32,
+        key: SessionKey,
+        room: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Option<MembersPage>, Unavailable>> + Send;
 
     /// Kick `user` out of `room` with 1002055 and `reason`. False when no such member.
     fn kick(

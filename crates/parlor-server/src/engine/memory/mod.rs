@@ -25,7 +25,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use parlor_protocol::{Ack, ErrorCode, EventBody, ServerFrame, TokenWillExpire};
+use parlor_protocol::{Ack, ErrorCode, EventBody, ServerFrame, TokenWillExpire, User};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -34,8 +34,8 @@ use self::state::{random_id, Leave, Remembered, Session, State};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::{
-    ConnId, Deliver, Engine, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req, ResumeRefused, Resumed,
-    RoomInfo, SessionKey, Stats, Unavailable,
+    ConnId, Deliver, Engine, MembersPage, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req,
+    ResumeRefused, Resumed, RoomInfo, SessionKey, Stats, Unavailable,
 };
 use crate::frame::Frame;
 use crate::named::Named;
@@ -361,6 +361,23 @@ impl Engine for MemoryEngine {
     async fn room(&self, app: u32, room: &str) -> Result<Option<RoomInfo>, Unavailable> {
         let st = self.lock();
         Ok(st.rooms.get(&(app, room.to_string())).map(|r| st.room_info(room, r)))
+    }
+
+    async fn members(
+        &self,
+        app: u32,
+        key: SessionKey,
+        room: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<Option<MembersPage>, Unavailable> {
+        let st = self.lock();
+        let Some(r) = st.rooms.get(&(app, room.to_string())).filter(|r| r.members.contains_key(&key)) else {
+            return Ok(None);
+        };
+        let (keys, next) = r.page(cursor, limit);
+        let users: Vec<User> = keys.iter().filter_map(|k| st.sessions.get(k).map(|s| s.user.clone())).collect();
+        Ok(Some(MembersPage { users, count: r.members.len() as u32, next }))
     }
 
     async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {

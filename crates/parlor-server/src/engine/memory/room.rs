@@ -5,7 +5,7 @@
 //! the next login creates a new one with a new `room_session` (epoch): a client that resumes
 //! with the old epoch gets a snapshot, never a replay of another life's log (§6).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use parlor_protocol::{RoomExtraItem, Stream};
 use tokio::time::Instant;
@@ -37,8 +37,9 @@ pub struct Room {
     /// channel.
     pub members: BTreeMap<SessionKey, bool>,
     /// Each member's session by user id: a login finds the same user's older session without
-    /// a scan of the room (n logins to a big room were n²/2 lookups).
-    pub by_user: HashMap<Box<str>, SessionKey>,
+    /// a scan of the room (n logins to a big room were n²/2 lookups); ordered, for the pages of
+    /// `members` (by user id, so that a walk is stable while others come and go).
+    pub by_user: BTreeMap<Box<str>, SessionKey>,
     /// Published streams by id.
     pub streams: BTreeMap<String, StreamEntry>,
     /// Extra info by key.
@@ -62,7 +63,7 @@ impl Room {
             epoch,
             max_members,
             members: BTreeMap::new(),
-            by_user: HashMap::new(),
+            by_user: BTreeMap::new(),
             streams: BTreeMap::new(),
             extra: BTreeMap::new(),
             room_log: ChannelLog::default(),
@@ -71,6 +72,22 @@ impl Room {
             next_online: now + online_interval,
             message_window: Window::default(),
         }
+    }
+
+    /// One page of `members` (§9.9): up to `limit` members whose user ids sort after `cursor`
+    /// ("" for the first page), and the next page's cursor ("" when this one is the last). A
+    /// member who stays through a walk is on exactly one of its pages, whoever else comes and
+    /// goes: the cursor is a position in the order of user ids, not an index.
+    pub fn page(&self, cursor: &str, limit: usize) -> (Vec<SessionKey>, String) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = if cursor.is_empty() { Unbounded } else { Excluded(cursor) };
+        let mut walk = self.by_user.range::<str, _>((from, Unbounded));
+        let page: Vec<(&Box<str>, &SessionKey)> = walk.by_ref().take(limit).collect();
+        let next = match (walk.next(), page.last()) {
+            (Some(_), Some((last, _))) => last.to_string(),
+            _ => String::new(),
+        };
+        (page.into_iter().map(|(_, k)| *k).collect(), next)
     }
 
     /// The streams as the wire carries them.
@@ -86,5 +103,58 @@ impl Room {
     /// The streams `owner` publishes here.
     pub fn streams_of(&self, owner: SessionKey) -> Vec<Stream> {
         self.streams.values().filter(|e| e.owner == owner).map(|e| e.stream.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A walk in pages while others come and go: everyone there through the whole walk is
+        /// on exactly one page, and no page repeats anyone.
+        #[test]
+        fn a_walk_is_stable_under_churn(
+            start in proptest::collection::btree_set(0u16..2000, 0..300),
+            limit in 1usize..60,
+            churn in proptest::collection::vec((any::<bool>(), 0u16..2000), 0..400),
+        ) {
+            let now = Instant::now();
+            let mut room = Room::new("e".into(), 0, now, std::time::Duration::from_secs(30));
+            let id = |n: u16| format!("u{n}");
+            for n in &start {
+                room.by_user.insert(id(*n).into(), *n as SessionKey);
+            }
+            let mut stayed: std::collections::BTreeSet<u16> = start.clone();
+            let (mut cursor, mut seen, mut steps) = (String::new(), Vec::new(), churn.iter());
+            for pages in 0.. {
+                // Every page moves past at least one member: a walk of 2 300 at most ends.
+                prop_assert!(pages <= 2300, "the walk does not end");
+                let (keys, next) = room.page(&cursor, limit);
+                prop_assert!(keys.len() <= limit);
+                seen.extend(keys);
+                // Between pages, some join and some leave.
+                for (join, n) in steps.by_ref().take(5) {
+                    if *join {
+                        room.by_user.insert(id(*n).into(), *n as SessionKey);
+                    } else {
+                        room.by_user.remove(id(*n).as_str());
+                        stayed.remove(n);
+                    }
+                }
+                if next.is_empty() {
+                    break;
+                }
+                cursor = next;
+            }
+            let mut unique = seen.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            prop_assert_eq!(unique.len(), seen.len(), "a member on two pages");
+            for n in stayed {
+                prop_assert!(seen.contains(&(n as SessionKey)), "u{} stayed but was skipped", n);
+            }
+        }
     }
 }

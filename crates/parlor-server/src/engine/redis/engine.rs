@@ -360,6 +360,26 @@ impl Engine for RedisEngine {
         serde_json::from_str(&out.payload).map(Some).map_err(|_| Unavailable)
     }
 
+    async fn members(
+        &self,
+        app: u32,
+        key: SessionKey,
+        room: &str,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<Option<MembersPage>, Unavailable> {
+        let args = [key.to_string(), room.to_string(), cursor.to_string(), limit.to_string()];
+        let out = self.run(app, Instant::now(), "members", &args).await?;
+        if out.status != "ok" {
+            return Ok(None);
+        }
+        let mut raw = out.raw.iter();
+        let count = raw.next().and_then(|c| c.parse().ok()).ok_or(Unavailable)?;
+        let users =
+            raw.map(|u| serde_json::from_str::<User>(u)).collect::<Result<Vec<_>, _>>().map_err(|_| Unavailable)?;
+        Ok(Some(MembersPage { users, count, next: out.payload }))
+    }
+
     async fn kick(&self, app: u32, room: &str, user: &str, reason: &str, now: Instant) -> Result<bool, Unavailable> {
         let args = [room.to_string(), user.to_string(), reason.to_string()];
         Ok(self.admin_op(app, now, "admin_kick", &args).await?.is_ok())

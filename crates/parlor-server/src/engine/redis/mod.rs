@@ -47,8 +47,8 @@ pub use self::node::NodeHealth;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::{
-    ConnId, Deliver, Done, Engine, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req, ResumeRefused,
-    Resumed, RoomInfo, SessionKey, Stats, Unavailable,
+    ConnId, Deliver, Done, Engine, MembersPage, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req,
+    ResumeRefused, Resumed, RoomInfo, SessionKey, Stats, Unavailable,
 };
 use crate::frame::Frame;
 

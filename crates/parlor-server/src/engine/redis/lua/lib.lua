@@ -213,7 +213,8 @@ local function room_state(key, room)
   return '{"state":{' .. fields .. '},"seq":{' .. seq .. '}}'
 end
 
-local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
+-- lex: the members' user ids, all at score 0, so in byte order: the pages of `members`.
+local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
 
 -- Why a member leaves: `kick` is the admin API's, `close` its room close, `expire` the token's.
 local REASON = { logout = 5, offline = 2, dup = 3, kick = 4, close = 4, expire = 4 }
@@ -237,7 +238,10 @@ local function leave(key, room, why)
   redis.call('HDEL', rk(room, 'user'), key)
   redis.call('ZREM', rk(room, 'ord'), key)
   local uid = redis.call('HGET', sk(key), 'uid')
-  if uid and redis.call('HGET', rk(room, 'uid'), uid) == key then redis.call('HDEL', rk(room, 'uid'), uid) end
+  if uid and redis.call('HGET', rk(room, 'uid'), uid) == key then
+    redis.call('HDEL', rk(room, 'uid'), uid)
+    redis.call('ZREM', rk(room, 'lex'), uid)
+  end
   local own = redis.call('HGETALL', rk(room, 'own'))
   local ids = {}
   for i = 1, #own, 2 do
@@ -326,6 +330,7 @@ local function enter(key, room, m)
   redis.call('HSET', rk(room, 'mem'), key, notify)
   redis.call('HSET', rk(room, 'user'), key, user)
   redis.call('HSET', rk(room, 'uid'), uid, key)
+  redis.call('ZADD', rk(room, 'lex'), 0, uid)
   redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
   if not older then
     emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)

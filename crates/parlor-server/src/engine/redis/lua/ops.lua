@@ -220,6 +220,28 @@ local function open(a)
   return {'ok', ''}
 end
 
+-- members KEY ROOM CURSOR LIMIT: one page of the room's members by user id (protocol §9.9) for
+-- a session in it: {'ok', next cursor ('' on the last page), count, user JSON...}.
+local function members_page(key, room, cursor, limit)
+  if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then return {'refusal', 'NotInRoom'} end
+  local count = redis.call('HLEN', rk(room, 'mem'))
+  if count > 0 and redis.call('EXISTS', rk(room, 'lex')) == 0 then
+    -- A room entered before `lex` existed (an older Parlor): made once from `uid`.
+    for _, uid in ipairs(redis.call('HKEYS', rk(room, 'uid'))) do redis.call('ZADD', rk(room, 'lex'), 0, uid) end
+  end
+  local from = '-'
+  if cursor ~= '' then from = '(' .. cursor end
+  local ids = redis.call('ZRANGE', rk(room, 'lex'), from, '+', 'BYLEX', 'LIMIT', 0, limit + 1)
+  local out = {'ok', '', tostring(count)}
+  for i = 1, math.min(#ids, limit) do
+    local k = redis.call('HGET', rk(room, 'uid'), ids[i])
+    local user = k and redis.call('HGET', rk(room, 'user'), k)
+    if user then table.insert(out, user) end
+  end
+  if #ids > limit then out[2] = ids[limit] end
+  return out
+end
+
 -- One call: KEYS[1] routes it (the app's slot); ARGV as lib.lua says.
 local function main(keys, args)
   begin(keys, args)
@@ -231,6 +253,8 @@ local function main(keys, args)
     local a = {}
     for i = 10, #ARGV do table.insert(a, ARGV[i]) end
     result = request(ARGV[7], tonumber(ARGV[8]), ARGV[9], a)
+  elseif OP == 'members' then
+    result = members_page(ARGV[7], ARGV[8], ARGV[9], tonumber(ARGV[10]))
   elseif OP == 'bye' then
     end_session(ARGV[7])
     result = {'ok', ''}
