@@ -49,6 +49,7 @@ pub mod check;
 pub mod client;
 pub mod harness;
 pub mod picture;
+pub mod redis;
 pub mod schedule;
 pub mod wire;
 
@@ -65,26 +66,65 @@ pub struct Outcome {
     pub failures: Vec<String>,
 }
 
-/// The command that replays one seed.
-pub fn replay_command(seed: u64) -> String {
-    format!("PARLOR_SIM_SEED={seed} cargo test -p parlor-sim --test schedules   (or: parlor sim --seed {seed})")
+/// Which engine the schedules run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One memory-engine node, restarts, tokio's paused clock (no real time passes).
+    Memory,
+    /// Two or three Redis-engine nodes on a real `redis-server`, Redis faults and node kills,
+    /// a paced clock ([`redis`]).
+    Redis,
 }
 
-/// Run the schedule of `seed` on a fresh current-thread runtime with a paused clock.
-pub fn run_seed(seed: u64, restarts: bool) -> Outcome {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
-    rt.block_on(async {
-        let run = harness::run(Schedule::generate(seed, restarts)).await;
-        let (events, failures) = check::all(&run);
-        Outcome { seed, events, failures }
-    })
+/// The command that replays one seed.
+pub fn replay_command(seed: u64, engine: Engine) -> String {
+    match engine {
+        Engine::Memory => {
+            format!("PARLOR_SIM_SEED={seed} cargo test -p parlor-sim --test schedules   (or: parlor sim --seed {seed})")
+        }
+        Engine::Redis => format!(
+            "PARLOR_SIM_REDIS_SEED={seed} cargo test -p parlor-sim --test redis_schedules   (or: parlor sim --engine redis --seed {seed})"
+        ),
+    }
+}
+
+/// Run `seed`'s schedule: on the memory engine on a fresh current-thread runtime with a paused
+/// clock; on the Redis engine with a fresh `redis-server` and a paced clock.
+pub fn run_seed(seed: u64, engine: Engine) -> Outcome {
+    let (run, (events, failures)) = run_checked(seed, engine);
+    drop(run);
+    Outcome { seed, events, failures }
+}
+
+fn run_checked(seed: u64, engine: Engine) -> (harness::Run, (u64, Vec<String>)) {
+    match engine {
+        Engine::Memory => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a runtime");
+            rt.block_on(async {
+                let run = harness::run(Schedule::generate(seed, true)).await;
+                let checked = check::all(&run);
+                (run, checked)
+            })
+        }
+        Engine::Redis => {
+            let redis = parlor_testkit::RedisServer::start();
+            redis::run_paced(async {
+                let run = harness::run_redis(Schedule::generate_redis(seed), redis).await;
+                let checked = check::all(&run);
+                (run, checked)
+            })
+        }
+    }
 }
 
 /// Run `seed` and print its schedule and every client's events (for looking into a failure).
-pub fn trace_seed(seed: u64, restarts: bool) -> Outcome {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("a runtime");
-    rt.block_on(async {
-        let run = harness::run(Schedule::generate(seed, restarts)).await;
+pub fn trace_seed(seed: u64, engine: Engine) -> Outcome {
+    let (run, (events, failures)) = run_checked(seed, engine);
+    {
         for (at, a) in &run.schedule.steps {
             println!("{at:>7} ms  {a:?}");
         }
@@ -97,9 +137,8 @@ pub fn trace_seed(seed: u64, restarts: bool) -> Outcome {
         for (h, i) in &run.issued {
             println!("call {h} c{} at {} {:?} -> {:?}", i.c, i.at_ms, i.cmd, i.results);
         }
-        let (events, failures) = check::all(&run);
-        Outcome { seed, events, failures }
-    })
+    }
+    Outcome { seed, events, failures }
 }
 
 /// What a batch of schedules came to.
@@ -115,7 +154,7 @@ pub struct Summary {
 
 /// Run every seed in `seeds` on `threads` threads (each schedule on its own runtime), calling
 /// `done` after each.
-pub fn run_many(seeds: &[u64], threads: usize, restarts: bool, done: impl Fn(&Outcome) + Sync) -> Summary {
+pub fn run_many(seeds: &[u64], threads: usize, engine: Engine, done: impl Fn(&Outcome) + Sync) -> Summary {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let summary = parking_lot::Mutex::new(Summary::default());
     std::thread::scope(|scope| {
@@ -123,7 +162,7 @@ pub fn run_many(seeds: &[u64], threads: usize, restarts: bool, done: impl Fn(&Ou
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(&seed) = seeds.get(i) else { return };
-                let o = run_seed(seed, restarts);
+                let o = run_seed(seed, engine);
                 done(&o);
                 let mut s = summary.lock();
                 s.schedules += 1;
