@@ -80,3 +80,56 @@ async fn a_resume_retried_with_the_used_token_gets_the_same_new_token_until_it_i
     let stale = engine.resume(&opened.public_id, &t1, &Ack::default(), 8, now).await.expect("redis");
     assert!(stale.is_err(), "{stale:?}");
 }
+
+/// Counts the `joined` calls: which sessions the engine told this node are in which room.
+#[derive(Default)]
+struct Joins(parking_lot::Mutex<Vec<(String, SessionKey)>>);
+
+impl Deliver for Joins {
+    fn bind(&self, _: SessionKey, _: ConnId) -> bool {
+        true
+    }
+    fn room_event(&self, _: u32, _: &str, _: Option<Channel>, _: u64, _: &Frame, _: Option<SessionKey>) {}
+    fn to_session(&self, _: SessionKey, _: Frame) {}
+    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, _: Seqs) {
+        self.0.lock().push((room.to_string(), key));
+    }
+    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
+    fn has_members(&self, _: u32, _: &str) -> bool {
+        false
+    }
+    fn drop_connections(&self, _: u32) -> usize {
+        0
+    }
+}
+
+/// A login whose first run's answer was lost (its call timed out after the script ran) and that
+/// is then recalled (the node's rerun, or the client's retry on another node) must tell the
+/// calling node that the session is in the room: else that node neither subscribes to the room
+/// nor delivers its events to the session, and the client, told `ok`, silently misses every
+/// event after it (found by `parlor sim --engine redis`, seed 102).
+#[tokio::test]
+async fn a_recalled_login_tells_the_node_the_session_is_in_the_room() {
+    use crate::engine::{Grant, Op, Req};
+    let redis = parlor_testkit::RedisServer::start();
+    let mut config = ServerConfig::for_tests(1, "s");
+    config.redis = vec![redis.url()];
+    let connect =
+        |deliver: Arc<Joins>| RedisEngine::connect(config.clone(), Clock::new(), deliver, Arc::new(Default::default()));
+    let (first_joins, other_joins) = (Arc::new(Joins::default()), Arc::new(Joins::default()));
+    let first = connect(first_joins.clone()).await.expect("connect");
+    let other = connect(other_joins.clone()).await.expect("connect");
+    let now = Instant::now();
+    let claims = Claims::new(1, "u1", 0, u32::MAX as u64, "n");
+    let grant = Grant::of(&claims);
+    let new = NewSession { app: 1, user: User { id: "u1".into(), name: "u1".into() }, claims };
+    let opened = first.open(new, 1, now).await.expect("open");
+    let login = Op::Login { room: "r1".into(), config: Default::default(), grant };
+    let req = Req { key: opened.key, app: 1, id: 1 };
+    first.request(req, login.clone(), now, |_| Frame::from("ok".to_string())).await;
+    assert_eq!(*first_joins.0.lock(), vec![("r1".to_string(), opened.key)], "the login itself joins");
+    // The answer was lost; the client retries the same id on another node: a repeat.
+    other.request(req, login, now, |_| Frame::from("ok".to_string())).await;
+    assert_eq!(*other_joins.0.lock(), vec![("r1".to_string(), opened.key)], "the repeat must join too");
+}
