@@ -28,9 +28,9 @@ use tokio::time::Instant;
 use crate::schedule::Action;
 
 /// Simulated time moved per pacer beat.
-pub const STEP: Duration = Duration::from_millis(10);
+pub const STEP: Duration = Duration::from_millis(20);
 /// Real time between pacer beats.
-pub const REAL_PER_STEP: Duration = Duration::from_micros(250);
+pub const REAL_PER_STEP: Duration = Duration::from_micros(500);
 /// How much faster than real time the simulation runs.
 pub const SPEED: u32 = 40;
 

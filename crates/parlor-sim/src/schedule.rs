@@ -245,6 +245,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn redis_schedules_heal_every_redis_fault_and_keep_the_memory_ones() {
+        for seed in 0..200 {
+            let s = Schedule::generate_redis(seed);
+            assert!((2..=3).contains(&s.nodes), "seed {seed}");
+            for n in 0..s.nodes {
+                let faults = s
+                    .steps
+                    .iter()
+                    .filter(|(_, a)| matches!(a, Action::RedisDelay { n: x, .. } | Action::RedisStall { n: x } if *x == n))
+                    .count();
+                let heals = s.steps.iter().filter(|(_, a)| *a == Action::RedisHeal { n }).count();
+                assert_eq!(faults, heals, "seed {seed} node {n}");
+            }
+            let m = Schedule::generate(seed, true);
+            assert!(m.nodes == 1 && !m.steps.iter().any(|(_, a)| matches!(a, Action::Kill { .. })));
+        }
+    }
+
     fn is_fault_of(a: &Action, c: usize) -> bool {
         matches!(a, Action::BlackHole { c: x } | Action::Refuse { c: x } | Action::Delay { c: x, .. } if *x == c)
     }
