@@ -37,10 +37,28 @@
 //! or command whose call was under way across a restart may legitimately run twice (the new
 //! session sends it as new), and a removal at the restart is not a false "gone".
 //!
+//! **The Redis engine** ([`Engine::Redis`], `parlor sim --engine redis`, module [`redis`]): each
+//! schedule starts its own `redis-server` (loopback, free port, `--save ""`) shared by 2–3
+//! in-process nodes (`Node` + `RedisEngine`, as `parlor serve --redis` builds them), the clients
+//! spread over them (client `c` on node `c % nodes`). Each node reaches Redis through its own
+//! fault proxy, which the schedule delays (5–300 ms per chunk), stalls (a black hole of
+//! 0.2–6 s: calls time out after 1 s, Redis counts as failing after 2 s, and the held bytes are
+//! delivered at the heal, so a script may run after its call was given up) and cuts; and nodes
+//! are killed: their connections end with no close frame, their Redis connections reset mid-call,
+//! and a new node serves their clients, who resume there. There are no restarts: Redis keeps the
+//! state. The schedules are shorter (steps every 0–2 s, fewer long faults) since simulated time
+//! costs real time here: the clock is paused and moved by a pacer, 20 ms every 0.5 ms of real
+//! time ([`redis::run_paced`]). The checks are the same, with the allowances protocol §9.6
+//! gives a Redis that fails: a call reported failed with 1000004 (its retries ran out) may
+//! still have run once, like one reported 1002053; an admin kick whose call failed may have run
+//! (it counts as a cause of removal); and the server's rooms are not watched while no node can
+//! reach Redis (a removal is then seen at the next look).
+//!
 //! **Replay**: the schedule and every client's jitter are functions of the seed. Tasks that are
 //! ready at the same simulated instant run in tokio's order (its `select!` draws from an
 //! unseeded generator), so a replay runs the same schedule and almost always the same
-//! interleaving.
+//! interleaving. On the Redis engine the timing of Redis's answers is real, so the interleaving
+//! varies more; every failure found so far replayed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

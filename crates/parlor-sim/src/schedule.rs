@@ -254,7 +254,9 @@ mod tests {
                 let faults = s
                     .steps
                     .iter()
-                    .filter(|(_, a)| matches!(a, Action::RedisDelay { n: x, .. } | Action::RedisStall { n: x } if *x == n))
+                    .filter(
+                        |(_, a)| matches!(a, Action::RedisDelay { n: x, .. } | Action::RedisStall { n: x } if *x == n),
+                    )
                     .count();
                 let heals = s.steps.iter().filter(|(_, a)| *a == Action::RedisHeal { n }).count();
                 assert_eq!(faults, heals, "seed {seed} node {n}");
