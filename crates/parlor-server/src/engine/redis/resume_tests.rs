@@ -133,3 +133,72 @@ async fn a_recalled_login_tells_the_node_the_session_is_in_the_room() {
     other.request(req, login, now, |_| Frame::from("ok".to_string())).await;
     assert_eq!(*other_joins.0.lock(), vec![("r1".to_string(), opened.key)], "the repeat must join too");
 }
+
+/// Records what a node hands its sessions, in order: room events by seq, and frames.
+#[derive(Default)]
+struct Log(parking_lot::Mutex<Vec<String>>);
+
+impl Deliver for Log {
+    fn bind(&self, _: SessionKey, _: ConnId) -> bool {
+        true
+    }
+    fn room_event(&self, _: u32, room: &str, ch: Option<Channel>, seq: u64, _: &Frame, _: Option<SessionKey>) {
+        self.0.lock().push(format!("event {room} {ch:?} {seq}"));
+    }
+    fn to_session(&self, key: SessionKey, frame: Frame) {
+        self.0.lock().push(format!("to {key}: {}", frame.as_str()));
+    }
+    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs) {}
+    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
+    fn has_members(&self, _: u32, _: &str) -> bool {
+        true
+    }
+    fn drop_connections(&self, _: u32) -> usize {
+        0
+    }
+}
+
+/// A request that ran (its answer lost) and is recalled on a node that has not yet delivered the
+/// events before its own (its subscriber was away): those events reach the session before the
+/// answer, whose seq the client takes as its own (found by `parlor sim --engine redis`, seed
+/// 4205: the client got `ok` with seq 4, then event 3, a "duplicate").
+#[tokio::test]
+async fn a_recalled_answer_follows_the_events_before_its_own() {
+    use crate::engine::{Grant, Op, Req};
+    let redis = parlor_testkit::RedisServer::start();
+    let mut config = ServerConfig::for_tests(1, "s");
+    config.redis = vec![redis.url()];
+    let a = RedisEngine::connect(config.clone(), Clock::new(), Arc::new(Nowhere), Arc::new(Default::default()))
+        .await
+        .expect("connect");
+    let log = Arc::new(Log::default());
+    let b =
+        RedisEngine::connect(config, Clock::new(), log.clone(), Arc::new(Default::default())).await.expect("connect");
+    let now = Instant::now();
+    let session = |user: &str| {
+        let claims = Claims::new(1, user, 0, u32::MAX as u64, "n");
+        NewSession { app: 1, user: User { id: user.into(), name: user.into() }, claims }
+    };
+    let (s, t) = (session("s"), session("t"));
+    let login = Op::Login { room: "r1".into(), config: Default::default(), grant: Grant::of(&s.claims) };
+    let s = b.open(s, 1, now).await.expect("open").key;
+    let t = a.open(t, 2, now).await.expect("open").key;
+    let ok = |_| Frame::from("answer".to_string());
+    b.request(Req { key: s, app: 1, id: 1 }, login.clone(), now, ok).await;
+    a.request(Req { key: t, app: 1, id: 1 }, login, now, ok).await;
+    // B's subscriber goes away (it comes back 200 ms later and fills gaps from the logs then).
+    redis.kill_pubsub_clients();
+    let message = |m: &str| Op::Message { room: "r1".into(), barrage: false, message: m.into(), time_ms: 0 };
+    // T's broadcast is seq 1 of r1's room channel, which B does not hear.
+    a.request(Req { key: t, app: 1, id: 2 }, message("m1"), now, ok).await;
+    // S's broadcast (seq 2) first ran where its connection was then; its answer was lost...
+    a.request(Req { key: s, app: 1, id: 2 }, message("m2"), now, ok).await;
+    log.0.lock().clear();
+    // ...and S retries it on B: recalled.
+    b.request(Req { key: s, app: 1, id: 2 }, message("m2"), now, ok).await;
+    let log = log.0.lock().clone();
+    let answer = log.iter().position(|l| l.starts_with("to ")).expect("answered");
+    let before = log.iter().position(|l| l == "event r1 Some(Room) 1");
+    assert!(before.is_some_and(|e| e < answer), "event 1 must come before the answer: {log:?}");
+}
