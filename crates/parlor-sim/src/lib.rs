@@ -51,7 +51,7 @@
 //! time ([`redis::run_paced`]). The checks are the same, with the allowances protocol §9.6
 //! gives a Redis that fails: a call reported failed with 1000004 (its retries ran out) may
 //! still have run once, like one reported 1002053; an admin kick whose call failed may have run
-//! (it counts as a cause of removal); and the server's rooms are not watched while no node can
+//! (it counts as a cause of removal at the call and when that node's path to Redis heals); and the server's rooms are not watched while no node can
 //! reach Redis (a removal is then seen at the next look).
 //!
 //! **Replay**: the schedule and every client's jitter are functions of the seed. Tasks that are

@@ -127,6 +127,13 @@ impl Cluster {
         order.into_iter().map(|n| n.door.node()).collect()
     }
 
+    /// The node to make an admin call through (one with a healthy path to Redis, if any), and
+    /// its index.
+    pub fn admin_node(&self) -> (usize, Arc<Node>) {
+        let i = self.nodes.iter().position(|n| !n.faulty).unwrap_or(0);
+        (i, self.nodes[i].door.node())
+    }
+
     /// Apply a Redis fault, heal or kill of the schedule.
     pub async fn apply(&mut self, action: &Action) {
         match *action {
