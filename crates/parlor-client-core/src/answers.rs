@@ -14,6 +14,13 @@ impl Core {
         self.requests.served();
         let Some(p) = self.requests.take_answered(ok.id) else {
             tracing::debug!(id = ok.id, "ok for no request");
+            // A login's `ok` (it carries the room's state) that no request awaits: a login the
+            // app gave up and the core forgot when its connection was lost, which a stalled path
+            // delivered late, and which ran after the resume (so `resumed` could not name the
+            // room). The server has us in the room: leave it unless the app wants it.
+            if let (Some(room), Some(_)) = (ok.room.clone(), ok.room_session.as_ref()) {
+                self.abandon_unless_wanted(room);
+            }
             return;
         };
         match p.kind {

@@ -46,7 +46,8 @@
 //!   `ping` carries the `ack` of §6 every `heartbeat_ms` (from `welcome` / `resumed`).
 //! - **Login timeout** (30 s) runs from `login_room` / `switch_room` and covers connecting: when
 //!   it passes the room is LOGIN_FAILED 1002031. A login `ok` that arrives after the app gave up
-//!   is answered with a quiet `logout`.
+//!   is answered with a quiet `logout` — also one whose request the core had already forgotten
+//!   (given up while its connection was lost, then delivered late and run after the resume).
 //! - **Reconnecting.** On a loss every logged-in room is RECONNECTING 1002051 and the reconnect
 //!   window (5 min) starts; it is not restarted by later failures. `resume` carries the acks.
 //!   `resumed` reports each room at once: `replay` and `snapshot` rooms RECONNECTED 0 (then the

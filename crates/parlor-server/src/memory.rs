@@ -87,6 +87,24 @@ impl MemoryServer {
         MemoryServer { config, wall, running, default_link }
     }
 
+    /// Serve `node` (on any engine, e.g. a Redis node of a multi-node simulation) through links
+    /// like a memory node. [`MemoryServer::restart`] then starts a memory node; use
+    /// [`MemoryServer::replace`] to put another node of that engine in its place.
+    pub fn serving(node: Arc<Node>) -> MemoryServer {
+        let config = node.config.clone();
+        let running = Arc::new(Mutex::new(Running::of(node)));
+        let default_link = Link::new(running.clone());
+        MemoryServer { config, wall: None, running, default_link }
+    }
+
+    /// The node dies as a killed process does (no close frame, no `bye` to its engine: every
+    /// connection just ends) and `node` takes its place: links reach it from now on, as a
+    /// balancer sends the dead node's clients to another.
+    pub fn replace(&self, node: Arc<Node>) {
+        let old = std::mem::replace(&mut *self.running.lock(), Running::of(node));
+        old.retired.send_replace(true);
+    }
+
     /// The node now serving.
     pub fn node(&self) -> Arc<Node> {
         self.running.lock().node.clone()
@@ -125,7 +143,10 @@ fn clock_of(wall: Option<(tokio::time::Instant, u64)>) -> Clock {
 
 impl Running {
     fn new(config: ServerConfig, clock: Clock) -> Running {
-        let node = Arc::new(Node::memory_with_clock(config, clock));
+        Running::of(Arc::new(Node::memory_with_clock(config, clock)))
+    }
+
+    fn of(node: Arc<Node>) -> Running {
         let ticker = crate::spawn_ticker(node.clone());
         Running { node, ticker, retired: watch::Sender::new(false) }
     }

@@ -120,7 +120,12 @@ impl Node {
         if config.redis.is_empty() {
             return Ok(Node::memory(config));
         }
-        let clock = Clock::new();
+        Node::redis_with_clock(config, Clock::new()).await
+    }
+
+    /// A node on the Redis engine (`config.redis`), on `clock` (the seeded simulation gives its
+    /// nodes one wall clock).
+    pub async fn redis_with_clock(config: ServerConfig, clock: Clock) -> Result<Node, String> {
         let hub = Arc::new(Hub::new());
         let webhooks = Arc::new(webhook::Counters::default());
         let engine = RedisEngine::connect(config.clone(), clock, hub.clone(), webhooks.clone())

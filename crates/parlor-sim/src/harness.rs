@@ -1,6 +1,6 @@
-//! Running one [`Schedule`]: the in-memory server, one [`SimClient`] per client on its own
-//! link, the steps at their simulated times, the server's rooms watched every 200 ms, then the
-//! settling and what the checks need ([`Run`]).
+//! Running one [`Schedule`]: the in-memory server (or the Redis nodes of [`crate::redis`]), one
+//! [`SimClient`] per client on its own link, the steps at their simulated times, the server's
+//! rooms watched every second, then the settling and what the checks need ([`Run`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -8,11 +8,13 @@ use std::time::Duration;
 use parlor_client_core::{AppEvent, Command};
 use parlor_protocol::token::{self, Claims};
 use parlor_protocol::{ErrorCode, RoomConfig, User};
-use parlor_server::memory::MemoryServer;
-use parlor_server::ServerConfig;
+use parlor_server::engine::{RoomInfo, Unavailable};
+use parlor_server::memory::{Link, MemoryServer};
+use parlor_server::{Node, ServerConfig};
 use tokio::time::Instant;
 
 use crate::client::{RoomNow, SimClient};
+use crate::redis::Cluster;
 use crate::schedule::{Action, Schedule, ROOMS};
 
 /// The app of every run.
@@ -77,21 +79,85 @@ pub struct Run {
     pub end_ms: u64,
 }
 
-/// Run `schedule` on the current (paused-clock) runtime.
-pub async fn run(schedule: Schedule) -> Run {
-    let config = ServerConfig {
+/// The server side of a run.
+pub enum Backend {
+    /// One node on the memory engine.
+    Memory(MemoryServer),
+    /// Nodes on the Redis engine, sharing one Redis.
+    Redis(Cluster),
+}
+
+impl Backend {
+    fn link(&self, c: usize, nodes: usize) -> Link {
+        match self {
+            Backend::Memory(s) => s.link(),
+            Backend::Redis(cluster) => cluster.link(c % nodes),
+        }
+    }
+
+    /// The nodes to ask for the shared state, in order of preference.
+    fn nodes(&self) -> Vec<std::sync::Arc<Node>> {
+        match self {
+            Backend::Memory(s) => vec![s.node()],
+            Backend::Redis(cluster) => cluster.admin_nodes(),
+        }
+    }
+
+    /// Every room of the app, from the first node that can say.
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, Unavailable> {
+        for node in self.nodes() {
+            if let Ok(rooms) = node.admin_rooms(APP).await {
+                return Ok(rooms);
+            }
+        }
+        Err(Unavailable)
+    }
+}
+
+/// The server settings of every run.
+pub fn config() -> ServerConfig {
+    ServerConfig {
         user_message_rate: 100,
         room_message_rate: 100,
         command_rate: 100,
         ..ServerConfig::for_tests(APP, SECRET)
-    };
-    let server = MemoryServer::start_at_wall(config, WALL_MS);
+    }
+}
+
+/// Run `schedule` on the current (paused-clock) runtime, on the memory engine.
+pub async fn run(schedule: Schedule) -> Run {
+    // Boxed: the whole run is one large future.
+    Box::pin(run_on(schedule, Backend::Memory(MemoryServer::start_at_wall(config(), WALL_MS)))).await
+}
+
+/// Run `schedule` on the Redis engine: `redis` (running, empty) shared by the schedule's nodes;
+/// the runtime's clock must be paced ([`crate::redis::run_paced`]).
+pub async fn run_redis(schedule: Schedule, redis: parlor_testkit::RedisServer) -> Run {
+    let cluster = Cluster::start(redis, config(), schedule.nodes, WALL_MS).await;
+    Box::pin(run_on(schedule, Backend::Redis(cluster))).await
+}
+
+async fn run_on(schedule: Schedule, server: Backend) -> Run {
     let t0 = Instant::now();
     let users: Vec<String> = (0..schedule.clients).map(|c| schedule.user(c)).collect();
     let clients: Vec<SimClient> = (0..schedule.clients)
-        .map(|c| SimClient::start(APP, server.link(), schedule.seed.wrapping_mul(31).wrapping_add(c as u64), t0))
+        .map(|c| {
+            let seed = schedule.seed.wrapping_mul(31).wrapping_add(c as u64);
+            SimClient::start(APP, server.link(c, schedule.nodes), seed, t0)
+        })
+        .collect();
+    // When each node's path to Redis heals (or the node is replaced), and when every path heals.
+    let redis_heals = schedule
+        .steps
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Action::RedisHeal { n } | Action::Kill { n } => Some((*t, *n)),
+            _ => None,
+        })
         .collect();
     let mut h = Harness {
+        redis_heals,
+        end_ms: schedule.end_ms,
         server,
         t0,
         users,
@@ -113,6 +179,9 @@ pub async fn run(schedule: Schedule) -> Run {
     }
     for c in &h.clients {
         c.link.heal();
+    }
+    if let Backend::Redis(cluster) = &mut h.server {
+        cluster.heal_all();
     }
     h.advance_to(schedule.end_ms + SETTLE_MS).await;
     // Settled: compare at one instant. A view still moving (a token expiring just now, an
@@ -143,7 +212,11 @@ pub async fn run(schedule: Schedule) -> Run {
 }
 
 struct Harness {
-    server: MemoryServer,
+    /// When each node's path to Redis heals: (ms, node).
+    redis_heals: Vec<(u64, usize)>,
+    /// When every path heals.
+    end_ms: u64,
+    server: Backend,
     t0: Instant,
     users: Vec<String>,
     clients: Vec<SimClient>,
@@ -182,9 +255,9 @@ impl Harness {
     /// Note who left which room since the last look.
     async fn watch(&mut self) {
         let now = self.ms();
-        let node = self.server.node();
-        let wall_s = node.clock.wall_s(Instant::now());
-        let rooms = node.admin_rooms(APP).await.expect("reachable");
+        let wall_s = self.wall_s();
+        // Redis unreachable from every node: look again next time.
+        let Ok(rooms) = self.server.rooms().await else { return };
         let mut seen: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for r in rooms {
             seen.insert(r.room.clone(), r.users.into_iter().map(|u| u.id).collect());
@@ -226,8 +299,13 @@ impl Harness {
         }
     }
 
+    /// The servers' wall clock (every node's reads the same).
+    fn wall_s(&self) -> u64 {
+        self.server.nodes()[0].clock.wall_s(Instant::now())
+    }
+
     fn token(&mut self, c: usize, ttl_s: u64) -> String {
-        let now_s = self.server.node().clock.wall_s(Instant::now());
+        let now_s = self.wall_s();
         if ttl_s < 3600 {
             self.tokens.push((self.users[c].clone(), now_s + ttl_s));
         }
@@ -294,9 +372,23 @@ impl Harness {
             }
             Action::Kick { c, room: r } => {
                 let user = self.users[c].clone();
-                if self.server.node().admin_kick(APP, &room(r), &user, "sim", Instant::now()).await.expect("reachable")
-                {
-                    self.kicks.push((self.ms(), user, room(r)));
+                let at = self.ms();
+                let (n, node) = match &self.server {
+                    Backend::Memory(s) => (0, s.node()),
+                    Backend::Redis(cluster) => cluster.admin_node(),
+                };
+                match node.admin_kick(APP, &room(r), &user, "sim", Instant::now()).await {
+                    Ok(true) => self.kicks.push((at, user, room(r))),
+                    Ok(false) => {}
+                    // Redis unreachable from that node: the kick may have run before its call
+                    // gave up, or runs when the node's stalled path heals and delivers it (seed
+                    // 5241): it counts as made at both times.
+                    Err(Unavailable) => {
+                        let healed =
+                            self.redis_heals.iter().find(|(t, x)| *t >= at && *x == n).map_or(self.end_ms, |(t, _)| *t);
+                        self.kicks.push((at, user.clone(), room(r)));
+                        self.kicks.push((healed, user, room(r)));
+                    }
                 }
             }
             Action::Cut { c } => self.clients[c].link.cut(),
@@ -308,8 +400,19 @@ impl Harness {
             Action::Delay { c, ms } => self.clients[c].link.delay(Duration::from_millis(ms)),
             Action::Heal { c } => self.clients[c].link.heal(),
             Action::Restart => {
-                self.server.restart();
-                self.restarts.push(self.ms());
+                if let Backend::Memory(server) = &self.server {
+                    server.restart();
+                    self.restarts.push(self.ms());
+                }
+            }
+            Action::RedisDelay { .. }
+            | Action::RedisStall { .. }
+            | Action::RedisCut { .. }
+            | Action::RedisHeal { .. }
+            | Action::Kill { .. } => {
+                if let Backend::Redis(cluster) = &mut self.server {
+                    cluster.apply(action).await;
+                }
             }
         }
     }
@@ -326,7 +429,16 @@ impl Harness {
     /// The server's rooms and every client's, at one instant.
     async fn end_state(&mut self) -> (BTreeMap<String, ServerRoom>, Vec<Vec<RoomNow>>) {
         let mut rooms = BTreeMap::new();
-        for r in self.server.node().admin_rooms(APP).await.expect("reachable") {
+        // Every path is healed by now; a node's gate may still need a moment to see Redis well.
+        let mut all = self.server.rooms().await;
+        for _ in 0..20 {
+            if all.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            all = self.server.rooms().await;
+        }
+        for r in all.expect("Redis reachable once every path healed") {
             rooms.insert(
                 r.room.clone(),
                 ServerRoom {

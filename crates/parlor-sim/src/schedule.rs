@@ -52,6 +52,18 @@ pub enum Action {
     Heal { c: usize },
     /// The server restarts and forgets everything (memory engine).
     Restart,
+    /// Redis engine: node `n`'s path to Redis gets slow (every chunk `ms` later) until its heal.
+    RedisDelay { n: usize, ms: u64 },
+    /// Redis engine: node `n`'s path to Redis goes silent (calls stall, then time out) until
+    /// its heal, which delivers what was held back.
+    RedisStall { n: usize },
+    /// Redis engine: node `n`'s connections to Redis are reset (it reconnects at once).
+    RedisCut { n: usize },
+    /// Redis engine: node `n`'s path to Redis is healthy again.
+    RedisHeal { n: usize },
+    /// Redis engine: node `n` dies (its connections end, its Redis connections are reset) and a
+    /// new node takes its clients (they resume there).
+    Kill { n: usize },
 }
 
 /// When a fault of one client began and ended (ms of simulated time).
@@ -72,6 +84,9 @@ pub struct Schedule {
     pub seed: u64,
     /// How many clients; the last one is the twin of client 0 (same user).
     pub clients: usize,
+    /// How many server nodes (1 on the memory engine); client `c` is served by node
+    /// `c % nodes`.
+    pub nodes: usize,
     /// Steps at ms of simulated time, in time order.
     pub steps: Vec<(u64, Action)>,
     /// Black holes and lost networks (the faults during which nothing flows).
@@ -90,11 +105,30 @@ impl Schedule {
         }
     }
 
-    /// Draw the schedule of `seed`; `restarts` allows server restarts.
+    /// Draw the schedule of `seed` for the memory engine; `restarts` allows server restarts.
     pub fn generate(seed: u64, restarts: bool) -> Schedule {
+        Schedule::draw(seed, restarts, None)
+    }
+
+    /// Draw the schedule of `seed` for the Redis engine: 2–3 nodes sharing one Redis, fewer
+    /// steps (each simulated second costs real time there), Redis faults of each node's path
+    /// and node kills instead of restarts.
+    pub fn generate_redis(seed: u64) -> Schedule {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_4ed1);
+        let nodes = rng.random_range(2..=3);
+        Schedule::draw(seed, false, Some((nodes, rng)))
+    }
+
+    fn draw(seed: u64, restarts: bool, redis: Option<(usize, StdRng)>) -> Schedule {
         let mut rng = StdRng::seed_from_u64(seed);
         let clients = rng.random_range(3..=4) + 1;
         let n_steps = rng.random_range(20..45);
+        // The Redis schedules: their own draws, so that the memory engine's schedules stay
+        // what they were for every seed.
+        let nodes = redis.as_ref().map_or(1, |r| r.0);
+        let (gap_ms, long_p) = if redis.is_some() { (2_000, 0.08) } else { (5_000, 0.15) };
+        let mut redis_rng = redis.map(|r| r.1);
+        let mut node_healthy_from = vec![0u64; nodes];
         let mut steps = Vec::new();
         let mut outages = Vec::new();
         let mut healthy_from = vec![0u64; clients];
@@ -106,7 +140,32 @@ impl Schedule {
             t += rng.random_range(0..300);
         }
         for _ in 0..n_steps {
-            t += rng.random_range(0..5_000);
+            t += rng.random_range(0..gap_ms);
+            if let Some(r) = redis_rng.as_mut() {
+                if r.random_bool(0.25) {
+                    let n = r.random_range(0..nodes);
+                    if t < node_healthy_from[n] {
+                        continue;
+                    }
+                    let action = match r.random_range(0..100) {
+                        0..=29 => Action::RedisDelay { n, ms: r.random_range(5..300) },
+                        30..=64 => Action::RedisStall { n },
+                        65..=79 => Action::RedisCut { n },
+                        _ => Action::Kill { n },
+                    };
+                    let lasting = match action {
+                        Action::RedisDelay { .. } => r.random_range(1_000..20_000),
+                        Action::RedisStall { .. } => r.random_range(200..6_000),
+                        _ => 0,
+                    };
+                    if lasting > 0 {
+                        steps.push((t + lasting, Action::RedisHeal { n }));
+                    }
+                    node_healthy_from[n] = t + lasting + 5_000;
+                    steps.push((t, action));
+                    continue;
+                }
+            }
             let c = rng.random_range(0..clients);
             let room = rng.random_range(0..ROOMS.len());
             let action = match rng.random_range(0..100) {
@@ -132,7 +191,7 @@ impl Schedule {
                     if t < healthy_from[c] {
                         continue;
                     }
-                    let long = rng.random_bool(0.15);
+                    let long = rng.random_bool(long_p);
                     let lasting =
                         if long { rng.random_range(100_000..115_000) } else { rng.random_range(1_000..45_000) };
                     let action = match rng.random_range(0..3) {
@@ -158,7 +217,7 @@ impl Schedule {
         }
         steps.sort_by_key(|(at, _)| *at);
         let end_ms = steps.last().map_or(0, |(at, _)| *at);
-        Schedule { seed, clients, steps, outages, end_ms }
+        Schedule { seed, clients, nodes, steps, outages, end_ms }
     }
 }
 
@@ -183,6 +242,27 @@ mod tests {
                 let heals = s.steps.iter().filter(|(_, a)| *a == Action::Heal { c }).count();
                 assert_eq!(faults, heals, "seed {seed} client {c}");
             }
+        }
+    }
+
+    #[test]
+    fn redis_schedules_heal_every_redis_fault_and_keep_the_memory_ones() {
+        for seed in 0..200 {
+            let s = Schedule::generate_redis(seed);
+            assert!((2..=3).contains(&s.nodes), "seed {seed}");
+            for n in 0..s.nodes {
+                let faults = s
+                    .steps
+                    .iter()
+                    .filter(
+                        |(_, a)| matches!(a, Action::RedisDelay { n: x, .. } | Action::RedisStall { n: x } if *x == n),
+                    )
+                    .count();
+                let heals = s.steps.iter().filter(|(_, a)| *a == Action::RedisHeal { n }).count();
+                assert_eq!(faults, heals, "seed {seed} node {n}");
+            }
+            let m = Schedule::generate(seed, true);
+            assert!(m.nodes == 1 && !m.steps.iter().any(|(_, a)| matches!(a, Action::Kill { .. })));
         }
     }
 

@@ -8,7 +8,7 @@
 //!
 //! A failing seed prints itself, what broke, and the command that replays it.
 
-use parlor_sim::{replay_command, run_many, trace_seed};
+use parlor_sim::{replay_command, run_many, trace_seed, Engine};
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a number")))
@@ -25,7 +25,7 @@ const FOUND_BUGS: &[u64] = &[
 fn seeded_schedules_keep_every_promise() {
     let seeds: Vec<u64> = match env_u64("PARLOR_SIM_SEED") {
         Some(seed) if std::env::var_os("PARLOR_SIM_TRACE").is_some() => {
-            let o = trace_seed(seed, true);
+            let o = trace_seed(seed, Engine::Memory);
             assert!(o.failures.is_empty(), "seed {seed}: {:#?}", o.failures);
             return;
         }
@@ -38,13 +38,13 @@ fn seeded_schedules_keep_every_promise() {
             (first..first + n).chain(FOUND_BUGS.iter().copied()).collect()
         }
     };
-    let summary = run_many(&seeds, 2, true, |o| {
+    let summary = run_many(&seeds, 2, Engine::Memory, |o| {
         if !o.failures.is_empty() {
             let mut text = format!("seed {} FAILED:\n", o.seed);
             for f in o.failures.iter().take(20) {
                 text += &format!("  {f}\n");
             }
-            eprintln!("{text}  replay: {}", replay_command(o.seed));
+            eprintln!("{text}  replay: {}", replay_command(o.seed, Engine::Memory));
         }
     });
     eprintln!("{} schedules, {} events checked", summary.schedules, summary.events);

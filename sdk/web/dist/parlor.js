@@ -699,7 +699,10 @@ function noState() {
 function onOk(m, f) {
   m.requests.served();
   const p = m.requests.takeAnswered(f.id);
-  if (!p) return;
+  if (!p) {
+    if (f.room !== void 0 && f.state !== void 0) abandonUnlessWanted(m, f.room);
+    return;
+  }
   const seq = f.seq;
   const k = p.kind;
   switch (k.k) {

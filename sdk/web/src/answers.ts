@@ -35,7 +35,14 @@ function noState(): WireRoomState {
 export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
   m.requests.served();
   const p = m.requests.takeAnswered(f.id);
-  if (!p) return;
+  if (!p) {
+    // A login's `ok` (it carries the room's state) that no request awaits: a login the app gave
+    // up and the core forgot when its connection was lost, which a stalled path delivered late,
+    // and which ran after the resume (so `resumed` could not name the room). The server has us
+    // in the room: leave it unless the app wants it.
+    if (f.room !== undefined && f.state !== undefined) abandonUnlessWanted(m, f.room);
+    return;
+  }
   const seq = f.seq;
   const k = p.kind;
   switch (k.k) {

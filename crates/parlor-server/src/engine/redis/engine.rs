@@ -299,6 +299,17 @@ impl Engine for RedisEngine {
                     }
                 }
             }
+            // A recalled answer carries no events: they were published when it first ran (its
+            // answer lost), maybe after events this node has not delivered yet (its subscriber
+            // on the same stalled path). Those go first, or the client, raising its seq to the
+            // answer's, takes them for duplicates (parlor sim --engine redis, seed 4205).
+            if let (Reply::Repeat(Recalled::Done { seq, .. }), [(r, cursor)]) = (&reply, held.as_mut_slice()) {
+                for (ch, at) in [(0, seq.room), (1, seq.users)] {
+                    if let Some(at) = at {
+                        filled &= self.fanout.fill(r, cursor, ch, at.saturating_sub(1)).await;
+                    }
+                }
+            }
             // When the events before its own could not be read, an `ok` now would overtake
             // them: answered as if the call had failed, the client's retry is recalled in order,
             // and meanwhile it is sent its own events (echo), as above.

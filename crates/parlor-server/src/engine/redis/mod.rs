@@ -146,6 +146,7 @@ impl Drop for RedisEngine {
         for t in &self.hook_tasks {
             t.abort();
         }
+        self.subs.stop();
     }
 }
 

@@ -94,6 +94,8 @@ pub struct Subscriptions {
     fanout: Arc<Fanout>,
     sink: tokio::sync::Mutex<Option<PubSubSink>>,
     channels: Mutex<HashSet<String>>,
+    /// The subscriber's task (see [`Subscriptions::stop`]).
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Subscriptions {
@@ -123,10 +125,19 @@ impl Subscriptions {
             fanout,
             sink: tokio::sync::Mutex::new(None),
             channels: Mutex::new(HashSet::new()),
+            task: Mutex::new(None),
         });
         let me = subs.clone();
-        tokio::spawn(async move { me.run(source).await });
+        *subs.task.lock() = Some(tokio::spawn(async move { me.run(source).await }));
         subs
+    }
+
+    /// End the subscriber (its engine is gone: a node dropped in-process must not keep hearing
+    /// its rooms).
+    pub fn stop(&self) {
+        if let Some(t) = self.task.lock().take() {
+            t.abort();
+        }
     }
 
     async fn run(self: Arc<Self>, source: PubSubSource) {

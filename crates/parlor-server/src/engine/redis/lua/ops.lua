@@ -171,6 +171,12 @@ local function recall(key, raw)
   local a = cjson.decode(raw)
   if a.k == 'login' then
     if redis.call('HEXISTS', sk(key, 'rooms'), a.room) == 1 then
+      -- The first run's answer was lost (a call that timed out, rerun by the node or retried
+      -- by the client, maybe on another node): the calling node may never have been told that
+      -- the session is in the room. It is told now, at the seqs of this answer.
+      local m = redis.call('HMGET', rk(a.room, 'meta'), 'epoch', 'rseq', 'useq')
+      local notify = redis.call('HGET', rk(a.room, 'mem'), key) == '1'
+      table.insert(items, cjson.encode({'at', a.room, tonumber(key), notify, tonumber(m[2]), tonumber(m[3]), m[1]}))
       return {'repeat', '{"k":"login","ok":' .. room_state(key, a.room) .. '}'}
     end
     local code = redis.call('HGET', sk(key, 'kicked'), a.room) or '1009005'
