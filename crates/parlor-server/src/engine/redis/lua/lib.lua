@@ -22,6 +22,8 @@
 -- at the start of every call: nothing of one call may be left to the next.
 local KEYS, ARGV
 local P, NOW, CFG, NODE, FRESH, APP, fresh_n, items
+-- The kicks this call made (`kick`): a request remembers them with its answer (ops.lua).
+local KICKS
 local HOOKS, HOOK_LOG
 -- The settings are the same text at every call of a node: decoded once per text.
 local CFG_TEXT
@@ -39,6 +41,7 @@ local function begin(keys, args)
   APP = tonumber(string.match(P, '{(%d+)}'))
   fresh_n = 0
   items = {}
+  KICKS = {}
   HOOKS = false
   for _, a in ipairs(CFG.hooks or {}) do
     if a == APP then HOOKS = true end
@@ -287,8 +290,23 @@ local function kick(key, room, why, code, extended)
   if extended then frame = frame .. ',"extended_data":' .. extended end
   frame = frame .. '}'
   to_session(key, 'frame', frame)
+  table.insert(KICKS, {key, room, code, frame})
   if redis.call('HLEN', sk(key, 'rooms')) == 0 then
     to_session(key, 'close', 4009, 'kicked out of every room', false)
+  end
+end
+
+-- Tell the sessions a request kicked (`KICKS` of its first run, remembered with its answer) of
+-- their kicks again, when the answer is recalled: the first run's message to a session of the
+-- calling node went only in that run's answer, lost with it. Only a kick still pending is told
+-- (the session neither back in the room nor told of it by a resume), and only the `kicked`
+-- frame: a connection is never closed again, it may be a newer one.
+local function kicks_again(raw)
+  for _, k in ipairs(cjson.decode(raw)) do
+    if redis.call('HGET', sk(k[1], 'kicked'), k[2]) == tostring(k[3])
+      and redis.call('HEXISTS', sk(k[1], 'told'), k[2]) == 0 then
+      to_session(k[1], 'frame', k[4])
+    end
   end
 end
 
@@ -344,7 +362,7 @@ local function enter(key, room, m)
   return room_state(key, room)
 end
 
-local SESSION_KEYS = {'rooms', 'away', 'kicked', 'told', 'direct', 'ans', 'ansq'}
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'told', 'direct', 'ans', 'ansq', 'akick'}
 
 -- The session has been silent for the session timeout: out of every room, kept for retention.
 local function go_offline(key)

@@ -185,11 +185,15 @@ local function recall(key, raw)
   return {'repeat', raw}
 end
 
+-- The answer, and the kicks the request made (`kicks_again` tells them again at a recall).
 local function remember(key, id, answer)
   redis.call('HSET', sk(key, 'ans'), id, answer)
+  if #KICKS > 0 then redis.call('HSET', sk(key, 'akick'), id, cjson.encode(KICKS)) end
   redis.call('RPUSH', sk(key, 'ansq'), id)
   if redis.call('LLEN', sk(key, 'ansq')) > CFG.answers then
-    redis.call('HDEL', sk(key, 'ans'), redis.call('LPOP', sk(key, 'ansq')))
+    local gone = redis.call('LPOP', sk(key, 'ansq'))
+    redis.call('HDEL', sk(key, 'ans'), gone)
+    redis.call('HDEL', sk(key, 'akick'), gone)
   end
 end
 
@@ -202,7 +206,11 @@ local function request(key, id, name, a)
   redis.call('ZADD', P .. ':deadline', 'XX', NOW + CFG.timeout_ms, key)
   if id <= last then
     local raw = redis.call('HGET', sk(key, 'ans'), id)
-    if raw then return recall(key, raw) end
+    if raw then
+      local kicked = redis.call('HGET', sk(key, 'akick'), id)
+      if kicked then kicks_again(kicked) end
+      return recall(key, raw)
+    end
     return {'forgotten', ''}
   end
   redis.call('HSET', sk(key), 'last', id)
