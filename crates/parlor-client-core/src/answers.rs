@@ -4,7 +4,7 @@ use parlor_protocol::{ClientFrame, ErrorCode, ErrorFrame, Logout, OkFrame, RoomS
 use serde_json::{json, Value};
 
 use crate::core::{no_data, Core};
-use crate::event::RoomStateReason;
+use crate::event::{AppEvent, MemberPage, RoomStateReason};
 use crate::requests::{Kind, Pending, Wire};
 use crate::timer::Timer;
 use crate::view::RoomView;
@@ -92,6 +92,17 @@ impl Core {
             }
             Kind::QuietLogout => {}
             Kind::Abandoned { room } => self.abandon_unless_wanted(room),
+            Kind::Members => {
+                let page = MemberPage {
+                    room: ok.room.clone().unwrap_or_default(),
+                    users: ok.users.clone().unwrap_or_default(),
+                    count: ok.count.unwrap_or(0),
+                    next_flag: ok.next.clone().unwrap_or_default(),
+                };
+                if let Some(handle) = p.handle {
+                    self.emit(AppEvent::Result { handle, error_code: None, message_id: None, members: Some(page) });
+                }
+            }
             Kind::Plain => {
                 let room = ok.room.clone().or_else(|| p.needs_room.clone());
                 self.saw_seqs(room.as_deref(), &ok.seq);

@@ -1,8 +1,8 @@
 //! The app's calls: [`Command`] and what the core does with each.
 
 use parlor_protocol::{
-    ClientFrame, ErrorCode, Login, Logout, Publish, RenewToken, RoomConfig, SendCommand, SendMessage, SetRoomExtra,
-    StreamExtra, Switch, Unpublish, User,
+    ClientFrame, ErrorCode, Login, Logout, Members, Publish, RenewToken, RoomConfig, SendCommand, SendMessage,
+    SetRoomExtra, StreamExtra, Switch, Unpublish, User,
 };
 
 use crate::connection::ConnState;
@@ -104,6 +104,16 @@ pub enum Command {
         /// The new token.
         token: String,
     },
+    /// One page of a room's member list (protocol §9.9), reported in the call's
+    /// [`crate::AppEvent::Result`] (`members`).
+    QueryRoomMemberList {
+        /// The room (the client must be in it).
+        room: String,
+        /// "" for the first page, else the previous page's `next_flag`.
+        next_flag: String,
+        /// At most this many members (1 to 500).
+        count: u32,
+    },
 }
 
 impl Core {
@@ -175,6 +185,12 @@ impl Core {
                 &room,
                 ClientFrame::Command(SendCommand { id: 0, room: room.clone(), to, command }),
                 Kind::Plain,
+            ),
+            Command::QueryRoomMemberList { room, next_flag, count } => self.room_request(
+                handle,
+                &room,
+                ClientFrame::Members(Members { id: 0, room: room.clone(), cursor: next_flag, limit: count }),
+                Kind::Members,
             ),
             Command::RenewToken { token } => {
                 if self.conn.session.is_none() && self.conn.state == ConnState::Idle {

@@ -239,7 +239,7 @@ impl Core {
     /// core's own requests.
     pub(crate) fn result(&mut self, handle: Option<u64>, code: u32, message_id: Option<String>) {
         if let Some(handle) = handle {
-            self.emit(AppEvent::Result { handle, error_code: ErrorCode::from_wire(code), message_id });
+            self.emit(AppEvent::Result { handle, error_code: ErrorCode::from_wire(code), message_id, members: None });
         }
     }
 

@@ -204,7 +204,25 @@ pub enum AppEvent {
         /// For broadcast / barrage: the message id the server assigned.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message_id: Option<String>,
+        /// For query_room_member_list: the page.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<MemberPage>,
     },
+}
+
+/// One page of a room's member list ([`crate::Command::QueryRoomMemberList`]), in the order of
+/// user ids; ZIM's `queryRoomMemberList` result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberPage {
+    /// The room.
+    pub room: String,
+    /// The members on this page (the caller too, when in its range).
+    pub users: Vec<User>,
+    /// How many members the room had when the page was read.
+    pub count: u32,
+    /// Pass it to get the next page; "" when this page is the last.
+    pub next_flag: String,
 }
 
 impl AppEvent {

@@ -126,5 +126,5 @@ pub mod view;
 
 pub use crate::command::Command;
 pub use crate::core::{Config, Core, Output, Random};
-pub use event::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
+pub use event::{AppEvent, ExtraInfo, MemberPage, RoomStateReason, UpdateType};
 pub use view::RoomView;

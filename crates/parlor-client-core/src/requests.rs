@@ -18,6 +18,8 @@ use parlor_protocol::ClientFrame;
 /// What a request is, for what its answer does.
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
+    /// The app's `query_room_member_list`: its `ok` carries a page.
+    Members,
     /// The app's `login_room`.
     Login {
         /// The room logged in to.

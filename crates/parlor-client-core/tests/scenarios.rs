@@ -127,6 +127,11 @@ impl Runner {
                 command: s(step, "command")?,
             },
             "renew_token" => Command::RenewToken { token: s(step, "token")? },
+            "query_room_member_list" => Command::QueryRoomMemberList {
+                room: s(step, "room")?,
+                next_flag: s(step, "next_flag").unwrap_or_default(),
+                count: step.get("count").and_then(Value::as_u64).unwrap_or(100) as u32,
+            },
             other => return Err(format!("unknown do {other:?}")),
         };
         self.core.handle_command(self.now, handle, cmd);

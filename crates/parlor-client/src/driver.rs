@@ -27,6 +27,8 @@ pub(crate) struct Reply {
     pub(crate) error_code: Option<ErrorCode>,
     /// For broadcast / barrage: the message id the server assigned.
     pub(crate) message_id: Option<String>,
+    /// For query_room_member_list: the page.
+    pub(crate) members: Option<parlor_client_core::MemberPage>,
 }
 
 /// A message from the [`crate::Engine`] to its task.
@@ -190,9 +192,9 @@ pub(crate) async fn run(
                         let _ = w.send(frame.to_json());
                     }
                 }
-                Output::Event(AppEvent::Result { handle, error_code, message_id }) => {
+                Output::Event(AppEvent::Result { handle, error_code, message_id, members }) => {
                     if let Some(r) = replies.remove(&handle) {
-                        let _ = r.send(Reply { error_code, message_id });
+                        let _ = r.send(Reply { error_code, message_id, members });
                     }
                 }
                 Output::Event(e) => {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use parlor_client_core::{Command, Config, RoomStateReason};
+use parlor_client_core::{Command, Config, MemberPage, RoomStateReason};
 use parlor_protocol::{ErrorCode, RoomConfig, User};
 use tokio::sync::{mpsc, oneshot};
 
@@ -320,6 +320,20 @@ impl Engine {
         self.call(Command::Barrage { room: room_id.into(), message: message.into() })
             .await
             .map(|r| r.message_id.unwrap_or_default())
+    }
+
+    /// One page of a room's member list, in the order of user ids (protocol §9.9; ZIM's
+    /// `queryRoomMemberList`): pass "" as `next_flag` for the first page, then the page's
+    /// `next_flag` until it is "". `count` is 1 to 500. A member who stays in the room through a
+    /// whole walk is on exactly one page, whoever comes and goes meanwhile.
+    pub async fn query_room_member_list(
+        &self,
+        room_id: impl Into<String>,
+        next_flag: impl Into<String>,
+        count: u32,
+    ) -> Result<MemberPage, Error> {
+        let cmd = Command::QueryRoomMemberList { room: room_id.into(), next_flag: next_flag.into(), count };
+        self.call(cmd).await.map(|r| r.members.unwrap_or_default())
     }
 
     /// Send a custom command to some users of a room (an empty `to`: everyone else).

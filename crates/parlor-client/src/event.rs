@@ -148,7 +148,10 @@ mod tests {
 
     #[test]
     fn results_are_not_events_and_states_keep_their_fields() {
-        assert_eq!(Event::from_app(AppEvent::Result { handle: 1, error_code: None, message_id: None }), None);
+        assert_eq!(
+            Event::from_app(AppEvent::Result { handle: 1, error_code: None, message_id: None, members: None }),
+            None
+        );
         let e = Event::from_app(AppEvent::RoomStateChanged {
             room: "r1".into(),
             reason: RoomStateReason::Reconnecting,

@@ -31,5 +31,5 @@ mod tls;
 
 pub use engine::{Connector, Engine, EngineConfig, Error, Io};
 pub use event::Event;
-pub use parlor_client_core::{ExtraInfo, RoomStateReason, UpdateType};
+pub use parlor_client_core::{ExtraInfo, MemberPage, RoomStateReason, UpdateType};
 pub use parlor_protocol::{ErrorCode, RoomConfig, Stream, User};

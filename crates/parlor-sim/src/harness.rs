@@ -280,7 +280,7 @@ impl Harness {
         for c in 0..self.clients.len() {
             let record = self.clients[c].record.lock();
             for (ms, e) in &record.events[self.seen[c]..] {
-                let AppEvent::Result { handle, error_code, message_id } = e else { continue };
+                let AppEvent::Result { handle, error_code, message_id, .. } = e else { continue };
                 let Some(issued) = self.issued.get_mut(handle) else { continue };
                 issued.results.push((*ms, *error_code, message_id.clone()));
                 if error_code.is_some() {

@@ -131,7 +131,18 @@ export type CoreEvent = {
     handle: number;
     errorCode: number;
     messageId?: string;
+    members?: MemberPage;
 };
+/** One page of a room's member list (`queryRoomMemberList`), in the order of user ids. */
+export interface MemberPage {
+    room: string;
+    /** The members on this page (the caller too, when in its range). */
+    users: User[];
+    /** How many members the room had when the page was read. */
+    count: number;
+    /** Pass it to get the next page; "" when this page is the last. */
+    nextFlag: string;
+}
 /** What the core asks its driver to do. */
 export type CoreOutput = {
     connect: true;
@@ -317,6 +328,13 @@ export type WireEventBody = {
     count: number;
 };
 /** A server frame after decoding: every field present and of its type. */
+/** One page of `members`, as the `ok` carries it (protocol §9.9). */
+export interface WireMemberPage {
+    users: User[];
+    count: number;
+    /** The next page's cursor; "" after the last. */
+    next: string;
+}
 export type DecodedFrame = {
     t: 'welcome';
     session: string;
@@ -344,6 +362,8 @@ export type DecodedFrame = {
     state?: WireRoomState;
     seq: WireSeqs;
     message_id?: string;
+    /** For `members`: the page (protocol §9.9). */
+    members?: WireMemberPage;
 } | {
     t: 'error';
     id?: number;
@@ -555,6 +575,13 @@ export declare class ParlorCore {
         command: string;
         handle?: number;
     }): void;
+    /** `members`: one page of a room's member list; the result carries `members`. */
+    queryRoomMemberList(now: number, a: {
+        room: string;
+        nextFlag: string;
+        count: number;
+        handle?: number;
+    }): void;
     /** `renew_token`: replaces the session's token (and every room's) when answered. */
     renewToken(now: number, a: {
         token: string;
@@ -638,6 +665,19 @@ export interface ParlorResult {
     errorCode: number;
     /** For broadcast and barrage messages: the message id. */
     messageID?: string;
+}
+/** What {@link ParlorEngine.queryRoomMemberList} resolves with (ZIM's `queryRoomMemberList`). */
+export interface ParlorMemberListResult extends ParlorResult {
+    roomID: string;
+    /** The members on this page, in the order of user ids. */
+    memberList: {
+        userID: string;
+        userName: string;
+    }[];
+    /** How many members the room had when the page was read. */
+    count: number;
+    /** Pass it as `nextFlag` for the next page; "" when this page is the last. */
+    nextFlag: string;
 }
 /** The events of {@link ParlorEngine.on} and their handlers' parameters. */
 export interface ParlorEventMap {
@@ -822,6 +862,15 @@ export declare class ParlorEngine {
      * Sends a custom command to some users of the room (an empty list: everyone else in it).
      */
     sendCustomCommand(roomID: string, command: string, toUserIDs?: string[]): Promise<ParlorResult>;
+    /**
+     * One page of the room's member list, in the order of user ids (protocol §9.9): `nextFlag` ""
+     * for the first page, then the page's `nextFlag` until it is "". `count` is 1 to 500. A member
+     * who stays in the room through a whole walk is on exactly one page.
+     */
+    queryRoomMemberList(roomID: string, config?: {
+        nextFlag?: string;
+        count?: number;
+    }): Promise<ParlorMemberListResult>;
     private message;
     /**
      * Ends the session (`bye`: logged out of every room at once, without events; no `bye` while a

@@ -274,6 +274,8 @@ function frame(t, o) {
         f.state = { streams: ss ?? [], extra: ex ?? [], online: online ?? 0, room_session: session };
         if (us !== void 0) f.state.users = us;
       }
+      const next = opt(o, "next", str);
+      if (next !== void 0) f.members = { users: us ?? [], count: opt(o, "count", u32) ?? 0, next };
       return f;
     }
     case "error": {
@@ -775,6 +777,18 @@ function onOk(m, f) {
     case "abandoned":
       abandonUnlessWanted(m, k.room);
       return;
+    case "members": {
+      const page = f.members ?? { users: [], count: 0, next: "" };
+      if (p.handle !== void 0) {
+        emit(m, {
+          type: "result",
+          handle: p.handle,
+          errorCode: 0,
+          members: { room: f.room ?? "", users: page.users, count: page.count, nextFlag: page.next }
+        });
+      }
+      return;
+    }
     case "plain":
       sawSeqs(m, f.room ?? p.needsRoom, seq);
       result(m, p.handle, 0, f.message_id);
@@ -1390,6 +1404,12 @@ function renewToken(m, now, a) {
   void now;
   maybeEnd(m);
 }
+function members(m, now, a) {
+  const { room } = a;
+  roomRequest(m, a.handle, room, { t: "members", id: 0, room, cursor: a.nextFlag, limit: a.count }, { k: "members" });
+  void now;
+  maybeEnd(m);
+}
 function roomRequest(m, handle, room, frame2, kind) {
   if (!m.rooms.has(room)) {
     result(m, handle, ErrorCodes.NOT_IN_ROOM);
@@ -1722,6 +1742,10 @@ var ParlorCore = class {
   command(now, a) {
     command(this.m, now, a);
   }
+  /** `members`: one page of a room's member list; the result carries `members`. */
+  queryRoomMemberList(now, a) {
+    members(this.m, now, a);
+  }
   /** `renew_token`: replaces the session's token (and every room's) when answered. */
   renewToken(now, a) {
     renewToken(this.m, now, a);
@@ -2045,6 +2069,27 @@ var ParlorEngine = class {
     this.call((now) => this.core.command(now, { room: roomID, to: toUserIDs, command: command2, handle }));
     return p;
   }
+  /**
+   * One page of the room's member list, in the order of user ids (protocol §9.9): `nextFlag` ""
+   * for the first page, then the page's `nextFlag` until it is "". `count` is 1 to 500. A member
+   * who stays in the room through a whole walk is on exactly one page.
+   */
+  queryRoomMemberList(roomID, config = {}) {
+    const handle = this.newHandle();
+    const p = this.wait(handle);
+    const a = { room: roomID, nextFlag: config.nextFlag ?? "", count: config.count ?? 100, handle };
+    this.call((now) => this.core.queryRoomMemberList(now, a));
+    return p.then((r) => {
+      const page = r.members;
+      return {
+        errorCode: r.errorCode,
+        roomID,
+        memberList: (page?.users ?? []).map((u) => ({ userID: u.id, userName: u.name ?? "" })),
+        count: page?.count ?? 0,
+        nextFlag: page?.nextFlag ?? ""
+      };
+    });
+  }
   message(kind, roomID, message2) {
     const handle = this.newHandle();
     const p = this.wait(handle);
@@ -2196,6 +2241,7 @@ var ParlorEngine = class {
           this.waiting.delete(e.handle);
           const r = { errorCode: e.errorCode };
           if (e.messageId !== void 0) r.messageID = e.messageId;
+          if (e.members !== void 0) r.members = e.members;
           resolve(r);
         }
         return;

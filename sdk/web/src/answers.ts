@@ -115,6 +115,18 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
     case 'abandoned':
       abandonUnlessWanted(m, k.room);
       return;
+    case 'members': {
+      const page = f.members ?? { users: [], count: 0, next: '' };
+      if (p.handle !== undefined) {
+        emit(m, {
+          type: 'result',
+          handle: p.handle,
+          errorCode: 0,
+          members: { room: f.room ?? '', users: page.users, count: page.count, nextFlag: page.next },
+        });
+      }
+      return;
+    }
     case 'plain':
       sawSeqs(m, f.room ?? p.needsRoom, seq);
       result(m, p.handle, 0, f.message_id);

@@ -75,6 +75,17 @@ export interface ParlorResult {
   messageID?: string;
 }
 
+/** What {@link ParlorEngine.queryRoomMemberList} resolves with (ZIM's `queryRoomMemberList`). */
+export interface ParlorMemberListResult extends ParlorResult {
+  roomID: string;
+  /** The members on this page, in the order of user ids. */
+  memberList: { userID: string; userName: string }[];
+  /** How many members the room had when the page was read. */
+  count: number;
+  /** Pass it as `nextFlag` for the next page; "" when this page is the last. */
+  nextFlag: string;
+}
+
 /** The events of {@link ParlorEngine.on} and their handlers' parameters. */
 export interface ParlorEventMap {
   /** A room's state changed. `extendedData` of LOGINED is `{room_session_id}`. */

@@ -187,6 +187,18 @@ export function renewToken(m: Machine, now: number, a: { token: string; handle?:
   maybeEnd(m);
 }
 
+/** `members`: one page of a room's member list; the result carries `members`. */
+export function members(
+  m: Machine,
+  now: number,
+  a: { room: string; nextFlag: string; count: number; handle?: number },
+): void {
+  const { room } = a;
+  roomRequest(m, a.handle, room, { t: 'members', id: 0, room, cursor: a.nextFlag, limit: a.count }, { k: 'members' });
+  void now;
+  maybeEnd(m);
+}
+
 /** A request about a room: only for a room the client is in (or entering, or away from). */
 function roomRequest(m: Machine, handle: number | undefined, room: string, frame: ClientFrame, kind: Kind): void {
   if (!m.rooms.has(room)) {

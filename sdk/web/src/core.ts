@@ -378,6 +378,11 @@ export class ParlorCore {
     command.command(this.m, now, a);
   }
 
+  /** `members`: one page of a room's member list; the result carries `members`. */
+  queryRoomMemberList(now: number, a: { room: string; nextFlag: string; count: number; handle?: number }): void {
+    command.members(this.m, now, a);
+  }
+
   /** `renew_token`: replaces the session's token (and every room's) when answered. */
   renewToken(now: number, a: { token: string; handle?: number }): void {
     command.renewToken(this.m, now, a);

@@ -68,6 +68,14 @@ export type WireEventBody =
   | { kind: 'online'; count: number };
 
 /** A server frame after decoding: every field present and of its type. */
+/** One page of `members`, as the `ok` carries it (protocol §9.9). */
+export interface WireMemberPage {
+  users: User[];
+  count: number;
+  /** The next page's cursor; "" after the last. */
+  next: string;
+}
+
 export type DecodedFrame =
   | {
       t: 'welcome';
@@ -96,6 +104,8 @@ export type DecodedFrame =
       state?: WireRoomState;
       seq: WireSeqs;
       message_id?: string;
+      /** For `members`: the page (protocol §9.9). */
+      members?: WireMemberPage;
     }
   | { t: 'error'; id?: number; code: number; message: string }
   | { t: 'kicked'; room: string; code: number; extended_data?: unknown }
@@ -334,6 +344,8 @@ function frame(t: string, o: Obj): DecodedFrame {
         f.state = { streams: ss ?? [], extra: ex ?? [], online: online ?? 0, room_session: session };
         if (us !== undefined) f.state.users = us;
       }
+      const next = opt(o, 'next', str);
+      if (next !== undefined) f.members = { users: us ?? [], count: opt(o, 'count', u32) ?? 0, next };
       return f;
     }
     case 'error': {

@@ -10,6 +10,7 @@ import {
   ParlorClock,
   ParlorEngineOptions,
   ParlorEventMap,
+  ParlorMemberListResult,
   ParlorResult,
   ParlorRoomConfig,
   ParlorRoomExtraInfo,
@@ -19,7 +20,10 @@ import {
   WebSocketLike,
   parlorWebSocketURL,
 } from './api.js';
-import { CloseCodes, CoreEvent, CoreOutput, ErrorCodes, RoomExtraInfo, Stream, User } from './types.js';
+import { CloseCodes, CoreEvent, CoreOutput, ErrorCodes, MemberPage, RoomExtraInfo, Stream, User } from './types.js';
+
+/** A call's outcome as the core reports it: a member page for `queryRoomMemberList`. */
+type Answered = ParlorResult & { members?: MemberPage };
 
 /** `WebSocket.OPEN`. */
 const OPEN = 1;
@@ -66,7 +70,7 @@ export class ParlorEngine {
   private readonly WS: new (url: string) => WebSocketLike;
   private readonly net: ParlorEngineOptions['networkEvents'];
   private readonly handlers = new Map<string, Set<Handler>>();
-  private readonly waiting = new Map<number, (r: ParlorResult) => void>();
+  private readonly waiting = new Map<number, (r: Answered) => void>();
   private readonly roomOrder: string[] = [];
   private nextHandle = 1;
   private ws: WebSocketLike | null = null;
@@ -318,6 +322,31 @@ export class ParlorEngine {
     return p;
   }
 
+  /**
+   * One page of the room's member list, in the order of user ids (protocol §9.9): `nextFlag` ""
+   * for the first page, then the page's `nextFlag` until it is "". `count` is 1 to 500. A member
+   * who stays in the room through a whole walk is on exactly one page.
+   */
+  queryRoomMemberList(
+    roomID: string,
+    config: { nextFlag?: string; count?: number } = {},
+  ): Promise<ParlorMemberListResult> {
+    const handle = this.newHandle();
+    const p = this.wait(handle);
+    const a = { room: roomID, nextFlag: config.nextFlag ?? '', count: config.count ?? 100, handle };
+    this.call((now) => this.core.queryRoomMemberList(now, a));
+    return p.then((r) => {
+      const page = r.members;
+      return {
+        errorCode: r.errorCode,
+        roomID,
+        memberList: (page?.users ?? []).map((u) => ({ userID: u.id, userName: u.name ?? '' })),
+        count: page?.count ?? 0,
+        nextFlag: page?.nextFlag ?? '',
+      };
+    });
+  }
+
   private message(kind: 'broadcast' | 'barrage', roomID: string, message: string): Promise<ParlorResult> {
     const handle = this.newHandle();
     const p = this.wait(handle);
@@ -367,7 +396,7 @@ export class ParlorEngine {
     return this.nextHandle++;
   }
 
-  private wait(handle: number): Promise<ParlorResult> {
+  private wait(handle: number): Promise<Answered> {
     return new Promise((resolve) => {
       if (this.destroyed) resolve({ errorCode: ErrorCodes.NOT_IN_ROOM });
       else this.waiting.set(handle, resolve);
@@ -486,8 +515,9 @@ export class ParlorEngine {
         const resolve = this.waiting.get(e.handle);
         if (resolve) {
           this.waiting.delete(e.handle);
-          const r: ParlorResult = { errorCode: e.errorCode };
+          const r: Answered = { errorCode: e.errorCode };
           if (e.messageId !== undefined) r.messageID = e.messageId;
+          if (e.members !== undefined) r.members = e.members;
           resolve(r);
         }
         return;

@@ -40,6 +40,7 @@ export type Kind =
   | { k: 'quiet_logout' }
   | { k: 'abandoned'; room: string }
   | { k: 'plain' }
+  | { k: 'members' }
   | { k: 'left' };
 
 /** The room a login, relogin or switch enters (undefined for other requests). */

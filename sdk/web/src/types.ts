@@ -123,7 +123,18 @@ export type CoreEvent =
       timeMs: number;
     }
   | { type: 'IMRecvCustomCommand'; room: string; from: User; command: string; timeMs: number }
-  | { type: 'result'; handle: number; errorCode: number; messageId?: string };
+  | { type: 'result'; handle: number; errorCode: number; messageId?: string; members?: MemberPage };
+
+/** One page of a room's member list (`queryRoomMemberList`), in the order of user ids. */
+export interface MemberPage {
+  room: string;
+  /** The members on this page (the caller too, when in its range). */
+  users: User[];
+  /** How many members the room had when the page was read. */
+  count: number;
+  /** Pass it to get the next page; "" when this page is the last. */
+  nextFlag: string;
+}
 
 /** What the core asks its driver to do. */
 export type CoreOutput =

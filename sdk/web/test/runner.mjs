@@ -77,6 +77,8 @@ function doCommand(core, now, s) {
       return core.command(now, { room: s.room, to: s.to ?? [], command: s.command, handle });
     case 'renew_token':
       return core.renewToken(now, { token: s.token, handle });
+    case 'query_room_member_list':
+      return core.queryRoomMemberList(now, { room: s.room, nextFlag: s.next_flag ?? '', count: s.count ?? 100, handle });
     default:
       throw new Error(`unknown command ${JSON.stringify(s.do)}`);
   }
