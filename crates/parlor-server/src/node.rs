@@ -293,7 +293,7 @@ impl Node {
         } else if m.limit == 0 || m.limit > parlor_protocol::MAX_MEMBERS_PAGE {
             error(ErrorCode::InvalidField, "limit must be 1 to 500")
         } else {
-            match self.engine.members(ctx.app, key, &m.room, &m.cursor, m.limit as usize).await {
+            match self.engine.members(ctx.app, Some(key), &m.room, &m.cursor, m.limit as usize).await {
                 Ok(Some(page)) => ServerFrame::Ok(OkFrame::members(m.id, m.room, page.users, page.count, page.next)),
                 Ok(None) => error(ErrorCode::NotInRoom, "not in the room"),
                 Err(Unavailable) => {

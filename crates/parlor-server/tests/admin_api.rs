@@ -59,6 +59,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/v1/admin/apps/{app}/rooms/{room}/broadcast"),
     ("post", "/v1/admin/apps/{app}/rooms/{room}/barrage"),
     ("post", "/v1/admin/apps/{app}/rooms/{room}/command"),
+    ("get", "/v1/admin/apps/{app}/rooms/{room}/members"),
     ("get", "/v1/admin/openapi.json"),
 ];
 
@@ -141,6 +142,40 @@ async fn rooms_are_listed_a_page_at_a_time() {
     ] {
         let (status, body) = call(&s, "GET", &format!("/v1/admin/apps/7/rooms?{query}"), None).await;
         assert_eq!((status, body["code"].as_str()), (400, Some(code)), "{query}: {body}");
+    }
+}
+
+/// A room's members in pages, with the cursors of the protocol's `members` (§9.9).
+#[tokio::test]
+async fn members_are_listed_a_page_at_a_time_with_the_protocols_cursors() {
+    let s = server().await;
+    let mut peers = Vec::new();
+    for u in ["c", "a", "b"] {
+        let (mut p, _) = user(&s, u).await;
+        p.login("r").await;
+        peers.push(p);
+    }
+    let ids = |page: &Value| -> Vec<String> {
+        page["users"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
+    };
+    let (status, first) = call(&s, "GET", "/v1/admin/apps/7/rooms/r/members?limit=2", None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (ids(&first), &first["count"], &first["next_cursor"]),
+        (vec!["a".into(), "b".into()], &json!(3), &json!("b"))
+    );
+    // The protocol's `next` works here, and this cursor there.
+    let ws = peers[0].request(json!({"t":"members","room":"r","limit":1})).await;
+    assert_eq!(ws["next"], "a", "{ws}");
+    let (_, rest) = call(&s, "GET", "/v1/admin/apps/7/rooms/r/members?cursor=a", None).await;
+    assert_eq!((ids(&rest), &rest["next_cursor"]), (vec!["b".into(), "c".into()], &Value::Null));
+    let ws = peers[0].request(json!({"t":"members","room":"r","cursor":first["next_cursor"]})).await;
+    assert_eq!(ids(&ws), ["c"], "{ws}");
+    let (status, body) = call(&s, "GET", "/v1/admin/apps/7/rooms/nope/members", None).await;
+    assert_eq!(status, 404, "{body}");
+    for query in ["limit=0", "limit=501"] {
+        let (status, body) = call(&s, "GET", &format!("/v1/admin/apps/7/rooms/r/members?{query}"), None).await;
+        assert_eq!((status, body["code"].as_str()), (400, Some("invalid_field")), "{query}: {body}");
     }
 }
 

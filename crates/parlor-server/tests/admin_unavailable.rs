@@ -39,6 +39,7 @@ fn operations(session: &str) -> Vec<(&'static str, String, Option<Value>)> {
         ("GET", format!("{a}/rooms"), None),
         ("GET", format!("{a}/rooms?limit=1"), None),
         ("GET", format!("{a}/rooms/r"), None),
+        ("GET", format!("{a}/rooms/r/members"), None),
         ("POST", format!("{a}/rooms/r/extra"), Some(json!({"key":"k","value":"v"}))),
         ("DELETE", format!("{a}/rooms/r/streams/s1"), None),
         ("POST", format!("{a}/rooms/r/kick"), Some(json!({"user":"alice","reason":"x"}))),

@@ -1,17 +1,55 @@
-//! Members and sessions: kick, force a reconnect, drop every connection; and the app's counts.
+//! Members and sessions: a room's members in pages, kick, force a reconnect, drop every
+//! connection; and the app's counts.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use tokio::time::Instant;
 
 use super::authorize;
 use super::error::{ApiError, Refusals};
-use super::types::{AppStats, Dropped, KickBody, Kicked, NodeView, Reconnecting};
+use super::types::{AppStats, Dropped, KickBody, Kicked, MemberList, MemberQuery, NodeView, Reconnecting};
 use crate::engine::admin::{AdminRefusal, SessionRef};
 use crate::node::Node;
+
+/// A room's members, a page at a time, in the order of user ids: the pages of the protocol's
+/// `members` (§9.9), with the same cursors. A member who stays through a whole walk is on
+/// exactly one page, whoever comes and goes meanwhile.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/apps/{app}/rooms/{room}/members",
+    tag = "users",
+    params(
+        ("app" = u32, Path, description = "The app id"),
+        ("room" = String, Path, description = "The room id"),
+        MemberQuery
+    ),
+    responses((status = 200, description = "A page of members", body = MemberList), Refusals),
+    security(("bearer" = []))
+)]
+pub async fn room_members(
+    State(node): State<Arc<Node>>,
+    Path((app, room)): Path<(u32, String)>,
+    Query(q): Query<MemberQuery>,
+    headers: HeaderMap,
+) -> Result<Json<MemberList>, ApiError> {
+    authorize(&node, app, &headers)?;
+    let limit = q.limit.unwrap_or(parlor_protocol::DEFAULT_MEMBERS_PAGE);
+    if !(1..=parlor_protocol::MAX_MEMBERS_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit must be 1 to {}", parlor_protocol::MAX_MEMBERS_PAGE)));
+    }
+    let cursor = q.cursor.unwrap_or_default();
+    match node.engine.members(app, None, &room, &cursor, limit as usize).await? {
+        Some(page) => Ok(Json(MemberList {
+            users: page.users.into_iter().map(Into::into).collect(),
+            count: page.count,
+            next_cursor: (!page.next.is_empty()).then_some(page.next),
+        })),
+        None => Err(AdminRefusal::NoSuchRoom.into()),
+    }
+}
 
 /// Kick a user out of a room with 1002055 and the reason: the others get `stream_delete`
 /// reason 4 for its streams and `user_delete`.

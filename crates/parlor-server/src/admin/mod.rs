@@ -37,6 +37,7 @@ fn api() -> OpenApiRouter<Arc<Node>> {
         .routes(routes!(rooms::close))
         .routes(routes!(rooms::set_extra))
         .routes(routes!(rooms::delete_stream))
+        .routes(routes!(members::room_members))
         .routes(routes!(members::kick))
         .routes(routes!(members::reconnect_member))
         .routes(routes!(members::reconnect_session))

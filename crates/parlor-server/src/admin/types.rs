@@ -107,6 +107,29 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
+/// A page of a room's members (`GET …/rooms/{room}/members`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberList {
+    /// The members of this page, in the order of user ids (bytes).
+    pub users: Vec<UserView>,
+    /// How many members the room has.
+    pub count: u32,
+    /// The `cursor` of the next page (the protocol's `next` of `members`, §9.9: a cursor of
+    /// either works with the other); null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The page of `GET …/rooms/{room}/members`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MemberQuery {
+    /// Most members in the page, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (opaque); absent for the first page.
+    pub cursor: Option<String>,
+}
+
 /// `kick`: who and why.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct KickBody {

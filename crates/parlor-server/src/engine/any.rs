@@ -120,7 +120,7 @@ impl AnyEngine {
     pub async fn members(
         &self,
         app: u32,
-        key: SessionKey,
+        key: Option<SessionKey>,
         room: &str,
         cursor: &str,
         limit: usize,

@@ -487,13 +487,14 @@ pub trait Engine: Send + Sync + 'static {
     /// One room of `app`: None when there is no such room.
     fn room(&self, app: u32, room: &str) -> impl Future<Output = Result<Option<RoomInfo>, Unavailable>> + Send;
 
-    /// One page of `room`'s members for session `key` (`members`, protocol §9.9): up to `limit`
-    /// members whose user ids sort after `cursor` (bytes), the room's member count, and the
-    /// cursor of the next page ("" when none). None when the session is not in the room.
+    /// One page of `room`'s members for session `key` (`members`, protocol §9.9), or for the
+    /// admin API (`key` None): up to `limit` members whose user ids sort after `cursor`
+    /// (bytes), the room's member count, and the cursor of the next page ("" when none). None
+    /// when the session is not in the room (admin: when there is no such room).
     fn members(
         &self,
         app: u32,
-        key: SessionKey,
+        key: Option<SessionKey>,
         room: &str,
         cursor: &str,
         limit: usize,

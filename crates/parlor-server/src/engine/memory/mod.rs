@@ -366,13 +366,14 @@ impl Engine for MemoryEngine {
     async fn members(
         &self,
         app: u32,
-        key: SessionKey,
+        key: Option<SessionKey>,
         room: &str,
         cursor: &str,
         limit: usize,
     ) -> Result<Option<MembersPage>, Unavailable> {
         let st = self.lock();
-        let Some(r) = st.rooms.get(&(app, room.to_string())).filter(|r| r.members.contains_key(&key)) else {
+        let member = |r: &&room::Room| key.is_none_or(|k| r.members.contains_key(&k));
+        let Some(r) = st.rooms.get(&(app, room.to_string())).filter(member) else {
             return Ok(None);
         };
         let (keys, next) = r.page(cursor, limit);

@@ -374,12 +374,13 @@ impl Engine for RedisEngine {
     async fn members(
         &self,
         app: u32,
-        key: SessionKey,
+        key: Option<SessionKey>,
         room: &str,
         cursor: &str,
         limit: usize,
     ) -> Result<Option<MembersPage>, Unavailable> {
-        let args = [key.to_string(), room.to_string(), cursor.to_string(), limit.to_string()];
+        let key = key.map(|k| k.to_string()).unwrap_or_default();
+        let args = [key, room.to_string(), cursor.to_string(), limit.to_string()];
         let out = self.run(app, Instant::now(), "members", &args).await?;
         if out.status != "ok" {
             return Ok(None);

@@ -235,9 +235,14 @@ local function open(a)
 end
 
 -- members KEY ROOM CURSOR LIMIT: one page of the room's members by user id (protocol §9.9) for
--- a session in it: {'ok', next cursor ('' on the last page), count, user JSON...}.
+-- a session in it (KEY '': for the admin API, any room that exists): {'ok', next cursor (''
+-- on the last page), count, user JSON...}.
 local function members_page(key, room, cursor, limit)
-  if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then return {'refusal', 'NotInRoom'} end
+  if key == '' then
+    if redis.call('EXISTS', rk(room, 'meta')) == 0 then return {'refusal', 'NoSuchRoom'} end
+  elseif redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then
+    return {'refusal', 'NotInRoom'}
+  end
   local count = redis.call('HLEN', rk(room, 'mem'))
   if count > 0 and redis.call('EXISTS', rk(room, 'lex')) == 0 then
     -- A room entered before `lex` existed (an older Parlor): made once from `uid`.
