@@ -186,9 +186,10 @@ pub(crate) fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize 
         (Workload::W1, false) => 100,
         (Workload::W1, true) => 10,
         (Workload::W3, _) => (sessions / 100).max(1),
-        (Workload::W4, false) => 200,
+        // About 100 members a room at any size (200 rooms at the default 20 000).
+        (Workload::W4, false) => (sessions / 100).max(1),
         (Workload::W4, true) => 6,
-        (Workload::W6, false) => 150,
+        (Workload::W6, false) => (sessions / 100).max(1),
         (Workload::W6, true) => 6,
         (Workload::Failover, false) => 20,
         (Workload::Failover, true) => 6,

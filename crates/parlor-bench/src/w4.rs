@@ -230,7 +230,9 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
             s.kill_primary_and_wait(&mut rep).await;
         }
     }
-    let back_limit = Instant::now() + Duration::from_secs(if quick { 12 } else { 80 });
+    // Past the nodes' session timeout (90 s) on purpose: a session back later is counted (and
+    // its room's members will have seen a false `user_delete`), not cut off.
+    let back_limit = Instant::now() + Duration::from_secs(if quick { 12 } else { 150 });
     let all_back = wait_until(back_limit.min(deadline), || {
         let downs = sh.downs.load(Ordering::Relaxed);
         let ups = sh.ups.load(Ordering::Relaxed) + sh.dead.load(Ordering::Relaxed);
