@@ -44,6 +44,12 @@ pub(crate) struct Shared {
     pub(crate) session_seq: Vec<AtomicU64>,
     /// When the cut came (ns; 0 before).
     pub(crate) cut_ns: AtomicU64,
+    /// The cut is about to come: a connection lost from now on is the cut's.
+    pub(crate) armed: AtomicBool,
+    /// When the first connection was lost once armed (ns; 0: none yet). In a worker the parent
+    /// cuts (drop-connections, a node's SIGKILL) before it releases the barrier, which a loaded
+    /// worker may read seconds later: the first loss is the better clock for the cut.
+    pub(crate) first_down_ns: AtomicU64,
     /// When the first `ok` came to a broadcast sent after the cut (ns; 0: none yet).
     pub(crate) first_ok_ns: AtomicU64,
     /// Broadcasts answered 1000004, and so sent again (§9.6).
@@ -148,6 +154,9 @@ impl Session {
             };
             if lost.is_some() {
                 sh.downs.fetch_add(1, Ordering::Relaxed);
+                if sh.armed.load(Ordering::Relaxed) {
+                    let _ = sh.first_down_ns.compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
+                }
                 let down_at = Instant::now();
                 let resumed = tokio::select! {
                     _ = stopped(&mut stop) => break,

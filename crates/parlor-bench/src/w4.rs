@@ -193,6 +193,7 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
     spin.set_message("broadcasting");
     sh.broadcasting.store(true, Ordering::Relaxed);
     tokio::time::sleep(if quick { Duration::from_secs(1) } else { Duration::from_secs(3) }).await;
+    sh.armed.store(true, Ordering::SeqCst);
     match &cut {
         // Every worker cuts its own proxy at once.
         CutBy::Proxy(_) => ctx.barrier("cut").await?,
@@ -207,7 +208,10 @@ pub(crate) async fn storm(ctx: &Ctx, spec: Storm<'_>) -> anyhow::Result<Report> 
         }
         _ => {}
     }
-    let cut_ns = now_ns();
+    let cut_ns = match sh.first_down_ns.load(Ordering::SeqCst) {
+        0 => now_ns(),
+        first => first.min(now_ns()),
+    };
     sh.cut_ns.store(cut_ns, Ordering::SeqCst);
     let cut_at = Instant::now();
     match &mut cut {
