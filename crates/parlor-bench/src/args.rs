@@ -19,12 +19,16 @@ pub enum Workload {
     W5,
     /// Slow consumer: fan-out with one member that reads nothing (Parlor only).
     Slow,
-    /// Failover storm: three Redis nodes, one SIGKILLed, its sessions resume on the others
-    /// (Parlor only; needs redis-server).
+    /// Failover storm: three Redis nodes (or --nodes N), one SIGKILLed, its sessions resume on
+    /// the others (Parlor only; needs redis-server).
     W6,
     /// Big room: every session logs in to one room with user_status_notify (Parlor only).
     W7,
-    /// Every workload but slow and soak: W1–W7, one after the other, each against the targets
+    /// Redis failing over under fan-out: a primary, a replica and three redis-sentinels, three
+    /// nodes on `redis+sentinel://…`, every room's broadcaster at 10 messages/s; the primary is
+    /// SIGKILLed (Parlor only; needs redis-server and redis-sentinel; not in `all`).
+    Failover,
+    /// Every workload but slow, failover and soak: W1–W7, one after the other, each against the targets
     /// it applies to (W4, W6, W7: Parlor; W5: Parlor and Socket.IO). With --nodes, W3 and W4 run
     /// on Redis nodes as well as against each target's one process.
     All,
@@ -37,8 +41,10 @@ pub enum Workload {
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
     /// The workload: w1 (login storm), w2 (fan-out), w3 (idle hold), w4 (reconnect storm),
-    /// w5 (fan-out on Redis, one node vs two; parlor and socketio), w6 (failover storm), w7 (big room), slow (one member reads nothing), all (w1–w7)
-    /// or soak (--minutes of churn).
+    /// w5 (fan-out on Redis, one node vs two; parlor and socketio), w6 (failover storm: a node
+    /// SIGKILLed), w7 (big room), slow (one member reads nothing), failover (the Redis primary
+    /// SIGKILLed under fan-out, Sentinel promotes its replica), all (w1–w7) or soak (--minutes of
+    /// churn).
     /// (Not needed with --from, which reads the reports of an earlier run instead.)
     #[arg(value_enum, required_unless_present = "from")]
     pub workload: Option<Workload>,
@@ -64,7 +70,7 @@ pub struct BenchArgs {
     /// Override the number of sessions (W2: room members).
     #[arg(long)]
     pub sessions: Option<usize>,
-    /// Override the number of rooms (W1, W3, W4).
+    /// Override the number of rooms (W1, W3, W4, W6, failover).
     #[arg(long)]
     pub rooms: Option<usize>,
     /// Sessions connecting at the same time (the rest queue).
@@ -112,10 +118,12 @@ pub struct BenchArgs {
     /// parent at barriers on stdin/stdout.
     #[arg(long, hide = true, requires = "server_url")]
     pub worker: Option<String>,
-    /// W3 / W4 on Redis nodes: start `redis-server` and N `parlor serve --redis` nodes, member
-    /// k of room r on node (k + r) mod N; 0: as many as the size needs (each under 18 000
-    /// sockets). The sessions always run in --workers processes (raised so that each holds under
-    /// 18 000); W4 cuts with drop-connections. 1 (the default): one memory-engine server.
+    /// W3 / W4 / W6 on Redis nodes: start `redis-server` and N `parlor serve --redis` nodes,
+    /// member k of room r on node (k + r) mod N; 0: as many as the size needs (each under 18 000
+    /// sockets; W6: the survivors of the kill too). The sessions always run in --workers
+    /// processes (raised so that each holds under 18 000; a W4 / W6 room count not a multiple of
+    /// them is rounded up); W4 cuts with drop-connections, W6 SIGKILLs the last node. 1 (the
+    /// default): one memory-engine server (W6: its three nodes in one generator process).
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
     /// Internal: a --workers worker of a --nodes run: every node's URL, comma-separated.
@@ -157,6 +165,8 @@ pub(crate) fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::W4, true) => 300,
         (Workload::W6, false) => 15_000,
         (Workload::W6, true) => 150,
+        (Workload::Failover, false) => 1_000,
+        (Workload::Failover, true) => 150,
         (Workload::W7, false) => 10_000,
         (Workload::W7, true) => 300,
         (Workload::Slow, false) => 1_000,
@@ -176,10 +186,13 @@ pub(crate) fn rooms_of(args: &BenchArgs, w: Workload, sessions: usize) -> usize 
         (Workload::W1, false) => 100,
         (Workload::W1, true) => 10,
         (Workload::W3, _) => (sessions / 100).max(1),
-        (Workload::W4, false) => 200,
+        // About 100 members a room at any size (200 rooms at the default 20 000).
+        (Workload::W4, false) => (sessions / 100).max(1),
         (Workload::W4, true) => 6,
-        (Workload::W6, false) => 150,
+        (Workload::W6, false) => (sessions / 100).max(1),
         (Workload::W6, true) => 6,
+        (Workload::Failover, false) => 20,
+        (Workload::Failover, true) => 6,
         (Workload::Soak, false) => 10,
         (Workload::Soak, true) => 5,
         _ => 1,

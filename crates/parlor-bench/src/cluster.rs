@@ -1,6 +1,6 @@
-//! W3 and W4 on several Redis nodes (`--nodes N`): the full sizes (100 000 idle sessions, a
-//! 20 000-session reconnect storm) need more sockets than one process may hold, on the server
-//! side as well as the generator's. The generator starts `redis-server` and N `parlor serve
+//! W3, W4 and W6 on several Redis nodes (`--nodes N`): the full sizes (100 000 idle sessions, a
+//! 20 000-session reconnect storm, 60 000 sessions with a node SIGKILLed) need more sockets than
+//! one process may hold, on the server side as well as the generator's. The generator starts `redis-server` and N `parlor serve
 //! --redis` nodes (as W5/W6 do) and always runs the sessions in `--workers` generator processes
 //! ([`crate::workers`], at least one, raised so that each holds under [`PER_PROCESS`] sockets);
 //! the parent reads the nodes' RSS and CPU (summed) and Redis's memory at the workers'
@@ -56,11 +56,16 @@ impl<'a> Servers<'a> {
         self.nodes[self.home(i, rooms)].endpoint()
     }
 
-    /// Where session `i` logs in and then, in turn, the other nodes.
+    /// Where session `i` logs in and then, in turn, the other nodes: each member of a room
+    /// starts on a different one (as a balancer spreads them), so that a dead node's sessions
+    /// land evenly on the others instead of all on the next one (W6 at 60 000 on 5 nodes: 24 000
+    /// on one survivor, past its file limit).
     pub fn endpoints(&self, i: usize, rooms: usize) -> Vec<Endpoint> {
         let home = self.home(i, rooms);
         let n = self.nodes.len();
-        (0..n).map(|k| self.nodes[(home + k) % n].endpoint()).collect()
+        let shift = i / rooms.max(1);
+        let others = (0..n.saturating_sub(1)).map(|k| (home + 1 + (shift + k) % (n - 1)) % n);
+        std::iter::once(home).chain(others).map(|k| self.nodes[k].endpoint()).collect()
     }
 
     /// CPU time of every node plus Redis; None when a PID is unknown.
@@ -77,9 +82,9 @@ impl<'a> Servers<'a> {
         self.redis.and_then(|r| crate::sys::cpu_time(r.pid))
     }
 
-    /// Each node's `/metrics` text (those that answer).
-    pub fn metrics(&self) -> Vec<String> {
-        self.nodes.iter().filter_map(|t| crate::srv_hist::scrape_text(t.addr)).collect()
+    /// Each node's `/metrics` text, None for a node that does not answer (W6's killed one).
+    pub fn metrics(&self) -> Vec<Option<String>> {
+        self.nodes.iter().map(|t| crate::srv_hist::scrape_text(t.addr)).collect()
     }
 
     /// The nodes' RSS, summed.
@@ -98,10 +103,10 @@ fn home_of(i: usize, rooms: usize, nodes: usize) -> usize {
     (i / rooms.max(1) + i % rooms.max(1)) % nodes.max(1)
 }
 
-/// True when workload `w` runs on Redis nodes here: W3 / W4 with `--nodes` above 1 (or 0:
-/// as many as the size needs), or a worker of such a run.
+/// True when workload `w` runs on Redis nodes here: W3 / W4 / W6 with `--nodes` other than 1
+/// (0: as many as the size needs), or a worker of such a run.
 pub fn applies(ctx: &Ctx, w: Workload) -> bool {
-    matches!(w, Workload::W3 | Workload::W4) && (ctx.args.nodes != 1 || !ctx.args.node_urls.is_empty())
+    matches!(w, Workload::W3 | Workload::W4 | Workload::W6) && (ctx.args.nodes != 1 || !ctx.args.node_urls.is_empty())
 }
 
 /// Run W3 or W4 on Redis nodes; every failure is the report's problem.
@@ -136,6 +141,7 @@ async fn worker(ctx: &Ctx, w: Workload) -> anyhow::Result<Report> {
     let rooms = rooms_of(&ctx.args, w, n);
     match w {
         Workload::W3 => crate::w3::run(ctx, &servers, n, rooms).await,
+        Workload::W6 => crate::w6::run_nodes(ctx, &servers, n, rooms).await,
         _ => crate::w4::run_nodes(ctx, &servers, n, rooms).await,
     }
 }
@@ -154,13 +160,22 @@ async fn parent(ctx: &Ctx, w: Workload, nofile: u64) -> anyhow::Result<Report> {
     }
     let asked = sessions_of(args, w);
     let per_process = PER_PROCESS.min((nofile as usize).saturating_sub(FD_MARGIN));
+    // W6: the killed node's sessions move to the others, which then hold n / (N - 1) each.
+    let spare = usize::from(w == Workload::W6);
     let nodes = match args.nodes {
-        0 => asked.div_ceil(per_process).max(2),
-        n => n,
+        0 => (asked.div_ceil(per_process) + spare).max(2 + spare),
+        n => n.max(1 + spare),
     };
     let workers = args.workers.max(asked.div_ceil(per_process)).max(1);
-    let sessions = asked.min(nodes * per_process).min(workers * per_process);
-    let rooms = rooms_of(args, w, sessions);
+    let sessions = asked.min((nodes - spare) * per_process).min(workers * per_process);
+    let mut rooms = rooms_of(args, w, sessions);
+    // A storm's room lies within one worker (its accounting is per room): round the count up.
+    if matches!(w, Workload::W4 | Workload::W6) && !rooms.is_multiple_of(workers) {
+        let to = rooms.next_multiple_of(workers);
+        ctx.progress
+            .println(format!("note: {}: {to} rooms (a multiple of {workers} workers, not {rooms})", name_of(w)))?;
+        rooms = to;
+    }
     if sessions < asked {
         ctx.progress.println(format!(
             "note: {}: {asked} sessions need more than {nodes} nodes × {per_process} sockets; running {sessions}",
@@ -214,5 +229,29 @@ mod tests {
         }
         assert!(per_room.iter().all(|s| s.len() == nodes), "{per_room:?}");
         assert!(per_node.iter().all(|&c| c == n / nodes), "{per_node:?}");
+    }
+
+    #[test]
+    fn a_dead_nodes_sessions_fall_back_evenly_on_the_others() {
+        let (n, rooms, nodes) = (600, 30, 5);
+        let targets: Vec<Target> = (0..nodes)
+            .map(|k| Target::external(Kind::Parlor, &format!("ws://127.0.0.1:{}/v1/ws", 7000 + k), None).unwrap())
+            .collect();
+        let servers = Servers { nodes: targets.iter().collect(), redis: None };
+        let victim = targets[nodes - 1].addr;
+        let mut first_fallback = vec![0usize; nodes];
+        for i in (0..n).filter(|&i| servers.home(i, rooms) == nodes - 1) {
+            let eps = servers.endpoints(i, rooms);
+            assert_eq!(eps.len(), nodes);
+            assert_eq!(eps[0].addr, victim);
+            let mut seen: Vec<_> = eps.iter().map(|e| e.addr).collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), nodes, "every node once");
+            first_fallback[targets.iter().position(|t| t.addr == eps[1].addr).unwrap()] += 1;
+        }
+        let on_victim = n / nodes;
+        assert_eq!(first_fallback[nodes - 1], 0);
+        assert!(first_fallback[..nodes - 1].iter().all(|&c| c == on_victim / (nodes - 1)), "{first_fallback:?}");
     }
 }

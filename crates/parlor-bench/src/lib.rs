@@ -12,7 +12,10 @@
 //! - [`w4`] reconnect storm through a [`parlor_testkit::FaultProxy`] cut (Parlor only),
 //! - [`w5`] W2's fan-out on Redis: one node against the room split over two (Parlor's Redis
 //!   engine; Socket.IO's Redis adapter; starts its own `redis-server`);
-//! - [`w6`] failover storm: W4's storm on three Redis nodes, one SIGKILLed (Parlor only);
+//! - [`w6`] failover storm: W4's storm on three Redis nodes (or `--nodes N`), one SIGKILLed
+//!   (Parlor only);
+//! - [`failover`] the Redis primary SIGKILLed under fan-out, Sentinel promoting its replica
+//!   (Parlor only; starts its own redis-server and redis-sentinels);
 //! - [`w7`] big room: every session in one room with user lists, each list checked exact
 //!   (Parlor only);
 //! - [`slow`] W2's fan-out at one rate with one member that stops reading: its cut with 4008,
@@ -27,6 +30,7 @@
 pub mod args;
 pub mod client;
 pub mod cluster;
+pub mod failover;
 pub mod plot;
 pub mod redis;
 pub mod report;
@@ -272,7 +276,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
     let has = |k: Kind| args.target.contains(&k);
     let mut reports = Vec::new();
     if args.workers > 1 && !ctx.is_worker() {
-        for w in workloads.iter().filter(|w| !workers::supported(**w)) {
+        for w in workloads.iter().filter(|w| !workers::supported(**w) && !cluster::applies(&ctx, **w)) {
             eprintln!("note: {}: --workers spreads w1, w3 and w4 only; one process", name_of(*w));
         }
     }
@@ -324,6 +328,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                 r.metric("sessions asked (clamped by RLIMIT_NOFILE)", asked as f64, "");
             }
             reports.push(r);
+            continue;
+        }
+        if w == Workload::Failover {
+            let sessions = sessions_of(&args, w).min((nofile as usize).saturating_sub(FD_MARGIN));
+            let fut = failover::run(&ctx, sessions, rooms_of(&args, w, sessions));
+            reports.push(match tokio::time::timeout(Duration::from_secs(args.time_limit), fut).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
+                    let mut r = Report::new("failover", "parlor+sentinel", sessions);
+                    r.problem(format!("{e:#}"));
+                    r
+                }
+                Err(_) => {
+                    let mut r = Report::new("failover", "parlor+sentinel", sessions);
+                    r.problem(format!("time limit of {} s reached", args.time_limit));
+                    r
+                }
+            });
             continue;
         }
         if w == Workload::Slow {
@@ -396,7 +418,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
-                    Workload::W5 | Workload::W6 | Workload::Slow | Workload::All => unreachable!(),
+                    Workload::W5 | Workload::W6 | Workload::Slow | Workload::Failover | Workload::All => {
+                        unreachable!()
+                    }
                 }
             };
             let mut report = match tokio::time::timeout(deadline, fut).await {
@@ -440,6 +464,7 @@ pub(crate) fn name_of(w: Workload) -> &'static str {
         Workload::Slow => "slow",
         Workload::W6 => "w6",
         Workload::W7 => "w7",
+        Workload::Failover => "failover",
         Workload::All => "all",
         Workload::Soak => "soak",
     }

@@ -42,6 +42,18 @@ pub(crate) struct Shared {
     pub(crate) room_last: Vec<AtomicU64>,
     /// Each session's last room-channel `seq`.
     pub(crate) session_seq: Vec<AtomicU64>,
+    /// When the cut came (ns; 0 before).
+    pub(crate) cut_ns: AtomicU64,
+    /// The cut is about to come: a connection lost from now on is the cut's.
+    pub(crate) armed: AtomicBool,
+    /// When the first connection was lost once armed (ns; 0: none yet). In a worker the parent
+    /// cuts (drop-connections, a node's SIGKILL) before it releases the barrier, which a loaded
+    /// worker may read seconds later: the first loss is the better clock for the cut.
+    pub(crate) first_down_ns: AtomicU64,
+    /// When the first `ok` came to a broadcast sent after the cut (ns; 0: none yet).
+    pub(crate) first_ok_ns: AtomicU64,
+    /// Broadcasts answered 1000004, and so sent again (§9.6).
+    pub(crate) retried: AtomicU64,
 }
 
 /// What a session reports at the end.
@@ -80,6 +92,10 @@ pub(crate) struct Session {
     pub(crate) pending: Option<(u64, String, String)>,
     /// The pending broadcast was repeated after a resume.
     pub(crate) repeated: bool,
+    /// The pending broadcast was answered 1000004: when it goes again, and retries since the
+    /// last other answer (§9.6: full jitter in [0, min(2 s, 100 ms × 2^n)]).
+    pub(crate) retry_at: Option<tokio::time::Instant>,
+    pub(crate) retries: u32,
     pub(crate) count: u64,
     pub(crate) out: Outcome,
 }
@@ -103,6 +119,11 @@ impl Session {
                 _ = hb.tick() => {
                     let ping = self.c.parlor_ping(&self.room);
                     self.c.ws.send(Message::text(ping)).await.err().map(|e| anyhow!("{e}"))
+                }
+                _ = until(self.retry_at), if self.retry_at.is_some() => {
+                    self.retry_at = None;
+                    let Some((_, _, frame)) = &self.pending else { continue };
+                    self.c.ws.send(Message::text(frame.clone())).await.err().map(|e| anyhow!("{e}"))
                 }
                 _ = bc.tick(), if broadcaster && self.pending.is_none() => {
                     // The flag is read here, not in the guard: a guard is read once when the
@@ -133,6 +154,9 @@ impl Session {
             };
             if lost.is_some() {
                 sh.downs.fetch_add(1, Ordering::Relaxed);
+                if sh.armed.load(Ordering::Relaxed) {
+                    let _ = sh.first_down_ns.compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
+                }
                 let down_at = Instant::now();
                 let resumed = tokio::select! {
                     _ = stopped(&mut stop) => break,
@@ -145,6 +169,7 @@ impl Session {
                         self.out.up_ns = now_ns();
                         sh.ups.fetch_add(1, Ordering::Relaxed);
                         // Repeat the request whose answer may have been lost (same id: §1).
+                        self.retry_at = None;
                         if let Some((_, _, frame)) = &self.pending {
                             self.repeated = true;
                             let _ = self.c.ws.send(Message::text(frame.clone())).await;
@@ -287,6 +312,15 @@ impl Session {
                 if !is_pending {
                     return Ok(());
                 }
+                if f.t == "error" && f.code == Some(1_000_004) {
+                    // Not failed (§9.6): the same request goes again after a full-jitter wait.
+                    sh.retried.fetch_add(1, Ordering::Relaxed);
+                    let cap = Duration::from_millis(100 << self.retries.min(5)).min(Duration::from_secs(2));
+                    self.retries += 1;
+                    self.retry_at = Some(tokio::time::Instant::now() + cap.mul_f64(rand::random::<f64>()));
+                    return Ok(());
+                }
+                self.retries = 0;
                 let Some((_, text, _)) = self.pending.take() else { return Ok(()) };
                 sh.in_flight.fetch_sub(1, Ordering::Relaxed);
                 if f.t == "ok" {
@@ -296,6 +330,10 @@ impl Session {
                             sh.session_seq[self.i].store(s, Ordering::Relaxed);
                         }
                         sh.room_last[self.out.room].fetch_max(s, Ordering::Relaxed);
+                    }
+                    let cut = sh.cut_ns.load(Ordering::Relaxed);
+                    if cut > 0 && self.out.sent_ns > cut {
+                        let _ = sh.first_ok_ns.compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
                     }
                     self.out.sent.push(text);
                 } else {
@@ -319,6 +357,14 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Resolves at `at` (never when None).
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 

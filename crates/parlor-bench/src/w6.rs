@@ -8,9 +8,14 @@
 //!
 //! Counted as in W4 (`w4::storm`): time until every cut session is back, events lost,
 //! duplicated, `seq` gaps, false `user_delete`; any of these fails the run.
+//!
+//! With `--nodes N` (other than 1) the run is [`crate::cluster`]'s instead: N nodes, the sessions
+//! in `--workers` processes ([`run_nodes`] in each), the last node SIGKILLed by the parent at
+//! the workers' `kill` barrier, the nodes' own figures from their `/metrics` as for W4.
 
 use anyhow::{bail, Context};
 
+use crate::cluster::Servers;
 use crate::redis::{memory_metrics, start_nodes, Redis};
 use crate::report::Report;
 use crate::target::Endpoint;
@@ -56,6 +61,7 @@ pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
         addrs: &addrs,
         cut: CutBy::Kill(&mut nodes[VICTIM]),
         at_joined: Some(&at_joined),
+        period: None,
     };
     let rep = storm(ctx, spec).await;
     for t in &mut nodes {
@@ -65,4 +71,14 @@ pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
     let mut rep = rep?;
     rep.metric("nodes", NODES as f64, "");
     Ok(rep)
+}
+
+/// A worker's share of W6 on `--nodes`: member `k` of room `r` on node `(k + r) % N`, resuming on
+/// the next nodes in turn; the parent SIGKILLs the last node at the `kill` barrier.
+pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize, rooms: usize) -> anyhow::Result<Report> {
+    let victim = servers.nodes.last().context("no nodes")?.addr;
+    let addrs = |i| servers.endpoints(i, rooms);
+    let label = format!("parlor+redis, {} nodes", servers.nodes.len());
+    let cut = CutBy::KillByParent(victim);
+    storm(ctx, Storm { workload: "w6", label, n, rooms, addrs: &addrs, cut, at_joined: None, period: None }).await
 }

@@ -5,10 +5,11 @@
 //! worker mode (`--worker K/N --server-url URL --json`). Worker K drives the sessions
 //! `K, K + N, K + 2N, …` (so with a room count divisible by N each room lies within one worker
 //! and W4's per-room accounting stays local). The processes meet at named barriers (W1 `start`,
-//! `logged-in`; W3 `start`, `connected`, `held`; W4 `joined`, `cut` or `drop`): a worker prints
-//! `@@barrier NAME` and waits for a `go` line on its stdin; once all N are there the parent
-//! measures the server (CPU time, RSS: the workers do not know its PID), performs the barrier's
-//! action (`drop`: the admin API's drop-connections, once), and lets them go. At the end each
+//! `logged-in`; W3 `start`, `connected`, `held`; W4 `joined`, `cut` or `drop`; W6 `joined`,
+//! `kill`): a worker prints `@@barrier NAME` and waits for a `go` line on its stdin; once all N
+//! are there the parent measures the server (CPU time, RSS: the workers do not know its PID),
+//! performs the barrier's action (`drop`: the admin API's drop-connections, once; `kill`: SIGKILL
+//! of the last node), and lets them go. At the end each
 //! worker prints its report as JSON and the parent merges them: counts add up, times and
 //! latency percentiles are the worst worker's, the server's figures are the parent's.
 
@@ -73,7 +74,7 @@ pub fn parse_slice(s: &str) -> anyhow::Result<(usize, usize)> {
     Ok((k, n))
 }
 
-/// The workloads that can be spread.
+/// The workloads that can be spread (W6 only on Redis nodes, `--nodes`).
 pub fn supported(w: Workload) -> bool {
     matches!(w, Workload::W1 | Workload::W3 | Workload::W4)
 }
@@ -86,8 +87,9 @@ struct Snap {
     rss: Option<u64>,
     redis: Option<RedisMem>,
     redis_cpu: Option<Duration>,
-    /// Each node's `/metrics` text (Redis nodes: their queue in front of Redis, refusals).
-    metrics: Vec<String>,
+    /// Each node's `/metrics` text (Redis nodes: their queue in front of Redis, refusals); None
+    /// for a node that did not answer.
+    metrics: Vec<Option<String>>,
 }
 
 impl Snap {
@@ -110,8 +112,8 @@ pub async fn run(ctx: &Ctx, servers: &Servers<'_>, w: Workload, n: usize, rooms:
     let target = servers.nodes[0];
     let args = &ctx.args;
     let workers = args.workers.max(1);
-    if w == Workload::W4 && !rooms.is_multiple_of(workers) {
-        bail!("w4 --workers {workers}: the room count ({rooms}) must be a multiple of the workers");
+    if matches!(w, Workload::W4 | Workload::W6) && !rooms.is_multiple_of(workers) {
+        bail!("{} --workers {workers}: the room count ({rooms}) must be a multiple of the workers", name_of(w));
     }
     let exe = std::env::current_exe().context("cannot find the parlor binary")?;
     let url = format!("ws://{}{}", target.addr, target.path);
@@ -181,6 +183,16 @@ pub async fn run(ctx: &Ctx, servers: &Servers<'_>, w: Workload, n: usize, rooms:
                 pause_later(redis.pid, Duration::from_secs(1), Duration::from_secs_f64(secs));
             }
         }
+        if name == "kill" {
+            // W6: the last node dies; its sessions resume on the others.
+            let victim = servers.nodes.last().context("no nodes")?;
+            let pid = victim.pid.context("the victim node's pid")?;
+            // SAFETY: kill with the pid of a child we started; it is reaped when it is stopped.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGKILL);
+            }
+            eprintln!("bench: SIGKILL the node on {}", victim.addr);
+        }
         for s in &mut stdins {
             s.write_all(b"go\n").await?;
             s.flush().await?;
@@ -220,6 +232,8 @@ const SUMS: &[&str] = &[
     "sessions the cut should reach",
     "broadcasts never answered",
     "broadcasts never answered after a repeat",
+    "broadcasts answered 1000004 (retried)",
+    "broadcasts failed (an error other than 1000004)",
 ];
 
 /// Merge the workers' reports of one workload.
@@ -267,31 +281,34 @@ pub fn merge(workload: &str, target: &str, n: usize, parts: &[Report]) -> Report
     rep
 }
 
-/// The nodes' own view of a storm, from their `/metrics` at the cut and at the end: Redis calls
-/// per session back, their queue in front of Redis, the upgrades they shed and the 1000004s.
-fn storm_figures(rep: &mut Report, cut: &Snap, end: &Snap) {
+/// The nodes' own view of a storm, from their `/metrics` at the cut and at the end (each node's
+/// `cut` and `end` text at the same index; a node missing from either, W6's killed one, is left
+/// out): Redis calls per session back, their queue in front of Redis, the upgrades they shed and
+/// the 1000004s.
+pub(crate) fn storm_figures(rep: &mut Report, cut: &[Option<String>], end: &[Option<String>]) {
     use crate::srv_hist::{value, Hist};
-    if end.metrics.is_empty() {
+    let pairs: Vec<(&str, &str)> =
+        cut.iter().zip(end).filter_map(|(a, b)| Some((a.as_deref()?, b.as_deref()?))).collect();
+    if pairs.is_empty() {
         return;
     }
     let delta = |name: &str, labels: &str| -> f64 {
-        let sum = |s: &Snap| s.metrics.iter().map(|t| value(t, name, labels)).sum::<f64>();
-        sum(end) - sum(cut)
+        pairs.iter().map(|(a, b)| value(b, name, labels) - value(a, name, labels)).sum::<f64>()
     };
-    let hist = |s: &Snap| {
-        s.metrics.iter().fold(Hist::default(), |h, t| h.add(&Hist::parse(t, "parlor_redis_queue_wait_seconds")))
+    let hist = |texts: &mut dyn Iterator<Item = &str>| {
+        texts.fold(Hist::default(), |h, t| h.add(&Hist::parse(t, "parlor_redis_queue_wait_seconds")))
     };
     let back = rep.get("sessions back").unwrap_or(0.0);
     let calls = delta("parlor_redis_calls_total", "");
     if back > 0.0 && calls > 0.0 {
         rep.metric("Redis calls per session back (cut to end, all nodes)", calls / back, "");
     }
-    let waits = hist(end).since(&hist(cut));
+    let waits = hist(&mut pairs.iter().map(|p| p.1)).since(&hist(&mut pairs.iter().map(|p| p.0)));
     if let (Some(p50), Some(p99)) = (waits.quantile_ms(0.5), waits.quantile_ms(0.99)) {
         rep.metric("node queue wait p50", p50, "ms");
         rep.metric("node queue wait p99", p99, "ms");
     }
-    let peak = end.metrics.iter().map(|t| value(t, "parlor_redis_queue_depth_max", "")).fold(0.0, f64::max);
+    let peak = pairs.iter().map(|p| value(p.1, "parlor_redis_queue_depth_max", "")).fold(0.0, f64::max);
     rep.metric("node queue depth, peak (any node, whole run)", peak, "");
     rep.metric("HTTP 503, node saturated", delta("parlor_upgrades_refused_total", "saturated"), "");
     rep.metric("HTTP 503, connection rate", delta("parlor_upgrades_refused_total", "\"rate\""), "");
@@ -373,7 +390,7 @@ fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<S
             let mem = |k: &str| snaps.get(k).and_then(|s| s.redis);
             memory_metrics(rep, mem("start"), mem("held"), held, rooms as f64);
         }
-        Workload::W4 => {
+        Workload::W4 | Workload::W6 => {
             let n = rep.sessions as f64;
             let (r0, r1) = (snaps.get(BEGIN).and_then(|s| s.rss), snaps.get("joined").and_then(|s| s.rss));
             if let (Some(a), Some(b)) = (r0, r1) {
@@ -381,7 +398,7 @@ fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<S
                 rep.metric("server RSS with all logged in", mib(b), "MiB");
                 rep.metric("server RSS per session", (b as f64 - a as f64) / n / 1024.0, "KiB");
             }
-            let cut = if snaps.contains_key("drop") { "drop" } else { "cut" };
+            let cut = ["drop", "kill"].into_iter().find(|k| snaps.contains_key(*k)).unwrap_or("cut");
             if let Some(c) = cpu(cut, END) {
                 rep.metric("server CPU from the cut to the end", c, "s");
                 if let Some(back) = rep.get("sessions back").filter(|b| *b > 0.0) {
@@ -391,7 +408,7 @@ fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<S
             let mem = |k: &str| snaps.get(k).and_then(|s| s.redis);
             memory_metrics(rep, mem(BEGIN), mem("joined"), n, rooms as f64);
             if let (Some(a), Some(b)) = (snaps.get(cut), snaps.get(END)) {
-                storm_figures(rep, a, b);
+                storm_figures(rep, &a.metrics, &b.metrics);
             }
         }
         _ => {}

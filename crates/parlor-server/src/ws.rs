@@ -66,16 +66,22 @@ where
     // The session's count against its app's limit, held as long as this connection serves it.
     let mut app_slot: Option<AppSlot> = None;
     let hello_deadline = Instant::now() + node.config.hello_timeout;
+    let no_hello = || {
+        send_error(&outbox, None, ErrorCode::InvalidField, "no hello within the hello timeout");
+        outbox.close(close_code::POLICY, "no hello");
+    };
     loop {
+        // A frame that has arrived comes before the hello deadline: a node too busy to poll this
+        // task until after the deadline must still serve the `hello` / `resume` the client sent
+        // in time (under a storm, refusing a resume this way ends its session).
         let next = tokio::select! {
             biased;
             _ = outbox.closed() => break,
+            next = stream.next() => next,
             _ = tokio::time::sleep_until(hello_deadline), if session.is_none() => {
-                send_error(&outbox, None, ErrorCode::InvalidField, "no hello within the hello timeout");
-                outbox.close(close_code::POLICY, "no hello");
+                no_hello();
                 break;
             }
-            next = stream.next() => next,
         };
         let msg = match next {
             Some(Ok(m)) => m,
@@ -94,6 +100,11 @@ where
                 break;
             }
             Message::Close(_) => break,
+            // Control frames do not hold a connection open without a hello.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) if session.is_none() && now >= hello_deadline => {
+                no_hello();
+                break;
+            }
             Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
         };
         if text.len() > node.config.max_frame {

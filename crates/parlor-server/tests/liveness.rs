@@ -141,3 +141,53 @@ async fn the_online_count_comes_every_30_s_only_when_changed() {
             && online.iter().all(|f| f.get("seq").is_none() && f.get("ch").is_none() && f["room"] == "r")
     );
 }
+
+/// A node too busy to poll a new connection's task until after the hello timeout must still
+/// serve the `hello` the client sent in time. Before, the deadline was looked at first, so a
+/// `hello` (or a storm's `resume`) already waiting was refused with 1000003 "no hello within the
+/// hello timeout": seen in `bench w6 --nodes 5 --sessions 60000` on an overloaded box, where it
+/// ended 2 048 sessions that had sent their `resume` at once. Real clock and a real socket (so
+/// that the frame and the deadline reach the task in the same turn of the runtime's driver), a
+/// short hello timeout, and the runtime's only thread blocked past it after the `hello` is sent.
+#[tokio::test]
+async fn a_hello_sent_in_time_is_served_when_the_node_reads_it_after_the_hello_timeout() {
+    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::WebSocketStream;
+    let mut config = ServerConfig::for_tests(APP, SECRET);
+    config.hello_timeout = Duration::from_millis(200);
+    let s = MemoryServer::start(config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr")).await.expect("connect");
+    let (server_end, _) = listener.accept().await.expect("accept");
+    let node = s.node();
+    tokio::spawn(async move {
+        let ws = WebSocketStream::from_raw_socket(server_end, Role::Server, None).await;
+        parlor_server::ws::serve(node, ws).await;
+    });
+    let mut p = Peer::new(WebSocketStream::from_raw_socket(client, Role::Client, None).await, "a");
+    // Let the node's task start (its hello deadline runs from here) and wait for a frame.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    p.send(json!({"t":"hello","v":1,"app_id":APP,"user":{"id":"a","name":"a"},"token":token("a")})).await;
+    // The node is busy: nothing on this runtime runs until the deadline has passed.
+    std::thread::sleep(Duration::from_millis(400));
+    let w = p.recv().await;
+    assert_eq!(w["t"], "welcome", "{w}");
+}
+
+/// And a connection that sends nothing, or only pings, is still closed at the hello timeout.
+#[tokio::test(start_paused = true)]
+async fn a_connection_without_hello_is_closed_at_the_hello_timeout_even_when_it_pings() {
+    let s = server();
+    let mut p = Peer::new(s.connect().await, "a");
+    let t0 = tokio::time::Instant::now();
+    for _ in 0..12 {
+        p.send_raw(tokio_tungstenite::tungstenite::Message::Ping(Vec::new().into())).await;
+        sleep(Duration::from_secs(1)).await;
+    }
+    let (frames, end) = p.recv_until_end().await;
+    assert!(frames.iter().any(|f| f["code"] == 1_000_003), "{frames:?}");
+    assert_eq!(end, End::Close(1008));
+    assert!(t0.elapsed() <= Duration::from_secs(13), "{:?}", t0.elapsed());
+}
