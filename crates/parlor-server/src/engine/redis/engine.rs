@@ -114,10 +114,7 @@ impl RedisEngine {
     async fn check_cursors(&self) {
         self.fanout.retry_waiting();
         for r in self.fanout.all() {
-            let mut conn = self.conn.clone();
-            let meta = format!("parlor:{{{}}}:r:{}:meta", r.app, r.room);
-            let got: redis::RedisResult<(Option<String>, Option<u64>, Option<u64>)> =
-                redis::cmd("HMGET").arg(&meta).arg("epoch").arg("rseq").arg("useq").query_async(&mut conn).await;
+            let got = super::fanout::read_meta(&mut self.conn.clone(), r.app, &r.room).await;
             let Ok((Some(epoch), Some(rseq), Some(useq))) = got else {
                 continue;
             };

@@ -28,7 +28,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::fanout::{log_key, Cursor};
+use super::fanout::{compare, log_key, read_meta, Cursor, Match};
 use super::RedisEngine;
 use crate::frame::Frame;
 
@@ -57,30 +57,6 @@ pub struct Watch {
     replids: Mutex<HashMap<u32, String>>,
     recheck: Mutex<HashMap<u32, Instant>>,
     seen: Mutex<HashMap<(u32, String), Seen>>,
-}
-
-/// How a room of this node compares with Redis after a failover.
-#[derive(Debug, PartialEq, Eq)]
-enum Room {
-    /// As this node knows it.
-    Same,
-    /// Its seqs went back: events this node handed out are lost.
-    Rewound,
-    /// It is gone, or in another life: this node's members must resume.
-    Lost,
-}
-
-fn compare(epoch: &str, last: [u64; 2], meta: &(Option<String>, Option<u64>, Option<u64>)) -> Room {
-    match meta {
-        (Some(e), Some(rseq), Some(useq)) if e == epoch => {
-            if *rseq < last[0] || *useq < last[1] {
-                Room::Rewound
-            } else {
-                Room::Same
-            }
-        }
-        _ => Room::Lost,
-    }
 }
 
 /// What this node last handed out in a room: its cursor, copied every tick and kept for a while
@@ -182,15 +158,13 @@ impl RedisEngine {
             }
             let meta_key = super::fanout::meta_key(app, &room);
             let mut c = self.conn.clone();
-            let got: redis::RedisResult<(Option<String>, Option<u64>, Option<u64>)> =
-                redis::cmd("HMGET").arg(&meta_key).arg("epoch").arg("rseq").arg("useq").query_async(&mut c).await;
-            let Ok(meta) = got else {
+            let Ok(meta) = read_meta(&mut c, app, &room).await else {
                 // Redis away again: the next tick of the recheck tries again.
                 continue;
             };
             let mut state = compare(&epoch, last, &meta);
             let mut reused = false;
-            if state == Room::Same {
+            if state == Match::Same {
                 for (ch, seq, frame) in &evidence {
                     if let Some(frame) = frame {
                         let found = logged(&mut c, &log_key(app, &room, *ch), *seq).await;
@@ -198,10 +172,10 @@ impl RedisEngine {
                     }
                 }
                 if reused {
-                    state = Room::Rewound;
+                    state = Match::Rewound;
                 }
             }
-            if state == Room::Same {
+            if state == Match::Same {
                 if let Some(c) = guard.as_mut().filter(|c| c.rewound) {
                     self.fanout.cleared(c);
                     drop(guard);
@@ -211,7 +185,7 @@ impl RedisEngine {
                 }
                 continue;
             }
-            if state == Room::Rewound {
+            if state == Match::Rewound {
                 let fresh = format!("{:024x}", rand::random::<u128>() >> 32);
                 let set: redis::RedisResult<i64> = redis::Script::new(REWOUND)
                     .key(&meta_key)
@@ -227,7 +201,7 @@ impl RedisEngine {
             }
             metrics::counter!("parlor_redis_failover_rooms_total").increment(1);
             if self.fanout.deliver.has_members(app, &room) {
-                if state == Room::Lost {
+                if state == Match::Lost {
                     tracing::warn!(app, room = %room, redis = ?meta, "room lost or changed by a failover: its members resume");
                 }
                 damaged += 1;
@@ -251,20 +225,4 @@ async fn logged(c: &mut super::gate::Gated, log: &str, seq: u64) -> Option<Strin
     let entries: redis::RedisResult<Vec<(String, HashMap<String, String>)>> =
         redis::cmd("XRANGE").arg(log).arg(format!("{seq}-0")).arg(format!("{seq}-9")).query_async(c).await;
     entries.ok()?.into_iter().next()?.1.remove("f")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_room_behind_the_node_is_rewound() {
-        let meta = |e: &str, r, u| (Some(e.to_string()), Some(r), Some(u));
-        assert_eq!(compare("e", [5, 2], &meta("e", 5, 2)), Room::Same);
-        assert_eq!(compare("e", [5, 2], &meta("e", 7, 2)), Room::Same);
-        assert_eq!(compare("e", [5, 2], &meta("e", 4, 2)), Room::Rewound);
-        assert_eq!(compare("e", [5, 2], &meta("e", 5, 1)), Room::Rewound);
-        assert_eq!(compare("e", [5, 2], &meta("f", 9, 9)), Room::Lost);
-        assert_eq!(compare("e", [5, 2], &(None, None, None)), Room::Lost);
-    }
 }

@@ -121,6 +121,39 @@ pub fn meta_key(app: u32, room: &str) -> String {
     format!("parlor:{{{app}}}:r:{room}:meta")
 }
 
+/// A room's position in Redis: its epoch and the last seq of each channel (None when absent).
+pub type Meta = (Option<String>, Option<u64>, Option<u64>);
+
+/// How a cursor compares with its room's [`Meta`] in Redis.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match {
+    /// As the cursor knows it.
+    Same,
+    /// Its seqs went back: events this node handed out are lost (a failover).
+    Rewound,
+    /// It is gone, or in another life: this node's members must resume.
+    Lost,
+}
+
+/// Compare a cursor (its `epoch`, its `last` seqs) with the room's `meta`.
+pub fn compare(epoch: &str, last: [u64; 2], meta: &Meta) -> Match {
+    match meta {
+        (Some(e), Some(rseq), Some(useq)) if e == epoch => {
+            if *rseq < last[0] || *useq < last[1] {
+                Match::Rewound
+            } else {
+                Match::Same
+            }
+        }
+        _ => Match::Lost,
+    }
+}
+
+/// Read a room's [`Meta`].
+pub async fn read_meta(conn: &mut super::gate::Gated, app: u32, room: &str) -> redis::RedisResult<Meta> {
+    redis::cmd("HMGET").arg(meta_key(app, room)).arg("epoch").arg("rseq").arg("useq").query_async(conn).await
+}
+
 /// One room's sequencer.
 #[derive(Debug)]
 pub struct RoomSeq {
@@ -223,21 +256,8 @@ impl Fanout {
             cursor.checked = now;
             return Ok(true);
         }
-        let mut conn = self.conn.clone();
-        let meta: (Option<String>, Option<u64>, Option<u64>) = redis::cmd("HMGET")
-            .arg(meta_key(r.app, &r.room))
-            .arg("epoch")
-            .arg("rseq")
-            .arg("useq")
-            .query_async(&mut conn)
-            .await
-            .map_err(|_| ())?;
-        let mut same = match &meta {
-            (Some(e), Some(rseq), Some(useq)) => {
-                *e == cursor.epoch && *rseq >= cursor.last[0] && *useq >= cursor.last[1]
-            }
-            _ => false,
-        };
+        let meta = read_meta(&mut self.conn.clone(), r.app, &r.room).await.map_err(|_| ())?;
+        let mut same = compare(&cursor.epoch, cursor.last, &meta) == Match::Same;
         for ch in 0..2 {
             let (Some(tail), true) = (cursor.tail[ch].clone(), same) else { continue };
             let logged = self.read_log(r, ch, cursor.last[ch], cursor.last[ch]).await.map_err(|_| ())?;
@@ -504,5 +524,21 @@ impl Fanout {
             tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
         }
         tracing::warn!(room = %r.room, from, upto, "catch-up failed: Redis unreachable; the member resumes");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_behind_the_node_is_rewound() {
+        let meta = |e: &str, r, u| (Some(e.to_string()), Some(r), Some(u));
+        assert_eq!(compare("e", [5, 2], &meta("e", 5, 2)), Match::Same);
+        assert_eq!(compare("e", [5, 2], &meta("e", 7, 2)), Match::Same);
+        assert_eq!(compare("e", [5, 2], &meta("e", 4, 2)), Match::Rewound);
+        assert_eq!(compare("e", [5, 2], &meta("e", 5, 1)), Match::Rewound);
+        assert_eq!(compare("e", [5, 2], &meta("f", 9, 9)), Match::Lost);
+        assert_eq!(compare("e", [5, 2], &(None, None, None)), Match::Lost);
     }
 }
