@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use parlor_protocol::{Channel, Seqs};
 
 use super::conn::Conn;
-use super::fanout::{Cursor, Ev, Fanout, Msg};
+use super::fanout::{Cursor, Ev, Fanout, Msg, RoomSeq};
 use crate::engine::{ConnId, Deliver, SessionKey};
 use crate::frame::Frame;
 
@@ -40,14 +40,20 @@ fn ev(seq: u64) -> Ev {
     Ev { ch: 0, seq, author: 0, epoch: "e1".into(), frame: Frame::from(format!("ev{seq}")) }
 }
 
-#[tokio::test]
-async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_past_it() {
+/// A fresh Redis, a gated connection to it, and one room's sequencer handing to [`Seen`].
+async fn setup() -> (parlor_testkit::RedisServer, super::gate::Gated, Arc<Seen>, Arc<Fanout>, Arc<RoomSeq>) {
     let redis = parlor_testkit::RedisServer::start();
     let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
     let conn = super::gate::Gated::new(conn, Default::default());
     let seen = Arc::new(Seen::default());
     let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
     let room = fanout.room(1, "r");
+    (redis, conn, seen, fanout, room)
+}
+
+#[tokio::test]
+async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_past_it() {
+    let (_redis, conn, seen, fanout, room) = setup().await;
     *room.cursor.lock().await = Cursor::new("e1".into(), [16, 0]);
     let log = "parlor:{1}:r:r:log:room";
     let mut c = conn.clone();
@@ -86,12 +92,7 @@ async fn an_event_after_a_gap_that_cannot_be_read_waits_instead_of_being_handed_
 /// before, the reused seqs were dropped as duplicates and the next ones handed: a silent hole.
 #[tokio::test]
 async fn another_event_at_a_handed_seq_holds_the_room() {
-    let redis = parlor_testkit::RedisServer::start();
-    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
-    let conn = super::gate::Gated::new(conn, Default::default());
-    let seen = Arc::new(Seen::default());
-    let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
-    let room = fanout.room(1, "r");
+    let (_redis, _, seen, fanout, room) = setup().await;
     *room.cursor.lock().await = Cursor::new("e1".into(), [15, 0]);
     let mut cursor = room.cursor.lock().await;
     fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(16))).await;
@@ -115,12 +116,7 @@ async fn another_event_at_a_handed_seq_holds_the_room() {
 
 #[tokio::test]
 async fn a_room_behind_the_cursor_after_the_subscriber_reconnected_is_held() {
-    let redis = parlor_testkit::RedisServer::start();
-    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
-    let conn = super::gate::Gated::new(conn, Default::default());
-    let seen = Arc::new(Seen::default());
-    let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
-    let room = fanout.room(1, "r");
+    let (_redis, conn, seen, fanout, room) = setup().await;
     let mut c = conn.clone();
     let meta = super::fanout::meta_key(1, "r");
     let _: () = redis::cmd("HSET")

@@ -15,16 +15,20 @@ use crate::config::ServerConfig;
 use crate::engine::{ConnId, Deliver, Engine, NewSession, SessionKey};
 use crate::frame::Frame;
 
-/// Hands nothing anywhere: the script's answers are what is checked.
-struct Nowhere;
+/// Hands nothing anywhere (the scripts' answers are what is checked), and records the `joined`
+/// calls: which sessions the engine told this node are in which room.
+#[derive(Default)]
+struct Joins(parking_lot::Mutex<Vec<(String, SessionKey)>>);
 
-impl Deliver for Nowhere {
+impl Deliver for Joins {
     fn bind(&self, _: SessionKey, _: ConnId) -> bool {
         true
     }
     fn room_event(&self, _: u32, _: &str, _: Option<Channel>, _: u64, _: &Frame, _: Option<SessionKey>) {}
     fn to_session(&self, _: SessionKey, _: Frame) {}
-    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs) {}
+    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, _: Seqs) {
+        self.0.lock().push((room.to_string(), key));
+    }
     fn left(&self, _: u32, _: &str, _: SessionKey) {}
     fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
     fn has_members(&self, _: u32, _: &str) -> bool {
@@ -40,7 +44,7 @@ async fn a_resume_retried_with_the_used_token_gets_the_same_new_token_until_it_i
     let redis = parlor_testkit::RedisServer::start();
     let mut config = ServerConfig::for_tests(1, "s");
     config.redis = vec![redis.url()];
-    let engine = RedisEngine::connect(config, Clock::new(), Arc::new(Nowhere), Arc::new(Default::default()))
+    let engine = RedisEngine::connect(config, Clock::new(), Arc::new(Joins::default()), Arc::new(Default::default()))
         .await
         .expect("connect");
     let now = Instant::now();
@@ -89,7 +93,7 @@ async fn a_lost_function_library_is_loaded_again_and_calls_do_not_share_state() 
     let redis = parlor_testkit::RedisServer::start();
     let mut config = ServerConfig::for_tests(1, "s");
     config.redis = vec![redis.url()];
-    let engine = RedisEngine::connect(config, Clock::new(), Arc::new(Nowhere), Arc::new(Default::default()))
+    let engine = RedisEngine::connect(config, Clock::new(), Arc::new(Joins::default()), Arc::new(Default::default()))
         .await
         .expect("connect");
     let now = Instant::now();
@@ -105,29 +109,6 @@ async fn a_lost_function_library_is_loaded_again_and_calls_do_not_share_state() 
     assert_ne!(first.key, second.key);
     let out = engine.run(1, now, "reap", &[]).await.expect("reap");
     assert!(out.raw.is_empty(), "a reap with nothing due reports nothing, not an earlier call's items: {:?}", out.raw);
-}
-
-/// Counts the `joined` calls: which sessions the engine told this node are in which room.
-#[derive(Default)]
-struct Joins(parking_lot::Mutex<Vec<(String, SessionKey)>>);
-
-impl Deliver for Joins {
-    fn bind(&self, _: SessionKey, _: ConnId) -> bool {
-        true
-    }
-    fn room_event(&self, _: u32, _: &str, _: Option<Channel>, _: u64, _: &Frame, _: Option<SessionKey>) {}
-    fn to_session(&self, _: SessionKey, _: Frame) {}
-    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, _: Seqs) {
-        self.0.lock().push((room.to_string(), key));
-    }
-    fn left(&self, _: u32, _: &str, _: SessionKey) {}
-    fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
-    fn has_members(&self, _: u32, _: &str) -> bool {
-        false
-    }
-    fn drop_connections(&self, _: u32) -> usize {
-        0
-    }
 }
 
 /// A login whose first run's answer was lost (its call timed out after the script ran) and that
@@ -195,9 +176,10 @@ async fn a_recalled_answer_follows_the_events_before_its_own() {
     let redis = parlor_testkit::RedisServer::start();
     let mut config = ServerConfig::for_tests(1, "s");
     config.redis = vec![redis.url()];
-    let a = RedisEngine::connect(config.clone(), Clock::new(), Arc::new(Nowhere), Arc::new(Default::default()))
-        .await
-        .expect("connect");
+    let a =
+        RedisEngine::connect(config.clone(), Clock::new(), Arc::new(Joins::default()), Arc::new(Default::default()))
+            .await
+            .expect("connect");
     let log = Arc::new(Log::default());
     let b =
         RedisEngine::connect(config, Clock::new(), log.clone(), Arc::new(Default::default())).await.expect("connect");
