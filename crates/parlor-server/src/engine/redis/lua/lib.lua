@@ -303,8 +303,9 @@ end
 -- frame: a connection is never closed again, it may be a newer one.
 local function kicks_again(raw)
   for _, k in ipairs(cjson.decode(raw)) do
-    if redis.call('HGET', sk(k[1], 'kicked'), k[2]) == tostring(k[3])
-      and redis.call('HEXISTS', sk(k[1], 'told'), k[2]) == 0 then
+    -- A resume that reports a kick moves it from 'kicked' to 'told' (sessions.lua): so a kick
+    -- still in 'kicked' is neither undone by a new login nor told yet.
+    if redis.call('HGET', sk(k[1], 'kicked'), k[2]) == tostring(k[3]) then
       to_session(k[1], 'frame', k[4])
     end
   end
