@@ -187,6 +187,11 @@ impl Deliver for Hub {
         self.bind_with(key, conn, Vec::new())
     }
 
+    fn connected(&self) -> Vec<(u32, SessionKey)> {
+        let st = self.state.lock();
+        st.sessions.iter().filter(|(_, l)| l.conn.is_some()).map(|(k, l)| (l.app, *k)).collect()
+    }
+
     fn room_event(
         &self,
         app: u32,

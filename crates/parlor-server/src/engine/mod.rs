@@ -432,6 +432,10 @@ pub trait Deliver: Send + Sync + 'static {
     fn echo_own(&self, _key: SessionKey, _app: u32, _room: &str, _on: bool) {}
     /// Close every connection of `app` at once with 4010 (the sessions stay). Returns how many.
     fn drop_connections(&self, app: u32) -> usize;
+    /// The sessions (app, key) of this node that have a connection now.
+    fn connected(&self) -> Vec<(u32, SessionKey)> {
+        Vec::new()
+    }
 }
 
 /// All shared state of a deployment. See the module docs.

@@ -159,9 +159,11 @@ impl Engine for RedisEngine {
             claims,
             conn.to_string(),
         ];
+        let heard = self.subs.up();
         self.run_retrying(n.app, now, "open", &args).await?;
         tracing::info!(session = %public_id, app = n.app, user = %n.user.id, "hello");
         self.fanout.deliver.bind(key, conn);
+        self.retell.bound(n.app, key, heard, self.subs.up());
         Ok(Opened { key, public_id, resume_token })
     }
 
@@ -181,6 +183,7 @@ impl Engine for RedisEngine {
         let args = [session.to_string(), resume_token.to_string(), ack_json, conn.to_string(), new_token];
         // A call that timed out may have run: the same attempt runs again, and the script, seeing
         // the token it just replaced, answers it as the retry it is (§9.3).
+        let heard = self.subs.up();
         let out = self.run_retrying(app, now, "resume", &args).await?;
         if out.status != "resumed" {
             let why =
@@ -204,6 +207,7 @@ impl Engine for RedisEngine {
         // ones the session has).
         let mut held = self.lock_rooms(app, joins.iter().map(|j| j.room.clone()).collect()).await;
         self.fanout.deliver.bind_with(p.key, conn, frames);
+        self.retell.bound(app, p.key, heard, self.subs.up());
         self.join_all(&mut held, app, joins).await;
         self.release(app, held).await;
         tracing::info!(session = %session, user = %p.user.id, "resume");
@@ -339,6 +343,7 @@ impl Engine for RedisEngine {
         }
         self.check_boot().await;
         self.check_cursors().await;
+        self.retell_kicks(now).await;
         self.online_counts(now).await;
         self.subs.unsubscribe_unused().await;
         node::beat(&self.conn, &self.config.node_id, self.clock.wall_ms(now)).await;

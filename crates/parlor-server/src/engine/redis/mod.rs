@@ -29,6 +29,7 @@ mod hooks;
 mod node;
 #[cfg(test)]
 mod resume_tests;
+mod retell;
 mod sentinel;
 
 use std::collections::HashMap;
@@ -135,6 +136,8 @@ pub struct RedisEngine {
     boot: Mutex<Option<String>>,
     /// The masters' replication ids: when one changes, a failover may have lost writes.
     failover: failover::Watch,
+    /// Kicks to tell again after a subscriber gap ([`retell`]).
+    retell: retell::Retell,
     /// This node's webhook counts.
     webhooks: Arc<crate::webhook::Counters>,
     /// The webhook delivery tasks (one per app with webhooks; see [`hooks`]).
@@ -417,6 +420,7 @@ impl RedisEngine {
             touches: Mutex::new(HashMap::new()),
             boot: Mutex::new(None),
             failover: failover::Watch::default(),
+            retell: retell::Retell::default(),
             webhooks,
             hook_tasks,
         });

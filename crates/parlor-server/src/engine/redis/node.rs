@@ -4,6 +4,7 @@
 //! sessions, sent by scripts run on other nodes) and the deployment-wide `parlor:all`.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,6 +97,8 @@ pub struct Subscriptions {
     channels: Mutex<HashSet<String>>,
     /// The subscriber's task (see [`Subscriptions::stop`]).
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The connection ([`Fanout::new_connection`]) subscribed now, 0 while none is.
+    up: AtomicU64,
 }
 
 impl std::fmt::Debug for Subscriptions {
@@ -126,6 +129,7 @@ impl Subscriptions {
             sink: tokio::sync::Mutex::new(None),
             channels: Mutex::new(HashSet::new()),
             task: Mutex::new(None),
+            up: AtomicU64::new(0),
         });
         let me = subs.clone();
         *subs.task.lock() = Some(tokio::spawn(async move { me.run(source).await }));
@@ -159,14 +163,16 @@ impl Subscriptions {
                     let subscribed = tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&wanted)).await;
                     if matches!(subscribed, Ok(Ok(()))) {
                         // Before its first message: the master may be another one now.
-                        self.fanout.new_connection();
+                        let connection = self.fanout.new_connection();
                         *self.sink.lock().await = Some(sink);
+                        self.up.store(connection, Ordering::SeqCst);
                         tracing::info!(channels = wanted.len(), "redis subscriber connected");
                         while let Some(msg) = stream.next().await {
                             self.handle(msg.get_channel_name(), msg.get_payload_bytes());
                         }
                         tracing::warn!("redis subscriber lost; reconnecting (gaps are filled from the logs)");
                     }
+                    self.up.store(0, Ordering::SeqCst);
                     *self.sink.lock().await = None;
                 }
                 Ok(Err(e)) => tracing::debug!(error = %e, "redis subscriber cannot connect yet"),
@@ -174,6 +180,12 @@ impl Subscriptions {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The subscriber connection that hears this node's control channel now; 0 while it does
+    /// not (a message published for this node's sessions meanwhile is lost: see `retell.rs`).
+    pub fn up(&self) -> u64 {
+        self.up.load(Ordering::SeqCst)
     }
 
     /// Subscribe to a room's channel (once). Bounded: with the subscriber connection down, the

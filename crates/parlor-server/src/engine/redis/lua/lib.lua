@@ -281,14 +281,25 @@ local function leave(key, room, why)
   return table.concat(seqs, ',')
 end
 
--- Kick `key` out of `room`: `kicked`, and close 4009 when no room is left.
+-- The `kicked` frame of a kick out of `room` (`extended`: JSON text, or nil).
+local function kicked_frame(room, code, extended)
+  local frame = '{"t":"kicked","room":' .. json_str(room) .. ',"code":' .. code
+  if extended then frame = frame .. ',"extended_data":' .. extended end
+  return frame .. '}'
+end
+
+-- Kick `key` out of `room`: `kicked`, and close 4009 when no room is left. A pending kick is
+-- 'kicked' (room -> code) with its extended data in 'kext', so that it can be told again.
 local function kick(key, room, why, code, extended)
   leave(key, room, why)
   if redis.call('EXISTS', sk(key)) == 0 then return end
   redis.call('HSET', sk(key, 'kicked'), room, code)
-  local frame = '{"t":"kicked","room":' .. json_str(room) .. ',"code":' .. code
-  if extended then frame = frame .. ',"extended_data":' .. extended end
-  frame = frame .. '}'
+  if extended then
+    redis.call('HSET', sk(key, 'kext'), room, extended)
+  else
+    redis.call('HDEL', sk(key, 'kext'), room)
+  end
+  local frame = kicked_frame(room, code, extended)
   to_session(key, 'frame', frame)
   table.insert(KICKS, {key, room, code, frame})
   if redis.call('HLEN', sk(key, 'rooms')) == 0 then
@@ -363,7 +374,7 @@ local function enter(key, room, m)
   return room_state(key, room)
 end
 
-local SESSION_KEYS = {'rooms', 'away', 'kicked', 'told', 'direct', 'ans', 'ansq', 'akick'}
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'kext', 'told', 'direct', 'ans', 'ansq', 'akick'}
 
 -- The session has been silent for the session timeout: out of every room, kept for retention.
 local function go_offline(key)

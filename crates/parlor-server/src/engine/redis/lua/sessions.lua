@@ -265,6 +265,23 @@ local function stats()
     .. redis.call('HLEN', P .. ':streams') .. '}'}
 end
 
+-- retell KEY...: this node did not hear its control channel for a while (its subscriber was
+-- connecting), so a `kicked` another node published for one of these sessions may be lost, and
+-- its client would stay in a room the server took it out of. Tell each pending kick again (a
+-- client ignores a kick of a room it is not in). Only the frame: the connection may be newer.
+local function retell(keys)
+  for _, key in ipairs(keys) do
+    if redis.call('HGET', sk(key), 'node') == NODE then
+      local k = redis.call('HGETALL', sk(key, 'kicked'))
+      for i = 1, #k, 2 do
+        local extended = redis.call('HGET', sk(key, 'kext'), k[i])
+        to_session(key, 'frame', kicked_frame(k[i], k[i + 1], extended or nil))
+      end
+    end
+  end
+  return {'ok', ''}
+end
+
 local function dispatch_more(op)
   if op == 'resume' then return resume(ARGV[7], ARGV[8], ARGV[9], ARGV[10], ARGV[11]) end
   if op == 'touch' then
@@ -273,6 +290,11 @@ local function dispatch_more(op)
     return touch(a)
   end
   if op == 'reap' then return reap() end
+  if op == 'retell' then
+    local a = {}
+    for i = 7, #ARGV do table.insert(a, ARGV[i]) end
+    return retell(a)
+  end
   if op == 'admin_kick' then return admin_kick(ARGV[7], ARGV[8], ARGV[9]) end
   if op == 'admin_close' then return admin_close(ARGV[7], ARGV[8]) end
   if op == 'room' then
