@@ -80,6 +80,38 @@ impl Core {
                     out.push(AppEvent::RoomUserUpdate { room, update_type: UpdateType::Delete, users: gone });
                 }
             }
+            // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete`
+            // above; the count is reported like `online`.
+            EventBody::UserUpdate { added, deleted, count, list_changed } => {
+                let gone: Vec<User> =
+                    deleted.into_iter().filter(|u| u.id != me).filter_map(|u| r.view.users.remove(&u.id)).collect();
+                let added: Vec<User> = added
+                    .into_iter()
+                    .filter(|u| u.id != me)
+                    .filter(|u| r.view.users.insert(u.id.clone(), u.clone()).is_none())
+                    .collect();
+                if !gone.is_empty() {
+                    out.push(AppEvent::RoomUserUpdate {
+                        room: room.clone(),
+                        update_type: UpdateType::Delete,
+                        users: gone,
+                    });
+                }
+                if !added.is_empty() {
+                    out.push(AppEvent::RoomUserUpdate {
+                        room: room.clone(),
+                        update_type: UpdateType::Add,
+                        users: added,
+                    });
+                }
+                if list_changed {
+                    out.push(AppEvent::RoomUserListChanged { room: room.clone(), count });
+                }
+                if r.view.online != count {
+                    r.view.online = count;
+                    out.push(AppEvent::RoomOnlineUserCountUpdate { room, count });
+                }
+            }
             EventBody::StreamAdd { streams } => {
                 let mut added = Vec::new();
                 for s in streams {

@@ -137,6 +137,15 @@ pub enum AppEvent {
         /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
+    /// A large room's member list changed more than a batch lists (or a snapshot gave only its
+    /// first page): page it again with `members` if the app shows it (protocol §9.10).
+    #[serde(rename = "roomUserListChanged", rename_all = "camelCase")]
+    RoomUserListChanged {
+        /// The room.
+        room: String,
+        /// Everyone in the room, the client too.
+        count: u32,
+    },
     /// The number of people in the room changed.
     #[serde(rename = "roomOnlineUserCountUpdate", rename_all = "camelCase")]
     RoomOnlineUserCountUpdate {

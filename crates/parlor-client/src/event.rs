@@ -51,6 +51,15 @@ pub enum Event {
         /// The stream's extra info, as the others see it.
         extra: Vec<ExtraInfo>,
     },
+    /// A large room's member list changed more than a batch lists, or a snapshot gave only its
+    /// first page (protocol §9.10): page it again with
+    /// [`crate::Engine::query_room_member_list`] if the app shows it.
+    RoomUserListChanged {
+        /// The room.
+        room_id: String,
+        /// Everyone in the room, this client too.
+        count: u32,
+    },
     /// The number of people in a room changed.
     RoomOnlineUserCountUpdate {
         /// The room.
@@ -122,6 +131,7 @@ impl Event {
                 Event::RoomStreamExtraInfoUpdate { room_id: room, streams }
             }
             AppEvent::RoomExtraInfoUpdate { room, extra } => Event::RoomExtraInfoUpdate { room_id: room, extra },
+            AppEvent::RoomUserListChanged { room, count } => Event::RoomUserListChanged { room_id: room, count },
             AppEvent::RoomOnlineUserCountUpdate { room, count } => {
                 Event::RoomOnlineUserCountUpdate { room_id: room, count }
             }

@@ -160,6 +160,7 @@ fn opt(input: &mut Input) -> Option<u64> {
 fn room_state(input: &mut Input) -> RoomState {
     RoomState {
         users: if input.below(4) == 0 { None } else { Some(users(input)) },
+        users_next: if input.below(4) == 0 { Some(input.pick(&["", "u5"]).to_string()) } else { None },
         streams: streams(input),
         extra: (0..input.below(2))
             .map(|_| RoomExtraItem { key: "k".into(), value: input.text(), user: user(input), time_ms: 1 })
@@ -492,6 +493,7 @@ impl Harness {
             }
             AppEvent::RoomExtraInfoUpdate { ref room, .. }
             | AppEvent::RoomOnlineUserCountUpdate { ref room, .. }
+            | AppEvent::RoomUserListChanged { ref room, .. }
             | AppEvent::CustomCommand { ref room, .. } => {
                 assert!(in_use(self.effective(room).as_ref()), "{e:?} while {:?}", self.effective(room));
             }

@@ -101,6 +101,7 @@ pub fn decode_server_frame(text: &str) -> Result<ServerFrame, DecodeError> {
             const KINDS: &[&str] = &[
                 "user_add",
                 "user_delete",
+                "user_update",
                 "stream_add",
                 "stream_delete",
                 "stream_extra",
@@ -201,7 +202,14 @@ mod tests {
             ServerFrame::Ok(OkFrame::with_state(
                 1,
                 "r1".into(),
-                RoomState { users: None, streams: vec![], extra: vec![], online: 1, room_session: "e1".into() },
+                RoomState {
+                    users: None,
+                    users_next: None,
+                    streams: vec![],
+                    extra: vec![],
+                    online: 1,
+                    room_session: "e1".into(),
+                },
                 Seqs { room: Some(0), users: Some(1), direct: None },
             )),
             ServerFrame::error(Some(3), ErrorCode::RoomFull),

@@ -57,6 +57,12 @@ pub struct ServerConfig {
     pub users_batch_from: usize,
     /// How long a big room's logins wait to be announced together.
     pub users_batch_window: Duration,
+    /// Rooms with more members than this are large (protocol §9.10): the `ok` lists a page,
+    /// arrivals and departures go out in `user_update` batches (0: no room is large). An app's
+    /// own setting ([`AppSettings::full_presence_up_to`]) wins.
+    pub full_presence_up_to: usize,
+    /// At most one `user_update` (and `online`) per large room per this interval.
+    pub presence_interval: Duration,
     /// The Redis engine's server (`redis://HOST:PORT[/DB]`); empty for the memory engine.
     /// Several URLs are the seed nodes of a Redis Cluster; `redis+sentinel://HOST:PORT[,…]/MASTER`
     /// (split at its commas like the others) is a Sentinel deployment.
@@ -97,6 +103,8 @@ pub struct AppSettings {
     pub webhooks: Vec<String>,
     /// This app's own `max_sessions_per_app` (sessions connected to this node), when set.
     pub max_sessions: Option<usize>,
+    /// This app's own `full_presence_up_to`, when set.
+    pub full_presence_up_to: Option<usize>,
 }
 
 /// How webhooks are delivered.
@@ -175,6 +183,8 @@ impl Default for ServerConfig {
             answer_memory: 64,
             users_batch_from: 50,
             users_batch_window: Duration::from_millis(50),
+            full_presence_up_to: 500,
+            presence_interval: Duration::from_secs(1),
             redis: Vec::new(),
             node_id: format!("{:08x}", rand::random::<u32>()),
             max_connections_per_ip: limits::MAX_CONNECTIONS_PER_IP,
@@ -191,6 +201,17 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
+    /// The largest room of `app` with full presence (§9.10; 0: every room has it).
+    pub fn full_presence_up_to(&self, app: u32) -> usize {
+        self.app_settings.get(&app).and_then(|a| a.full_presence_up_to).unwrap_or(self.full_presence_up_to)
+    }
+
+    /// Whether a room of `app` with `members` members is large (§9.10).
+    pub fn is_large(&self, app: u32, members: usize) -> bool {
+        let up_to = self.full_presence_up_to(app);
+        up_to > 0 && members > up_to
+    }
+
     /// A config for tests: port 0 on loopback, one app, everything else default.
     pub fn for_tests(app_id: u32, secret: &str) -> ServerConfig {
         ServerConfig {

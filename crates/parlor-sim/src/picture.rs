@@ -107,6 +107,10 @@ impl Picture {
                     self.bad(ms, format!("{room}: user {update_type:?} of {wrong:?} (own, or already so)"));
                 }
             }
+            // The sim's rooms have a few members: never large (§9.10), so never a page only.
+            AppEvent::RoomUserListChanged { room, .. } => {
+                self.bad(ms, format!("{room}: list changed, but the sim's rooms are never large"));
+            }
             AppEvent::RoomStreamUpdate { room, update_type, streams } => {
                 if !self.in_room(room) {
                     self.bad(ms, format!("stream update for {room} in {:?}", self.states.get(room)));

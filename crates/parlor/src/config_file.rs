@@ -60,6 +60,9 @@ pub struct FileConfig {
     pub users_batch_from: Option<usize>,
     #[serde(default, deserialize_with = "duration")]
     pub users_batch_window: Option<Duration>,
+    pub full_presence_up_to: Option<usize>,
+    #[serde(default, deserialize_with = "duration")]
+    pub presence_interval: Option<Duration>,
     pub webhooks: Option<Vec<Spanned<String>>>,
     pub webhook: Option<FileWebhook>,
 }
@@ -74,6 +77,8 @@ pub struct FileApp {
     pub webhooks: Vec<Spanned<String>>,
     /// This app's own `max_sessions_per_app` (0: no limit).
     pub max_sessions: Option<usize>,
+    /// This app's own `full_presence_up_to` (protocol §9.10; 0: no room of it is large).
+    pub full_presence_up_to: Option<usize>,
 }
 
 /// The `[webhook]` table: how webhooks are queued and retried.

@@ -62,6 +62,14 @@ pub struct ServeArgs {
     /// How long a big room's logins wait to be announced together (and their `ok`s with them).
     #[arg(long, env = "PARLOR_USERS_BATCH_WINDOW", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub users_batch_window: Duration,
+    /// Rooms with more members than this are large (protocol §9.10): a login's `ok` lists the
+    /// first 100 others, arrivals and departures go out in batches (`user_update`) at most once
+    /// per --presence-interval, counts stay exact (0: no room is ever large).
+    #[arg(long, env = "PARLOR_FULL_PRESENCE_UP_TO", default_value_t = 500)]
+    pub full_presence_up_to: usize,
+    /// How often a large room's batch of arrivals and departures (and its `online` count) is sent.
+    #[arg(long, env = "PARLOR_PRESENCE_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub presence_interval: Duration,
     /// Share sessions and rooms with other nodes through this Redis (redis://HOST:PORT[/DB]);
     /// several comma-separated URLs are the seed nodes of a Redis Cluster;
     /// redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER is the master Redis Sentinel names
@@ -145,14 +153,20 @@ pub fn resolve(mut args: ServeArgs, matches: &ArgMatches, file: Option<FileConfi
         }
         from_file!(listen, heartbeat, session_timeout, retention, max_frame, room_message_rate, user_message_rate,
             request_rate, outbound_limit, max_connections_per_ip, connection_rate, max_sessions_per_app,
-            max_offline_sessions, drain_time, log_format, users_batch_from, users_batch_window;
+            max_offline_sessions, drain_time, log_format, users_batch_from, users_batch_window, full_presence_up_to,
+            presence_interval;
             redis, node_id, tls_cert, tls_key);
         if !given("apps") {
             for app in file.apps {
                 let id = app.id.into_inner();
                 args.apps.push(format!("{id}:{}", app.secret.get_ref()));
                 let webhooks = app.webhooks.into_iter().map(|u| u.into_inner()).collect();
-                app_settings.insert(id, AppSettings { webhooks, max_sessions: app.max_sessions });
+                let settings = AppSettings {
+                    webhooks,
+                    max_sessions: app.max_sessions,
+                    full_presence_up_to: app.full_presence_up_to,
+                };
+                app_settings.insert(id, settings);
             }
         }
         if let (Some(urls), false) = (file.webhooks, given("webhooks")) {
@@ -198,6 +212,8 @@ pub fn resolve(mut args: ServeArgs, matches: &ArgMatches, file: Option<FileConfi
         outbound_limit: args.outbound_limit,
         users_batch_from: args.users_batch_from,
         users_batch_window: args.users_batch_window,
+        full_presence_up_to: args.full_presence_up_to,
+        presence_interval: args.presence_interval,
         redis: args
             .redis
             .iter()

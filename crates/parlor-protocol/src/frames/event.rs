@@ -18,6 +18,21 @@ pub enum EventBody {
         /// The users concerned, each `{id, name}`.
         users: Vec<User>,
     },
+    /// The net arrivals and departures of a large room since its previous `user_update`
+    /// (users channel, §9.10).
+    UserUpdate {
+        /// Users who arrived.
+        #[serde(default)]
+        added: Vec<User>,
+        /// Users who left.
+        #[serde(default)]
+        deleted: Vec<User>,
+        /// The room's member count when the event was made.
+        count: u32,
+        /// More changes than a page: `added` and `deleted` are empty, page the list again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        list_changed: bool,
+    },
     /// Streams published (room channel).
     StreamAdd {
         /// The streams concerned, each with its publisher and extra info.

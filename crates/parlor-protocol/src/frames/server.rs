@@ -111,9 +111,14 @@ pub struct Pong {
 /// The room state carried by a login `ok` and by `snapshot`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RoomState {
-    /// The others in the room (absent when `user_status_notify` is false).
+    /// The others in the room (absent when `user_status_notify` is false); in a large room
+    /// (§9.10) only the first page of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<User>>,
+    /// In a large room (§9.10): the `members` cursor of the rest of the list ("" when `users`
+    /// held them all); absent in a room that is not large, whose `users` is the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_next: Option<String>,
     /// Published streams.
     #[serde(default)]
     pub streams: Vec<Stream>,
@@ -139,6 +144,9 @@ pub struct OkFrame {
     /// For login / switch: the others in the room (absent when `user_status_notify` is false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<User>>,
+    /// For login / switch in a large room (§9.10): the `members` cursor of the rest of `users`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users_next: Option<String>,
     /// For login / switch: published streams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams: Option<Vec<Stream>>,
@@ -171,6 +179,7 @@ impl OkFrame {
     pub fn room_state(&self) -> Option<RoomState> {
         Some(RoomState {
             users: self.users.clone(),
+            users_next: self.users_next.clone(),
             streams: self.streams.clone().unwrap_or_default(),
             extra: self.extra.clone().unwrap_or_default(),
             online: self.online.unwrap_or(0),
@@ -184,6 +193,7 @@ impl OkFrame {
             id,
             room: Some(room),
             users: state.users,
+            users_next: state.users_next,
             streams: Some(state.streams),
             extra: Some(state.extra),
             online: Some(state.online),

@@ -146,7 +146,8 @@ mod tests {
         let mut c = ServerConfig::for_tests(7, "s");
         c.apps.insert(8, "t".into());
         assert!(endpoints(&c).is_empty());
-        c.app_settings.insert(8, crate::config::AppSettings { webhooks: vec!["http://b".into()], max_sessions: None });
+        c.app_settings
+            .insert(8, crate::config::AppSettings { webhooks: vec!["http://b".into()], ..Default::default() });
         let e = endpoints(&c);
         assert_eq!(e.len(), 1);
         assert_eq!(e[&8].urls, vec!["http://b".to_string()]);

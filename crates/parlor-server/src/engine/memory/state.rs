@@ -223,6 +223,7 @@ impl State {
         });
         let state = RoomState {
             users,
+            users_next: None,
             streams: room.stream_list(),
             extra: room.extra_list(),
             online: room.members.len() as u32,
