@@ -106,6 +106,13 @@
 //!   of the switch on the wire, so they ran in `from`).
 //! - **Diffs** (snapshot, fresh login) are reported in this order: users DELETE, users ADD,
 //!   streams DELETE, streams ADD, stream extra changes, room extra changes, online count.
+//! - **Large rooms** (`docs/protocol.md` §9.10). A `user_update` is applied as a set: DELETE of
+//!   the listed users it deletes, ADD of the unlisted users it adds (the client itself skipped),
+//!   `roomUserListChanged` when `list_changed`, then the count when it changed. A login `ok`
+//!   whose `users` is a page (`users_next`) is reported as any login: the page is the view. A
+//!   snapshot or fresh login answer whose `users` is a page (`users_next` not "") is not diffed
+//!   for users: `roomUserListChanged(room, online)` takes the users' place in the diff above and
+//!   the page becomes the view; with `users_next` "" the page is the whole list and is diffed.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

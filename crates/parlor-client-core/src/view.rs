@@ -63,6 +63,13 @@ impl RoomView {
         if !came.is_empty() {
             out.push(AppEvent::RoomUserUpdate { room: room.to_string(), update_type: UpdateType::Add, users: came });
         }
+        out.extend(self.diff_streams_and_extra_to(new, room, me));
+        out
+    }
+
+    /// The part of [`RoomView::diff_to`] after the users: streams and extra info.
+    pub fn diff_streams_and_extra_to(&self, new: &RoomView, room: &str, me: &str) -> Vec<AppEvent> {
+        let mut out = Vec::new();
         // A stream that changed publisher counts as deleted and added.
         let same = |a: &Stream, b: &Stream| a.user.id == b.user.id;
         let gone: Vec<Stream> =

@@ -106,6 +106,10 @@ export type CoreEvent = {
     room: string;
     extra: RoomExtraInfo[];
 } | {
+    type: 'roomUserListChanged';
+    room: string;
+    count: number;
+} | {
     type: 'roomOnlineUserCountUpdate';
     room: string;
     count: number;
@@ -284,8 +288,12 @@ export type ResumeOutcome = {
 };
 /** A room's state, as a login `ok` and a `snapshot` carry it. */
 export interface WireRoomState {
-    /** The others in the room (absent when `user_status_notify` is false). */
+    /** The others in the room (absent when `user_status_notify` is false); in a large room
+     * (protocol §9.10) only the first page of them. */
     users?: User[];
+    /** In a large room (§9.10): the `members` cursor of the rest of the list ("" when `users` held
+     * them all); absent in a room that is not large, whose `users` is the whole list. */
+    users_next?: string;
     /** Published streams. */
     streams: Stream[];
     /** Room extra info. */
@@ -299,6 +307,12 @@ export interface WireRoomState {
 export type WireEventBody = {
     kind: 'user_add' | 'user_delete';
     users: User[];
+} | {
+    kind: 'user_update';
+    added: User[];
+    deleted: User[];
+    count: number;
+    list_changed: boolean;
 } | {
     kind: 'stream_add' | 'stream_extra';
     streams: Stream[];
@@ -691,6 +705,14 @@ export interface ParlorEventMap {
     roomStreamExtraInfoUpdate: (roomID: string, streamList: ParlorStream[]) => void;
     /** Room extra info changed (also reported after LOGINED with what the room held). */
     roomExtraInfoUpdate: (roomID: string, roomExtraInfoList: ParlorRoomExtraInfo[]) => void;
+    /**
+     * A large room's member list (protocol §9.10: more members than the server's
+     * `full_presence_up_to`) changed more than one `roomUserUpdate` tells, or the client came back
+     * to it by a snapshot that carries only the first page of the list: an app that shows the list
+     * pages it again with {@link ParlorEngine.queryRoomMemberList}. `count` is everyone in the room,
+     * the client too. Smaller rooms never report it: their `roomUserUpdate`s are the whole story.
+     */
+    roomUserListChanged: (roomID: string, count: number) => void;
     /** The number of users in the room (the client too) changed. */
     roomOnlineUserCountUpdate: (roomID: string, count: number) => void;
     /** The token this room relies on expires soon: call {@link ParlorEngine.renewToken}. */

@@ -91,6 +91,7 @@ var SERVER_TYPES = [
 var EVENT_KINDS = [
   "user_add",
   "user_delete",
+  "user_update",
   "stream_add",
   "stream_delete",
   "stream_extra",
@@ -141,6 +142,10 @@ function opt(o, k, read) {
 var str = (v, what) => asStr(v, what);
 var u32 = (v, what) => asInt(v, MAX_U32, what);
 var u64 = (v, what) => asInt(v, MAX_U64, what);
+function bool(v, what) {
+  if (typeof v !== "boolean") throw new Invalid(`${what}: expected a boolean`);
+  return v;
+}
 function user(v, what) {
   const o = asObj(v, what);
   return { id: req(o, "id", str), name: dflt(o, "name", "", str) };
@@ -192,6 +197,8 @@ function roomState(o) {
   };
   const us = opt(o, "users", users);
   if (us !== void 0) st.users = us;
+  const next = opt(o, "users_next", str);
+  if (next !== void 0) st.users_next = next;
   return st;
 }
 function body(o, kind) {
@@ -199,6 +206,14 @@ function body(o, kind) {
     case "user_add":
     case "user_delete":
       return { kind, users: req(o, "users", users) };
+    case "user_update":
+      return {
+        kind,
+        added: dflt(o, "added", [], users),
+        deleted: dflt(o, "deleted", [], users),
+        count: req(o, "count", u32),
+        list_changed: dflt(o, "list_changed", false, bool)
+      };
     case "stream_add":
     case "stream_extra":
       return { kind, streams: req(o, "streams", streams) };
@@ -273,6 +288,8 @@ function frame(t, o) {
       if (session !== void 0) {
         f.state = { streams: ss ?? [], extra: ex ?? [], online: online ?? 0, room_session: session };
         if (us !== void 0) f.state.users = us;
+        const usNext = opt(o, "users_next", str);
+        if (usNext !== void 0) f.state.users_next = usNext;
       }
       const next = opt(o, "next", str);
       if (next !== void 0) f.members = { users: us ?? [], count: opt(o, "count", u32) ?? 0, next };
@@ -306,10 +323,7 @@ function frame(t, o) {
         room: req(o, "room", str),
         state: roomState(o),
         seq: dflt(o, "seq", {}, seqs),
-        missed_messages: dflt(o, "missed_messages", false, (v, w) => {
-          if (typeof v !== "boolean") throw new Invalid(`${w}: expected a boolean`);
-          return v;
-        })
+        missed_messages: dflt(o, "missed_messages", false, bool)
       };
     case "resume_done":
       return { t };
@@ -391,6 +405,11 @@ function diffViews(a, b, room, me2) {
   const came = sortedValues(b.users).filter((u) => u.id !== me2 && !a.users.has(u.id));
   if (gone.length) out.push({ type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
   if (came.length) out.push({ type: "roomUserUpdate", room, updateType: "ADD", users: came });
+  out.push(...diffStreamsAndExtra(a, b, room, me2));
+  return out;
+}
+function diffStreamsAndExtra(a, b, room, me2) {
+  const out = [];
   const same = (x, y) => y !== void 0 && x.user.id === y.user.id;
   const othersA = sortedValues(a.streams).filter((s) => s.user.id !== me2);
   const othersB = sortedValues(b.streams).filter((s) => s.user.id !== me2);
@@ -997,10 +1016,11 @@ function onSnapshot(m, f) {
   if (!isIn(ph)) return;
   const view = viewFromState(f.state, me(m));
   const old = r.atState(f.state, f.seq, view);
-  reportDiff(m, room, old, view);
+  reportDiff(m, room, old, view, f.state);
 }
-function reportDiff(m, room, old, view) {
-  for (const e of diffViews(old, view, room, me(m))) emit(m, e);
+function reportDiff(m, room, old, view, state) {
+  const events = usersPaged(state) ? [{ type: "roomUserListChanged", room, count: view.online }, ...diffStreamsAndExtra(old, view, room, me(m))] : diffViews(old, view, room, me(m));
+  for (const e of events) emit(m, e);
   if (old.online !== view.online) emit(m, { type: "roomOnlineUserCountUpdate", room, count: view.online });
 }
 function relogin(m, room) {
@@ -1018,7 +1038,7 @@ function relogined(m, room, state, seq) {
   const view = viewFromState(state, me(m));
   const old = r.entered(state, seq, view);
   report(m, room, "RECONNECTED", 0, NO_DATA());
-  reportDiff(m, room, old, view);
+  reportDiff(m, room, old, view, state);
   stopWindowIfBack(m);
   republish(m, room);
   flush(m);
@@ -1032,6 +1052,9 @@ function republish(m, room) {
     if (m.requests.all().some((p) => touchesStream(p.kind, room, stream2))) continue;
     request(m, { t: "publish", id: 0, room, stream: stream2, extra }, { k: "republish", room, stream: stream2 }, void 0, room);
   }
+}
+function usersPaged(state) {
+  return state.users_next !== void 0 && state.users_next !== "";
 }
 
 // src/connection.ts
@@ -1476,6 +1499,34 @@ function onEvent(m, f) {
         }
       }
       if (gone.length) emit(m, { type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
+      return;
+    }
+    // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete` above
+    // (deletes first); the count is reported like `online`.
+    case "user_update": {
+      const gone = [];
+      for (const u of b.deleted) {
+        if (u.id === id) continue;
+        const old = v.users.get(u.id);
+        if (old) {
+          v.users.delete(u.id);
+          gone.push(old);
+        }
+      }
+      const added = [];
+      for (const u of b.added) {
+        if (u.id === id) continue;
+        const known = v.users.has(u.id);
+        v.users.set(u.id, u);
+        if (!known) added.push(u);
+      }
+      if (gone.length) emit(m, { type: "roomUserUpdate", room, updateType: "DELETE", users: gone });
+      if (added.length) emit(m, { type: "roomUserUpdate", room, updateType: "ADD", users: added });
+      if (b.list_changed) emit(m, { type: "roomUserListChanged", room, count: b.count });
+      if (v.online !== b.count) {
+        v.online = b.count;
+        emit(m, { type: "roomOnlineUserCountUpdate", room, count: b.count });
+      }
       return;
     }
     case "stream_add": {
@@ -2262,6 +2313,9 @@ var ParlorEngine = class {
         return;
       case "roomExtraInfoUpdate":
         this.fire("roomExtraInfoUpdate", e.room, e.extra.map(pubExtra));
+        return;
+      case "roomUserListChanged":
+        this.fire("roomUserListChanged", e.room, e.count);
         return;
       case "roomOnlineUserCountUpdate":
         this.fire("roomOnlineUserCountUpdate", e.room, e.count);

@@ -108,6 +108,14 @@ export interface ParlorEventMap {
   roomStreamExtraInfoUpdate: (roomID: string, streamList: ParlorStream[]) => void;
   /** Room extra info changed (also reported after LOGINED with what the room held). */
   roomExtraInfoUpdate: (roomID: string, roomExtraInfoList: ParlorRoomExtraInfo[]) => void;
+  /**
+   * A large room's member list (protocol §9.10: more members than the server's
+   * `full_presence_up_to`) changed more than one `roomUserUpdate` tells, or the client came back
+   * to it by a snapshot that carries only the first page of the list: an app that shows the list
+   * pages it again with {@link ParlorEngine.queryRoomMemberList}. `count` is everyone in the room,
+   * the client too. Smaller rooms never report it: their `roomUserUpdate`s are the whole story.
+   */
+  roomUserListChanged: (roomID: string, count: number) => void;
   /** The number of users in the room (the client too) changed. */
   roomOnlineUserCountUpdate: (roomID: string, count: number) => void;
   /** The token this room relies on expires soon: call {@link ParlorEngine.renewToken}. */

@@ -76,6 +76,34 @@ export function onEvent(m: Machine, f: DecodedFrame & { t: 'event' }): void {
       if (gone.length) emit(m, { type: 'roomUserUpdate', room, updateType: 'DELETE', users: gone });
       return;
     }
+    // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete` above
+    // (deletes first); the count is reported like `online`.
+    case 'user_update': {
+      const gone: User[] = [];
+      for (const u of b.deleted) {
+        if (u.id === id) continue;
+        const old = v.users.get(u.id);
+        if (old) {
+          v.users.delete(u.id);
+          gone.push(old);
+        }
+      }
+      const added: User[] = [];
+      for (const u of b.added) {
+        if (u.id === id) continue;
+        const known = v.users.has(u.id);
+        v.users.set(u.id, u);
+        if (!known) added.push(u);
+      }
+      if (gone.length) emit(m, { type: 'roomUserUpdate', room, updateType: 'DELETE', users: gone });
+      if (added.length) emit(m, { type: 'roomUserUpdate', room, updateType: 'ADD', users: added });
+      if (b.list_changed) emit(m, { type: 'roomUserListChanged', room, count: b.count });
+      if (v.online !== b.count) {
+        v.online = b.count;
+        emit(m, { type: 'roomOnlineUserCountUpdate', room, count: b.count });
+      }
+      return;
+    }
     case 'stream_add': {
       const added: Stream[] = [];
       for (const s of b.streams) {

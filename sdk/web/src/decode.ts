@@ -45,8 +45,12 @@ export type ResumeOutcome =
 
 /** A room's state, as a login `ok` and a `snapshot` carry it. */
 export interface WireRoomState {
-  /** The others in the room (absent when `user_status_notify` is false). */
+  /** The others in the room (absent when `user_status_notify` is false); in a large room
+   * (protocol §9.10) only the first page of them. */
   users?: User[];
+  /** In a large room (§9.10): the `members` cursor of the rest of the list ("" when `users` held
+   * them all); absent in a room that is not large, whose `users` is the whole list. */
+  users_next?: string;
   /** Published streams. */
   streams: Stream[];
   /** Room extra info. */
@@ -60,6 +64,7 @@ export interface WireRoomState {
 /** What happened in an `event`, by `kind`. */
 export type WireEventBody =
   | { kind: 'user_add' | 'user_delete'; users: User[] }
+  | { kind: 'user_update'; added: User[]; deleted: User[]; count: number; list_changed: boolean }
   | { kind: 'stream_add' | 'stream_extra'; streams: Stream[] }
   | { kind: 'stream_delete'; streams: Stream[]; reason: number }
   | { kind: 'room_extra'; key: string; value: string; user: User; time_ms: number }
@@ -146,6 +151,7 @@ const SERVER_TYPES = [
 const EVENT_KINDS = [
   'user_add',
   'user_delete',
+  'user_update',
   'stream_add',
   'stream_delete',
   'stream_extra',
@@ -203,6 +209,10 @@ function opt<T>(o: Obj, k: string, read: (v: unknown, what: string) => T): T | u
 const str = (v: unknown, what: string) => asStr(v, what);
 const u32 = (v: unknown, what: string) => asInt(v, MAX_U32, what);
 const u64 = (v: unknown, what: string) => asInt(v, MAX_U64, what);
+function bool(v: unknown, what: string): boolean {
+  if (typeof v !== 'boolean') throw new Invalid(`${what}: expected a boolean`);
+  return v;
+}
 
 function user(v: unknown, what: string): User {
   const o = asObj(v, what);
@@ -259,6 +269,8 @@ function roomState(o: Obj): WireRoomState {
   };
   const us = opt(o, 'users', users);
   if (us !== undefined) st.users = us;
+  const next = opt(o, 'users_next', str);
+  if (next !== undefined) st.users_next = next;
   return st;
 }
 
@@ -267,6 +279,14 @@ function body(o: Obj, kind: string): WireEventBody {
     case 'user_add':
     case 'user_delete':
       return { kind, users: req(o, 'users', users) };
+    case 'user_update':
+      return {
+        kind,
+        added: dflt(o, 'added', [] as User[], users),
+        deleted: dflt(o, 'deleted', [] as User[], users),
+        count: req(o, 'count', u32),
+        list_changed: dflt(o, 'list_changed', false, bool),
+      };
     case 'stream_add':
     case 'stream_extra':
       return { kind, streams: req(o, 'streams', streams) };
@@ -343,6 +363,8 @@ function frame(t: string, o: Obj): DecodedFrame {
       if (session !== undefined) {
         f.state = { streams: ss ?? [], extra: ex ?? [], online: online ?? 0, room_session: session };
         if (us !== undefined) f.state.users = us;
+        const usNext = opt(o, 'users_next', str);
+        if (usNext !== undefined) f.state.users_next = usNext;
       }
       const next = opt(o, 'next', str);
       if (next !== undefined) f.members = { users: us ?? [], count: opt(o, 'count', u32) ?? 0, next };
@@ -376,10 +398,7 @@ function frame(t: string, o: Obj): DecodedFrame {
         room: req(o, 'room', str),
         state: roomState(o),
         seq: dflt(o, 'seq', {}, seqs),
-        missed_messages: dflt(o, 'missed_messages', false, (v, w) => {
-          if (typeof v !== 'boolean') throw new Invalid(`${w}: expected a boolean`);
-          return v;
-        }),
+        missed_messages: dflt(o, 'missed_messages', false, bool),
       };
     case 'resume_done':
       return { t };

@@ -539,6 +539,9 @@ export class ParlorEngine {
       case 'roomExtraInfoUpdate':
         this.fire('roomExtraInfoUpdate', e.room, e.extra.map(pubExtra));
         return;
+      case 'roomUserListChanged':
+        this.fire('roomUserListChanged', e.room, e.count);
+        return;
       case 'roomOnlineUserCountUpdate':
         this.fire('roomOnlineUserCountUpdate', e.room, e.count);
         return;

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 
-import { Ack, ClientFrame, WireSeqs } from './types.js';
+import { Ack, ClientFrame, CoreEvent, WireSeqs } from './types.js';
 import { DecodedFrame, WireRoomState } from './decode.js';
 import {
   Machine,
@@ -24,7 +24,7 @@ import { startHeartbeat } from './connection.js';
 import { Room, answeredBySnapshot, isAway, isIn, isLoggingIn, isLogining, isRelogining } from './room.js';
 import { leaves, loginRoomOf, touchesStream } from './requests.js';
 import { abandon, logined, removeRoom } from './answers.js';
-import { RoomView, byKey, diffViews, viewFromState } from './view.js';
+import { RoomView, byKey, diffStreamsAndExtra, diffViews, viewFromState } from './view.js';
 
 /**
  * What the client has applied: the direct channel's seq and, per room it was in, the epoch and
@@ -154,12 +154,20 @@ export function onSnapshot(m: Machine, f: DecodedFrame & { t: 'snapshot' }): voi
   if (!isIn(ph)) return;
   const view = viewFromState(f.state, me(m));
   const old = r.atState(f.state, f.seq, view);
-  reportDiff(m, room, old, view);
+  reportDiff(m, room, old, view, f.state);
 }
 
-/** Tells the app what changed from `old` to `view`: the diff, then the online count. */
-function reportDiff(m: Machine, room: string, old: RoomView, view: RoomView): void {
-  for (const e of diffViews(old, view, room, me(m))) emit(m, e);
+/**
+ * Tells the app what changed from `old` to `view`: the diff, then the online count. When `state`
+ * is a large room's (§9.10) whose `users` is only the first page of the list, a diff of users
+ * would report everyone past that page as gone: the users are not diffed, the app is told
+ * `roomUserListChanged` instead (the view's users are now that page).
+ */
+function reportDiff(m: Machine, room: string, old: RoomView, view: RoomView, state: WireRoomState): void {
+  const events: CoreEvent[] = usersPaged(state)
+    ? [{ type: 'roomUserListChanged', room, count: view.online }, ...diffStreamsAndExtra(old, view, room, me(m))]
+    : diffViews(old, view, room, me(m));
+  for (const e of events) emit(m, e);
   if (old.online !== view.online) emit(m, { type: 'roomOnlineUserCountUpdate', room, count: view.online });
 }
 
@@ -185,7 +193,7 @@ export function relogined(m: Machine, room: string, state: WireRoomState, seq: W
   const view = viewFromState(state, me(m));
   const old = r.entered(state, seq, view);
   report(m, room, 'RECONNECTED', 0, NO_DATA());
-  reportDiff(m, room, old, view);
+  reportDiff(m, room, old, view, state);
   stopWindowIfBack(m);
   republish(m, room);
   flush(m);
@@ -207,4 +215,12 @@ export function republish(m: Machine, room: string): void {
     if (m.requests.all().some((p) => touchesStream(p.kind, room, stream))) continue;
     request(m, { t: 'publish', id: 0, room, stream, extra }, { k: 'republish', room, stream }, undefined, room);
   }
+}
+
+/**
+ * Whether a room state's `users` is a page of a longer list (§9.10: `users_next` names a rest).
+ * A `users_next` of "" says the page held everyone: that list is diffed as any other.
+ */
+function usersPaged(state: WireRoomState): boolean {
+  return state.users_next !== undefined && state.users_next !== '';
 }

@@ -112,6 +112,7 @@ export type CoreEvent =
     }
   | { type: 'roomStreamExtraInfoUpdate'; room: string; streams: Stream[] }
   | { type: 'roomExtraInfoUpdate'; room: string; extra: RoomExtraInfo[] }
+  | { type: 'roomUserListChanged'; room: string; count: number }
   | { type: 'roomOnlineUserCountUpdate'; room: string; count: number }
   | { type: 'roomTokenWillExpire'; room: string; remainingS: number }
   | {

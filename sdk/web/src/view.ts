@@ -76,6 +76,13 @@ export function diffViews(a: RoomView, b: RoomView, room: string, me: string): C
   const came = sortedValues(b.users).filter((u) => u.id !== me && !a.users.has(u.id));
   if (gone.length) out.push({ type: 'roomUserUpdate', room, updateType: 'DELETE', users: gone });
   if (came.length) out.push({ type: 'roomUserUpdate', room, updateType: 'ADD', users: came });
+  out.push(...diffStreamsAndExtra(a, b, room, me));
+  return out;
+}
+
+/** @internal The part of {@link diffViews} after the users: streams and extra info. */
+export function diffStreamsAndExtra(a: RoomView, b: RoomView, room: string, me: string): CoreEvent[] {
+  const out: CoreEvent[] = [];
   // A stream that changed publisher counts as deleted and added.
   const same = (x: Stream, y: Stream | undefined) => y !== undefined && x.user.id === y.user.id;
   const othersA = sortedValues(a.streams).filter((s) => s.user.id !== me);
