@@ -499,6 +499,8 @@ export declare class ParlorCore {
     roomIds(): string[];
     /** The others in a room, as the client knows them. */
     roomUsers(room: string): User[];
+    /** Everyone in a room (the client too) as last told: the login's `online`, then each count. */
+    roomOnline(room: string): number;
     /** The others' streams in a room, as the client knows them. */
     roomStreams(room: string): Stream[];
     /** The room's extra info, as the client knows it. */
@@ -856,6 +858,12 @@ export declare class ParlorEngine {
     getRoomState(roomID: string): RoomStateChangedReason;
     /** The others in a room as the client knows them. */
     getRoomUsers(roomID: string): ParlorUser[];
+    /**
+     * Everyone in a room (this client too) as last told: the login's count, then each
+     * `roomOnlineUserCountUpdate`. 0 for a room the client is not in. In a large room (protocol
+     * §9.10) this is the size to show, as `getRoomUsers` holds only the pages seen.
+     */
+    getRoomOnlineUserCount(roomID: string): number;
     /** Others' streams in a room as the client knows them. */
     getRoomStreams(roomID: string): ParlorStream[];
     /**

@@ -1695,6 +1695,10 @@ var ParlorCore = class {
     const r = this.m.rooms.get(room);
     return r ? sortedValues(r.view.users) : [];
   }
+  /** Everyone in a room (the client too) as last told: the login's `online`, then each count. */
+  roomOnline(room) {
+    return this.m.rooms.get(room)?.view.online ?? 0;
+  }
   /** The others' streams in a room, as the client knows them. */
   roomStreams(room) {
     const r = this.m.rooms.get(room);
@@ -2051,6 +2055,14 @@ var ParlorEngine = class {
   /** The others in a room as the client knows them. */
   getRoomUsers(roomID) {
     return this.core.roomUsers(roomID).map(pubUser);
+  }
+  /**
+   * Everyone in a room (this client too) as last told: the login's count, then each
+   * `roomOnlineUserCountUpdate`. 0 for a room the client is not in. In a large room (protocol
+   * §9.10) this is the size to show, as `getRoomUsers` holds only the pages seen.
+   */
+  getRoomOnlineUserCount(roomID) {
+    return this.core.roomOnline(roomID);
   }
   /** Others' streams in a room as the client knows them. */
   getRoomStreams(roomID) {

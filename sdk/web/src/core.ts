@@ -262,6 +262,11 @@ export class ParlorCore {
     return r ? sortedValues(r.view.users) : [];
   }
 
+  /** Everyone in a room (the client too) as last told: the login's `online`, then each count. */
+  roomOnline(room: string): number {
+    return this.m.rooms.get(room)?.view.online ?? 0;
+  }
+
   /** The others' streams in a room, as the client knows them. */
   roomStreams(room: string): Stream[] {
     const r = this.m.rooms.get(room);

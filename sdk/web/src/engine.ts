@@ -241,6 +241,15 @@ export class ParlorEngine {
     return this.core.roomUsers(roomID).map(pubUser);
   }
 
+  /**
+   * Everyone in a room (this client too) as last told: the login's count, then each
+   * `roomOnlineUserCountUpdate`. 0 for a room the client is not in. In a large room (protocol
+   * §9.10) this is the size to show, as `getRoomUsers` holds only the pages seen.
+   */
+  getRoomOnlineUserCount(roomID: string): number {
+    return this.core.roomOnline(roomID);
+  }
+
   /** Others' streams in a room as the client knows them. */
   getRoomStreams(roomID: string): ParlorStream[] {
     return this.core.roomStreams(roomID).map(pubStream);

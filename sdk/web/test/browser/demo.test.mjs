@@ -193,3 +193,99 @@ describe('demo page', () => {
     assertNoPageErrors(pa, pb);
   });
 });
+
+// A big room (protocol §9.9, §9.10): a server that treats rooms of more than 3 members as large,
+// 6 people in one room, and a viewer page whose member list pages 2 at a time
+// (`?members_page=2`), so that the count, the pages and "Load more" show with a few browsers.
+describe('demo page, a big room', () => {
+  let server;
+  let browser;
+  const pages = [];
+
+  before(async () => {
+    server = await startServer({ args: ['--full-presence-up-to', '3', '--presence-interval', '200ms'] });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    for (const p of pages) await p.context().close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await server?.stop();
+  });
+
+  const text = (page, id) => page.getByTestId(id).textContent();
+  const hidden = (page, id) => page.$eval(`[data-testid=${id}]`, (e) => e.hidden);
+  const waitText = (page, id, want) =>
+    page.waitForFunction(([id, want]) => document.querySelector(`[data-testid=${id}]`).textContent === want,
+      [id, want], { timeout: STEP_MS });
+
+  test('count, a paged member list, "Load more", live batches and the list-changed note', async () => {
+    const room = `big-${uniq()}`;
+    const tag = uniq();
+    const ids = [0, 1, 2, 3, 4].map((i) => `m${i}-${tag}`);
+    const others = [];
+    for (const id of ids) {
+      const p = await openDemo(browser, server.base);
+      pages.push(p);
+      await loginThroughUI(p, { userID: id, userName: id.slice(0, 2), room });
+      others.push(p);
+    }
+    // The first one in sees everyone arrive (singly, then in batches once the room is large).
+    for (const id of ids) await waitForUser(others[0], id);
+
+    const viewer = await openDemo(browser, server.base, { path: '/?members_page=2' });
+    pages.push(viewer);
+    const me = `v-${tag}`;
+    await loginThroughUI(viewer, { userID: me, userName: 'Viewer', room });
+    const everyone = [...ids, me].sort();
+
+    // 6 in the room, more than a page: the count is the room's, the list its first page.
+    await waitText(viewer, 'users-count', '6');
+    await viewer.waitForFunction(() => document.querySelector('[data-testid=users-shown]').textContent.startsWith('Showing'),
+      null, { timeout: STEP_MS });
+    assert.equal(await hidden(viewer, 'users-meta'), false);
+    await viewer.waitForFunction(() => !document.querySelector('[data-testid=users-more]').hidden, null, { timeout: STEP_MS });
+    const first = await listedUsers(viewer);
+    assert.ok(first.length < 6, `the first page is not everyone: ${first}`);
+    assert.ok(first.includes(me));
+    // "Load more" until the last page: then everyone, once, in user id order after "you".
+    for (let i = 0; i < 6 && !(await hidden(viewer, 'users-more')); i++) {
+      const before = (await listedUsers(viewer)).length;
+      await viewer.getByTestId('users-more').click();
+      await viewer.waitForFunction((n) => document.querySelectorAll('[data-testid=user-item]').length > n ||
+        document.querySelector('[data-testid=users-more]').hidden, before, { timeout: STEP_MS });
+    }
+    await viewer.waitForFunction(() => document.querySelector('[data-testid=users-more]').hidden, null, { timeout: STEP_MS });
+    const all = await listedUsers(viewer);
+    assert.deepEqual([...all].sort(), everyone);
+    assert.deepEqual(all.slice(1), all.slice(1).sort(), 'others in user id order');
+    assert.equal(await text(viewer, 'users-shown'), 'Showing 6 of 6');
+
+    // A departure reaches the list as one changed row: the other rows are the same nodes.
+    await viewer.$$eval('[data-testid=user-item]', (lis) => lis.forEach((li) => { li.parlorMark = true; }));
+    const gone = ids[2];
+    await others[2].getByTestId('logout').click();
+    await waitForState(others[2], 'LOGOUT');
+    await viewer.waitForFunction((id) => !document.querySelector(`[data-testid=user-item][data-user-id="${id}"]`), gone,
+      { timeout: STEP_MS });
+    const kept = await viewer.$$eval('[data-testid=user-item]', (lis) => lis.map((li) => li.parlorMark === true));
+    assert.deepEqual(kept, [true, true, true, true, true], 'rows were not rebuilt');
+    // The count follows within the presence interval (a large room's `online`, §9.10).
+    await waitText(viewer, 'users-count', '5');
+    const log = await parlorLog(viewer);
+    assert.ok(log.some((e) => e.event === 'roomOnlineUserCountUpdate' && e.roomID === room && e.count === 5));
+
+    // roomUserListChanged (a batch of more than a page, or a snapshot of a page) shows a note;
+    // "Reload list" reads the first page again. Six browsers make no such batch: the event is
+    // handed to the page's engine as its core would.
+    assert.equal(await hidden(viewer, 'users-note'), true);
+    await viewer.evaluate((r) => window.parlor.dispatch({ type: 'roomUserListChanged', room: r, count: 5 }), room);
+    await viewer.waitForFunction(() => !document.querySelector('[data-testid=users-note]').hidden, null, { timeout: STEP_MS });
+    assert.match(await viewer.getByTestId('users-note').textContent(), /5 in the room/);
+    await viewer.getByTestId('users-reload').click();
+    await viewer.waitForFunction(() => document.querySelector('[data-testid=users-note]').hidden, null, { timeout: STEP_MS });
+    await viewer.waitForFunction(() => !document.querySelector('[data-testid=users-more]').hidden, null, { timeout: STEP_MS });
+    assert.ok((await listedUsers(viewer)).length < 5);
+    for (const p of [viewer, ...others]) assert.deepEqual(p.parlorErrors, [], 'errors in the page');
+  });
+});

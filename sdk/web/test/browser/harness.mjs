@@ -149,10 +149,10 @@ export function launchBrowser({ args = [] } = {}) {
 }
 
 /**
- * Opens the demo page in its own browser context (its own storage, like another person) and
- * collects page errors; `page.parlorErrors` lists them.
+ * Opens the demo page (at `path`, `/` by default) in its own browser context (its own storage,
+ * like another person) and collects page errors; `page.parlorErrors` lists them.
  */
-export async function openDemo(browser, base, { viewport = { width: 1440, height: 960 } } = {}) {
+export async function openDemo(browser, base, { viewport = { width: 1440, height: 960 }, path = '/' } = {}) {
   const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
@@ -161,7 +161,7 @@ export async function openDemo(browser, base, { viewport = { width: 1440, height
   page.on('console', (m) => {
     if (m.type() === 'error') page.parlorErrors.push(`console: ${m.text()}`);
   });
-  await page.goto(base + '/');
+  await page.goto(base + path);
   await page.waitForFunction(() => document.body.dataset.ready === 'true', null, { timeout: STEP_MS });
   return page;
 }
