@@ -93,6 +93,15 @@ impl Core {
             Kind::QuietLogout => {}
             Kind::Abandoned { room } => self.abandon_unless_wanted(room),
             Kind::Members => {
+                // A page of a room whose view is partial (§9.10) is what the app now lists: its
+                // users join the view, so that their later changes are reported.
+                let room = ok.room.clone().or_else(|| p.needs_room.clone()).unwrap_or_default();
+                let me = self.me();
+                if let Some(r) = self.rooms.get_mut(&room).filter(|r| r.view.users_partial) {
+                    for u in ok.users.iter().flatten().filter(|u| u.id != me) {
+                        r.view.users.insert(u.id.clone(), u.clone());
+                    }
+                }
                 let page = MemberPage {
                     room: ok.room.clone().unwrap_or_default(),
                     users: ok.users.clone().unwrap_or_default(),

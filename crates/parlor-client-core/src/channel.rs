@@ -83,6 +83,13 @@ impl Core {
             // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete`
             // above; the count is reported like `online`.
             EventBody::UserUpdate { added, deleted, count, list_changed } => {
+                if list_changed {
+                    // The list moved on by more than a batch tells: what the view holds may have
+                    // left (and come back) unseen. It holds nobody until the app reads pages
+                    // again (added to it, see `Kind::Members`), so no such change is swallowed.
+                    r.view.users.clear();
+                    r.view.users_partial = true;
+                }
                 let gone: Vec<User> =
                     deleted.into_iter().filter(|u| u.id != me).filter_map(|u| r.view.users.remove(&u.id)).collect();
                 let added: Vec<User> = added

@@ -113,6 +113,10 @@
 //!   snapshot or fresh login answer whose `users` is a page (`users_next` not "") is not diffed
 //!   for users: `roomUserListChanged(room, online)` takes the users' place in the diff above and
 //!   the page becomes the view; with `users_next` "" the page is the whole list and is diffed.
+//!   While the view's users are only part of the room (`RoomView::users_partial`: a page, or
+//!   emptied by a `list_changed` batch, whose departures it cannot know), the `members` pages
+//!   the app reads are added to the view: the app is then told the changes of exactly those it
+//!   was told of (by the login, pages and batches), and of nobody else.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -169,16 +169,16 @@ impl Core {
             return;
         };
         let old = r.at_state(&s.state, &s.seq, view.clone());
-        self.report_diff(&s.room, &old, &view, &s.state);
+        self.report_diff(&s.room, &old, &view);
     }
 
     /// Tell the app what changed from `old` to `new`: the diff, then the online count. When
-    /// `state` is a large room's (§9.10) whose `users` is only the first page of the list, a diff
+    /// `new` is a large room's (§9.10) whose `users` is only the first page of the list, a diff
     /// of users would report everyone past that page as gone: the users are not diffed, the app
     /// is told `roomUserListChanged` instead (the view's users are now that page).
-    fn report_diff(&mut self, room: &str, old: &RoomView, new: &RoomView, state: &RoomState) {
+    fn report_diff(&mut self, room: &str, old: &RoomView, new: &RoomView) {
         let me = self.me();
-        let events = if users_paged(state) {
+        let events = if new.users_partial {
             let mut ev = vec![AppEvent::RoomUserListChanged { room: room.to_string(), count: new.online }];
             ev.extend(old.diff_streams_and_extra_to(new, room, &me));
             ev
@@ -216,7 +216,7 @@ impl Core {
         let view = RoomView::from_state(state, &me);
         let old = r.entered(state, seq, view.clone());
         self.report(room, RoomStateReason::Reconnected, 0, no_data());
-        self.report_diff(room, &old, &view, state);
+        self.report_diff(room, &old, &view);
         self.stop_window_if_back();
         self.republish(room);
         self.flush();
@@ -243,10 +243,4 @@ impl Core {
             self.request(frame, Kind::Republish { room: room.to_string(), stream }, None, Some(room.to_string()));
         }
     }
-}
-
-/// Whether a room state's `users` is a page of a longer list (§9.10: `users_next` names a rest).
-/// A `users_next` of "" says the page held everyone: that list is diffed as any other.
-fn users_paged(state: &RoomState) -> bool {
-    state.users_next.as_deref().is_some_and(|n| !n.is_empty())
 }

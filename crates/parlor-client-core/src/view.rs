@@ -24,6 +24,10 @@ pub struct RoomView {
     pub extra: BTreeMap<String, RoomExtraItem>,
     /// Everyone in the room.
     pub online: u32,
+    /// `users` is only part of the room (§9.10): a large room's first page, or emptied by a
+    /// `list_changed` batch. The `members` pages the app reads are added to it, so that the
+    /// changes of everyone the app was told of are reported, and nobody else's.
+    pub users_partial: bool,
 }
 
 impl RoomView {
@@ -34,6 +38,7 @@ impl RoomView {
             streams: state.streams.iter().map(|s| (s.id.clone(), s.clone())).collect(),
             extra: state.extra.iter().map(|e| (e.key.clone(), e.clone())).collect(),
             online: state.online,
+            users_partial: users_paged(state),
         }
     }
 
@@ -105,6 +110,12 @@ impl RoomView {
         }
         out
     }
+}
+
+/// Whether a room state's `users` is a page of a longer list (§9.10: `users_next` names a rest).
+/// A `users_next` of "" says the page held everyone: that list is whole.
+pub fn users_paged(state: &RoomState) -> bool {
+    state.users_next.as_deref().is_some_and(|n| !n.is_empty())
 }
 
 #[cfg(test)]

@@ -389,7 +389,7 @@ function sameExtra(a, b) {
   return a !== void 0 && a.key === b.key && a.value === b.value && a.user.id === b.user.id && a.user.name === b.user.name && a.timeMs === b.timeMs;
 }
 function emptyView() {
-  return { users: /* @__PURE__ */ new Map(), streams: /* @__PURE__ */ new Map(), extra: /* @__PURE__ */ new Map(), online: 0 };
+  return { users: /* @__PURE__ */ new Map(), streams: /* @__PURE__ */ new Map(), extra: /* @__PURE__ */ new Map(), online: 0, usersPartial: false };
 }
 function viewFromState(state, me2) {
   const v = emptyView();
@@ -397,7 +397,11 @@ function viewFromState(state, me2) {
   for (const s of state.streams) v.streams.set(s.id, s);
   for (const e of state.extra) v.extra.set(e.key, toExtraInfo(e));
   v.online = state.online;
+  v.usersPartial = usersPaged(state);
   return v;
+}
+function usersPaged(state) {
+  return state.users_next !== void 0 && state.users_next !== "";
 }
 function diffViews(a, b, room, me2) {
   const out = [];
@@ -798,6 +802,11 @@ function onOk(m, f) {
       return;
     case "members": {
       const page = f.members ?? { users: [], count: 0, next: "" };
+      const r = m.rooms.get(f.room ?? p.needsRoom ?? "");
+      if (r && r.view.usersPartial) {
+        const id = me(m);
+        for (const u of page.users) if (u.id !== id) r.view.users.set(u.id, { id: u.id, name: u.name });
+      }
       if (p.handle !== void 0) {
         emit(m, {
           type: "result",
@@ -1016,10 +1025,10 @@ function onSnapshot(m, f) {
   if (!isIn(ph)) return;
   const view = viewFromState(f.state, me(m));
   const old = r.atState(f.state, f.seq, view);
-  reportDiff(m, room, old, view, f.state);
+  reportDiff(m, room, old, view);
 }
-function reportDiff(m, room, old, view, state) {
-  const events = usersPaged(state) ? [{ type: "roomUserListChanged", room, count: view.online }, ...diffStreamsAndExtra(old, view, room, me(m))] : diffViews(old, view, room, me(m));
+function reportDiff(m, room, old, view) {
+  const events = view.usersPartial ? [{ type: "roomUserListChanged", room, count: view.online }, ...diffStreamsAndExtra(old, view, room, me(m))] : diffViews(old, view, room, me(m));
   for (const e of events) emit(m, e);
   if (old.online !== view.online) emit(m, { type: "roomOnlineUserCountUpdate", room, count: view.online });
 }
@@ -1038,7 +1047,7 @@ function relogined(m, room, state, seq) {
   const view = viewFromState(state, me(m));
   const old = r.entered(state, seq, view);
   report(m, room, "RECONNECTED", 0, NO_DATA());
-  reportDiff(m, room, old, view, state);
+  reportDiff(m, room, old, view);
   stopWindowIfBack(m);
   republish(m, room);
   flush(m);
@@ -1052,9 +1061,6 @@ function republish(m, room) {
     if (m.requests.all().some((p) => touchesStream(p.kind, room, stream2))) continue;
     request(m, { t: "publish", id: 0, room, stream: stream2, extra }, { k: "republish", room, stream: stream2 }, void 0, room);
   }
-}
-function usersPaged(state) {
-  return state.users_next !== void 0 && state.users_next !== "";
 }
 
 // src/connection.ts
@@ -1504,6 +1510,10 @@ function onEvent(m, f) {
     // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete` above
     // (deletes first); the count is reported like `online`.
     case "user_update": {
+      if (b.list_changed) {
+        v.users.clear();
+        v.usersPartial = true;
+      }
       const gone = [];
       for (const u of b.deleted) {
         if (u.id === id) continue;

@@ -117,6 +117,13 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
       return;
     case 'members': {
       const page = f.members ?? { users: [], count: 0, next: '' };
+      // A page of a room whose view is partial (§9.10) is what the app now lists: its users join
+      // the view, so that their later changes are reported.
+      const r = m.rooms.get(f.room ?? p.needsRoom ?? '');
+      if (r && r.view.usersPartial) {
+        const id = me(m);
+        for (const u of page.users) if (u.id !== id) r.view.users.set(u.id, { id: u.id, name: u.name });
+      }
       if (p.handle !== undefined) {
         emit(m, {
           type: 'result',

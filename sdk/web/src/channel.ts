@@ -79,6 +79,13 @@ export function onEvent(m: Machine, f: DecodedFrame & { t: 'event' }): void {
     // A large room's batch (§9.10): applied as a set, like `user_add` and `user_delete` above
     // (deletes first); the count is reported like `online`.
     case 'user_update': {
+      if (b.list_changed) {
+        // The list moved on by more than a batch tells: what the view holds may have left (and
+        // come back) unseen. It holds nobody until the app reads pages again (added to it, see
+        // answers.ts `members`), so no such change is swallowed.
+        v.users.clear();
+        v.usersPartial = true;
+      }
       const gone: User[] = [];
       for (const u of b.deleted) {
         if (u.id === id) continue;

@@ -154,17 +154,17 @@ export function onSnapshot(m: Machine, f: DecodedFrame & { t: 'snapshot' }): voi
   if (!isIn(ph)) return;
   const view = viewFromState(f.state, me(m));
   const old = r.atState(f.state, f.seq, view);
-  reportDiff(m, room, old, view, f.state);
+  reportDiff(m, room, old, view);
 }
 
 /**
- * Tells the app what changed from `old` to `view`: the diff, then the online count. When `state`
+ * Tells the app what changed from `old` to `view`: the diff, then the online count. When `view`
  * is a large room's (§9.10) whose `users` is only the first page of the list, a diff of users
  * would report everyone past that page as gone: the users are not diffed, the app is told
  * `roomUserListChanged` instead (the view's users are now that page).
  */
-function reportDiff(m: Machine, room: string, old: RoomView, view: RoomView, state: WireRoomState): void {
-  const events: CoreEvent[] = usersPaged(state)
+function reportDiff(m: Machine, room: string, old: RoomView, view: RoomView): void {
+  const events: CoreEvent[] = view.usersPartial
     ? [{ type: 'roomUserListChanged', room, count: view.online }, ...diffStreamsAndExtra(old, view, room, me(m))]
     : diffViews(old, view, room, me(m));
   for (const e of events) emit(m, e);
@@ -193,7 +193,7 @@ export function relogined(m: Machine, room: string, state: WireRoomState, seq: W
   const view = viewFromState(state, me(m));
   const old = r.entered(state, seq, view);
   report(m, room, 'RECONNECTED', 0, NO_DATA());
-  reportDiff(m, room, old, view, state);
+  reportDiff(m, room, old, view);
   stopWindowIfBack(m);
   republish(m, room);
   flush(m);
@@ -215,12 +215,4 @@ export function republish(m: Machine, room: string): void {
     if (m.requests.all().some((p) => touchesStream(p.kind, room, stream))) continue;
     request(m, { t: 'publish', id: 0, room, stream, extra }, { k: 'republish', room, stream }, undefined, room);
   }
-}
-
-/**
- * Whether a room state's `users` is a page of a longer list (§9.10: `users_next` names a rest).
- * A `users_next` of "" says the page held everyone: that list is diffed as any other.
- */
-function usersPaged(state: WireRoomState): boolean {
-  return state.users_next !== undefined && state.users_next !== '';
 }

@@ -22,6 +22,12 @@ export interface RoomView {
   extra: Map<string, RoomExtraInfo>;
   /** Everyone in the room. */
   online: number;
+  /**
+   * `users` is only part of the room (§9.10): a large room's first page, or emptied by a
+   * `list_changed` batch. The `members` pages the app reads are added to it, so that the changes
+   * of everyone the app was told of are reported, and nobody else's.
+   */
+  usersPartial: boolean;
 }
 
 /** @internal Sorts strings as Rust's `BTreeMap` does (by UTF-16 code units, here). */
@@ -52,7 +58,7 @@ function sameExtra(a: RoomExtraInfo | undefined, b: RoomExtraInfo): boolean {
 
 /** @internal A view with nothing in it. */
 export function emptyView(): RoomView {
-  return { users: new Map(), streams: new Map(), extra: new Map(), online: 0 };
+  return { users: new Map(), streams: new Map(), extra: new Map(), online: 0, usersPartial: false };
 }
 
 /** @internal The view of a login `ok` or a `snapshot`; `me` is the client's user id. */
@@ -62,7 +68,16 @@ export function viewFromState(state: WireRoomState, me: string): RoomView {
   for (const s of state.streams) v.streams.set(s.id, s);
   for (const e of state.extra) v.extra.set(e.key, toExtraInfo(e));
   v.online = state.online;
+  v.usersPartial = usersPaged(state);
   return v;
+}
+
+/**
+ * @internal Whether a room state's `users` is a page of a longer list (§9.10: `users_next` names
+ * a rest). A `users_next` of "" says the page held everyone: that list is whole.
+ */
+export function usersPaged(state: WireRoomState): boolean {
+  return state.users_next !== undefined && state.users_next !== '';
 }
 
 /**
