@@ -27,6 +27,8 @@ local KICKS
 local HOOKS, HOOK_LOG
 -- The settings are the same text at every call of a node: decoded once per text.
 local CFG_TEXT
+-- Presence in large rooms (§9.10): filled by presence.lua, which comes after this file.
+local presence = {}
 
 local function begin(keys, args)
   KEYS, ARGV = keys, args
@@ -195,7 +197,9 @@ local function room_state_parts(key, room)
   local m = redis.call('HMGET', meta, 'epoch', 'rseq', 'useq')
   local notify = redis.call('HGET', rk(room, 'mem'), key) == '1'
   local parts = {}
-  if notify then
+  if notify and presence.large(redis.call('HLEN', rk(room, 'mem'))) then
+    table.insert(parts, presence.first_page(key, room))
+  elseif notify then
     local users = {}
     for _, k in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
       if k ~= tostring(key) then table.insert(users, redis.call('HGET', rk(room, 'user'), k)) end
@@ -217,7 +221,8 @@ local function room_state(key, room)
 end
 
 -- lex: the members' user ids, all at score 0, so in byte order: the pages of `members`.
-local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
+-- padd, pdel: a large room's pending batch (presence.lua).
+local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users', 'padd', 'pdel'}
 
 -- Why a member leaves: `kick` is the admin API's, `close` its room close, `expire` the token's.
 local REASON = { logout = 5, offline = 2, dup = 3, kick = 4, close = 4, expire = 4 }
@@ -265,8 +270,17 @@ local function leave(key, room, why)
     local body = '"kind":"stream_delete","streams":[' .. table.concat(streams, ',') .. '],"reason":' .. REASON[why]
     table.insert(seqs, '"room":' .. emit(room, 'room', body, key, false))
   end
+  -- §9.10, the size judged after the departure: in a large room it goes into the batch, unless
+  -- the member was a host (it had streams), who is told at once; in a room that is not large it
+  -- is told at once, after any batch still pending.
   if why ~= 'dup' then
-    table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
+    local large = presence.large(redis.call('HLEN', rk(room, 'mem')))
+    if large and #streams == 0 and uid then
+      presence.left(room, uid, user)
+    else
+      if not large then presence.flush(room) end
+      table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
+    end
   end
   -- The departure goes on the room's channel, in order with its events: a node delivers
   -- nothing after it to the member that left.
@@ -277,6 +291,7 @@ local function leave(key, room, why)
     hook(room, 'room_closed', '', at[3])
     for _, w in ipairs(ROOM_KEYS) do redis.call('DEL', rk(room, w)) end
     redis.call('SREM', P .. ':rooms', room)
+    redis.call('ZREM', P .. ':pdue', room)
   end
   return table.concat(seqs, ',')
 end
@@ -362,8 +377,15 @@ local function enter(key, room, m)
   redis.call('HSET', rk(room, 'uid'), uid, key)
   redis.call('ZADD', rk(room, 'lex'), 0, uid)
   redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
+  -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
+  -- any batch still pending.
   if not older then
-    emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
+    if presence.large(redis.call('HLEN', rk(room, 'mem'))) then
+      presence.arrived(room, uid, user)
+    else
+      presence.flush(room)
+      emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
+    end
   end
   hook_user(room, 'user_login', key, user, nil)
   redis.call('HDEL', sk(key, 'kicked'), room)

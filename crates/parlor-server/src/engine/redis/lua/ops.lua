@@ -62,7 +62,15 @@ function ops.publish(key, a)
   redis.call('HSET', rk(room, 'own'), id, key)
   redis.call('HSET', P .. ':streams', id, key .. '|' .. room)
   hook(room, 'stream_added', '"stream":' .. stream)
-  return room_event(emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false))
+  -- Hosts stay exact (§9.10): an arrival still in the large room's batch is told at once, on
+  -- its own, before the stream.
+  local arrival = presence.take_arrival(room, redis.call('HGET', sk(key), 'uid'))
+  local users = ''
+  if arrival then
+    users = ',"users":' .. emit(room, 'users', '"kind":"user_add","users":[' .. arrival .. ']', key, false)
+  end
+  local seq = emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false)
+  return '{"seq":{"room":' .. seq .. users .. '}}'
 end
 
 function ops.unpublish(key, a)
