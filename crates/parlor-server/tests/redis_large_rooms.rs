@@ -276,3 +276,81 @@ async fn the_threshold_is_crossed_both_ways() {
     assert_eq!(ids(&e[1]["users"]), ["u6"]);
     assert!(u1.channel_events().await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_own_threshold_wins() {
+    let redis = RedisServer::start();
+    let mut config = ServerConfig::for_tests(APP, SECRET);
+    config.redis = vec![redis.url()];
+    config.presence_interval = Duration::from_millis(500);
+    let own = parlor_server::config::AppSettings { full_presence_up_to: Some(1), ..Default::default() };
+    config.app_settings.insert(APP, own);
+    let s = Server::start(config).await.expect("a node on Redis");
+    let mut u1 = peer(&s, "u1").await;
+    u1.login("live").await;
+    let ok = peer(&s, "u2").await.login("live").await;
+    assert_eq!((ids(&ok["users"]), ok["users_next"].as_str()), (vec!["u1".to_string()], Some("")), "{ok}");
+    let e = next_events(&mut u1, 1).await;
+    assert_eq!((kinds(&e), ids(&e[0]["added"])), (vec!["users:2:user_update".to_string()], vec!["u2".to_string()]));
+}
+
+/// The next `user_update` of `p` that `matches`, while `alive` ping (bounded: 60 rounds of at
+/// most 300 ms).
+async fn update_where(p: &mut Peer<Ws>, alive: &mut [Peer<Ws>], matches: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..60 {
+        for k in alive.iter_mut() {
+            k.send(json!({"t":"ping"})).await;
+        }
+        p.send(json!({"t":"ping"})).await;
+        let round = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(f) = tokio::time::timeout_at(round, p.recv()).await {
+            assert_ne!(f["kind"], "user_delete", "{f}");
+            if f["kind"] == "user_update" && matches(&f) {
+                return f;
+            }
+        }
+    }
+    panic!("{}: no such user_update", p.user);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn going_offline_and_coming_back_are_batched() {
+    let redis = RedisServer::start();
+    let short = |id: &str| {
+        let mut config = ServerConfig::for_tests(APP, SECRET);
+        config.redis = vec![redis.url()];
+        config.node_id = id.to_string();
+        config.full_presence_up_to = 3;
+        config.presence_interval = Duration::from_millis(500);
+        config.session_timeout = Duration::from_secs(2);
+        config
+    };
+    let a = Server::start(short("a")).await.unwrap();
+    let b = Server::start(short("b")).await.unwrap();
+    let mut u1 = peer(&a, "u1").await;
+    u1.login("live").await;
+    let mut alive = Vec::new();
+    for u in ["k1", "k2", "k3"] {
+        let mut p = peer(&b, u).await;
+        p.login("live").await;
+        alive.push(p);
+    }
+    let (ws, _) = connect_async(a.ws_url()).await.unwrap();
+    let (mut x, welcome) = hello(ws, "x").await;
+    x.login("live").await;
+    let has = |list: &'static str| move |f: &Value| ids(&f[list]).contains(&"x".to_string());
+    update_where(&mut u1, &mut alive, has("added")).await;
+    // x falls silent: offline after the timeout, a departure of a large room (5 -> 4).
+    let gone = update_where(&mut u1, &mut alive, has("deleted")).await;
+    assert_eq!((ids(&gone["deleted"]), gone["count"].as_u64()), (vec!["x".to_string()], Some(4)), "{gone}");
+    assert_eq!(x.recv_until_end().await.1, End::Close(1001));
+    // Back within retention, on the other node: an arrival, batched too.
+    let (ws, _) = connect_async(b.ws_url()).await.unwrap();
+    let mut again = Peer::new(ws, "x");
+    again
+        .send(json!({"t":"resume","v":1,"session":welcome["session"],"resume_token":welcome["resume_token"],"ack":{}}))
+        .await;
+    assert_eq!(again.recv().await["rooms"]["live"], "snapshot");
+    let back = update_where(&mut u1, &mut alive, has("added")).await;
+    assert_eq!((ids(&back["added"]), back["count"].as_u64()), (vec!["x".to_string()], Some(5)), "{back}");
+}

@@ -379,7 +379,10 @@ local function enter(key, room, m)
   redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
   -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
   -- any batch still pending.
-  if not older then
+  if older then
+    -- The same user again (no user change): a pending arrival is told with the new name.
+    if redis.call('HEXISTS', rk(room, 'padd'), uid) == 1 then redis.call('HSET', rk(room, 'padd'), uid, user) end
+  else
     if presence.large(redis.call('HLEN', rk(room, 'mem'))) then
       presence.arrived(room, uid, user)
     else
