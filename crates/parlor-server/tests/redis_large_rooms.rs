@@ -354,3 +354,33 @@ async fn going_offline_and_coming_back_are_batched() {
     let back = update_where(&mut u1, &mut alive, has("added")).await;
     assert_eq!((ids(&back["added"]), back["count"].as_u64()), (vec!["x".to_string()], Some(5)), "{back}");
 }
+
+/// More than a page of net changes in one batch: `list_changed`, with empty lists. (Timing
+/// assumption: the 110 logins after the first batch take less than the 5 s interval, as they
+/// take well under one second.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_more_than_a_page_says_list_changed() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, "a", Duration::from_secs(5)).await, node(&redis, "b", Duration::from_secs(5)).await);
+    let mut first = peer(&a, "a0").await;
+    first.login("live").await;
+    let mut members = Vec::new();
+    for i in 1..=3 {
+        let mut p = peer(&b, &format!("a{i}")).await;
+        p.login("live").await;
+        members.push(p);
+    }
+    let e = next_events(&mut first, 3).await;
+    assert_eq!(e[2]["kind"], "user_update", "{e:?}");
+    for i in 0..110 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let mut p = peer(s, &format!("m{i:03}")).await;
+        p.login("live").await;
+        members.push(p);
+    }
+    let e = next_events(&mut first, 1).await;
+    assert_eq!(
+        json!({"kind":e[0]["kind"],"added":e[0]["added"],"deleted":e[0]["deleted"],"count":e[0]["count"],"list_changed":e[0]["list_changed"]}),
+        json!({"kind":"user_update","added":[],"deleted":[],"count":114,"list_changed":true}),
+    );
+}
