@@ -32,7 +32,6 @@ use super::room::RoomKey;
 use super::state::State;
 use super::MemoryEngine;
 use crate::engine::{Done, Op, Outcome, Reply, Req, SessionKey};
-use parlor_protocol::{Channel, EventBody};
 
 /// A queued login.
 pub(super) struct Job {
@@ -219,22 +218,23 @@ impl State {
             .partition(|p| due.is_none() || p.deadline.is_some_and(|d| d <= now));
         self.pending = held;
         for p in ready {
-            if !p.users.is_empty() {
-                self.emit(&p.room, Channel::Users, EventBody::UserAdd { users: p.users }, None, now);
-            }
+            // A large room's arrivals go into its presence batch (§9.10).
+            self.announce_added(&p.room, p.users, None, now);
             for (key, notify) in p.joiners {
                 if let Some((_, seqs)) = self.room_state(&p.room, key) {
                     self.deliver.joined(p.room.0, &p.room.1, key, notify, seqs);
                 }
             }
-            // Every member encoded once; each `ok` is the list without its own entry.
-            let entries = self.user_entries(&p.room);
+            // Every member encoded once; each `ok` is the list without its own entry. A large
+            // room's `ok` is a page (§9.10), made by the room state itself.
+            let large = self.is_large(&p.room);
+            let entries = if large { Vec::new() } else { self.user_entries(&p.room) };
             for h in p.held {
                 let mut reply = h.reply;
                 if let Reply::Fresh(Ok(done)) = &mut reply {
                     // Nothing takes a held member out before this, so the room state is there.
-                    if let Some((state, seq)) = self.room_state_listing(&p.room, h.req.key, false) {
-                        let users_json = state.users.is_some().then(|| list_without(&entries, h.req.key));
+                    if let Some((state, seq)) = self.room_state_listing(&p.room, h.req.key, large) {
+                        let users_json = (state.users.is_some() && !large).then(|| list_without(&entries, h.req.key));
                         *done = Done { seq, message_id: None, state: Some(state), users_json };
                     }
                 }

@@ -14,6 +14,7 @@ mod batch;
 mod deadlines;
 mod log;
 mod pending;
+mod presence;
 mod requests;
 mod resume;
 mod room;
@@ -67,6 +68,7 @@ impl MemoryEngine {
             hooks: Arc::new(NoHooks),
             batching: false,
             pending: Vec::new(),
+            config: Arc::new(config.clone()),
         };
         MemoryEngine {
             config,
@@ -235,12 +237,24 @@ impl MemoryEngine {
                 None => st.kick(key, &room, Leave::Kicked(ErrorCode::KickedTokenExpired, None), now),
             }
         }
+        // Large rooms' batches first, so that a batch and the `online` after it agree.
+        st.flush_due_presence(now);
         let State { rooms, deliver, .. } = st;
         for ((app, room_id), room) in rooms.iter_mut() {
             room.room_log.trim(now, cfg.log_len, cfg.log_age);
             room.users_log.trim(now, cfg.log_len, cfg.log_age);
-            if now >= room.next_online {
+            // A large room's count every presence interval (§9.10), others' every 30 s (§5); a
+            // room that was large keeps the fast pace until its count was looked at once since.
+            let large = cfg.is_large(*app, room.members.len());
+            room.fast_online |= large;
+            let due = match room.fast_online {
+                true => room.online_at + cfg.presence_interval,
+                false => room.next_online,
+            };
+            if now >= due {
+                room.online_at = now;
                 room.next_online = now + cfg.online_interval;
+                room.fast_online = large;
                 let count = room.members.len() as u32;
                 if count != room.online_sent {
                     room.online_sent = count;

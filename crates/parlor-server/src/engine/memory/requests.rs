@@ -85,8 +85,9 @@ impl State {
                     Some(_) => return Err(Refusal::StreamIdTaken),
                     None => {}
                 }
-                let entry = Stream { id: stream.clone(), user, extra };
                 let rk = (app, room.clone());
+                self.host_arrives(&rk, &user.id, now);
+                let entry = Stream { id: stream.clone(), user, extra };
                 if let Some(r) = self.rooms.get_mut(&rk) {
                     r.streams.insert(stream.clone(), StreamEntry { stream: entry.clone(), owner: key });
                 }

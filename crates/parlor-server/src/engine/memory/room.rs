@@ -11,6 +11,7 @@ use parlor_protocol::{RoomExtraItem, Stream};
 use tokio::time::Instant;
 
 use super::log::ChannelLog;
+use super::presence::Presence;
 use crate::engine::SessionKey;
 use crate::window::Window;
 
@@ -54,6 +55,13 @@ pub struct Room {
     pub next_online: Instant,
     /// Broadcast / barrage rate of the whole room.
     pub message_window: Window,
+    /// When the `online` count was last looked at (a large room's is every presence interval).
+    pub online_at: Instant,
+    /// A large room's arrivals and departures not yet sent (§9.10).
+    pub presence: Presence,
+    /// The count is looked at every presence interval: the room is large, or was at the last
+    /// look (so that the count after it stops being large is sent within an interval too).
+    pub fast_online: bool,
 }
 
 impl Room {
@@ -71,6 +79,9 @@ impl Room {
             online_sent: 1,
             next_online: now + online_interval,
             message_window: Window::default(),
+            online_at: now,
+            presence: Presence::default(),
+            fast_online: false,
         }
     }
 
@@ -82,6 +93,18 @@ impl Room {
         use std::ops::Bound::{Excluded, Unbounded};
         let from = if cursor.is_empty() { Unbounded } else { Excluded(cursor) };
         let mut walk = self.by_user.range::<str, _>((from, Unbounded));
+        let page: Vec<(&Box<str>, &SessionKey)> = walk.by_ref().take(limit).collect();
+        let next = match (walk.next(), page.last()) {
+            (Some(_), Some((last, _))) => last.to_string(),
+            _ => String::new(),
+        };
+        (page.into_iter().map(|(_, k)| *k).collect(), next)
+    }
+
+    /// The first `limit` members but the one with user id `me`, in the order of [`Room::page`],
+    /// and the cursor of the rest ("" when there is none): a large room's `ok` (§9.10).
+    pub fn page_without(&self, me: &str, limit: usize) -> (Vec<SessionKey>, String) {
+        let mut walk = self.by_user.iter().filter(|(id, _)| id.as_ref() != me);
         let page: Vec<(&Box<str>, &SessionKey)> = walk.by_ref().take(limit).collect();
         let next = match (walk.next(), page.last()) {
             (Some(_), Some((last, _))) => last.to_string(),

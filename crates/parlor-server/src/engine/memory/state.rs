@@ -137,6 +137,8 @@ pub(super) struct State {
     pub batching: bool,
     /// The rooms with logins not yet announced, in order, with what they defer.
     pub pending: Vec<Pending>,
+    /// The server's settings (which rooms are large, §9.10).
+    pub config: Arc<ServerConfig>,
 }
 
 impl std::fmt::Debug for State {
@@ -211,7 +213,16 @@ impl State {
     pub fn room_state_listing(&self, rk: &RoomKey, key: SessionKey, list_users: bool) -> Option<(RoomState, Seqs)> {
         let room = self.rooms.get(rk)?;
         let notify = room.members.get(&key).copied().unwrap_or(false);
+        // A large room's list is its first page and the cursor of the rest (§9.10).
+        let large = self.config.is_large(rk.0, room.members.len());
+        let mut users_next = None;
         let users = notify.then(|| {
+            if large {
+                let me = self.sessions.get(&key).map(|s| s.user.id.as_str()).unwrap_or("");
+                let (page, next) = room.page_without(me, super::presence::PAGE);
+                users_next = Some(next);
+                return page.iter().filter_map(|k| self.sessions.get(k).map(|s| s.user.clone())).collect();
+            }
             if !list_users {
                 return Vec::new();
             }
@@ -223,7 +234,7 @@ impl State {
         });
         let state = RoomState {
             users,
-            users_next: None,
+            users_next,
             streams: room.stream_list(),
             extra: room.extra_list(),
             online: room.members.len() as u32,
@@ -290,7 +301,7 @@ impl State {
             return Ok((RoomState::default(), Seqs::default()));
         }
         if let Some(user) = added {
-            self.emit(&rk, Channel::Users, EventBody::UserAdd { users: vec![user] }, Some(key), now);
+            self.announce_added(&rk, vec![user], Some(key), now);
         }
         let entered = self.room_state(&rk, key).ok_or(Refusal::NoSession)?;
         self.deliver.joined(app, room_id, key, notify, entered.1);
@@ -324,6 +335,7 @@ impl State {
             }
         }
         let rk: RoomKey = (app, room_id.to_string());
+        self.before_leave(&rk, key, now);
         let Some(room) = self.rooms.get_mut(&rk) else {
             return Seqs::default();
         };
@@ -335,6 +347,7 @@ impl State {
         }
         self.deliver.left(app, room_id, key);
         let streams = room.streams_of(key);
+        let host = !streams.is_empty();
         room.streams.retain(|_, e| e.owner != key);
         for st in &streams {
             self.streams.remove(&(app, st.id.clone()));
@@ -355,8 +368,7 @@ impl State {
         let session = self.sessions.get(&key).map(|s| s.public_id.clone()).unwrap_or_default();
         self.hook(&rk, now, || Event::UserLogout { user: user.clone(), session, reason: why.hook_reason() });
         if !matches!(why, Leave::Duplicate) {
-            seq.users =
-                Some(self.emit(&rk, Channel::Users, EventBody::UserDelete { users: vec![user] }, Some(key), now));
+            seq.users = self.announce_deleted(&rk, user, key, host, now);
         }
         if self.rooms.get(&rk).is_some_and(|r| r.members.is_empty()) {
             self.hook(&rk, now, || Event::RoomClosed);
