@@ -222,23 +222,27 @@ async fn hosts_are_told_at_once() {
     let e = next_events(&mut u1, 3).await;
     assert_eq!(kinds(&e), ["users:2:user_add", "users:3:user_add", "users:4:user_update"], "{e:?}");
     // Within the next interval, a host arrives and publishes: its arrival leaves the batch and
-    // is told on its own, before its stream.
+    // is told on its own, before its stream, to everyone (its own client skips itself).
     let mut host = peer(&b, "host").await;
     host.login("live").await;
     let ok = host.request(json!({"t":"publish","room":"live","stream":"cam","extra":""})).await;
-    assert_eq!(ok["seq"], json!({"room":1,"users":5}), "{ok}");
+    assert_eq!(ok["seq"], json!({"room":1}), "{ok}");
+    assert_eq!(kinds(&host.channel_events().await), ["users:5:user_add"]);
     let e = next_events(&mut u1, 2).await;
     assert_eq!(kinds(&e), ["users:5:user_add", "room:1:stream_add"], "{e:?}");
     assert_eq!(ids(&e[0]["users"]), ["host"]);
-    // It leaves: its stream, then its user, at once; the batch stays empty.
-    let ok = host.request(json!({"t":"logout","room":"live"})).await;
-    assert_eq!(ok["seq"], json!({"room":2,"users":6}), "{ok}");
-    let e = next_events(&mut u1, 2).await;
-    assert_eq!(kinds(&e), ["room:2:stream_delete", "users:6:user_delete"], "{e:?}");
-    // A member who arrives later comes in the next batch, alone.
+    // u5 arrives (batched), the host leaves: the batch goes first, then its stream and its
+    // user, at once.
     peer(&a, "u5").await.login("live").await;
+    let ok = host.request(json!({"t":"logout","room":"live"})).await;
+    assert_eq!(ok["seq"], json!({"room":2,"users":7}), "{ok}");
+    let e = next_events(&mut u1, 3).await;
+    assert_eq!(kinds(&e), ["users:6:user_update", "room:2:stream_delete", "users:7:user_delete"], "{e:?}");
+    assert_eq!((ids(&e[0]["added"]), e[0]["count"].as_u64()), (vec!["u5".to_string()], Some(6)), "{e:?}");
+    // A member who arrives later comes in the next batch, alone.
+    peer(&a, "u6").await.login("live").await;
     let e = next_events(&mut u1, 1).await;
-    assert_eq!((kinds(&e), ids(&e[0]["added"])), (vec!["users:7:user_update".to_string()], vec!["u5".to_string()]));
+    assert_eq!((kinds(&e), ids(&e[0]["added"])), (vec!["users:8:user_update".to_string()], vec!["u6".to_string()]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,6 +276,7 @@ async fn the_threshold_is_crossed_both_ways() {
     assert_eq!(ok["seq"], json!({"users":8}), "{ok}");
     let e = next_events(&mut u1, 2).await;
     assert_eq!(kinds(&e), ["users:7:user_update", "users:8:user_delete"], "{e:?}");
+    assert_eq!(e[0]["count"], 4, "made before u6 left: {e:?}");
     assert_eq!((ids(&e[0]["added"]), ids(&e[0]["deleted"])), (vec!["u6".to_string()], vec!["u4".to_string()]));
     assert_eq!(ids(&e[1]["users"]), ["u6"]);
     assert!(u1.channel_events().await.is_empty());

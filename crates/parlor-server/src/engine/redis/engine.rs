@@ -113,11 +113,17 @@ impl RedisEngine {
                 continue;
             };
             for ((r, small), count) in rooms.into_iter().zip(counts) {
-                // A room that is not large is told only at its own cadence.
-                if !(small || self.config.is_large(app, count as usize)) {
+                // A room that is not large (and was not at the last look) is told only at its
+                // own cadence.
+                let large = self.config.is_large(app, count as usize);
+                let mut o = r.online.lock();
+                if !(small || large || o.was_large) {
                     continue;
                 }
-                if std::mem::replace(&mut r.online.lock().sent, count) != count {
+                o.small = Some(now + self.config.online_interval);
+                o.was_large = large;
+                if std::mem::replace(&mut o.sent, count) != count {
+                    drop(o);
                     let frame = Frame::event(&r.room, None, None, parlor_protocol::EventBody::Online { count });
                     self.fanout.deliver.room_event(r.app, &r.room, None, 0, &frame, None);
                 }

@@ -178,6 +178,9 @@ pub struct Online {
     /// The next `presence_interval` (None: now): when the count is read, to see whether the room
     /// is large and its count changed (§9.10).
     pub large: Option<tokio::time::Instant>,
+    /// The room was large at the last look: the count after it stops being large is sent at
+    /// the fast pace too (§9.10).
+    pub was_large: bool,
     /// The count last sent.
     pub sent: u32,
 }
@@ -299,7 +302,7 @@ impl Fanout {
             room: room.to_string(),
             cursor: Arc::new(tokio::sync::Mutex::new(Cursor::new(String::new(), [0, 0]))),
             pending: Mutex::new((VecDeque::new(), false)),
-            online: Mutex::new(Online { small: None, large: None, sent: 1 }),
+            online: Mutex::new(Online { small: None, large: None, was_large: false, sent: 1 }),
         });
         rooms.insert((app, room.to_string()), r.clone());
         r

@@ -241,7 +241,17 @@ local function leave(key, room, why)
   if why == 'offline' and mraw then redis.call('HSET', sk(key, 'away'), room, mraw) end
   redis.call('ZREM', P .. ':tokens', key .. '|' .. room)
   redis.call('ZREM', P .. ':warn', key .. '|' .. room)
-  if redis.call('HDEL', rk(room, 'mem'), key) == 0 then return '' end
+  if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then return '' end
+  local own = redis.call('HGETALL', rk(room, 'own'))
+  local ids = {}
+  for i = 1, #own, 2 do
+    if own[i + 1] == key then table.insert(ids, own[i]) end
+  end
+  table.sort(ids)
+  -- §9.10: when this departure will be told on its own (a host's, or one after which the room
+  -- is not large), the pending batch goes first, while the member is still there to be sent it.
+  if #ids > 0 or not presence.large(redis.call('HLEN', rk(room, 'mem')) - 1) then presence.flush(room) end
+  redis.call('HDEL', rk(room, 'mem'), key)
   local user = redis.call('HGET', rk(room, 'user'), key)
   redis.call('HDEL', rk(room, 'user'), key)
   redis.call('ZREM', rk(room, 'ord'), key)
@@ -250,12 +260,6 @@ local function leave(key, room, why)
     redis.call('HDEL', rk(room, 'uid'), uid)
     redis.call('ZREM', rk(room, 'lex'), uid)
   end
-  local own = redis.call('HGETALL', rk(room, 'own'))
-  local ids = {}
-  for i = 1, #own, 2 do
-    if own[i + 1] == key then table.insert(ids, own[i]) end
-  end
-  table.sort(ids)
   local streams = {}
   for _, id in ipairs(ids) do
     table.insert(streams, redis.call('HGET', rk(room, 'st'), id))
@@ -271,14 +275,11 @@ local function leave(key, room, why)
     table.insert(seqs, '"room":' .. emit(room, 'room', body, key, false))
   end
   -- §9.10, the size judged after the departure: in a large room it goes into the batch, unless
-  -- the member was a host (it had streams), who is told at once; in a room that is not large it
-  -- is told at once, after any batch still pending.
+  -- the member was a host (it had streams); else it is told at once (the batch went first).
   if why ~= 'dup' then
-    local large = presence.large(redis.call('HLEN', rk(room, 'mem')))
-    if large and #streams == 0 and uid then
+    if #streams == 0 and uid and presence.large(redis.call('HLEN', rk(room, 'mem'))) then
       presence.left(room, uid, user)
     else
-      if not large then presence.flush(room) end
       table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
     end
   end

@@ -63,14 +63,10 @@ function ops.publish(key, a)
   redis.call('HSET', P .. ':streams', id, key .. '|' .. room)
   hook(room, 'stream_added', '"stream":' .. stream)
   -- Hosts stay exact (§9.10): an arrival still in the large room's batch is told at once, on
-  -- its own, before the stream.
+  -- its own, before the stream; to everyone, like the batch it leaves (its client skips itself).
   local arrival = presence.take_arrival(room, redis.call('HGET', sk(key), 'uid'))
-  local users = ''
-  if arrival then
-    users = ',"users":' .. emit(room, 'users', '"kind":"user_add","users":[' .. arrival .. ']', key, false)
-  end
-  local seq = emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false)
-  return '{"seq":{"room":' .. seq .. users .. '}}'
+  if arrival then emit(room, 'users', '"kind":"user_add","users":[' .. arrival .. ']', nil, false) end
+  return room_event(emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false))
 end
 
 function ops.unpublish(key, a)
