@@ -108,6 +108,10 @@ end
 -- `users_next`, the cursor of the rest ('' when there is none). O(page), not O(room).
 function presence.first_page(key, room)
   local own = redis.call('HGET', sk(key), 'uid')
+  if redis.call('EXISTS', rk(room, 'lex')) == 0 then
+    -- A room entered before `lex` existed (an older Parlor): made once from `uid`, as `members` does.
+    for _, uid in ipairs(redis.call('HKEYS', rk(room, 'uid'))) do redis.call('ZADD', rk(room, 'lex'), 0, uid) end
+  end
   local ids = redis.call('ZRANGE', rk(room, 'lex'), '-', '+', 'BYLEX', 'LIMIT', 0, PAGE + 2)
   local others = {}
   for _, uid in ipairs(ids) do
