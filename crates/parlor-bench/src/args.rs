@@ -24,6 +24,10 @@ pub enum Workload {
     W6,
     /// Big room: every session logs in to one room with user_status_notify (Parlor only).
     W7,
+    /// An audience at scale: every session in ONE room on Redis nodes (6; --quick 2), large in
+    /// the sense of protocol §9.10; counts, a host's broadcasts to all, whole-list walks (Parlor
+    /// only; needs redis-server; not in `all`).
+    W8,
     /// Redis failing over under fan-out: a primary, a replica and three redis-sentinels, three
     /// nodes on `redis+sentinel://…`, every room's broadcaster at 10 messages/s; the primary is
     /// SIGKILLed (Parlor only; needs redis-server and redis-sentinel; not in `all`).
@@ -129,6 +133,10 @@ pub struct BenchArgs {
     /// Internal: a --workers worker of a --nodes run: every node's URL, comma-separated.
     #[arg(long, hide = true, value_delimiter = ',', requires = "worker")]
     pub node_urls: Vec<String>,
+    /// An argument for every `parlor serve` the bench starts (repeatable), e.g.
+    /// `--server-arg=--full-presence-up-to=0` for W7 with full presence at every size.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub server_args: Vec<String>,
     /// Give up on a workload after this many seconds (a soak gets its length on top).
     #[arg(long, default_value_t = 600)]
     pub time_limit: u64,
@@ -168,7 +176,9 @@ pub(crate) fn sessions_of(args: &BenchArgs, w: Workload) -> usize {
         (Workload::Failover, false) => 1_000,
         (Workload::Failover, true) => 150,
         (Workload::W7, false) => 10_000,
-        (Workload::W7, true) => 300,
+        (Workload::W7, true) => 1_200,
+        (Workload::W8, false) => 100_000,
+        (Workload::W8, true) => 3_000,
         (Workload::Slow, false) => 1_000,
         (Workload::Slow, true) => 100,
         (Workload::Soak, false) => 100,

@@ -88,6 +88,20 @@ pub struct In<'a> {
     /// `ok` of a login (the others in the room), `user_add` / `user_delete` events.
     #[serde(borrow)]
     pub users: Option<Vec<UserIn<'a>>>,
+    /// `user_update` (a large room's batch, §9.10).
+    #[serde(borrow)]
+    pub added: Option<Vec<UserIn<'a>>>,
+    /// `user_update`.
+    #[serde(borrow)]
+    pub deleted: Option<Vec<UserIn<'a>>>,
+    /// `user_update`, `online`, `ok` of `members`: the room's member count.
+    pub count: Option<u64>,
+    /// `ok` of a login, `snapshot`: the room's member count.
+    pub online: Option<u64>,
+    /// `ok` of a login in a large room, `snapshot`: the `members` cursor of the rest.
+    pub users_next: Option<String>,
+    /// `ok` of `members`: the next page's cursor ("" after the last).
+    pub next: Option<String>,
 }
 
 /// A user in a `users` list: the generator looks at the id only.
@@ -181,7 +195,8 @@ pub struct Client {
 /// How long a handshake step may take.
 const STEP: Duration = Duration::from_secs(30);
 
-async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
+/// The next text frame (a close or the end is an error).
+pub async fn next_text(ws: &mut Ws) -> anyhow::Result<String> {
     loop {
         let m = tokio::time::timeout(STEP, ws.next())
             .await

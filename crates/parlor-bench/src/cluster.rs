@@ -106,7 +106,9 @@ fn home_of(i: usize, rooms: usize, nodes: usize) -> usize {
 /// True when workload `w` runs on Redis nodes here: W3 / W4 / W6 with `--nodes` other than 1
 /// (0: as many as the size needs), or a worker of such a run.
 pub fn applies(ctx: &Ctx, w: Workload) -> bool {
-    matches!(w, Workload::W3 | Workload::W4 | Workload::W6) && (ctx.args.nodes != 1 || !ctx.args.node_urls.is_empty())
+    w == Workload::W8
+        || matches!(w, Workload::W3 | Workload::W4 | Workload::W6)
+            && (ctx.args.nodes != 1 || !ctx.args.node_urls.is_empty())
 }
 
 /// Run W3 or W4 on Redis nodes; every failure is the report's problem.
@@ -142,6 +144,7 @@ async fn worker(ctx: &Ctx, w: Workload) -> anyhow::Result<Report> {
     match w {
         Workload::W3 => crate::w3::run(ctx, &servers, n, rooms).await,
         Workload::W6 => crate::w6::run_nodes(ctx, &servers, n, rooms).await,
+        Workload::W8 => crate::w8::run_nodes(ctx, &servers, n).await,
         _ => crate::w4::run_nodes(ctx, &servers, n, rooms).await,
     }
 }
@@ -164,6 +167,14 @@ async fn parent(ctx: &Ctx, w: Workload, nofile: u64) -> anyhow::Result<Report> {
     let spare = usize::from(w == Workload::W6);
     let nodes = match args.nodes {
         0 => (asked.div_ceil(per_process) + spare).max(2 + spare),
+        // W8 is for several nodes: 6 (--quick 2) unless asked.
+        1 if w == Workload::W8 => {
+            if args.quick {
+                2
+            } else {
+                6
+            }
+        }
         n => n.max(1 + spare),
     };
     let workers = args.workers.max(asked.div_ceil(per_process)).max(1);
@@ -204,6 +215,9 @@ async fn parent(ctx: &Ctx, w: Workload, nofile: u64) -> anyhow::Result<Report> {
     }
     redis.stop();
     let mut rep = rep?;
+    if w == Workload::W8 {
+        crate::w8::finish(&mut rep);
+    }
     rep.target = format!("parlor+redis, {nodes} nodes");
     rep.metric("nodes", nodes as f64, "");
     if sessions < asked {

@@ -68,6 +68,7 @@ pub async fn run(ctx: &Ctx, n: usize, rooms: usize) -> anyhow::Result<Report> {
     let mut nodes = Vec::with_capacity(NODES);
     for i in 1..=NODES {
         let extra_args = vec!["--redis".into(), url.clone(), "--node-id".into(), format!("n{i}")];
+        let extra_args = [extra_args, ctx.args.server_args.clone()].concat();
         let limits = Limits { server_bin: ctx.args.server_bin.clone(), extra_args, ..Limits::default() };
         nodes.push(Target::start(Kind::Parlor, &limits, &ctx.args.app).await.with_context(|| format!("node n{i}"))?);
     }

@@ -47,6 +47,7 @@ pub mod w4;
 pub mod w5;
 pub mod w6;
 pub mod w7;
+pub mod w8;
 pub mod workers;
 
 use std::net::Ipv4Addr;
@@ -173,7 +174,7 @@ pub async fn hold(
     room: String,
     mut stop: watch::Receiver<bool>,
     mut on_text: impl FnMut(&str),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Client> {
     let every = c.heartbeat_every();
     // Spread the heartbeats: the first one comes at a random point of the interval.
     let first = every.mul_f64(rand::random::<f64>());
@@ -195,7 +196,7 @@ pub async fn hold(
             },
         }
     }
-    Ok(())
+    Ok(c)
 }
 
 /// Resolves once `stop` holds true (or its sender is gone).
@@ -388,7 +389,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     name_of(w)
                 ))?;
             }
-            let limits = Limits { server_bin: args.server_bin.clone(), ..Limits::default() };
+            let limits = Limits {
+                server_bin: args.server_bin.clone(),
+                extra_args: args.server_args.clone(),
+                ..Limits::default()
+            };
             let mut target = match &args.server_url {
                 Some(url) => Target::external(kind, url, args.server_pid)?,
                 None => Target::start(kind, &limits, &args.app).await?,
@@ -418,7 +423,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Vec<Report>> {
                     Workload::W4 => w4::run(&ctx, &target, sessions, rooms_of(&args, w, sessions)).await,
                     Workload::W7 => w7::run(&ctx, &target, sessions).await,
                     Workload::Soak => soak::run(&ctx, &target, sessions, rooms_of(&args, w, sessions), minutes).await,
-                    Workload::W5 | Workload::W6 | Workload::Slow | Workload::Failover | Workload::All => {
+                    Workload::W5
+                    | Workload::W6
+                    | Workload::W8
+                    | Workload::Slow
+                    | Workload::Failover
+                    | Workload::All => {
                         unreachable!()
                     }
                 }
@@ -464,6 +474,7 @@ pub(crate) fn name_of(w: Workload) -> &'static str {
         Workload::Slow => "slow",
         Workload::W6 => "w6",
         Workload::W7 => "w7",
+        Workload::W8 => "w8",
         Workload::Failover => "failover",
         Workload::All => "all",
         Workload::Soak => "soak",

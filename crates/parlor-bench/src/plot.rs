@@ -9,7 +9,8 @@
 //! Charts, each written only when the reports have its data:
 //! - `w2.svg` (and `w5.svg`): delivered rate and p99 against offered rate, one line per target;
 //! - `w1-login-latency.svg`: the login latency distribution (by percentile) per target;
-//! - `w4-sessions-back.svg`, `w6-sessions-back.svg`: share of the cut sessions back over time.
+//! - `w4-sessions-back.svg`, `w6-sessions-back.svg`: share of the cut sessions back over time;
+//! - `w7-bytes-per-member.svg`: W7 runs at several sizes, presence bytes per member by mode.
 //!
 //! A report saved before it carried curves (`series`) still gives the W1 and W4 charts, from its
 //! p50 / p99 / max points.
@@ -70,6 +71,12 @@ pub fn write_all(dir: &Path, reports: &[Report]) -> anyhow::Result<Vec<PathBuf>>
         draw(&path, SIZE_ONE, &[login])?;
         written.push(path);
     }
+    let bytes = w7_bytes_panel(reports);
+    if !bytes.lines.is_empty() {
+        let path = dir.join("w7-bytes-per-member.svg");
+        draw(&path, SIZE_ONE, &[bytes])?;
+        written.push(path);
+    }
     for w in ["w4", "w6"] {
         let back = back_panel(w, reports);
         if !back.lines.is_empty() {
@@ -126,6 +133,34 @@ fn login_panel(reports: &[Report]) -> Panel {
         };
         if !points.is_empty() {
             p.lines.push(Line { label: format!("{} ({})", r.target, r.sessions), points });
+        }
+    }
+    p
+}
+
+/// W7 at several room sizes: bytes each member received for presence, one line per mode (a
+/// room above `--full-presence-up-to` is large, §9.10; `--server-arg=--full-presence-up-to=0`
+/// keeps full presence at every size).
+fn w7_bytes_panel(reports: &[Report]) -> Panel {
+    let mut p = Panel {
+        title: "W7 big room: presence bytes received per member".into(),
+        x_desc: "members in the room".into(),
+        y_desc: "KiB per member".into(),
+        x_scale: Scale::Log,
+        y_scale: Scale::Log,
+        lines: Vec::new(),
+    };
+    for (label, large) in [("full presence at every size", false), ("large rooms above 500 (default)", true)] {
+        let mut points: Vec<(f64, f64)> = reports
+            .iter()
+            .filter(|r| {
+                r.workload == "w7" && r.get("members that saw the room large").is_some_and(|m| (m > 0.0) == large)
+            })
+            .filter_map(|r| Some((r.sessions as f64, r.get("bytes received per member")?)))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if !points.is_empty() {
+            p.lines.push(Line { label: label.into(), points });
         }
     }
     p

@@ -145,6 +145,7 @@ pub(crate) async fn start_nodes_of(ctx: &Ctx, kind: Kind, redis: &Redis, n: usiz
             Kind::Socketio => vec![redis.url.clone()],
             k => bail!("{} has no Redis nodes here", k.name()),
         };
+        let extra_args = [extra_args, ctx.args.server_args.clone()].concat();
         let limits = Limits { server_bin: ctx.args.server_bin.clone(), extra_args, ..Limits::default() };
         nodes.push(Target::start(kind, &limits, &ctx.args.app).await.with_context(|| format!("node n{i}"))?);
     }

@@ -1,14 +1,21 @@
 //! W7, big room (Parlor only): `n` sessions log in to ONE room with `user_status_notify` true —
 //! the live-stream case. Each member builds the room's user list as a client would: the others
 //! in its login `ok`, then every `user_add` / `user_delete` on the `users` channel (in `seq`
-//! order, no gaps, no repeats). The storm is over when every member's list holds all the other
-//! `n − 1` users, and then each list is checked to be exactly that.
+//! order, no gaps, no repeats).
 //!
-//! Measured: the time until all are logged in, the time until every list is complete, users
-//! events and user entries delivered, bytes received (every text frame from the login `ok` on),
-//! the server's CPU and RSS. Naively each
-//! login tells everyone already there (n²/2 user entries); a server that batches `user_add`s
-//! (§5: `users` is a list) delivers fewer, larger events for the same lists.
+//! Up to the server's `--full-presence-up-to` (default 500) that list is the whole room, and the
+//! storm is over when every member lists all the other `n − 1` users, each list then checked to
+//! be exactly that. Above it the room is *large* (protocol §9.10): the `ok` carries a page and a
+//! cursor (`users_next`), arrivals come in `user_update` batches (applied as sets) and the count
+//! in `user_update` / `online`. Then the storm is over when every member's count is `n`; each
+//! member's list must hold no one who is not in the room; and some members (all with --quick,
+//! else 20) page the whole list with `members` (500 a page), which must be exactly the room, no
+//! one twice.
+//!
+//! Measured: the time until all are logged in, the time until every list (or count) is complete,
+//! users events and user entries delivered, bytes received for presence (every text frame from
+//! the login `ok` on, the pages excluded) and per member, the pages' bytes, the server's CPU and
+//! RSS. Naively each login tells everyone already there (n²/2 user entries).
 //!
 //! A member's list is a bitset over the user indices (`u<i>`), so 10 000 members × 10 000 users
 //! cost the generator 12.5 MB, not a string per entry.
@@ -23,6 +30,8 @@ use crate::client::{self, parse, Client, In, SeqField};
 use crate::report::{percentile, Report};
 use crate::target::{Endpoint, Target};
 use crate::{hold, wait_until, Counts, Ctx};
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
 
 /// The room.
 const ROOM: &str = "w7";
@@ -41,6 +50,10 @@ struct Shared {
     bytes: AtomicU64,
     /// When the last member became complete (ns since the start).
     last_complete_ns: AtomicU64,
+    /// Members who saw their room large (a page in the `ok`, or a `user_update`).
+    large: AtomicUsize,
+    /// Bytes of the `members` pages read at the end.
+    page_bytes: AtomicU64,
 }
 
 /// One member's view of the room's users.
@@ -51,18 +64,27 @@ struct Member {
     bits: Vec<u64>,
     count: usize,
     users_seq: u64,
-    /// Wrong things seen: an add of a user already listed, a delete of one not listed, an id
-    /// that is not one of the generator's, a `seq` gap or repeat.
+    /// The room is large (§9.10): the list is a partial view, applied as a set.
+    large: bool,
+    /// The room's member count as last told (`ok`, `user_update`, `online`).
+    told: u64,
+    /// Wrong things seen: an add of a user already listed, a delete of one not listed (in a room
+    /// that is not large), an id that is not one of the generator's, a `seq` gap or repeat.
     errors: Vec<String>,
 }
 
 impl Member {
     fn new(me: usize, n: usize) -> Member {
-        Member { me, n, bits: vec![0; n.div_ceil(64)], count: 0, users_seq: 0, errors: Vec::new() }
+        let bits = vec![0; n.div_ceil(64)];
+        Member { me, n, bits, count: 0, users_seq: 0, large: false, told: 0, errors: Vec::new() }
     }
 
+    /// A room that is not large: every other user listed. A large one: the count is the room's.
     fn complete(&self) -> bool {
-        self.count == self.n - 1 && !self.has(self.me)
+        match self.large {
+            true => self.told == self.n as u64 && !self.has(self.me),
+            false => self.count == self.n - 1 && !self.has(self.me),
+        }
     }
 
     fn has(&self, i: usize) -> bool {
@@ -82,11 +104,16 @@ impl Member {
             return;
         };
         if i == self.me {
-            self.error("its own user in its list".into());
+            // A large room's batch carries the member's own arrival too (§9.10).
+            if !self.large {
+                self.error("its own user in its list".into());
+            }
             return;
         }
         let (w, b) = (i / 64, 1u64 << (i % 64));
         match (add, self.bits[w] & b != 0) {
+            // As a set in a large room: a batch may repeat what the `ok`'s page listed.
+            (true, true) | (false, false) if self.large => {}
             (true, false) => {
                 self.bits[w] |= b;
                 self.count += 1;
@@ -102,6 +129,8 @@ impl Member {
 
     /// The login `ok`: the others already there and the `users` channel's last `seq`.
     fn login(&mut self, ok: &In<'_>) {
+        self.large = ok.users_next.is_some();
+        self.told = ok.online.unwrap_or(0);
         for u in ok.users.iter().flatten() {
             self.apply(&u.id, true);
         }
@@ -112,7 +141,8 @@ impl Member {
 
     /// One frame after the login; returns the user entries it carried.
     fn frame(&mut self, text: &str) -> u64 {
-        if !text.starts_with("{\"t\":\"event\"") || !text.contains("\"ch\":\"users\"") {
+        let users = text.contains("\"ch\":\"users\"");
+        if !text.starts_with("{\"t\":\"event\"") || !(users || text.contains("\"kind\":\"online\"")) {
             return 0;
         }
         let f = match parse(text) {
@@ -122,6 +152,10 @@ impl Member {
                 return 0;
             }
         };
+        if f.kind.as_deref() == Some("online") {
+            self.told = f.count.unwrap_or(self.told);
+            return 0;
+        }
         let Some(SeqField::One(seq)) = f.seq else { return 0 };
         if seq != self.users_seq + 1 {
             self.error(format!("users seq {seq} after {}", self.users_seq));
@@ -130,6 +164,18 @@ impl Member {
         let add = match f.kind.as_deref() {
             Some("user_add") => true,
             Some("user_delete") => false,
+            Some("user_update") => {
+                self.large = true;
+                self.told = f.count.unwrap_or(self.told);
+                let (added, deleted) = (f.added.unwrap_or_default(), f.deleted.unwrap_or_default());
+                for u in &deleted {
+                    self.apply(&u.id, false);
+                }
+                for u in &added {
+                    self.apply(&u.id, true);
+                }
+                return (added.len() + deleted.len()) as u64;
+            }
             _ => return 0,
         };
         let users = f.users.unwrap_or_default();
@@ -168,6 +214,47 @@ async fn login(ctx: &Ctx, ep: &Endpoint, i: usize, m: &mut Member, bytes: &Atomi
         }
     }
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+}
+
+/// Page the whole member list with `members` (500 a page): every user `u0`…`u<n-1>` exactly
+/// once. Returns the pages' bytes.
+async fn page_all(c: &mut Client, n: usize) -> anyhow::Result<u64> {
+    let (mut seen, mut cursor, mut bytes) = (vec![false; n], String::new(), 0u64);
+    loop {
+        let id = c.next_id;
+        c.next_id += 1;
+        let req = format!(
+            "{{\"t\":\"members\",\"id\":{id},\"room\":{},\"cursor\":{},\"limit\":500}}",
+            client::js(ROOM),
+            client::js(&cursor)
+        );
+        c.ws.send(Message::text(req)).await?;
+        let next = loop {
+            let t = client::next_text(&mut c.ws).await?;
+            let f = parse(&t)?;
+            match (&*f.t, f.id) {
+                ("ok", Some(i)) if i == id => {
+                    bytes += t.len() as u64;
+                    for u in f.users.iter().flatten() {
+                        let i = u.id.strip_prefix('u').and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < n);
+                        let Some(i) = i else { anyhow::bail!("a page lists {:?}, not in the room", u.id) };
+                        anyhow::ensure!(!seen[i], "{} on two pages", u.id);
+                        seen[i] = true;
+                    }
+                    break f.next.unwrap_or_default();
+                }
+                ("error", Some(i)) if i == id => anyhow::bail!("members refused: {t:.200}"),
+                _ => {}
+            }
+        };
+        if next.is_empty() {
+            break;
+        }
+        cursor = next;
+    }
+    let missing = seen.iter().filter(|s| !**s).count();
+    anyhow::ensure!(missing == 0, "{missing} of {n} members on no page");
+    Ok(bytes)
 }
 
 /// Run W7.
@@ -234,11 +321,26 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report>
                 }
             })
             .await;
-            if let Err(e) = held {
-                sh.counts.broken.fetch_add(1, Ordering::Relaxed);
-                sh.counts.error(&e);
+            let mut paged = None;
+            match held {
+                // Some members page the whole list at the end (all with --quick).
+                Ok(mut c) if m.large && (ctx2.args.quick || i % (n / 20).max(1) == 0) => {
+                    let p = page_all(&mut c, n).await;
+                    if let Ok(b) = &p {
+                        sh.page_bytes.fetch_add(*b, Ordering::Relaxed);
+                    }
+                    paged = Some(p.map_err(|e| format!("{e:#}")));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    sh.counts.broken.fetch_add(1, Ordering::Relaxed);
+                    sh.counts.error(&e);
+                }
             }
-            Some((lat, m))
+            if m.large {
+                sh.large.fetch_add(1, Ordering::Relaxed);
+            }
+            Some((lat, m, paged))
         }));
     }
     let deadline = ctx.deadline();
@@ -268,15 +370,31 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report>
     let _ = stop_tx.send(true);
     let mut lats = Vec::with_capacity(n);
     let (mut exact, mut wrong, mut first_wrong) = (0usize, 0usize, None);
+    let (mut pages_ok, mut pages_wrong, mut first_page_wrong) = (0usize, 0usize, None);
     for t in tasks {
-        let Ok(Some((lat, m))) = t.await else { continue };
+        let Ok(Some((lat, m, paged))) = t.await else { continue };
+        match paged {
+            Some(Ok(_)) => pages_ok += 1,
+            Some(Err(e)) => {
+                pages_wrong += 1;
+                first_page_wrong.get_or_insert(format!("u{}: {e}", m.me));
+            }
+            None => {}
+        }
         lats.push(lat.as_micros() as u64);
         if m.complete() && m.errors.is_empty() {
             exact += 1;
         } else {
             wrong += 1;
             if first_wrong.is_none() {
-                first_wrong = Some(format!("u{}: {} of {} others listed; {:?}", m.me, m.count, n - 1, m.errors));
+                first_wrong = Some(format!(
+                    "u{}: {} of {} others listed, count told {}; {:?}",
+                    m.me,
+                    m.count,
+                    n - 1,
+                    m.told,
+                    m.errors
+                ));
             }
         }
     }
@@ -297,6 +415,15 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report>
     rep.metric("user entries delivered", entries as f64, "");
     rep.metric("user entries per event", if events > 0 { entries as f64 / events as f64 } else { 0.0 }, "");
     rep.metric("bytes received", bytes as f64 / 1048576.0, "MiB");
+    rep.metric("bytes received per member", bytes as f64 / joined.max(1) as f64 / 1024.0, "KiB");
+    let large = sh.large.load(Ordering::Relaxed);
+    rep.metric("members that saw the room large", large as f64, "");
+    if large > 0 {
+        rep.metric("members that paged the whole list", (pages_ok + pages_wrong) as f64, "");
+        rep.metric("paged lists exact", pages_ok as f64, "");
+        let paging = sh.page_bytes.load(Ordering::Relaxed) as f64 / (pages_ok.max(1) as f64) / 1024.0;
+        rep.metric("bytes per whole-list walk", paging, "KiB");
+    }
     if let (Some(a), Some(b)) = (cpu0, cpu1) {
         rep.metric("server CPU", (b - a).as_secs_f64(), "s");
     }
@@ -316,6 +443,9 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report>
     }
     if wrong > 0 {
         rep.problem(format!("{wrong} user lists wrong, first: {}", first_wrong.unwrap_or_default()));
+    }
+    if pages_wrong > 0 {
+        rep.problem(format!("{pages_wrong} paged lists wrong, first: {}", first_page_wrong.unwrap_or_default()));
     }
     let broken = sh.counts.broken.load(Ordering::Relaxed);
     if broken > 0 {
@@ -347,5 +477,24 @@ mod tests {
         assert_eq!(d.errors.len(), 1, "a delete of a user never listed");
         d.frame(r#"{"t":"event","room":"w7","ch":"users","seq":2,"kind":"user_add","users":[{"id":"x9","name":""}]}"#);
         assert_eq!(d.errors.len(), 2, "an id that is not the generator's");
+    }
+
+    #[test]
+    fn a_large_room_is_complete_when_its_count_is() {
+        let mut m = Member::new(1, 4);
+        let ok = parse(
+            r#"{"t":"ok","id":1,"users":[{"id":"u0","name":""}],"users_next":"","online":2,"seq":{"room":0,"users":2}}"#,
+        )
+        .unwrap();
+        m.login(&ok);
+        assert!(m.large && !m.complete());
+        // A batch with its own arrival and u0 again (listed by the page): neither is wrong.
+        let batch = r#"{"t":"event","room":"w7","ch":"users","seq":3,"kind":"user_update","added":[{"id":"u0","name":""},{"id":"u1","name":""},{"id":"u2","name":""}],"deleted":[],"count":3}"#;
+        assert_eq!(m.frame(batch), 3);
+        assert!(!m.complete(), "the count is 3 of 4");
+        m.frame(r#"{"t":"event","room":"w7","kind":"online","count":4}"#);
+        assert!(m.complete() && m.errors.is_empty(), "{:?}", m.errors);
+        m.frame(r#"{"t":"event","room":"w7","ch":"users","seq":5,"kind":"user_update","added":[],"deleted":[],"count":4,"list_changed":true}"#);
+        assert_eq!(m.errors.len(), 1, "a gap in the users channel is still one: {:?}", m.errors);
     }
 }

@@ -76,7 +76,7 @@ pub fn parse_slice(s: &str) -> anyhow::Result<(usize, usize)> {
 
 /// The workloads that can be spread (W6 only on Redis nodes, `--nodes`).
 pub fn supported(w: Workload) -> bool {
-    matches!(w, Workload::W1 | Workload::W3 | Workload::W4)
+    matches!(w, Workload::W1 | Workload::W3 | Workload::W4 | Workload::W8)
 }
 
 /// What the parent saw at a barrier.
@@ -234,6 +234,11 @@ const SUMS: &[&str] = &[
     "broadcasts never answered after a repeat",
     "broadcasts answered 1000004 (retried)",
     "broadcasts failed (an error other than 1000004)",
+    "counts exact",
+    "counts wrong",
+    "presence bytes received",
+    "broadcast deliveries",
+    "whole-list walks exact",
 ];
 
 /// Merge the workers' reports of one workload.

@@ -172,3 +172,12 @@ async fn memory_engine_large_rooms() {
     let transcript = run_script(config()).await;
     check_golden(&transcript, &golden_path(), true, "memory engine");
 }
+
+#[tokio::test]
+async fn redis_engine_large_rooms() {
+    let redis = parlor_testkit::RedisServer::start();
+    let mut c = config();
+    c.redis = vec![redis.url()];
+    let transcript = run_script(c).await;
+    check_golden(&transcript, &golden_path(), false, "redis engine");
+}

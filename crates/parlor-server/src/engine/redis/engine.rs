@@ -76,35 +76,57 @@ impl RedisEngine {
         }
     }
 
-    /// The `online` count of each room this node has sessions in, to them, every
-    /// `online_interval` and only when it changed (each node counts for its own sessions).
+    /// The `online` count of each room this node has sessions in, to them, only when it changed:
+    /// every `online_interval` in a room that is not large, every `presence_interval` in a large
+    /// one (§9.10). Each node counts for its own sessions; the counts it needs at a tick are read
+    /// in one pipelined call per app.
     async fn online_counts(&self, now: Instant) {
+        let mut due: HashMap<u32, Vec<(Arc<fanout::RoomSeq>, bool)>> = HashMap::new();
         for r in self.fanout.all() {
-            let due = {
-                let mut o = r.online.lock();
-                match o.0 {
-                    None => {
-                        o.0 = Some(now + self.config.online_interval);
-                        false
-                    }
-                    Some(at) if now >= at => {
-                        o.0 = Some(now + self.config.online_interval);
-                        true
-                    }
-                    Some(_) => false,
+            let large_on = self.config.full_presence_up_to(r.app) > 0;
+            let mut o = r.online.lock();
+            let small = match o.small {
+                None => {
+                    o.small = Some(now + self.config.online_interval);
+                    false
                 }
+                Some(at) if now >= at => {
+                    o.small = Some(now + self.config.online_interval);
+                    true
+                }
+                Some(_) => false,
             };
-            if !due {
-                continue;
+            let large = large_on && o.large.is_none_or(|at| now >= at);
+            if large {
+                o.large = Some(now + self.config.presence_interval);
             }
-            let mut conn = self.conn.clone();
-            let members = format!("parlor:{{{}}}:r:{}:mem", r.app, r.room);
-            let Ok(count) = redis::cmd("HLEN").arg(members).query_async::<u32>(&mut conn).await else {
+            if small || large {
+                due.entry(r.app).or_default().push((r.clone(), small));
+            }
+        }
+        for (app, rooms) in due {
+            let mut pipe = redis::pipe();
+            for (r, _) in &rooms {
+                pipe.cmd("HLEN").arg(format!("parlor:{{{app}}}:r:{}:mem", r.room));
+            }
+            let Ok(counts) = pipe.query_async::<Vec<u32>>(&mut self.conn.clone()).await else {
                 continue;
             };
-            if std::mem::replace(&mut r.online.lock().1, count) != count {
-                let frame = Frame::event(&r.room, None, None, parlor_protocol::EventBody::Online { count });
-                self.fanout.deliver.room_event(r.app, &r.room, None, 0, &frame, None);
+            for ((r, small), count) in rooms.into_iter().zip(counts) {
+                // A room that is not large (and was not at the last look) is told only at its
+                // own cadence.
+                let large = self.config.is_large(app, count as usize);
+                let mut o = r.online.lock();
+                if !(small || large || o.was_large) {
+                    continue;
+                }
+                o.small = Some(now + self.config.online_interval);
+                o.was_large = large;
+                if std::mem::replace(&mut o.sent, count) != count {
+                    drop(o);
+                    let frame = Frame::event(&r.room, None, None, parlor_protocol::EventBody::Online { count });
+                    self.fanout.deliver.room_event(r.app, &r.room, None, 0, &frame, None);
+                }
             }
         }
     }

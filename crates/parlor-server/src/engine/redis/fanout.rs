@@ -165,8 +165,24 @@ pub struct RoomSeq {
     pub cursor: Arc<tokio::sync::Mutex<Cursor>>,
     /// Pub/sub events waiting for the cursor, and whether a drain is scheduled.
     pending: Mutex<(VecDeque<Msg>, bool)>,
-    /// When the `online` count is looked at next (None: not yet planned), and the last sent.
-    pub online: Mutex<(Option<tokio::time::Instant>, u32)>,
+    /// When the `online` count is due and what was last sent.
+    pub online: Mutex<Online>,
+}
+
+/// When a room's `online` count is sent next to this node's members, and the last one sent.
+#[derive(Debug)]
+pub struct Online {
+    /// The next `online_interval` (None: not yet planned): the cadence of a room that is not
+    /// large.
+    pub small: Option<tokio::time::Instant>,
+    /// The next `presence_interval` (None: now): when the count is read, to see whether the room
+    /// is large and its count changed (§9.10).
+    pub large: Option<tokio::time::Instant>,
+    /// The room was large at the last look: the count after it stops being large is sent at
+    /// the fast pace too (§9.10).
+    pub was_large: bool,
+    /// The count last sent.
+    pub sent: u32,
 }
 
 /// The rooms of this node and their sequencers.
@@ -286,7 +302,7 @@ impl Fanout {
             room: room.to_string(),
             cursor: Arc::new(tokio::sync::Mutex::new(Cursor::new(String::new(), [0, 0]))),
             pending: Mutex::new((VecDeque::new(), false)),
-            online: Mutex::new((None, 1)),
+            online: Mutex::new(Online { small: None, large: None, was_large: false, sent: 1 }),
         });
         rooms.insert((app, room.to_string()), r.clone());
         r

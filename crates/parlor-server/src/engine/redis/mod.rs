@@ -53,10 +53,12 @@ use crate::engine::{
 };
 use crate::frame::Frame;
 
-/// The script: the steps (lib), resume and liveness (sessions), the admin API's operations
-/// (admin), the operations (ops). Loaded as a function library ([`Library`]).
+/// The script: the steps (lib), presence in large rooms (presence), resume and liveness
+/// (sessions), the admin API's operations (admin), the operations (ops). Loaded as a function
+/// library ([`Library`]).
 const SOURCE: &str = concat!(
     include_str!("lua/lib.lua"),
+    include_str!("lua/presence.lua"),
     include_str!("lua/sessions.lua"),
     include_str!("lua/admin.lua"),
     include_str!("lua/ops.lua")
@@ -392,6 +394,15 @@ impl RedisEngine {
             "max_offline": config.max_offline_sessions,
             "hooks": hook_apps,
             "hook_queue": config.webhook.queue.max(1),
+            // §9.10: the threshold of large rooms (the server's and each app's own) and the
+            // presence interval.
+            "fpu": config.full_presence_up_to,
+            "fpu_apps": config
+                .app_settings
+                .iter()
+                .filter_map(|(app, s)| Some((app.to_string(), s.full_presence_up_to?)))
+                .collect::<HashMap<_, _>>(),
+            "presence_ms": config.presence_interval.as_millis() as u64,
         })
         .to_string();
         let script = Library::new();

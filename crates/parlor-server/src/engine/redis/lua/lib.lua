@@ -27,6 +27,8 @@ local KICKS
 local HOOKS, HOOK_LOG
 -- The settings are the same text at every call of a node: decoded once per text.
 local CFG_TEXT
+-- Presence in large rooms (§9.10): filled by presence.lua, which comes after this file.
+local presence = {}
 
 local function begin(keys, args)
   KEYS, ARGV = keys, args
@@ -195,7 +197,9 @@ local function room_state_parts(key, room)
   local m = redis.call('HMGET', meta, 'epoch', 'rseq', 'useq')
   local notify = redis.call('HGET', rk(room, 'mem'), key) == '1'
   local parts = {}
-  if notify then
+  if notify and presence.large(redis.call('HLEN', rk(room, 'mem'))) then
+    table.insert(parts, presence.first_page(key, room))
+  elseif notify then
     local users = {}
     for _, k in ipairs(redis.call('ZRANGE', rk(room, 'ord'), 0, -1)) do
       if k ~= tostring(key) then table.insert(users, redis.call('HGET', rk(room, 'user'), k)) end
@@ -217,7 +221,8 @@ local function room_state(key, room)
 end
 
 -- lex: the members' user ids, all at score 0, so in byte order: the pages of `members`.
-local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users'}
+-- padd, pdel: a large room's pending batch (presence.lua).
+local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users', 'padd', 'pdel'}
 
 -- Why a member leaves: `kick` is the admin API's, `close` its room close, `expire` the token's.
 local REASON = { logout = 5, offline = 2, dup = 3, kick = 4, close = 4, expire = 4 }
@@ -236,7 +241,17 @@ local function leave(key, room, why)
   if why == 'offline' and mraw then redis.call('HSET', sk(key, 'away'), room, mraw) end
   redis.call('ZREM', P .. ':tokens', key .. '|' .. room)
   redis.call('ZREM', P .. ':warn', key .. '|' .. room)
-  if redis.call('HDEL', rk(room, 'mem'), key) == 0 then return '' end
+  if redis.call('HEXISTS', rk(room, 'mem'), key) == 0 then return '' end
+  local own = redis.call('HGETALL', rk(room, 'own'))
+  local ids = {}
+  for i = 1, #own, 2 do
+    if own[i + 1] == key then table.insert(ids, own[i]) end
+  end
+  table.sort(ids)
+  -- §9.10: when this departure will be told on its own (a host's, or one after which the room
+  -- is not large), the pending batch goes first, while the member is still there to be sent it.
+  if #ids > 0 or not presence.large(redis.call('HLEN', rk(room, 'mem')) - 1) then presence.flush(room) end
+  redis.call('HDEL', rk(room, 'mem'), key)
   local user = redis.call('HGET', rk(room, 'user'), key)
   redis.call('HDEL', rk(room, 'user'), key)
   redis.call('ZREM', rk(room, 'ord'), key)
@@ -245,12 +260,6 @@ local function leave(key, room, why)
     redis.call('HDEL', rk(room, 'uid'), uid)
     redis.call('ZREM', rk(room, 'lex'), uid)
   end
-  local own = redis.call('HGETALL', rk(room, 'own'))
-  local ids = {}
-  for i = 1, #own, 2 do
-    if own[i + 1] == key then table.insert(ids, own[i]) end
-  end
-  table.sort(ids)
   local streams = {}
   for _, id in ipairs(ids) do
     table.insert(streams, redis.call('HGET', rk(room, 'st'), id))
@@ -265,8 +274,14 @@ local function leave(key, room, why)
     local body = '"kind":"stream_delete","streams":[' .. table.concat(streams, ',') .. '],"reason":' .. REASON[why]
     table.insert(seqs, '"room":' .. emit(room, 'room', body, key, false))
   end
+  -- §9.10, the size judged after the departure: in a large room it goes into the batch, unless
+  -- the member was a host (it had streams); else it is told at once (the batch went first).
   if why ~= 'dup' then
-    table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
+    if #streams == 0 and uid and presence.large(redis.call('HLEN', rk(room, 'mem'))) then
+      presence.left(room, uid, user)
+    else
+      table.insert(seqs, '"users":' .. emit(room, 'users', '"kind":"user_delete","users":[' .. user .. ']', key, false))
+    end
   end
   -- The departure goes on the room's channel, in order with its events: a node delivers
   -- nothing after it to the member that left.
@@ -277,6 +292,7 @@ local function leave(key, room, why)
     hook(room, 'room_closed', '', at[3])
     for _, w in ipairs(ROOM_KEYS) do redis.call('DEL', rk(room, w)) end
     redis.call('SREM', P .. ':rooms', room)
+    redis.call('ZREM', P .. ':pdue', room)
   end
   return table.concat(seqs, ',')
 end
@@ -362,8 +378,18 @@ local function enter(key, room, m)
   redis.call('HSET', rk(room, 'uid'), uid, key)
   redis.call('ZADD', rk(room, 'lex'), 0, uid)
   redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
-  if not older then
-    emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
+  -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
+  -- any batch still pending.
+  if older then
+    -- The same user again (no user change): a pending arrival is told with the new name.
+    if redis.call('HEXISTS', rk(room, 'padd'), uid) == 1 then redis.call('HSET', rk(room, 'padd'), uid, user) end
+  else
+    if presence.large(redis.call('HLEN', rk(room, 'mem'))) then
+      presence.arrived(room, uid, user)
+    else
+      presence.flush(room)
+      emit(room, 'users', '"kind":"user_add","users":[' .. user .. ']', key, false)
+    end
   end
   hook_user(room, 'user_login', key, user, nil)
   redis.call('HDEL', sk(key, 'kicked'), room)

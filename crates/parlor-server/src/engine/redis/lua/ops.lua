@@ -62,6 +62,10 @@ function ops.publish(key, a)
   redis.call('HSET', rk(room, 'own'), id, key)
   redis.call('HSET', P .. ':streams', id, key .. '|' .. room)
   hook(room, 'stream_added', '"stream":' .. stream)
+  -- Hosts stay exact (§9.10): an arrival still in the large room's batch is told at once, on
+  -- its own, before the stream; to everyone, like the batch it leaves (its client skips itself).
+  local arrival = presence.take_arrival(room, redis.call('HGET', sk(key), 'uid'))
+  if arrival then emit(room, 'users', '"kind":"user_add","users":[' .. arrival .. ']', nil, false) end
   return room_event(emit(room, 'room', '"kind":"stream_add","streams":[' .. stream .. ']', key, false))
 end
 

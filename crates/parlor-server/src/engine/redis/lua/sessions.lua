@@ -217,6 +217,8 @@ local function reap()
       end
     end
   end
+  -- Large rooms' batches that are due (§9.10): made here, once for the deployment.
+  presence.flush_due()
   -- How many went offline and how many were forgotten (for the node's metrics).
   return {'ok', n .. ' ' .. expired}
 end

@@ -1,0 +1,374 @@
+//! W8, an audience at scale (Parlor on Redis nodes): `n` sessions (100 000; --quick 3 000) log
+//! in to ONE room, spread over N nodes (6; --quick 2) sharing one redis-server, from --workers
+//! generator processes, every one with `user_status_notify` — a live stream's room, large in
+//! the sense of protocol §9.10.
+//!
+//! Each member keeps what a client keeps of a large room: the `users` and `room` channels' seqs
+//! (no gap, no repeat), the member count as last told (`ok`, `user_update`, `online`). Then:
+//! 1. logins: all in, and the time of the last one (wall clock: the workers share the box's);
+//! 2. counts: every member's count is `n`, and when the last one got there (so "within 2 s of
+//!    the last login" is measured across the workers);
+//! 3. a host (session 0) broadcasts 5 msg/s for 10 s (--quick 3 s), each message carrying its
+//!    wall-clock send time: every other member must get every one, in `seq` order (the
+//!    fan-out's latency, send to receipt, as a p50 / p99);
+//! 4. a few members (4; --quick 1) page the whole list with `members` (500 a page): exactly the
+//!    room, no one twice, and how long a walk takes.
+//!
+//! The parent ([`crate::cluster`]) starts Redis and the nodes, merges the workers' reports and
+//! derives the cross-worker figures ([`finish`]).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use tokio::sync::{watch, Semaphore};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{self, parse, Client, SeqField};
+use crate::cluster::Servers;
+use crate::report::{percentile, Report};
+use crate::target::Endpoint;
+use crate::{wait_until, Counts, Ctx};
+
+/// The room.
+const ROOM: &str = "w8";
+/// Host broadcasts per second.
+const RATE: u64 = 5;
+
+/// Wall-clock milliseconds since the Unix epoch: one clock for every worker process.
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Broadcasts the host sends: 5 a second for 10 s (--quick 3 s).
+fn broadcasts(ctx: &Ctx) -> u64 {
+    RATE * if ctx.args.quick { 3 } else { 10 }
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    counts: Counts,
+    /// Members whose count is `n`.
+    exact: AtomicUsize,
+    /// Wall ms of the last member's count becoming exact.
+    exact_at: AtomicU64,
+    /// Wall ms of the last login.
+    last_login: AtomicU64,
+    /// Text bytes received before the broadcasts (presence: the `ok`, batches, counts).
+    presence_bytes: AtomicU64,
+    /// Host broadcasts answered `ok`.
+    sent: AtomicU64,
+    /// Broadcasts received by members.
+    delivered: AtomicU64,
+    /// Members with every broadcast.
+    all_received: AtomicUsize,
+    /// Send-to-receipt latencies, ms.
+    latencies: Mutex<Vec<u32>>,
+    /// Seq gaps or repeats seen (either channel).
+    gaps: AtomicU64,
+    /// Walks of the whole list: (exact, wall time ms).
+    walks: Mutex<Vec<Result<u64, String>>>,
+}
+
+/// Log in as `u<i>` with retries (a refused upgrade waits a full-jitter backoff, as clients do);
+/// returns the client and its login `ok`'s member count.
+async fn login(ctx: &Ctx, ep: &Endpoint, i: usize, sh: &Shared) -> anyhow::Result<(Client, u64)> {
+    let mut last = None;
+    let started = Instant::now();
+    for attempt in 0..20u32 {
+        if attempt > 0 {
+            let cap = Duration::from_millis(100 << attempt.min(6)).min(Duration::from_secs(5));
+            tokio::time::sleep(cap.mul_f64(rand::random::<f64>())).await;
+            if started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+        }
+        let attempt = async {
+            let ws = client::connect_ws(ep.addr, &ep.path, client::source(i)).await?;
+            let mut c = Client { ws, kind: ep.kind, parlor: Default::default(), next_id: 1 };
+            c.parlor_hello(&ctx.app, &format!("u{i}")).await?;
+            let mut online = 0;
+            c.parlor_login_with(ROOM, true, &mut |text, ok| {
+                sh.presence_bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+                online = ok.online.unwrap_or(0);
+            })
+            .await?;
+            anyhow::Ok((c, online))
+        };
+        match attempt.await {
+            Ok(r) => return Ok(r),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
+}
+
+/// One member, after its login, until `stop`.
+struct Member {
+    i: usize,
+    n: u64,
+    c: Client,
+    told: u64,
+    received: u64,
+    expect: u64,
+}
+
+impl Member {
+    /// One text frame: seqs, counts, broadcasts.
+    fn frame(&mut self, text: &str, sh: &Shared, broadcasting: bool) {
+        if !broadcasting {
+            sh.presence_bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        }
+        if !text.starts_with("{\"t\":\"event\"") {
+            return;
+        }
+        let Ok(f) = parse(text) else { return };
+        let was_exact = self.told == self.n;
+        if let (Some(ch), Some(SeqField::One(seq))) = (f.ch.as_deref(), f.seq) {
+            let last = if ch == "users" { &mut self.c.parlor.users_seq } else { &mut self.c.parlor.room_seq };
+            if seq != *last + 1 {
+                sh.gaps.fetch_add(1, Ordering::Relaxed);
+            }
+            *last = (*last).max(seq);
+        }
+        match f.kind.as_deref() {
+            Some("user_update") | Some("online") => self.told = f.count.unwrap_or(self.told),
+            Some("broadcast") => {
+                let sent: u64 = f.message.as_deref().and_then(|m| m.parse().ok()).unwrap_or(0);
+                sh.latencies.lock().push(wall_ms().saturating_sub(sent) as u32);
+                sh.delivered.fetch_add(1, Ordering::Relaxed);
+                self.received += 1;
+                if self.received == self.expect {
+                    sh.all_received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        }
+        let exact = self.told == self.n;
+        if exact && !was_exact {
+            sh.exact.fetch_add(1, Ordering::Relaxed);
+            sh.exact_at.fetch_max(wall_ms(), Ordering::Relaxed);
+        } else if was_exact && !exact {
+            sh.exact.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Heartbeats and frames until `stop`; the host (`go` set) also broadcasts.
+    async fn run(mut self, sh: Arc<Shared>, mut go: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) -> Self {
+        let host = self.i == 0;
+        let mut hb = tokio::time::interval(self.c.heartbeat_every());
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
+        let (mut broadcasting, mut left) = (false, if host { self.expect } else { 0 });
+        loop {
+            tokio::select! {
+                r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+                r = go.changed(), if !broadcasting => match r {
+                    Ok(()) => broadcasting = *go.borrow(),
+                    Err(_) => break,
+                },
+                _ = hb.tick() => if self.c.heartbeat(ROOM).await.is_err() { break },
+                _ = tick.tick(), if broadcasting && left > 0 => {
+                    left -= 1;
+                    let frame = self.c.broadcast_frame(ROOM, &wall_ms().to_string());
+                    if self.c.ws.send(Message::text(frame)).await.is_err() { break }
+                }
+                m = self.c.ws.next() => match m {
+                    Some(Ok(Message::Text(t))) => {
+                        if host && t.starts_with("{\"t\":\"ok\"") {
+                            sh.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        self.frame(t.as_str(), &sh, broadcasting);
+                    }
+                    Some(Ok(_)) => {}
+                    _ => {
+                        sh.counts.broken.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                },
+            }
+        }
+        self
+    }
+}
+
+/// Page the whole list (500 a page): each of `u0`…`u<n-1>` once. Returns the walk's time, ms.
+async fn walk(c: &mut Client, n: usize) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    let (mut seen, mut cursor) = (vec![false; n], String::new());
+    loop {
+        let id = c.next_id;
+        c.next_id += 1;
+        let req = format!(
+            "{{\"t\":\"members\",\"id\":{id},\"room\":{},\"cursor\":{},\"limit\":500}}",
+            client::js(ROOM),
+            client::js(&cursor)
+        );
+        c.ws.send(Message::text(req)).await?;
+        let next = loop {
+            let t = client::next_text(&mut c.ws).await?;
+            let f = parse(&t)?;
+            match (&*f.t, f.id) {
+                ("ok", Some(i)) if i == id => {
+                    for u in f.users.iter().flatten() {
+                        let k = u.id.strip_prefix('u').and_then(|s| s.parse::<usize>().ok()).filter(|&k| k < n);
+                        let Some(k) = k else { anyhow::bail!("a page lists {:?}, not in the room", u.id) };
+                        anyhow::ensure!(!seen[k], "{} on two pages", u.id);
+                        seen[k] = true;
+                    }
+                    break f.next.unwrap_or_default();
+                }
+                ("error", Some(i)) if i == id => anyhow::bail!("members refused: {t:.200}"),
+                _ => {}
+            }
+        };
+        if next.is_empty() {
+            break;
+        }
+        cursor = next;
+    }
+    let missing = seen.iter().filter(|s| !**s).count();
+    anyhow::ensure!(missing == 0, "{missing} of {n} members on no page");
+    Ok(started.elapsed().as_millis() as u64)
+}
+
+/// One worker's share of W8 against the nodes `servers`.
+pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Result<Report> {
+    let label = format!("parlor+redis, {} nodes", servers.nodes.len());
+    let mut rep = Report::new("w8", &label, n);
+    let sh = Arc::new(Shared::default());
+    let ids = ctx.mine(n);
+    let local = ids.len();
+    let expect = broadcasts(ctx);
+    let pb = ctx.bar(local as u64, "logins");
+    let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
+    let (go_tx, go_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let walkers = if ctx.args.quick { 1 } else { 4 };
+    ctx.barrier("start").await?;
+    let t0 = Instant::now();
+    let mut tasks = Vec::with_capacity(local);
+    for &i in &ids {
+        let ep = servers.endpoint(i, 1);
+        let (ctx2, sh, sem, go, stop, pb) =
+            (ctx.clone(), sh.clone(), sem.clone(), go_rx.clone(), stop_rx.clone(), pb.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await.ok()?;
+            let joined = login(&ctx2, &ep, i, &sh).await;
+            drop(permit);
+            let (c, told) = match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    sh.counts.failed.fetch_add(1, Ordering::Relaxed);
+                    sh.counts.error(&e);
+                    return None;
+                }
+            };
+            sh.last_login.fetch_max(wall_ms(), Ordering::Relaxed);
+            sh.counts.joined.fetch_add(1, Ordering::Relaxed);
+            pb.inc(1);
+            // (The host is not sent its own broadcasts: it never has them all.)
+            let m = Member { i, n: n as u64, c, told, received: 0, expect };
+            if told == n as u64 {
+                sh.exact.fetch_add(1, Ordering::Relaxed);
+                sh.exact_at.fetch_max(wall_ms(), Ordering::Relaxed);
+            }
+            let mut m = m.run(sh.clone(), go, stop).await;
+            if i % (n / walkers).max(1) == 1 {
+                let w = walk(&mut m.c, n).await.map_err(|e| format!("{e:#}"));
+                sh.walks.lock().push(w);
+            }
+            Some(m.told)
+        }));
+    }
+    let deadline = ctx.deadline();
+    let counted = |f: &AtomicUsize| f.load(Ordering::Relaxed);
+    let all_in = wait_until(deadline, || counted(&sh.counts.joined) + counted(&sh.counts.failed) >= local).await;
+    pb.finish();
+    let login_secs = t0.elapsed().as_secs_f64();
+    ctx.barrier("logged-in").await?;
+    let spin = ctx.spinner("counts");
+    let stall = Duration::from_secs(if ctx.args.quick { 10 } else { 30 });
+    let counts_in = Instant::now() + stall;
+    wait_until(counts_in.min(deadline), || {
+        spin.set_message(format!("{} of {local} members count {n}", counted(&sh.exact)));
+        counted(&sh.exact) >= local
+    })
+    .await;
+    ctx.barrier("counted").await?;
+    spin.set_message("the host broadcasts");
+    let _ = go_tx.send(true);
+    // Everyone but the host gets every broadcast (bounded: the sending time and 20 s more).
+    let others = local - usize::from(ids.contains(&0));
+    let until = Instant::now() + Duration::from_secs(expect / RATE + 20);
+    wait_until(until.min(deadline), || counted(&sh.all_received) >= others).await;
+    ctx.barrier("delivered").await?;
+    spin.finish_and_clear();
+    let _ = stop_tx.send(true);
+    let mut exact = 0usize;
+    for t in tasks {
+        if let Ok(Some(told)) = t.await {
+            exact += usize::from(told == n as u64);
+        }
+    }
+    let joined = counted(&sh.counts.joined);
+    let mut lat = std::mem::take(&mut *sh.latencies.lock());
+    lat.sort_unstable();
+    let lat: Vec<u64> = lat.into_iter().map(u64::from).collect();
+    rep.metric("sessions logged in", joined as f64, "");
+    rep.metric("time to all logged in", login_secs, "s");
+    rep.metric("logins/s", joined as f64 / login_secs.max(1e-9), "1/s");
+    rep.metric("last login at (wall ms)", sh.last_login.load(Ordering::Relaxed) as f64, "ms");
+    rep.metric("all counts exact at (wall ms)", sh.exact_at.load(Ordering::Relaxed) as f64, "ms");
+    rep.metric("counts exact", exact as f64, "");
+    rep.metric("counts wrong", (joined - exact.min(joined)) as f64, "");
+    rep.metric("presence bytes received", sh.presence_bytes.load(Ordering::Relaxed) as f64, "B");
+    rep.metric("broadcasts sent", sh.sent.load(Ordering::Relaxed) as f64, "");
+    rep.metric("broadcast deliveries", sh.delivered.load(Ordering::Relaxed) as f64, "");
+    rep.metric("fan-out latency p50", percentile(&lat, 50.0) as f64, "ms");
+    rep.metric("fan-out latency p99", percentile(&lat, 99.0) as f64, "ms");
+    rep.metric("seq gaps", sh.gaps.load(Ordering::Relaxed) as f64, "");
+    let walks = std::mem::take(&mut *sh.walks.lock());
+    let ok: Vec<u64> = walks.iter().filter_map(|w| w.as_ref().ok().copied()).collect();
+    rep.metric("whole-list walks exact", ok.len() as f64, "");
+    if let Some(max) = ok.iter().max() {
+        rep.metric("whole-list walk time", *max as f64 / 1000.0, "s");
+    }
+    for e in walks.iter().filter_map(|w| w.as_ref().err()) {
+        rep.problem(format!("a walk of the member list: {e}"));
+    }
+    if !all_in || joined != local {
+        let first = sh.counts.first_error.lock().clone().unwrap_or_default();
+        rep.problem(format!("{joined} of {local} sessions logged in; first error: {first}"));
+    }
+    if exact < joined {
+        rep.problem(format!("{} members' count is not {n}", joined - exact));
+    }
+    let broken = counted(&sh.counts.broken);
+    if broken > 0 {
+        rep.problem(format!("{broken} connections broke"));
+    }
+    Ok(rep)
+}
+
+/// The parent's figures from the merged report: counts exact after the last login, broadcasts
+/// lost, presence bytes per member.
+pub fn finish(rep: &mut Report) {
+    let n = rep.sessions as f64;
+    if let (Some(a), Some(b)) = (rep.get("last login at (wall ms)"), rep.get("all counts exact at (wall ms)")) {
+        rep.metric("every count exact after the last login", (b - a).max(0.0) / 1000.0, "s");
+    }
+    let sent = rep.get("broadcasts sent").unwrap_or(0.0);
+    let lost = sent * (n - 1.0) - rep.get("broadcast deliveries").unwrap_or(0.0);
+    rep.metric("broadcasts lost", lost, "");
+    if lost != 0.0 {
+        rep.problem(format!("{lost} broadcast deliveries lost (or extra)"));
+    }
+    if let Some(b) = rep.get("presence bytes received") {
+        rep.metric("presence bytes per member", b / n.max(1.0) / 1024.0, "KiB");
+    }
+    if rep.get("seq gaps").unwrap_or(0.0) > 0.0 {
+        rep.problem("seq gaps or repeats seen");
+    }
+}
