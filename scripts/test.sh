@@ -82,7 +82,8 @@ scripts/schemathesis.sh
 # --- the benchmark tool: every workload once, small, with correct counts ---------------------
 # slow: a member that reads nothing is cut with 4008 and catches up by resume (~20 s).
 # w6: 150 sessions on three Redis nodes, one SIGKILLed, its 50 resume on the others (~6 s).
-# w7: 300 sessions in one room with user lists, each list checked exact (~6 s).
+# w7: 1 200 sessions in one room, large (§9.10): every member's count exact, each list a true
+# subset, every member walking the whole list with `members` (~10 s).
 step "parlor bench --quick (all = w1..w7, against parlor and socketioxide; slow; soak): the tool must not rot"
 # The socketioxide peer (bench/peers/socketioxide) takes w1, w2, w3 (cargo test above already
 # built its dependencies, so the build adds only its main.rs); w4..w7 are Parlor's (w5 on
@@ -100,6 +101,12 @@ target/debug/parlor bench soak --quick
 # must come back with every event exactly once, no false user_delete. Debug build: ~2 min.
 step "reconnect storm: bench w4 on 2 Redis nodes, 8 000 sessions (issue 19's size that failed)"
 target/debug/parlor bench w4 --nodes 2 --sessions 8000 --rooms 80
+
+# --- an audience on Redis nodes (issue 20) ------------------------------------------------------
+# W8 --quick: 3 000 sessions in ONE room on 2 `parlor serve --redis` nodes: every member's count
+# exact, a host's broadcasts reach everyone exactly once, a walk of the whole list (~30 s).
+step "audience: bench w8 --quick (3 000 in one room on 2 Redis nodes)"
+target/debug/parlor bench w8 --quick
 
 # --- the Web SDK ---------------------------------------------------------------------------
 step "Web SDK: npm ci && npm test"

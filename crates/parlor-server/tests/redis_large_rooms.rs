@@ -207,6 +207,18 @@ async fn a_large_rooms_ok_and_snapshot_carry_the_first_page() {
     assert_eq!(page.len(), 100, "{snapshot}");
     assert!(!page.contains(&"m050".to_string()), "{snapshot}");
     assert_eq!((page[99].as_str(), snapshot["users_next"].as_str()), ("m100", Some("m100")), "{snapshot}");
+    // The first page is cached in Redis (`pg`); a change among its members shows at once: one
+    // who sorts first arrives, one on the page leaves, one far behind it arrives (no change).
+    let mut first = peer(&a, "a0").await;
+    first.login("live").await;
+    let gone = members.remove(1);
+    let mut gone = gone;
+    assert_eq!(gone.request(json!({"t":"logout","room":"live"})).await["t"], "ok");
+    let mut late = peer(&a, "zzz").await;
+    let ok = late.login("live").await;
+    let page = ids(&ok["users"]);
+    assert_eq!((page[0].as_str(), page[1].as_str(), page[2].as_str()), ("a0", "m000", "m002"), "{ok}");
+    assert_eq!((page.len(), ok["users_next"].as_str()), (100, Some("m099")), "{ok}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -251,7 +251,8 @@ impl MemoryEngine {
                 true => room.online_at + cfg.presence_interval,
                 false => room.next_online,
             };
-            if now >= due {
+            // A batch still waiting goes first: the count never runs ahead of the changes.
+            if now >= due && room.presence.is_empty() {
                 room.online_at = now;
                 room.next_online = now + cfg.online_interval;
                 room.fast_online = large;

@@ -222,7 +222,7 @@ end
 
 -- lex: the members' user ids, all at score 0, so in byte order: the pages of `members`.
 -- padd, pdel: a large room's pending batch (presence.lua).
-local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users', 'padd', 'pdel'}
+local ROOM_KEYS = {'meta', 'mem', 'user', 'uid', 'lex', 'ord', 'st', 'own', 'ex', 'log:room', 'log:users', 'padd', 'pdel', 'pg'}
 
 -- Why a member leaves: `kick` is the admin API's, `close` its room close, `expire` the token's.
 local REASON = { logout = 5, offline = 2, dup = 3, kick = 4, close = 4, expire = 4 }
@@ -258,6 +258,7 @@ local function leave(key, room, why)
   local uid = redis.call('HGET', sk(key), 'uid')
   if uid and redis.call('HGET', rk(room, 'uid'), uid) == key then
     redis.call('HDEL', rk(room, 'uid'), uid)
+    presence.changed(room, uid)
     redis.call('ZREM', rk(room, 'lex'), uid)
   end
   local streams = {}
@@ -377,6 +378,7 @@ local function enter(key, room, m)
   redis.call('HSET', rk(room, 'user'), key, user)
   redis.call('HSET', rk(room, 'uid'), uid, key)
   redis.call('ZADD', rk(room, 'lex'), 0, uid)
+  presence.changed(room, uid)
   redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
   -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
   -- any batch still pending.
