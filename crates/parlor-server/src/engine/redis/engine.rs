@@ -271,16 +271,12 @@ impl Engine for RedisEngine {
             Op::Refused { code, .. } => Some(*code),
             _ => None,
         };
-        // A login takes its room's cursor after its script, as a resume does: logins to one room
-        // then run side by side instead of one at a time per node (W8: 100 000 into one room).
-        // The joiner is no member of the node until `join_all`, which hands it what came after
-        // its `ok`; its own events reach the others in order as any pub/sub event does (a
-        // cursor that is past one ignores it, one behind fills from the log). Every other
-        // request holds its rooms' cursors from before its script until its `ok` is queued:
-        // its session is a member, and its answer must come between the events before and
-        // after its own.
-        let late = matches!(op, Op::Login { .. });
-        let mut held = if late { Vec::new() } else { self.lock_rooms(req.app, rooms.clone()).await };
+        // Every request holds its rooms' cursors from before its script until its `ok` is
+        // queued. (Taking a login's after its script, as a resume does, let logins to one room
+        // run side by side — W8 at 20 000 on 6 nodes: 999 → 1 455 logins/s — but the Redis sim
+        // found a joiner sent an event of its room before its login's `ok`, seed 12022, once
+        // in 300 under load: not kept. docs/benchmarks.md, "Audience-scale rooms".)
+        let mut held = self.lock_rooms(req.app, rooms).await;
         // A room entered is heard before the script runs: an event of another node right after
         // the login (the next member's `user_add`) comes by pub/sub, not a tick later by the
         // backstop (`check_cursors`).
@@ -292,9 +288,6 @@ impl Engine for RedisEngine {
         // A call that timed out may still have run: the retry (the same id) is then recalled,
         // and its answer is the real one, in order. Only a Redis away for longer is 1000004.
         let result = self.run_retrying(req.app, now, "request", &full).await;
-        if late {
-            held = self.lock_rooms(req.app, rooms).await;
-        }
         // Until the client's retry is answered, the session is sent its own events in these
         // rooms: if the request did run after all, its event keeps the session's seqs
         // contiguous (a client counts its own events without reporting them, §9.3).
