@@ -133,6 +133,10 @@ pub struct BenchArgs {
     /// Internal: a --workers worker of a --nodes run: every node's URL, comma-separated.
     #[arg(long, hide = true, value_delimiter = ',', requires = "worker")]
     pub node_urls: Vec<String>,
+    /// W8: seconds of churn (2 000 members, --quick n/25, out and in every second); 0: none.
+    /// Default 10 (--quick 3).
+    #[arg(long)]
+    pub churn: Option<u64>,
     /// An argument for every `parlor serve` the bench starts (repeatable), e.g.
     /// `--server-arg=--full-presence-up-to=0` for W7 with full presence at every size.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]

@@ -11,7 +11,11 @@
 //! 3. a host (session 0) broadcasts 5 msg/s for 10 s (--quick 3 s), each message carrying its
 //!    wall-clock send time: every other member must get every one, in `seq` order (the
 //!    fan-out's latency, send to receipt, as a p50 / p99);
-//! 4. a few members (4; --quick 1) page the whole list with `members` (500 a page): exactly the
+//! 4. churn (`--churn SECS`, default 10 s; --quick 3 s): 2 000 members (--quick 120), each at
+//!    its own phase, log out and in again every second — 1 000 leaves and 1 000 joins a second
+//!    at full size — then all are back: every member's count must be `n` again, and how long
+//!    after the last one came back (the parent reports the nodes' and Redis's CPU per change);
+//! 5. a few members (4; --quick 1) page the whole list with `members` (500 a page): exactly the
 //!    room, no one twice, and how long a walk takes.
 //!
 //! The parent ([`crate::cluster`]) starts Redis and the nodes, merges the workers' reports and
@@ -70,6 +74,26 @@ struct Shared {
     gaps: AtomicU64,
     /// Walks of the whole list: (exact, wall time ms).
     walks: Mutex<Vec<Result<u64, String>>>,
+    /// Churn: logouts and logins answered `ok`.
+    changes: AtomicU64,
+    /// Churners back in the room after the churn.
+    back: AtomicUsize,
+    /// Wall ms of the last churner's return.
+    back_at: AtomicU64,
+}
+
+/// Churners among `n` members: each logs out and in again every second during the churn.
+fn churners(ctx: &Ctx, n: usize) -> usize {
+    if ctx.args.quick {
+        n / 25
+    } else {
+        2_000.min(n / 10)
+    }
+}
+
+/// Seconds of churn.
+fn churn_secs(ctx: &Ctx) -> u64 {
+    ctx.args.churn.unwrap_or(if ctx.args.quick { 3 } else { 10 })
 }
 
 /// Log in as `u<i>` with retries (a refused upgrade waits a full-jitter backoff, as clients do);
@@ -115,6 +139,12 @@ struct Member {
     expect: u64,
     /// Send-to-receipt latencies of the broadcasts, ms.
     latencies: Vec<u32>,
+    /// Logs out and in again during the churn.
+    churner: bool,
+    /// Out of the room (churning).
+    out: bool,
+    /// The id of a login sent and not yet answered.
+    relogin: Option<u64>,
 }
 
 impl Member {
@@ -122,6 +152,12 @@ impl Member {
     fn frame(&mut self, text: &str, sh: &Shared, broadcasting: bool) {
         if !broadcasting {
             sh.presence_bytes.fetch_add(text.len() as u64, Ordering::Relaxed);
+        }
+        if text.starts_with("{\"t\":\"ok\"") && self.churner {
+            if let Ok(f) = parse(text) {
+                self.answered(&f, sh);
+            }
+            return;
         }
         if !text.starts_with("{\"t\":\"event\"") {
             return;
@@ -168,9 +204,58 @@ impl Member {
         }
     }
 
+    /// A churner's `ok`: of its logout, or of its login again (the room as it is now).
+    fn answered(&mut self, f: &client::In<'_>, sh: &Shared) {
+        sh.changes.fetch_add(1, Ordering::Relaxed);
+        if f.id.is_some() && f.id == self.relogin {
+            self.relogin = None;
+            if let Some(SeqField::Channels { room, users, .. }) = f.seq {
+                self.c.parlor.room_seq = room.unwrap_or(0);
+                self.c.parlor.users_seq = users.unwrap_or(0);
+            }
+            let was_exact = self.told == self.n;
+            self.told = f.online.unwrap_or(0);
+            if self.told == self.n && !was_exact {
+                sh.exact.fetch_add(1, Ordering::Relaxed);
+                sh.exact_at.fetch_max(wall_ms(), Ordering::Relaxed);
+            } else if was_exact && self.told != self.n {
+                sh.exact.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A churner's next step: out of the room, or into it again.
+    async fn toggle(&mut self) -> anyhow::Result<()> {
+        let id = self.c.next_id;
+        self.c.next_id += 1;
+        let frame = if self.out {
+            self.relogin = Some(id);
+            format!(
+                "{{\"t\":\"login\",\"id\":{id},\"room\":{},\"config\":{{\"max_members\":0,\"user_status_notify\":true}}}}",
+                client::js(ROOM)
+            )
+        } else {
+            format!("{{\"t\":\"logout\",\"id\":{id},\"room\":{}}}", client::js(ROOM))
+        };
+        self.out = !self.out;
+        self.c.ws.send(Message::text(frame)).await?;
+        Ok(())
+    }
+
     /// Heartbeats and frames until `stop`; the host (`go` set) also broadcasts.
-    async fn run(mut self, sh: Arc<Shared>, mut go: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) -> Self {
+    async fn run(
+        mut self,
+        sh: Arc<Shared>,
+        mut go: watch::Receiver<bool>,
+        mut churn: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Self {
         let host = self.i == 0;
+        let (mut churning, mut came_back) = (false, false);
+        // Each churner at its own phase of the second.
+        let phase = Duration::from_millis((self.i as u64 * 7919) % 1000);
+        let mut step = tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_secs(1));
+        step.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut hb = tokio::time::interval(self.c.heartbeat_every());
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -186,6 +271,24 @@ impl Member {
                     }
                     Err(_) => break,
                 },
+                r = churn.changed(), if self.churner && !came_back => match r {
+                    Ok(()) => {
+                        churning = *churn.borrow();
+                        if churning {
+                            step.reset_after(phase);
+                        } else {
+                            came_back = true;
+                            if !self.out {
+                                sh.back.fetch_add(1, Ordering::Relaxed);
+                                sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
+                            } else if self.toggle().await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(_) => break,
+                },
+                _ = step.tick(), if churning => if self.toggle().await.is_err() { break },
                 _ = hb.tick() => if self.c.heartbeat(ROOM).await.is_err() { break },
                 _ = tick.tick(), if broadcasting && left > 0 => {
                     left -= 1;
@@ -197,7 +300,12 @@ impl Member {
                         if host && t.starts_with("{\"t\":\"ok\"") {
                             sh.sent.fetch_add(1, Ordering::Relaxed);
                         }
+                        let waiting = self.relogin.is_some();
                         self.frame(t.as_str(), &sh, broadcasting);
+                        if came_back && waiting && self.relogin.is_none() {
+                            sh.back.fetch_add(1, Ordering::Relaxed);
+                            sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
+                        }
                     }
                     Some(Ok(_)) => {}
                     _ => {
@@ -262,6 +370,9 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     let pb = ctx.bar(local as u64, "logins");
     let sem = Arc::new(Semaphore::new(ctx.args.concurrency.max(1)));
     let (go_tx, go_rx) = watch::channel(false);
+    let (churn_tx, churn_rx) = watch::channel(false);
+    let every = (n / churners(ctx, n).max(1)).max(1);
+    let churning_here = ids.iter().filter(|&&i| i > 0 && i % every == 0).count();
     let (stop_tx, stop_rx) = watch::channel(false);
     let walkers = if ctx.args.quick { 1 } else { 4 };
     ctx.barrier("start").await?;
@@ -271,6 +382,7 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
         let ep = servers.endpoint(i, 1);
         let (ctx2, sh, sem, go, stop, pb) =
             (ctx.clone(), sh.clone(), sem.clone(), go_rx.clone(), stop_rx.clone(), pb.clone());
+        let churn = churn_rx.clone();
         tasks.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await.ok()?;
             let joined = login(&ctx2, &ep, i, &sh).await;
@@ -287,12 +399,24 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
             sh.counts.joined.fetch_add(1, Ordering::Relaxed);
             pb.inc(1);
             // (The host is not sent its own broadcasts: it never has them all.)
-            let m = Member { i, n: n as u64, c, told, received: 0, expect, latencies: Vec::new() };
+            let churner = i > 0 && i % every == 0;
+            let m = Member {
+                i,
+                n: n as u64,
+                c,
+                told,
+                received: 0,
+                expect,
+                latencies: Vec::new(),
+                churner,
+                out: false,
+                relogin: None,
+            };
             if told == n as u64 {
                 sh.exact.fetch_add(1, Ordering::Relaxed);
                 sh.exact_at.fetch_max(wall_ms(), Ordering::Relaxed);
             }
-            let mut m = m.run(sh.clone(), go, stop).await;
+            let mut m = m.run(sh.clone(), go, churn, stop).await;
             sh.delivered.fetch_add(m.received, Ordering::Relaxed);
             sh.latencies.lock().extend(m.latencies.drain(..));
             if i % (n / walkers).max(1) == 1 {
@@ -317,6 +441,7 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     })
     .await;
     ctx.barrier("counted").await?;
+    let exact_after_logins = sh.exact_at.load(Ordering::Relaxed);
     spin.set_message("the host broadcasts");
     let _ = go_tx.send(true);
     // Everyone but the host gets every broadcast (bounded: the sending time and 20 s more).
@@ -324,6 +449,19 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     let until = Instant::now() + Duration::from_secs(expect / RATE + 20);
     wait_until(until.min(deadline), || counted(&sh.all_received) >= others).await;
     ctx.barrier("delivered").await?;
+    let secs = churn_secs(ctx);
+    if secs > 0 {
+        spin.set_message(format!("churn: {churning_here} members here out and in every second for {secs} s"));
+        ctx.barrier("churn-start").await?;
+        let _ = churn_tx.send(true);
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let _ = churn_tx.send(false);
+        ctx.barrier("churn-stop").await?;
+        // Every churner back, then every count `n` again (bounded).
+        let until = Instant::now() + Duration::from_secs(30);
+        wait_until(until.min(deadline), || counted(&sh.back) >= churning_here && counted(&sh.exact) >= local).await;
+        ctx.barrier("converged").await?;
+    }
     spin.finish_and_clear();
     let _ = stop_tx.send(true);
     let mut exact = 0usize;
@@ -340,7 +478,7 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     rep.metric("time to all logged in", login_secs, "s");
     rep.metric("logins/s", joined as f64 / login_secs.max(1e-9), "1/s");
     rep.metric("last login at (wall ms)", sh.last_login.load(Ordering::Relaxed) as f64, "ms");
-    rep.metric("all counts exact at (wall ms)", sh.exact_at.load(Ordering::Relaxed) as f64, "ms");
+    rep.metric("all counts exact at (wall ms)", exact_after_logins as f64, "ms");
     rep.metric("counts exact", exact as f64, "");
     rep.metric("counts wrong", (joined - exact.min(joined)) as f64, "");
     rep.metric("presence bytes received", sh.presence_bytes.load(Ordering::Relaxed) as f64, "B");
@@ -349,6 +487,16 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     rep.metric("fan-out latency p50", percentile(&lat, 50.0) as f64, "ms");
     rep.metric("fan-out latency p99", percentile(&lat, 99.0) as f64, "ms");
     rep.metric("seq gaps", sh.gaps.load(Ordering::Relaxed) as f64, "");
+    if secs > 0 {
+        rep.metric("churners", churning_here as f64, "");
+        rep.metric("churners back", counted(&sh.back) as f64, "");
+        rep.metric("churn changes", sh.changes.load(Ordering::Relaxed) as f64, "");
+        rep.metric("last churner back at (wall ms)", sh.back_at.load(Ordering::Relaxed) as f64, "ms");
+        rep.metric("all counts exact again at (wall ms)", sh.exact_at.load(Ordering::Relaxed) as f64, "ms");
+        if counted(&sh.back) < churning_here {
+            rep.problem(format!("{} of {churning_here} churners back", counted(&sh.back)));
+        }
+    }
     let walks = std::mem::take(&mut *sh.walks.lock());
     let ok: Vec<u64> = walks.iter().filter_map(|w| w.as_ref().ok().copied()).collect();
     rep.metric("whole-list walks exact", ok.len() as f64, "");
@@ -387,6 +535,11 @@ pub fn finish(rep: &mut Report) {
     }
     if let Some(b) = rep.get("presence bytes received") {
         rep.metric("presence bytes per member", b / n.max(1.0) / 1024.0, "KiB");
+    }
+    if let (Some(a), Some(b)) =
+        (rep.get("last churner back at (wall ms)"), rep.get("all counts exact again at (wall ms)"))
+    {
+        rep.metric("every count exact after the churn", (b - a).max(0.0) / 1000.0, "s");
     }
     if rep.get("seq gaps").unwrap_or(0.0) > 0.0 {
         rep.problem("seq gaps or repeats seen");

@@ -132,6 +132,9 @@ pub async fn run(ctx: &Ctx, servers: &Servers<'_>, w: Workload, n: usize, rooms:
             cmd.args(["--node-urls", &urls.join(",")]);
         }
         cmd.args(["--cut", if args.cut == Cut::Server { "server" } else { "proxy" }]);
+        if let Some(c) = args.churn {
+            cmd.args(["--churn", &c.to_string()]);
+        }
         if let Some(h) = args.hold_secs {
             cmd.args(["--hold-secs", &h.to_string()]);
         }
@@ -239,6 +242,9 @@ const SUMS: &[&str] = &[
     "presence bytes received",
     "broadcast deliveries",
     "whole-list walks exact",
+    "churners",
+    "churners back",
+    "churn changes",
 ];
 
 /// Merge the workers' reports of one workload.
@@ -414,6 +420,14 @@ fn server_figures(rep: &mut Report, w: Workload, rooms: usize, snaps: &HashMap<S
             memory_metrics(rep, mem(BEGIN), mem("joined"), n, rooms as f64);
             if let (Some(a), Some(b)) = (snaps.get(cut), snaps.get(END)) {
                 storm_figures(rep, &a.metrics, &b.metrics);
+            }
+        }
+        Workload::W8 => {
+            if let Some(c) = cpu("churn-start", "churn-stop") {
+                rep.metric("server CPU during the churn (nodes + Redis)", c, "s");
+                if let Some(k) = rep.get("churn changes").filter(|k| *k > 0.0) {
+                    rep.metric("server CPU per change", 1e6 * c / k, "µs");
+                }
             }
         }
         _ => {}
