@@ -72,6 +72,11 @@ struct Shared {
     latencies: Mutex<Vec<u32>>,
     /// Seq gaps or repeats seen (either channel).
     gaps: AtomicU64,
+    /// Of those: seen by churners; on the `users` channel.
+    gaps_churners: AtomicU64,
+    gaps_users: AtomicU64,
+    /// The first few gaps seen: (member, channel, seq, last).
+    gap_samples: Mutex<Vec<String>>,
     /// Walks of the whole list: (exact, wall time ms).
     walks: Mutex<Vec<Result<u64, String>>>,
     /// Churn: logouts and logins answered `ok`.
@@ -188,6 +193,14 @@ impl Member {
             let last = if ch == "users" { &mut self.c.parlor.users_seq } else { &mut self.c.parlor.room_seq };
             if seq != *last + 1 {
                 sh.gaps.fetch_add(1, Ordering::Relaxed);
+                sh.gaps_churners.fetch_add(u64::from(self.churner), Ordering::Relaxed);
+                sh.gaps_users.fetch_add(u64::from(ch == "users"), Ordering::Relaxed);
+                let mut samples = sh.gap_samples.lock();
+                if samples.len() < 3 {
+                    let kind = f.kind.as_deref().unwrap_or("");
+                    samples
+                        .push(format!("u{} {ch} {kind} seq {seq} after {} (churner {})", self.i, *last, self.churner));
+                }
             }
             *last = (*last).max(seq);
         }
@@ -278,10 +291,10 @@ impl Member {
                             step.reset_after(phase);
                         } else {
                             came_back = true;
-                            if !self.out {
+                            if !self.out && self.relogin.is_none() {
                                 sh.back.fetch_add(1, Ordering::Relaxed);
                                 sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
-                            } else if self.toggle().await.is_err() {
+                            } else if self.out && self.toggle().await.is_err() {
                                 break;
                             }
                         }
@@ -487,6 +500,11 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
     rep.metric("fan-out latency p50", percentile(&lat, 50.0) as f64, "ms");
     rep.metric("fan-out latency p99", percentile(&lat, 99.0) as f64, "ms");
     rep.metric("seq gaps", sh.gaps.load(Ordering::Relaxed) as f64, "");
+    rep.metric("seq gaps seen by churners", sh.gaps_churners.load(Ordering::Relaxed) as f64, "");
+    rep.metric("seq gaps on the users channel", sh.gaps_users.load(Ordering::Relaxed) as f64, "");
+    for g in sh.gap_samples.lock().iter() {
+        rep.problem(format!("a seq gap: {g}"));
+    }
     if secs > 0 {
         rep.metric("churners", churning_here as f64, "");
         rep.metric("churners back", counted(&sh.back) as f64, "");

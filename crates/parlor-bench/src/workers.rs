@@ -245,6 +245,8 @@ const SUMS: &[&str] = &[
     "churners",
     "churners back",
     "churn changes",
+    "seq gaps seen by churners",
+    "seq gaps on the users channel",
 ];
 
 /// Merge the workers' reports of one workload.
