@@ -318,6 +318,47 @@ impl Client {
         }
     }
 
+    /// Walk the whole member list of `room` with `members` (500 a page, §9.9): every user
+    /// `u0`…`u<n-1>` exactly once, no one else. Returns the pages' bytes (W7, W8).
+    pub async fn walk_members(&mut self, room: &str, n: usize) -> anyhow::Result<u64> {
+        let (mut seen, mut cursor, mut bytes) = (vec![false; n], String::new(), 0u64);
+        loop {
+            let id = self.next_id;
+            self.next_id += 1;
+            let req = format!(
+                "{{\"t\":\"members\",\"id\":{id},\"room\":{},\"cursor\":{},\"limit\":500}}",
+                js(room),
+                js(&cursor)
+            );
+            self.ws.send(Message::text(req)).await?;
+            let next = loop {
+                let t = next_text(&mut self.ws).await?;
+                let f = parse(&t)?;
+                match (&*f.t, f.id) {
+                    ("ok", Some(i)) if i == id => {
+                        bytes += t.len() as u64;
+                        for u in f.users.iter().flatten() {
+                            let k = u.id.strip_prefix('u').and_then(|s| s.parse::<usize>().ok()).filter(|&k| k < n);
+                            let Some(k) = k else { bail!("a page lists {:?}, not in the room", u.id) };
+                            anyhow::ensure!(!seen[k], "{} on two pages", u.id);
+                            seen[k] = true;
+                        }
+                        break f.next.unwrap_or_default();
+                    }
+                    ("error", Some(i)) if i == id => bail!("members refused: {t:.200}"),
+                    _ => {}
+                }
+            };
+            if next.is_empty() {
+                break;
+            }
+            cursor = next;
+        }
+        let missing = seen.iter().filter(|s| !**s).count();
+        anyhow::ensure!(missing == 0, "{missing} of {n} members on no page");
+        Ok(bytes)
+    }
+
     /// A Parlor `ping` carrying the acks of one room.
     pub fn parlor_ping(&self, room: &str) -> String {
         format!("{{\"t\":\"ping\",\"ack\":{}}}", self.parlor_ack(room))

@@ -30,8 +30,6 @@ use crate::client::{self, parse, Client, In, SeqField};
 use crate::report::{percentile, Report};
 use crate::target::{Endpoint, Target};
 use crate::{hold, wait_until, Counts, Ctx};
-use futures_util::SinkExt;
-use tokio_tungstenite::tungstenite::Message;
 
 /// The room.
 const ROOM: &str = "w7";
@@ -216,47 +214,6 @@ async fn login(ctx: &Ctx, ep: &Endpoint, i: usize, m: &mut Member, bytes: &Atomi
     Err(last.unwrap_or_else(|| anyhow::anyhow!("no attempt")))
 }
 
-/// Page the whole member list with `members` (500 a page): every user `u0`…`u<n-1>` exactly
-/// once. Returns the pages' bytes.
-async fn page_all(c: &mut Client, n: usize) -> anyhow::Result<u64> {
-    let (mut seen, mut cursor, mut bytes) = (vec![false; n], String::new(), 0u64);
-    loop {
-        let id = c.next_id;
-        c.next_id += 1;
-        let req = format!(
-            "{{\"t\":\"members\",\"id\":{id},\"room\":{},\"cursor\":{},\"limit\":500}}",
-            client::js(ROOM),
-            client::js(&cursor)
-        );
-        c.ws.send(Message::text(req)).await?;
-        let next = loop {
-            let t = client::next_text(&mut c.ws).await?;
-            let f = parse(&t)?;
-            match (&*f.t, f.id) {
-                ("ok", Some(i)) if i == id => {
-                    bytes += t.len() as u64;
-                    for u in f.users.iter().flatten() {
-                        let i = u.id.strip_prefix('u').and_then(|s| s.parse::<usize>().ok()).filter(|&i| i < n);
-                        let Some(i) = i else { anyhow::bail!("a page lists {:?}, not in the room", u.id) };
-                        anyhow::ensure!(!seen[i], "{} on two pages", u.id);
-                        seen[i] = true;
-                    }
-                    break f.next.unwrap_or_default();
-                }
-                ("error", Some(i)) if i == id => anyhow::bail!("members refused: {t:.200}"),
-                _ => {}
-            }
-        };
-        if next.is_empty() {
-            break;
-        }
-        cursor = next;
-    }
-    let missing = seen.iter().filter(|s| !**s).count();
-    anyhow::ensure!(missing == 0, "{missing} of {n} members on no page");
-    Ok(bytes)
-}
-
 /// Run W7.
 pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report> {
     let n = n.max(2);
@@ -325,7 +282,7 @@ pub async fn run(ctx: &Ctx, target: &Target, n: usize) -> anyhow::Result<Report>
             match held {
                 // Some members page the whole list at the end (all with --quick).
                 Ok(mut c) if m.large && (ctx2.args.quick || i % (n / 20).max(1) == 0) => {
-                    let p = page_all(&mut c, n).await;
+                    let p = c.walk_members(ROOM, n).await;
                     if let Ok(b) = &p {
                         sh.page_bytes.fetch_add(*b, Ordering::Relaxed);
                     }

@@ -332,46 +332,6 @@ impl Member {
     }
 }
 
-/// Page the whole list (500 a page): each of `u0`…`u<n-1>` once. Returns the walk's time, ms.
-async fn walk(c: &mut Client, n: usize) -> anyhow::Result<u64> {
-    let started = Instant::now();
-    let (mut seen, mut cursor) = (vec![false; n], String::new());
-    loop {
-        let id = c.next_id;
-        c.next_id += 1;
-        let req = format!(
-            "{{\"t\":\"members\",\"id\":{id},\"room\":{},\"cursor\":{},\"limit\":500}}",
-            client::js(ROOM),
-            client::js(&cursor)
-        );
-        c.ws.send(Message::text(req)).await?;
-        let next = loop {
-            let t = client::next_text(&mut c.ws).await?;
-            let f = parse(&t)?;
-            match (&*f.t, f.id) {
-                ("ok", Some(i)) if i == id => {
-                    for u in f.users.iter().flatten() {
-                        let k = u.id.strip_prefix('u').and_then(|s| s.parse::<usize>().ok()).filter(|&k| k < n);
-                        let Some(k) = k else { anyhow::bail!("a page lists {:?}, not in the room", u.id) };
-                        anyhow::ensure!(!seen[k], "{} on two pages", u.id);
-                        seen[k] = true;
-                    }
-                    break f.next.unwrap_or_default();
-                }
-                ("error", Some(i)) if i == id => anyhow::bail!("members refused: {t:.200}"),
-                _ => {}
-            }
-        };
-        if next.is_empty() {
-            break;
-        }
-        cursor = next;
-    }
-    let missing = seen.iter().filter(|s| !**s).count();
-    anyhow::ensure!(missing == 0, "{missing} of {n} members on no page");
-    Ok(started.elapsed().as_millis() as u64)
-}
-
 /// One worker's share of W8 against the nodes `servers`.
 pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Result<Report> {
     let label = format!("parlor+redis, {} nodes", servers.nodes.len());
@@ -433,7 +393,9 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
             sh.delivered.fetch_add(m.received, Ordering::Relaxed);
             sh.latencies.lock().extend(m.latencies.drain(..));
             if i % (n / walkers).max(1) == 1 {
-                let w = walk(&mut m.c, n).await.map_err(|e| format!("{e:#}"));
+                let started = Instant::now();
+                let w = m.c.walk_members(ROOM, n).await.map(|_| started.elapsed().as_millis() as u64);
+                let w = w.map_err(|e| format!("{e:#}"));
                 sh.walks.lock().push(w);
             }
             Some(m.told)

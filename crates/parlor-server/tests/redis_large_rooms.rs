@@ -34,18 +34,6 @@ async fn peer(s: &Server, user: &str) -> Peer<Ws> {
     hello(ws, user).await.0
 }
 
-/// The next `n` channel events of `p` (bounded by the peer's wait per frame).
-async fn next_events(p: &mut Peer<Ws>, n: usize) -> Vec<Value> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let f = p.recv().await;
-        if f["t"] == "event" && f.get("seq").is_some() {
-            out.push(f);
-        }
-    }
-    out
-}
-
 /// The next `online` count `p` is sent.
 async fn next_online(p: &mut Peer<Ws>) -> u64 {
     loop {
@@ -79,8 +67,8 @@ async fn a_batch_is_made_once_for_the_deployment() {
     u2.login("live").await;
     let ok = login_quiet(&mut quiet, "live").await;
     assert!(ok.get("users").is_none() && ok.get("users_next").is_none(), "{ok}");
-    assert_eq!(kinds(&next_events(&mut u1, 2).await), ["users:2:user_add", "users:3:user_add"]);
-    assert_eq!(kinds(&next_events(&mut u2, 1).await), ["users:3:user_add"]);
+    assert_eq!(kinds(&u1.next_events(2).await), ["users:2:user_add", "users:3:user_add"]);
+    assert_eq!(kinds(&u2.next_events(1).await), ["users:3:user_add"]);
     // The fourth member makes the room large: its arrival is batched, its ok has a page.
     let mut u4 = peer(&b, "u4").await;
     let ok = u4.login("live").await;
@@ -89,7 +77,7 @@ async fn a_batch_is_made_once_for_the_deployment() {
     assert_eq!((ok["online"].as_u64(), &ok["seq"]), (Some(4), &json!({"room":0,"users":3})), "{ok}");
     let first = json!({"added":[{"id":"u4","name":"u4 name"}],"deleted":[],"count":4});
     for p in [&mut u1, &mut u2, &mut u4] {
-        let e = next_events(p, 1).await;
+        let e = p.next_events(1).await;
         assert_eq!(kinds(&e), ["users:4:user_update"], "{}: {e:?}", p.user);
         assert_eq!(json!({"added":e[0]["added"],"deleted":e[0]["deleted"],"count":e[0]["count"]}), first);
     }
@@ -103,7 +91,7 @@ async fn a_batch_is_made_once_for_the_deployment() {
     assert!(ok.get("seq").is_none(), "a batched departure produces no event of its own: {ok}");
     let second = json!({"added":[{"id":"u6","name":"u6 name"}],"deleted":[{"id":"u2","name":"u2 name"}],"count":4});
     for p in [&mut u1, &mut u4, &mut u6] {
-        let e = next_events(p, 1).await;
+        let e = p.next_events(1).await;
         assert_eq!(kinds(&e), ["users:5:user_update"], "{}: {e:?}", p.user);
         assert_eq!(json!({"added":e[0]["added"],"deleted":e[0]["deleted"],"count":e[0]["count"]}), second);
     }
@@ -136,8 +124,8 @@ async fn a_resume_replays_a_batch_exactly_once() {
     }
     // u3's arrival made the room large: alice acks up to u2's user_add, then her connection is
     // gone (not her session); the batch is made meanwhile.
-    assert_eq!(kinds(&next_events(&mut alice, 2).await), ["users:2:user_add", "users:3:user_add"]);
-    let e = next_events(&mut others[0], 2).await;
+    assert_eq!(kinds(&alice.next_events(2).await), ["users:2:user_add", "users:3:user_add"]);
+    let e = others[0].next_events(2).await;
     assert_eq!(kinds(&e), ["users:3:user_add", "users:4:user_update"], "{e:?}");
     drop(alice);
     let (ws, _) = connect_async(b.ws_url()).await.unwrap();
@@ -155,7 +143,7 @@ async fn a_resume_replays_a_batch_exactly_once() {
     // The next batch comes live, once, right after it.
     let mut u4 = peer(&a, "u4").await;
     u4.login("live").await;
-    let e = next_events(&mut again, 1).await;
+    let e = again.next_events(1).await;
     assert_eq!(kinds(&e), ["users:5:user_update"], "{e:?}");
     assert_eq!(ids(&e[0]["added"]), ["u4"]);
     assert!(again.channel_events().await.is_empty());
@@ -231,7 +219,7 @@ async fn hosts_are_told_at_once() {
     for u in ["u2", "u3", "u4"] {
         peer(&b, u).await.login("live").await;
     }
-    let e = next_events(&mut u1, 3).await;
+    let e = u1.next_events(3).await;
     assert_eq!(kinds(&e), ["users:2:user_add", "users:3:user_add", "users:4:user_update"], "{e:?}");
     // Within the next interval, a host arrives and publishes: its arrival leaves the batch and
     // is told on its own, before its stream, to everyone (its own client skips itself).
@@ -240,7 +228,7 @@ async fn hosts_are_told_at_once() {
     let ok = host.request(json!({"t":"publish","room":"live","stream":"cam","extra":""})).await;
     assert_eq!(ok["seq"], json!({"room":1}), "{ok}");
     assert_eq!(kinds(&host.channel_events().await), ["users:5:user_add"]);
-    let e = next_events(&mut u1, 2).await;
+    let e = u1.next_events(2).await;
     assert_eq!(kinds(&e), ["users:5:user_add", "room:1:stream_add"], "{e:?}");
     assert_eq!(ids(&e[0]["users"]), ["host"]);
     // u5 arrives (batched), the host leaves: the batch goes first, then its stream and its
@@ -248,12 +236,12 @@ async fn hosts_are_told_at_once() {
     peer(&a, "u5").await.login("live").await;
     let ok = host.request(json!({"t":"logout","room":"live"})).await;
     assert_eq!(ok["seq"], json!({"room":2,"users":7}), "{ok}");
-    let e = next_events(&mut u1, 3).await;
+    let e = u1.next_events(3).await;
     assert_eq!(kinds(&e), ["users:6:user_update", "room:2:stream_delete", "users:7:user_delete"], "{e:?}");
     assert_eq!((ids(&e[0]["added"]), e[0]["count"].as_u64()), (vec!["u5".to_string()], Some(6)), "{e:?}");
     // A member who arrives later comes in the next batch, alone.
     peer(&a, "u6").await.login("live").await;
-    let e = next_events(&mut u1, 1).await;
+    let e = u1.next_events(1).await;
     assert_eq!((kinds(&e), ids(&e[0]["added"])), (vec!["users:8:user_update".to_string()], vec!["u6".to_string()]));
 }
 
@@ -270,23 +258,23 @@ async fn the_threshold_is_crossed_both_ways() {
         p.login("live").await;
         ps.push(p);
     }
-    let e = next_events(&mut u1, 3).await;
+    let e = u1.next_events(3).await;
     assert_eq!(kinds(&e), ["users:2:user_add", "users:3:user_add", "users:4:user_update"], "{e:?}");
     // Back to the threshold: told at once.
     assert_eq!(code(&ps[2].request(json!({"t":"logout","room":"live"})).await), 0);
-    assert_eq!(kinds(&next_events(&mut u1, 1).await), ["users:5:user_delete"]);
+    assert_eq!(kinds(&u1.next_events(1).await), ["users:5:user_delete"]);
     // Large again (batched: u4 back), larger (u6), then back to the threshold in two
     // departures: the batch still pending is sent first, then the departure that made the
     // room small.
     ps[2].login("live").await;
-    let e = next_events(&mut u1, 1).await;
+    let e = u1.next_events(1).await;
     assert_eq!(kinds(&e), ["users:6:user_update"], "{e:?}");
     let mut u6 = peer(&a, "u6").await;
     u6.login("live").await;
     assert_eq!(code(&ps[2].request(json!({"t":"logout","room":"live"})).await), 0);
     let ok = u6.request(json!({"t":"logout","room":"live"})).await;
     assert_eq!(ok["seq"], json!({"users":8}), "{ok}");
-    let e = next_events(&mut u1, 2).await;
+    let e = u1.next_events(2).await;
     assert_eq!(kinds(&e), ["users:7:user_update", "users:8:user_delete"], "{e:?}");
     assert_eq!(e[0]["count"], 4, "made before u6 left: {e:?}");
     assert_eq!((ids(&e[0]["added"]), ids(&e[0]["deleted"])), (vec!["u6".to_string()], vec!["u4".to_string()]));
@@ -307,7 +295,7 @@ async fn an_apps_own_threshold_wins() {
     u1.login("live").await;
     let ok = peer(&s, "u2").await.login("live").await;
     assert_eq!((ids(&ok["users"]), ok["users_next"].as_str()), (vec!["u1".to_string()], Some("")), "{ok}");
-    let e = next_events(&mut u1, 1).await;
+    let e = u1.next_events(1).await;
     assert_eq!((kinds(&e), ids(&e[0]["added"])), (vec!["users:2:user_update".to_string()], vec!["u2".to_string()]));
 }
 
@@ -387,7 +375,7 @@ async fn a_batch_of_more_than_a_page_says_list_changed() {
         p.login("live").await;
         members.push(p);
     }
-    let e = next_events(&mut first, 3).await;
+    let e = first.next_events(3).await;
     assert_eq!(e[2]["kind"], "user_update", "{e:?}");
     for i in 0..110 {
         let s = if i % 2 == 0 { &a } else { &b };
@@ -395,7 +383,7 @@ async fn a_batch_of_more_than_a_page_says_list_changed() {
         p.login("live").await;
         members.push(p);
     }
-    let e = next_events(&mut first, 1).await;
+    let e = first.next_events(1).await;
     assert_eq!(
         json!({"kind":e[0]["kind"],"added":e[0]["added"],"deleted":e[0]["deleted"],"count":e[0]["count"],"list_changed":e[0]["list_changed"]}),
         json!({"kind":"user_update","added":[],"deleted":[],"count":114,"list_changed":true}),

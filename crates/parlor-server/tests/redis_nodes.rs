@@ -27,22 +27,6 @@ async fn peer(s: &Server, user: &str) -> Peer<tokio_tungstenite::MaybeTlsStream<
     hello(ws, user).await.0
 }
 
-/// The next `n` channel events of `p` (events from another node come by pub/sub, so a barrier
-/// on the own node does not wait for them; this does, within the peer's bounded wait).
-async fn next_events<S>(p: &mut Peer<S>, n: usize) -> Vec<serde_json::Value>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut out = Vec::new();
-    while out.len() < n {
-        let f = p.recv().await;
-        if f["t"] == "event" && f.get("seq").is_some() {
-            out.push(f);
-        }
-    }
-    out
-}
-
 /// The next `n` channel events of `p`, pinging every 300 ms meanwhile so that `p` itself stays
 /// alive (bounded: 40 rounds).
 async fn events_staying_alive<S>(p: &mut Peer<S>, n: usize) -> Vec<serde_json::Value>
@@ -72,7 +56,7 @@ async fn sessions_on_two_nodes_share_a_room() {
     assert_eq!(ok["users"], json!([{"id":"alice","name":"alice name"}]), "{ok}");
     assert_eq!(ok["online"], 2);
     assert_eq!(ok["seq"], json!({"room":0,"users":2}));
-    let events = next_events(&mut alice, 1).await;
+    let events = alice.next_events(1).await;
     assert_eq!(kinds(&events), vec!["users:2:user_add"], "{events:?}");
 
     // Messages both ways, in order, contiguous (each waits for the other's event: across
@@ -83,8 +67,8 @@ async fn sessions_on_two_nodes_share_a_room() {
         let ok = bob.request(json!({"t":"broadcast","room":"r","message":format!("b{i}")})).await;
         assert_eq!(code(&ok), 0, "{ok}");
     }
-    let at_bob = next_events(&mut bob, 5).await;
-    let at_alice = next_events(&mut alice, 5).await;
+    let at_bob = bob.next_events(5).await;
+    let at_alice = alice.next_events(5).await;
     let seqs = |evs: &[serde_json::Value]| evs.iter().map(|e| e["seq"].as_u64().unwrap()).collect::<Vec<_>>();
     assert_eq!(seqs(&at_bob), vec![1, 3, 5, 7, 9], "{at_bob:?}");
     assert_eq!(seqs(&at_alice), vec![2, 4, 6, 8, 10], "{at_alice:?}");
@@ -115,7 +99,7 @@ async fn duplicate_login_and_admin_kick_across_nodes() {
     other.login("r").await;
     let ok = first.request(json!({"t":"publish","room":"r","stream":"s1","extra":""})).await;
     assert_eq!(code(&ok), 0);
-    let _ = next_events(&mut other, 1).await;
+    let _ = other.next_events(1).await;
     // The same user logs in on node b: the session on node a is kicked with 1002050.
     let mut second = peer(&b, "u1").await;
     let ok = second.login("r").await;
@@ -125,7 +109,7 @@ async fn duplicate_login_and_admin_kick_across_nodes() {
     assert_eq!(kicked["code"], 1002050);
     assert_eq!(end, End::Close(4009), "{frames:?}");
     // The others see the stream deleted (reason 3) and no user change.
-    let events = next_events(&mut other, 1).await;
+    let events = other.next_events(1).await;
     assert_eq!(kinds(&events), vec!["room:2:stream_delete"], "{events:?}");
     assert_eq!(events[0]["reason"], 3);
     // An admin kick through node a of the session on node b.
@@ -133,7 +117,7 @@ async fn duplicate_login_and_admin_kick_across_nodes() {
     let kicked = second.recv().await;
     assert_eq!((kicked["t"].as_str(), kicked["code"].as_u64()), (Some("kicked"), Some(1002055)), "{kicked}");
     assert_eq!(kicked["extended_data"]["reason"], "bye now");
-    let events = next_events(&mut other, 1).await;
+    let events = other.next_events(1).await;
     assert_eq!(kinds(&events), vec!["users:3:user_delete"], "{events:?}");
     assert!(other.channel_events().await.is_empty());
 }
@@ -148,7 +132,7 @@ async fn a_session_resumes_on_another_node_with_a_replay() {
     let epoch = ok["room_session"].clone();
     let mut bob = peer(&b, "bob").await;
     bob.login("r").await;
-    let _ = next_events(&mut alice, 1).await;
+    let _ = alice.next_events(1).await;
     // A request whose answer alice does not read, then alice's connection is gone.
     let id = alice.take_id();
     alice.send(json!({"t":"broadcast","id":id,"room":"r","message":"lost ok"})).await;
@@ -205,7 +189,7 @@ async fn a_room_lives_its_whole_life_on_a_redis_cluster() {
         let ok = alice.request(frame).await;
         assert_eq!(code(&ok), 0, "{what} on a cluster: {ok}");
     }
-    let events = next_events(&mut bob, 7).await;
+    let events = bob.next_events(7).await;
     let want = [
         "room:1:stream_add",
         "room:2:stream_extra",
@@ -251,7 +235,7 @@ async fn offline_after_the_timeout_and_back_within_retention() {
     alice.request(json!({"t":"publish","room":"r","stream":"a-cam","extra":""})).await;
     let mut bob = peer(&b, "bob").await;
     bob.login("r").await;
-    let _ = next_events(&mut alice, 1).await;
+    let _ = alice.next_events(1).await;
     // Alice goes silent (her connection stays open): after the timeout, bob sees her leave,
     // her stream deleted with reason 2, and her connection is closed with 1001.
     let started = std::time::Instant::now();
@@ -274,7 +258,7 @@ async fn offline_after_the_timeout_and_back_within_retention() {
     assert_eq!(resumed["rooms"]["r"], "replay", "{resumed}");
     let back = events_staying_alive(&mut bob, 1).await;
     assert_eq!(kinds(&back), vec!["users:4:user_add"], "{back:?}");
-    let replay = next_events(&mut again, 3).await;
+    let replay = again.next_events(3).await;
     assert_eq!(kinds(&replay), vec!["room:2:stream_delete", "users:3:user_delete", "users:4:user_add"]);
     assert_eq!(a.node.stats().await.expect("reachable").sessions, 2);
 }
@@ -338,21 +322,21 @@ async fn the_admin_api_of_one_node_acts_on_sessions_of_the_other() {
     on_a.login("r").await;
     let ok = on_b.request(json!({"t":"publish","room":"r","stream":"s1","extra":""})).await;
     assert_eq!(code(&ok), 0);
-    let _ = next_events(&mut on_b, 1).await; // u2's user_add
-    let _ = next_events(&mut on_a, 1).await; // the stream_add
-                                             // Through node a: a broadcast, a command to u1, a stream deleted; u1 is on node b.
+    let _ = on_b.next_events(1).await; // u2's user_add
+    let _ = on_a.next_events(1).await; // the stream_add
+                                       // Through node a: a broadcast, a command to u1, a stream deleted; u1 is on node b.
     let sent = admin(&a, Method::POST, "/rooms/r/broadcast", json!({"message":"hi"})).await;
     assert_eq!(sent, json!({"message_id":"2","seq":2}));
     let n = admin(&a, Method::POST, "/rooms/r/command", json!({"command":"go","to":["u1"]})).await;
     assert_eq!(n, json!({"recipients":1}));
     let deleted = admin(&a, Method::DELETE, "/rooms/r/streams/s1", json!({})).await;
     assert_eq!(deleted, json!({"seq":3}));
-    let events = next_events(&mut on_b, 3).await;
+    let events = on_b.next_events(3).await;
     let server = json!({"id":"$server","name":"server"});
     assert_eq!(events[0]["from"], server);
     assert_eq!(kinds(&events), vec!["room:2:broadcast", "direct:1:command", "room:3:stream_delete"], "{events:?}");
     assert_eq!(events[2]["reason"], 4);
-    assert_eq!(kinds(&next_events(&mut on_a, 2).await), vec!["room:2:broadcast", "room:3:stream_delete"]);
+    assert_eq!(kinds(&on_a.next_events(2).await), vec!["room:2:broadcast", "room:3:stream_delete"]);
     // Node b lists and counts the same.
     let page = admin(&b, Method::GET, "/rooms", json!({})).await;
     assert_eq!(page["rooms"][0]["streams"], json!([]));

@@ -168,6 +168,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
         self.events().await.into_iter().filter(|f| f.get("seq").is_some()).collect()
     }
 
+    /// The next `n` channel events (with a `seq`), skipping other frames; each waits within the
+    /// peer's bounded wait (events from another node come by pub/sub: a barrier on the own node
+    /// does not wait for them, this does).
+    pub async fn next_events(&mut self, n: usize) -> Vec<Value> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let f = self.recv().await;
+            if f["t"] == "event" && f.get("seq").is_some() {
+                out.push(f);
+            }
+        }
+        out
+    }
+
     /// Log in to `room` with default config.
     pub async fn login(&mut self, room: &str) -> Value {
         let ok =
