@@ -27,6 +27,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Rust ----------------------------------------------------------------------------------
+# No incremental compilation: a suite run builds each crate once, and the incremental caches
+# doubled the target directory (they and full debug info filled CI's disk; Cargo.toml's
+# [profile.dev] keeps the rest small). A cache left by an earlier interactive build goes too.
+export CARGO_INCREMENTAL=0
+rm -rf target/debug/incremental
 step "cargo fmt --check"
 cargo fmt --all --check
 step "cargo clippy"
