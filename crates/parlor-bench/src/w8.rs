@@ -81,6 +81,9 @@ struct Shared {
     walks: Mutex<Vec<Result<u64, String>>>,
     /// Churn: logouts and logins answered `ok`.
     changes: AtomicU64,
+    /// Churn: logouts and logins answered `error` (the first few: code and request).
+    churn_errors: AtomicU64,
+    error_samples: Mutex<Vec<String>>,
     /// Churners back in the room after the churn.
     back: AtomicUsize,
     /// Wall ms of the last churner's return.
@@ -150,6 +153,11 @@ struct Member {
     out: bool,
     /// The id of a login sent and not yet answered.
     relogin: Option<u64>,
+    /// A churner's last login again: when it was answered, and the `users` seq of its `ok`
+    /// (what a gap is told against).
+    rejoined: Option<(Instant, u64)>,
+    /// The last `error` a churner's request was answered with.
+    last_error: Option<String>,
 }
 
 impl Member {
@@ -162,6 +170,17 @@ impl Member {
             if let Ok(f) = parse(text) {
                 self.answered(&f, sh);
             }
+            return;
+        }
+        if text.starts_with("{\"t\":\"error\"") && self.churner {
+            sh.churn_errors.fetch_add(1, Ordering::Relaxed);
+            let what = if parse(text).is_ok_and(|f| f.id.is_some() && f.id == self.relogin) { "login" } else { "logout" };
+            let e = format!("{what}: {}", text.chars().take(120).collect::<String>());
+            let mut samples = sh.error_samples.lock();
+            if samples.len() < 3 {
+                samples.push(format!("u{} {e}", self.i));
+            }
+            self.last_error = Some(e);
             return;
         }
         if !text.starts_with("{\"t\":\"event\"") {
@@ -198,8 +217,14 @@ impl Member {
                 let mut samples = sh.gap_samples.lock();
                 if samples.len() < 3 {
                     let kind = f.kind.as_deref().unwrap_or("");
-                    samples
-                        .push(format!("u{} {ch} {kind} seq {seq} after {} (churner {})", self.i, *last, self.churner));
+                    let since = match self.rejoined {
+                        Some((at, users)) => format!("{} ms after a login again with users seq {users}", at.elapsed().as_millis()),
+                        None => "no login again".to_string(),
+                    };
+                    samples.push(format!(
+                        "u{} {ch} {kind} seq {seq} after {} (churner {}; {since}; last error {:?})",
+                        self.i, *last, self.churner, self.last_error
+                    ));
                 }
             }
             *last = (*last).max(seq);
@@ -226,6 +251,7 @@ impl Member {
                 self.c.parlor.room_seq = room.unwrap_or(0);
                 self.c.parlor.users_seq = users.unwrap_or(0);
             }
+            self.rejoined = Some((Instant::now(), self.c.parlor.users_seq));
             let was_exact = self.told == self.n;
             self.told = f.online.unwrap_or(0);
             if self.told == self.n && !was_exact {
@@ -384,6 +410,8 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
                 churner,
                 out: false,
                 relogin: None,
+                rejoined: None,
+                last_error: None,
             };
             if told == n as u64 {
                 sh.exact.fetch_add(1, Ordering::Relaxed);
@@ -471,6 +499,10 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
         rep.metric("churners", churning_here as f64, "");
         rep.metric("churners back", counted(&sh.back) as f64, "");
         rep.metric("churn changes", sh.changes.load(Ordering::Relaxed) as f64, "");
+        rep.metric("churn requests refused", sh.churn_errors.load(Ordering::Relaxed) as f64, "");
+        for e in sh.error_samples.lock().iter() {
+            rep.problem(format!("a churn request refused: {e}"));
+        }
         rep.metric("last churner back at (wall ms)", sh.back_at.load(Ordering::Relaxed) as f64, "ms");
         rep.metric("all counts exact again at (wall ms)", sh.exact_at.load(Ordering::Relaxed) as f64, "ms");
         if counted(&sh.back) < churning_here {
