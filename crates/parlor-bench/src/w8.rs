@@ -174,7 +174,8 @@ impl Member {
         }
         if text.starts_with("{\"t\":\"error\"") && self.churner {
             sh.churn_errors.fetch_add(1, Ordering::Relaxed);
-            let what = if parse(text).is_ok_and(|f| f.id.is_some() && f.id == self.relogin) { "login" } else { "logout" };
+            let what =
+                if parse(text).is_ok_and(|f| f.id.is_some() && f.id == self.relogin) { "login" } else { "logout" };
             let e = format!("{what}: {}", text.chars().take(120).collect::<String>());
             let mut samples = sh.error_samples.lock();
             if samples.len() < 3 {
@@ -218,7 +219,9 @@ impl Member {
                 if samples.len() < 3 {
                     let kind = f.kind.as_deref().unwrap_or("");
                     let since = match self.rejoined {
-                        Some((at, users)) => format!("{} ms after a login again with users seq {users}", at.elapsed().as_millis()),
+                        Some((at, users)) => {
+                            format!("{} ms after a login again with users seq {users}", at.elapsed().as_millis())
+                        }
                         None => "no login again".to_string(),
                     };
                     samples.push(format!(

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 use parlor_protocol::{Channel, Seqs};
 
-use crate::engine::{ConnId, Deliver, SessionKey};
+use crate::engine::{ConnId, Deliver, Joining, SessionKey};
 use crate::frame::Frame;
 use crate::outbox::{close_code, Outbox};
 
@@ -35,6 +35,8 @@ struct Member {
     at: [u64; 2],
     /// Also send it its own events (see [`Deliver::echo_own`]).
     echo: bool,
+    /// Which membership of the room this is: an older one's departure heard late leaves it.
+    joining: Joining,
 }
 
 /// A session this node serves.
@@ -281,7 +283,7 @@ impl Deliver for Hub {
         }
     }
 
-    fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs) {
+    fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs, joining: Joining) {
         let mut st = self.state.lock();
         let local = st.sessions.entry(key).or_default();
         local.app = app;
@@ -291,11 +293,16 @@ impl Deliver for Hub {
         let conn = local.conn.clone();
         let members = st.rooms.entry(app).or_default().entry(room.into()).or_default();
         members.retain(|m| m.key != key);
-        members.push(Member { key, notify, conn, at: [at.room.unwrap_or(0), at.users.unwrap_or(0)], echo: false });
+        let at = [at.room.unwrap_or(0), at.users.unwrap_or(0)];
+        members.push(Member { key, notify, conn, at, echo: false, joining });
     }
 
-    fn left(&self, app: u32, room: &str, key: SessionKey) {
+    fn left(&self, app: u32, room: &str, key: SessionKey, ended: Joining) {
         let mut st = self.state.lock();
+        let current = st.rooms.get(&app).and_then(|r| r.get(room)).and_then(|ms| ms.iter().find(|m| m.key == key));
+        if current.is_some_and(|m| !ended.ends(&m.joining)) {
+            return;
+        }
         if let Some(l) = st.sessions.get_mut(&key) {
             l.rooms.retain(|(a, r)| !(*a == app && &**r == room));
         }
@@ -355,8 +362,8 @@ mod tests {
         hub.register(b);
         assert!(hub.bind(10, 1) && hub.bind(20, 2));
         let at = |room| Seqs { room: Some(room), users: Some(1), direct: None };
-        hub.joined(7, "r", 10, true, at(3));
-        hub.joined(7, "r", 20, true, at(4));
+        hub.joined(7, "r", 10, true, at(3), Joining::default());
+        hub.joined(7, "r", 20, true, at(4), Joining::default());
         let ev = |seq: u64| Frame::from(format!("ev{seq}"));
         hub.room_event(7, "r", Some(Channel::Room), 5, &ev(5), None);
         assert_eq!(text(rb.try_next()), "ev5");
@@ -365,5 +372,30 @@ mod tests {
         hub.room_event(7, "r", Some(Channel::Room), 6, &ev(6), None);
         assert_eq!(text(rb.try_next()), "ev6");
         assert!(rb.try_next().is_none());
+    }
+
+    /// A departure heard late (the Redis engine hears its own twice) leaves alone the newer
+    /// membership of the session that entered the room again; its own membership's ends it.
+    #[tokio::test]
+    async fn a_late_copy_of_an_older_departure_does_not_end_a_newer_membership() {
+        let hub = Hub::new();
+        let (a, mut ra) = Outbox::new(1 << 20, 1);
+        hub.register(a);
+        assert!(hub.bind(10, 1));
+        let at = Seqs { room: Some(3), users: Some(1), direct: None };
+        let (first, again) = (Joining::of("e1", 4), Joining::of("e1", 9));
+        hub.joined(7, "r", 10, true, at, first);
+        hub.left(7, "r", 10, first);
+        hub.joined(7, "r", 10, true, at, again);
+        hub.left(7, "r", 10, first);
+        assert!(hub.has_members(7, "r"), "still in the room");
+        hub.room_event(7, "r", Some(Channel::Room), 4, &Frame::from("ev4".to_string()), None);
+        assert_eq!(text(ra.try_next()), "ev4");
+        hub.left(7, "r", 10, again);
+        assert!(!hub.has_members(7, "r"));
+        // A departure of another life of the room always applies.
+        hub.joined(7, "r", 10, true, at, again);
+        hub.left(7, "r", 10, Joining::of("e0", 1));
+        assert!(!hub.has_members(7, "r"));
     }
 }

@@ -384,6 +384,35 @@ pub struct MembersPage {
     pub next: String,
 }
 
+/// Which membership of a room a join or a departure is: the room's life (a hash of its epoch)
+/// and the join's ordinal in that life. The Redis engine hears a departure twice on the node
+/// whose request made it (the script's answer, then pub/sub); a copy that comes late, after
+/// the same session entered the room again, must not end the newer membership. The memory
+/// engine changes its hub under its own lock and passes the default (every departure applies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Joining {
+    /// The room's life: a hash of its epoch.
+    pub life: u64,
+    /// The join's ordinal in that life.
+    pub ord: u64,
+}
+
+impl Joining {
+    /// The membership of the `ord`-th join of the room's life `epoch`.
+    pub fn of(epoch: &str, ord: u64) -> Self {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        epoch.hash(&mut h);
+        Self { life: h.finish(), ord }
+    }
+
+    /// Whether a departure of `self` ends `current` (the membership a node knows): every
+    /// departure does but one of an earlier join of the same life, heard late.
+    pub fn ends(&self, current: &Joining) -> bool {
+        self.life != current.life || self.ord >= current.ord
+    }
+}
+
 /// The node-local side that an engine publishes to: this node's connections and the rooms its
 /// sessions are in. Calls for a session or room this node does not serve are ignored.
 pub trait Deliver: Send + Sync + 'static {
@@ -410,9 +439,9 @@ pub trait Deliver: Send + Sync + 'static {
         self.to_session(key, frame);
     }
     /// Session `key` is now in `room`, having every event up to `at`.
-    fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs);
-    /// Session `key` is no longer in `room`.
-    fn left(&self, app: u32, room: &str, key: SessionKey);
+    fn joined(&self, app: u32, room: &str, key: SessionKey, notify: bool, at: Seqs, joining: Joining);
+    /// Session `key` is no longer in `room` (only if `ended` [`Joining::ends`] the one it has).
+    fn left(&self, app: u32, room: &str, key: SessionKey, ended: Joining);
     /// Close the session's connection with `code`: after what is queued, or at once (`abort`).
     /// With `conn`, only if that is still the session's connection.
     fn close(&self, key: SessionKey, conn: Option<ConnId>, code: u16, reason: &str, abort: bool);

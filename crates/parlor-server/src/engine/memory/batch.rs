@@ -31,7 +31,7 @@ use super::pending::{Answer, Held};
 use super::room::RoomKey;
 use super::state::State;
 use super::MemoryEngine;
-use crate::engine::{Done, Op, Outcome, Reply, Req, SessionKey};
+use crate::engine::{Done, Joining, Op, Outcome, Reply, Req, SessionKey};
 
 /// A queued login.
 pub(super) struct Job {
@@ -222,7 +222,7 @@ impl State {
             self.announce_added(&p.room, p.users, None, now);
             for (key, notify) in p.joiners {
                 if let Some((_, seqs)) = self.room_state(&p.room, key) {
-                    self.deliver.joined(p.room.0, &p.room.1, key, notify, seqs);
+                    self.deliver.joined(p.room.0, &p.room.1, key, notify, seqs, Joining::default());
                 }
             }
             // Every member encoded once; each `ok` is the list without its own entry. A large

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::super::MemoryEngine;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::engine::{ConnId, Deliver, Engine, Grant, NewSession, Op, Outcome, Reply, Req, SessionKey};
+use crate::engine::{ConnId, Deliver, Engine, Grant, Joining, NewSession, Op, Outcome, Reply, Req, SessionKey};
 use crate::frame::Frame;
 
 /// Everything the engine handed to the deliverer, in order, as text.
@@ -53,10 +53,10 @@ impl Deliver for Recorder {
             _ => {}
         }
     }
-    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, at: Seqs) {
+    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, at: Seqs, _: Joining) {
         self.push(format!("{key} joined {room} at users {}", at.users.unwrap_or(0)));
     }
-    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn left(&self, _: u32, _: &str, _: SessionKey, _: Joining) {}
     fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
     fn has_members(&self, _: u32, _: &str) -> bool {
         false

@@ -17,7 +17,7 @@ use super::log::ChannelLog;
 use super::pending::Pending;
 use super::room::Room;
 use crate::config::ServerConfig;
-use crate::engine::{Deliver, Grant, Refusal, RoomInfo, SessionKey};
+use crate::engine::{Deliver, Grant, Joining, Refusal, RoomInfo, SessionKey};
 use crate::frame::Frame;
 use crate::named::Named;
 use crate::outbox::close_code;
@@ -304,7 +304,7 @@ impl State {
             self.announce_added(&rk, vec![user], Some(key), now);
         }
         let entered = self.room_state(&rk, key).ok_or(Refusal::NoSession)?;
-        self.deliver.joined(app, room_id, key, notify, entered.1);
+        self.deliver.joined(app, room_id, key, notify, entered.1, Joining::default());
         Ok(entered)
     }
 
@@ -345,7 +345,7 @@ impl State {
         if room.by_user.get(user.id.as_str()) == Some(&key) {
             room.by_user.remove(user.id.as_str());
         }
-        self.deliver.left(app, room_id, key);
+        self.deliver.left(app, room_id, key, Joining::default());
         let streams = room.streams_of(key);
         let host = !streams.is_empty();
         room.streams.retain(|_, e| e.owner != key);

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use super::MemoryEngine;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::engine::{ConnId, Deliver, Engine, Grant, NewSession, Op, Opened, Req, SessionKey};
+use crate::engine::{ConnId, Deliver, Engine, Grant, Joining, NewSession, Op, Opened, Req, SessionKey};
 use crate::frame::Frame;
 
 /// What the engine told anyone, in a form both engines produce alike (no seqs, no random ids).
@@ -63,8 +63,8 @@ impl Deliver for Record {
     fn to_session(&self, key: SessionKey, frame: Frame) {
         self.0.lock().push(format!("to {key} {}", kind(&frame)));
     }
-    fn joined(&self, _app: u32, _room: &str, _key: SessionKey, _notify: bool, _at: Seqs) {}
-    fn left(&self, _app: u32, _room: &str, _key: SessionKey) {}
+    fn joined(&self, _app: u32, _room: &str, _key: SessionKey, _notify: bool, _at: Seqs, _: Joining) {}
+    fn left(&self, _app: u32, _room: &str, _key: SessionKey, _: Joining) {}
     fn close(&self, key: SessionKey, _conn: Option<ConnId>, code: u16, _reason: &str, abort: bool) {
         self.0.lock().push(format!("close {key} {code} {abort}"));
     }

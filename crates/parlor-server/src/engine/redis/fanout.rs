@@ -16,7 +16,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use parlor_protocol::Channel;
 
-use crate::engine::{Deliver, SessionKey};
+use crate::engine::{Deliver, Joining, SessionKey};
 use crate::frame::Frame;
 
 /// One event of a room channel.
@@ -47,6 +47,8 @@ pub enum Msg {
         at: [u64; 2],
         /// The room's epoch then.
         epoch: String,
+        /// The ordinal of the join this departure ends ([`Joining`]).
+        ord: u64,
     },
 }
 
@@ -412,14 +414,16 @@ impl Fanout {
     pub async fn apply(&self, r: &RoomSeq, cursor: &mut Cursor, msg: Msg) -> Result<(), Msg> {
         match msg {
             Msg::Event(ev) => self.in_order(r, cursor, ev).await.map_err(Msg::Event),
-            Msg::Left { key, at, epoch } => {
+            Msg::Left { key, at, epoch, ord } => {
                 // Everything up to its departure first: the member had it coming.
                 if epoch == cursor.epoch
                     && !(self.fill(r, cursor, 0, at[0]).await && self.fill(r, cursor, 1, at[1]).await)
                 {
-                    return Err(Msg::Left { key, at, epoch });
+                    return Err(Msg::Left { key, at, epoch, ord });
                 }
-                self.deliver.left(r.app, &r.room, key);
+                // Heard twice on the node whose request made it: the late copy must not end
+                // the membership of a session that entered again meanwhile.
+                self.deliver.left(r.app, &r.room, key, Joining::of(&epoch, ord));
                 Ok(())
             }
         }

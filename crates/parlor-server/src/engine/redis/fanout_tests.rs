@@ -10,7 +10,7 @@ use parlor_protocol::{Channel, Seqs};
 
 use super::conn::Conn;
 use super::fanout::{Cursor, Ev, Fanout, Msg, RoomSeq};
-use crate::engine::{ConnId, Deliver, SessionKey};
+use crate::engine::{ConnId, Deliver, Joining, SessionKey};
 use crate::frame::Frame;
 
 /// Records the seqs of the room events handed to the hub.
@@ -25,8 +25,8 @@ impl Deliver for Seen {
         self.0.lock().push(seq);
     }
     fn to_session(&self, _: SessionKey, _: Frame) {}
-    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs) {}
-    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs, _: Joining) {}
+    fn left(&self, _: u32, _: &str, _: SessionKey, _: Joining) {}
     fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
     fn has_members(&self, _: u32, _: &str) -> bool {
         true
@@ -142,4 +142,40 @@ async fn a_room_behind_the_cursor_after_the_subscriber_reconnected_is_held() {
     assert!(cursor.rewound, "a room behind the cursor is held");
     assert_eq!(*seen.0.lock(), vec![17]);
     assert_eq!(fanout.take_suspects(), vec![(1, "r".to_string())]);
+}
+
+/// The node whose request made a departure hears it twice: in the script's answer, then by
+/// pub/sub. A client that logs out and at once in again can be in the room again before the
+/// pub/sub copy is drained (late under load); that copy must not take the new membership out
+/// of the hub, or the member silently gets nothing more.
+#[tokio::test]
+async fn a_departure_heard_again_after_the_member_came_back_does_not_end_its_stay() {
+    let redis = parlor_testkit::RedisServer::start();
+    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
+    let conn = super::gate::Gated::new(conn, Default::default());
+    let hub = Arc::new(crate::hub::Hub::new());
+    let (outbox, mut reader) = crate::outbox::Outbox::new(1 << 20, 1);
+    hub.register(outbox);
+    assert!(hub.bind(10, 1));
+    let fanout = Arc::new(Fanout::new(hub.clone(), conn));
+    let room = fanout.room(1, "r");
+    let mut cursor = room.cursor.lock().await;
+    *cursor = Cursor::new("e1".into(), [3, 0]);
+    let at = Seqs { room: Some(3), users: Some(0), direct: None };
+    let left = |ord| Msg::Left { key: 10, at: [3, 0], epoch: "e1".into(), ord };
+    hub.joined(1, "r", 10, true, at, Joining::of("e1", 4));
+    // Logout: the script's answer.
+    fanout.apply_or_queue(&room, &mut cursor, left(4)).await;
+    assert!(!hub.has_members(1, "r"));
+    // Login again, then the pub/sub copy of the logout.
+    hub.joined(1, "r", 10, true, at, Joining::of("e1", 9));
+    fanout.apply_or_queue(&room, &mut cursor, left(4)).await;
+    fanout.apply_or_queue(&room, &mut cursor, Msg::Event(ev(4))).await;
+    match reader.try_next() {
+        Some(crate::outbox::Out::Text(t, _)) => assert_eq!(t.as_str(), "ev4"),
+        other => panic!("the member back in the room gets the next event, not {other:?}"),
+    }
+    // Its own departure does end it.
+    fanout.apply_or_queue(&room, &mut cursor, left(9)).await;
+    assert!(!hub.has_members(1, "r"));
 }

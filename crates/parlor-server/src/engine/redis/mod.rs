@@ -48,8 +48,8 @@ pub use self::node::NodeHealth;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::engine::{
-    ConnId, Deliver, Done, Engine, MembersPage, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply, Req,
-    ResumeRefused, Resumed, RoomInfo, SessionKey, Stats, Unavailable,
+    ConnId, Deliver, Done, Engine, Joining, MembersPage, NewSession, Op, Opened, Outcome, Recalled, Refusal, Reply,
+    Req, ResumeRefused, Resumed, RoomInfo, SessionKey, Stats, Unavailable,
 };
 use crate::frame::Frame;
 
@@ -184,7 +184,10 @@ fn parse_item(raw: &str) -> Option<Item> {
             let ev = Ev { ch, seq: n(3)?, author: n(4)?, epoch: s(5)?, frame: Frame::from(s(6)?) };
             Some(Item::Ev(s(1)?, Msg::Event(ev)))
         }
-        "left" => Some(Item::Ev(s(1)?, Msg::Left { key: n(2)?, at: [n(3)?, n(4)?], epoch: s(5)? })),
+        "left" => {
+            let ord = n(6).unwrap_or(u64::MAX);
+            Some(Item::Ev(s(1)?, Msg::Left { key: n(2)?, at: [n(3)?, n(4)?], epoch: s(5)?, ord }))
+        }
         "ctl" => node::Ctl::parse(v.get(1)?).map(Item::Ctl),
         "join" | "at" => Some(Item::Join(Joined {
             room: s(1)?,
@@ -193,6 +196,7 @@ fn parse_item(raw: &str) -> Option<Item> {
             rseq: n(4)?,
             useq: n(5)?,
             epoch: s(6)?,
+            ord: n(7).unwrap_or(0),
         })),
         "send" => Some(Item::Send(Frame::from(s(1)?))),
         _ => None,
@@ -208,6 +212,8 @@ struct Joined {
     rseq: u64,
     useq: u64,
     epoch: String,
+    /// The join's ordinal in the room's life ([`Joining`]).
+    ord: u64,
 }
 
 /// A script's answer: its status, its payload, and the items (raw).
@@ -553,12 +559,13 @@ impl RedisEngine {
             let Some((r, cursor)) = held.iter_mut().find(|(r, _)| r.room == j.room) else {
                 continue;
             };
+            let joining = Joining::of(&j.epoch, j.ord);
             if cursor.epoch != j.epoch {
                 **cursor = Cursor::new(j.epoch, [j.rseq, j.useq]);
                 cursor.checked = self.fanout.connection();
             }
             let at = Seqs { room: Some(j.rseq), users: Some(j.useq), direct: None };
-            self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at);
+            self.fanout.deliver.joined(app, &r.room, j.key, j.notify, at, joining);
             self.fanout.catch_up(r, cursor, 0, j.rseq).await;
             self.fanout.catch_up(r, cursor, 1, j.useq).await;
         }

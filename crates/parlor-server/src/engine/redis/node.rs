@@ -266,15 +266,18 @@ fn parse_room_channel(channel: &str) -> Option<(u32, &str)> {
     Some((app.parse().ok()?, rest))
 }
 
-/// `c|seq|author|epoch|frame` (c: `r` or `u`), or `l|key|rseq|useq|epoch`.
+/// `c|seq|author|epoch|frame` (c: `r` or `u`), or `l|key|rseq|useq|epoch|ord`.
 fn parse_event(text: &str) -> Option<Msg> {
-    let mut parts = text.splitn(5, '|');
-    let c = parts.next()?;
-    if c == "l" {
+    if let Some(rest) = text.strip_prefix("l|") {
+        let mut parts = rest.split('|');
         let key = parts.next()?.parse().ok()?;
         let at = [parts.next()?.parse().ok()?, parts.next()?.parse().ok()?];
-        return Some(Msg::Left { key, at, epoch: parts.next()?.to_string() });
+        let epoch = parts.next()?.to_string();
+        let ord = parts.next().and_then(|o| o.parse().ok()).unwrap_or(u64::MAX);
+        return Some(Msg::Left { key, at, epoch, ord });
     }
+    let mut parts = text.splitn(5, '|');
+    let c = parts.next()?;
     let ch = if c == "u" { 1 } else { 0 };
     let seq = parts.next()?.parse().ok()?;
     let author = parts.next()?.parse().ok()?;
@@ -296,5 +299,9 @@ mod tests {
         };
         assert_eq!((ev.ch, ev.seq, ev.author, ev.epoch.as_str()), (1, 3, 12, "ep"));
         assert_eq!(ev.frame.as_str(), "{\"t\":\"event\",\"x\":\"a|b\"}");
+        let Some(Msg::Left { key, at, epoch, ord }) = parse_event("l|12|4|7|ep|3") else {
+            panic!("a departure");
+        };
+        assert_eq!((key, at, epoch.as_str(), ord), (12, [4, 7], "ep", 3));
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use super::RedisEngine;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::engine::{ConnId, Deliver, Engine, NewSession, SessionKey};
+use crate::engine::{ConnId, Deliver, Engine, Joining, NewSession, SessionKey};
 use crate::frame::Frame;
 
 /// Hands nothing anywhere (the scripts' answers are what is checked), and records the `joined`
@@ -26,10 +26,10 @@ impl Deliver for Joins {
     }
     fn room_event(&self, _: u32, _: &str, _: Option<Channel>, _: u64, _: &Frame, _: Option<SessionKey>) {}
     fn to_session(&self, _: SessionKey, _: Frame) {}
-    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, _: Seqs) {
+    fn joined(&self, _: u32, room: &str, key: SessionKey, _: bool, _: Seqs, _: Joining) {
         self.0.lock().push((room.to_string(), key));
     }
-    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn left(&self, _: u32, _: &str, _: SessionKey, _: Joining) {}
     fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
     fn has_members(&self, _: u32, _: &str) -> bool {
         false
@@ -155,8 +155,8 @@ impl Deliver for Log {
     fn to_session(&self, key: SessionKey, frame: Frame) {
         self.0.lock().push(format!("to {key}: {}", frame.as_str()));
     }
-    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs) {}
-    fn left(&self, _: u32, _: &str, _: SessionKey) {}
+    fn joined(&self, _: u32, _: &str, _: SessionKey, _: bool, _: Seqs, _: Joining) {}
+    fn left(&self, _: u32, _: &str, _: SessionKey, _: Joining) {}
     fn close(&self, _: SessionKey, _: Option<ConnId>, _: u16, _: &str, _: bool) {}
     fn has_members(&self, _: u32, _: &str) -> bool {
         true

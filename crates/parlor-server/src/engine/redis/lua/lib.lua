@@ -12,9 +12,9 @@
 --
 -- A script returns { status, payload, item... }: each item is a JSON array the calling node
 -- applies in order: {"ev", room, ch, seq, author, epoch, frame} (an event it produced; every
--- other node gets it by pub/sub), {"left", room, key, rseq, useq, epoch} (a member left after
--- these seqs; also on pub/sub), {"ctl", msg} (for a session of the calling node), and
--- {"join", room, key, notify, rseq, useq, epoch}.
+-- other node gets it by pub/sub), {"left", room, key, rseq, useq, epoch, ord} (the membership
+-- `ord` ended after these seqs; also on pub/sub), {"ctl", msg} (for a session of the calling node), and
+-- {"join", room, key, notify, rseq, useq, epoch, ord}.
 
 -- Loaded once as a Redis function library (`FUNCTION LOAD`, engine/redis/mod.rs): the
 -- functions below are made once, not at every call as an `EVALSHA` of this chunk would (36 µs a
@@ -254,6 +254,7 @@ local function leave(key, room, why)
   redis.call('HDEL', rk(room, 'mem'), key)
   local user = redis.call('HGET', rk(room, 'user'), key)
   redis.call('HDEL', rk(room, 'user'), key)
+  local ord = redis.call('ZSCORE', rk(room, 'ord'), key)
   redis.call('ZREM', rk(room, 'ord'), key)
   local uid = redis.call('HGET', sk(key), 'uid')
   if uid and redis.call('HGET', rk(room, 'uid'), uid) == key then
@@ -287,8 +288,8 @@ local function leave(key, room, why)
   -- The departure goes on the room's channel, in order with its events: a node delivers
   -- nothing after it to the member that left.
   local at = redis.call('HMGET', rk(room, 'meta'), 'rseq', 'useq', 'epoch')
-  redis.call('PUBLISH', P .. ':ev:' .. room, 'l|' .. key .. '|' .. at[1] .. '|' .. at[2] .. '|' .. at[3])
-  table.insert(items, cjson.encode({'left', room, tonumber(key), tonumber(at[1]), tonumber(at[2]), at[3]}))
+  redis.call('PUBLISH', P .. ':ev:' .. room, 'l|' .. key .. '|' .. at[1] .. '|' .. at[2] .. '|' .. at[3] .. '|' .. ord)
+  table.insert(items, cjson.encode({'left', room, tonumber(key), tonumber(at[1]), tonumber(at[2]), at[3], tonumber(ord)}))
   if redis.call('HLEN', rk(room, 'mem')) == 0 then
     hook(room, 'room_closed', '', at[3])
     for _, w in ipairs(ROOM_KEYS) do redis.call('DEL', rk(room, w)) end
@@ -379,7 +380,10 @@ local function enter(key, room, m)
   redis.call('HSET', rk(room, 'uid'), uid, key)
   redis.call('ZADD', rk(room, 'lex'), 0, uid)
   presence.changed(room, uid)
-  redis.call('ZADD', rk(room, 'ord'), redis.call('HINCRBY', meta, 'joins', 1), key)
+  -- The join's ordinal: the order of the member list, and which membership this is (a node
+  -- that hears a departure late leaves a newer membership alone, engine::Membership).
+  local ord = redis.call('HINCRBY', meta, 'joins', 1)
+  redis.call('ZADD', rk(room, 'ord'), ord, key)
   -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
   -- any batch still pending.
   if older then
@@ -398,7 +402,7 @@ local function enter(key, room, m)
   redis.call('HSET', sk(key, 'rooms'), room, cjson.encode(m))
   track_token(key, room, m)
   local s = redis.call('HMGET', meta, 'rseq', 'useq', 'epoch')
-  table.insert(items, cjson.encode({'join', room, tonumber(key), notify == '1', tonumber(s[1]), tonumber(s[2]), s[3]}))
+  table.insert(items, cjson.encode({'join', room, tonumber(key), notify == '1', tonumber(s[1]), tonumber(s[2]), s[3], ord}))
   return room_state(key, room)
 end
 

@@ -180,7 +180,8 @@ local function recall(key, raw)
       -- the session is in the room. It is told now, at the seqs of this answer.
       local m = redis.call('HMGET', rk(a.room, 'meta'), 'epoch', 'rseq', 'useq')
       local notify = redis.call('HGET', rk(a.room, 'mem'), key) == '1'
-      table.insert(items, cjson.encode({'at', a.room, tonumber(key), notify, tonumber(m[2]), tonumber(m[3]), m[1]}))
+      local ord = tonumber(redis.call('ZSCORE', rk(a.room, 'ord'), key))
+      table.insert(items, cjson.encode({'at', a.room, tonumber(key), notify, tonumber(m[2]), tonumber(m[3]), m[1], ord}))
       return {'repeat', '{"k":"login","ok":' .. room_state(key, a.room) .. '}'}
     end
     local code = redis.call('HGET', sk(key, 'kicked'), a.room) or '1009005'

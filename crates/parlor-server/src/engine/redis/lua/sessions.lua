@@ -104,7 +104,8 @@ local function resume(pub, token, ack_raw, conn, new_rt)
       local m = redis.call('HMGET', meta, 'epoch', 'rseq', 'useq', 'msgs', 'dmsg')
       local epoch, rseq, useq = m[1], tonumber(m[2]), tonumber(m[3])
       local notify = redis.call('HGET', rk(room, 'mem'), key) == '1'
-      table.insert(items, cjson.encode({'at', room, tonumber(key), notify, rseq, useq, epoch}))
+      local ord = tonumber(redis.call('ZSCORE', rk(room, 'ord'), key))
+      table.insert(items, cjson.encode({'at', room, tonumber(key), notify, rseq, useq, epoch, ord}))
       local a = acked[room]
       local replay = nil
       if a and a.epoch == epoch then
