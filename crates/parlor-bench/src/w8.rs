@@ -83,6 +83,8 @@ struct Shared {
     changes: AtomicU64,
     /// Churn: logouts and logins answered `error` (the first few: code and request).
     churn_errors: AtomicU64,
+    /// Churn steps skipped because the churner's last request was not answered yet.
+    churn_skipped: AtomicU64,
     error_samples: Mutex<Vec<String>>,
     /// Churners back in the room after the churn.
     back: AtomicUsize,
@@ -151,8 +153,11 @@ struct Member {
     churner: bool,
     /// Out of the room (churning).
     out: bool,
-    /// The id of a login sent and not yet answered.
-    relogin: Option<u64>,
+    /// A churner's request sent and not yet answered: its id, and whether it is a login. A
+    /// churner asks again only once answered (a client does): when answers take longer than a
+    /// churn step, the step is skipped (counted), never two of its requests in flight, whose
+    /// answers the seq bookkeeping would mix up.
+    asked: Option<(u64, bool)>,
     /// A churner's last login again: when it was answered, and the `users` seq of its `ok`
     /// (what a gap is told against).
     rejoined: Option<(Instant, u64)>,
@@ -173,9 +178,13 @@ impl Member {
             return;
         }
         if text.starts_with("{\"t\":\"error\"") && self.churner {
+            let Ok(f) = parse(text) else { return };
+            let Some((_, login)) = self.asked.filter(|(id, _)| f.id == Some(*id)) else { return };
+            self.asked = None;
             sh.churn_errors.fetch_add(1, Ordering::Relaxed);
-            let what =
-                if parse(text).is_ok_and(|f| f.id.is_some() && f.id == self.relogin) { "login" } else { "logout" };
+            // Refused: the churner is where it was.
+            self.out = login;
+            let what = if login { "login" } else { "logout" };
             let e = format!("{what}: {}", text.chars().take(120).collect::<String>());
             let mut samples = sh.error_samples.lock();
             if samples.len() < 3 {
@@ -247,9 +256,10 @@ impl Member {
 
     /// A churner's `ok`: of its logout, or of its login again (the room as it is now).
     fn answered(&mut self, f: &client::In<'_>, sh: &Shared) {
+        let Some((_, login)) = self.asked.filter(|(id, _)| f.id == Some(*id)) else { return };
+        self.asked = None;
         sh.changes.fetch_add(1, Ordering::Relaxed);
-        if f.id.is_some() && f.id == self.relogin {
-            self.relogin = None;
+        if login {
             if let Some(SeqField::Channels { room, users, .. }) = f.seq {
                 self.c.parlor.room_seq = room.unwrap_or(0);
                 self.c.parlor.users_seq = users.unwrap_or(0);
@@ -266,12 +276,17 @@ impl Member {
         }
     }
 
-    /// A churner's next step: out of the room, or into it again.
-    async fn toggle(&mut self) -> anyhow::Result<()> {
+    /// A churner's next step: out of the room, or into it again (skipped while the last one is
+    /// not answered).
+    async fn toggle(&mut self, sh: &Shared) -> anyhow::Result<()> {
+        if self.asked.is_some() {
+            sh.churn_skipped.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
         let id = self.c.next_id;
         self.c.next_id += 1;
+        self.asked = Some((id, self.out));
         let frame = if self.out {
-            self.relogin = Some(id);
             format!(
                 "{{\"t\":\"login\",\"id\":{id},\"room\":{},\"config\":{{\"max_members\":0,\"user_status_notify\":true}}}}",
                 client::js(ROOM)
@@ -281,6 +296,16 @@ impl Member {
         };
         self.out = !self.out;
         self.c.ws.send(Message::text(frame)).await?;
+        Ok(())
+    }
+
+    /// After the churn, with nothing asked: back in the room (counted), or a login to get there.
+    async fn home(&mut self, sh: &Shared) -> anyhow::Result<()> {
+        if self.out {
+            return self.toggle(sh).await;
+        }
+        sh.back.fetch_add(1, Ordering::Relaxed);
+        sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -320,17 +345,14 @@ impl Member {
                             step.reset_after(phase);
                         } else {
                             came_back = true;
-                            if !self.out && self.relogin.is_none() {
-                                sh.back.fetch_add(1, Ordering::Relaxed);
-                                sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
-                            } else if self.out && self.toggle().await.is_err() {
+                            if self.asked.is_none() && self.home(&sh).await.is_err() {
                                 break;
                             }
                         }
                     }
                     Err(_) => break,
                 },
-                _ = step.tick(), if churning => if self.toggle().await.is_err() { break },
+                _ = step.tick(), if churning => if self.toggle(&sh).await.is_err() { break },
                 _ = hb.tick() => if self.c.heartbeat(ROOM).await.is_err() { break },
                 _ = tick.tick(), if broadcasting && left > 0 => {
                     left -= 1;
@@ -342,11 +364,10 @@ impl Member {
                         if host && t.starts_with("{\"t\":\"ok\"") {
                             sh.sent.fetch_add(1, Ordering::Relaxed);
                         }
-                        let waiting = self.relogin.is_some();
+                        let waiting = self.asked.is_some();
                         self.frame(t.as_str(), &sh, broadcasting);
-                        if came_back && waiting && self.relogin.is_none() {
-                            sh.back.fetch_add(1, Ordering::Relaxed);
-                            sh.back_at.fetch_max(wall_ms(), Ordering::Relaxed);
+                        if came_back && waiting && self.asked.is_none() && self.home(&sh).await.is_err() {
+                            break;
                         }
                     }
                     Some(Ok(_)) => {}
@@ -412,7 +433,7 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
                 latencies: Vec::new(),
                 churner,
                 out: false,
-                relogin: None,
+                asked: None,
                 rejoined: None,
                 last_error: None,
             };
@@ -503,6 +524,7 @@ pub async fn run_nodes(ctx: &Ctx, servers: &Servers<'_>, n: usize) -> anyhow::Re
         rep.metric("churners back", counted(&sh.back) as f64, "");
         rep.metric("churn changes", sh.changes.load(Ordering::Relaxed) as f64, "");
         rep.metric("churn requests refused", sh.churn_errors.load(Ordering::Relaxed) as f64, "");
+        rep.metric("churn steps skipped (answer pending)", sh.churn_skipped.load(Ordering::Relaxed) as f64, "");
         for e in sh.error_samples.lock().iter() {
             rep.problem(format!("a churn request refused: {e}"));
         }
