@@ -322,6 +322,7 @@ impl Client {
     /// `u0`…`u<n-1>` exactly once, no one else. Returns the pages' bytes (W7, W8).
     pub async fn walk_members(&mut self, room: &str, n: usize) -> anyhow::Result<u64> {
         let (mut seen, mut cursor, mut bytes) = (vec![false; n], String::new(), 0u64);
+        let mut retries = 0u32;
         loop {
             let id = self.next_id;
             self.next_id += 1;
@@ -343,12 +344,20 @@ impl Client {
                             anyhow::ensure!(!seen[k], "{} on two pages", u.id);
                             seen[k] = true;
                         }
-                        break f.next.unwrap_or_default();
+                        break Some(f.next.unwrap_or_default());
+                    }
+                    // Redis failing (§1: retryable): the same page again after a pause, as a
+                    // client does, a few times.
+                    ("error", Some(i)) if i == id && f.code == Some(1000004) && retries < 5 => {
+                        retries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(200 << retries)).await;
+                        break None;
                     }
                     ("error", Some(i)) if i == id => bail!("members refused: {t:.200}"),
                     _ => {}
                 }
             };
+            let Some(next) = next else { continue };
             if next.is_empty() {
                 break;
             }

@@ -33,7 +33,7 @@ impl RedisEngine {
 impl AdminEngine for RedisEngine {
     async fn room_page(&self, app: u32, after: Option<&str>, limit: usize) -> Result<RoomPage, Unavailable> {
         let args = [after.unwrap_or("").to_string(), limit.to_string()];
-        let out = self.run(app, Instant::now(), "room_page", &args).await?;
+        let out = self.run_retrying(app, Instant::now(), "room_page", &args).await?;
         let rooms: Vec<RoomInfo> = out.raw.iter().filter_map(|raw| serde_json::from_str(raw).ok()).collect();
         let more_after = (!out.payload.is_empty()).then_some(out.payload);
         Ok(RoomPage { rooms, more_after })
