@@ -75,19 +75,21 @@ where
         outbox.close(close_code::POLICY, "no hello");
     };
     loop {
-        // Write what is queued, then: a close asked for, else a frame that has arrived, else the
+        // Feed what is queued, then: a close asked for, else a frame that has arrived, else
+        // (flushed what was fed: the answers to frames read in one go leave in one write) the
         // hello deadline. A frame that has arrived comes before the hello deadline: a node too
         // busy to poll this task until after the deadline must still serve the `hello` /
         // `resume` the client sent in time (under a storm, refusing a resume this way ends its
         // session).
         let next = poll_fn(|cx| {
-            let _ = conn.poll_write(cx);
+            let _ = conn.poll_write(cx, false);
             if outbox.is_closed() {
                 return conn.ready(Next::Closed);
             }
             if let Poll::Ready(next) = conn.socket.poll_next_unpin(cx) {
                 return conn.ready(Next::Read(next));
             }
+            let _ = conn.poll_write(cx, true);
             if let Some(deadline) = &mut hello_deadline {
                 if deadline.as_mut().poll(cx).is_ready() {
                     return conn.ready(Next::NoHello);
@@ -208,7 +210,7 @@ where
     // CLOSE_GRACE for it, from here or from the close if that came first.
     outbox.close(close_code::GOING_AWAY, "");
     conn.arm_grace();
-    poll_fn(|cx| conn.poll_write(cx)).await;
+    poll_fn(|cx| conn.poll_write(cx, true)).await;
     drop(conn);
     metrics::gauge!("parlor_connections").decrement(1.0);
 }
@@ -282,7 +284,7 @@ where
             if let Poll::Ready(v) = Pin::new(&mut fut).poll(cx) {
                 return Poll::Ready(v);
             }
-            let _ = self.poll_write(cx);
+            let _ = self.poll_write(cx, true);
             Poll::Pending
         })
         .await
@@ -305,14 +307,16 @@ where
     }
 
     /// Write what can be written now: Ready once nothing more will be. Registers the task for
-    /// the queue's wake-ups; the socket registers it for its own.
+    /// the queue's wake-ups; the socket registers it for its own. Without `flush`, a drained
+    /// queue leaves what was fed in the WebSocket's buffer (the caller flushes it before it
+    /// waits).
     ///
     /// Everything queued goes out with one flush: under fan-out a busy connection has many
     /// frames waiting, and writing them with one syscall instead of one each is most of the
     /// cost. A write that waits on the socket gives way to an abort (a slow consumer's cut):
     /// what is queued is dropped then, and the close frame gets CLOSE_GRACE behind what the
     /// socket holds.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_write(&mut self, cx: &mut Context<'_>, flush: bool) -> Poll<()> {
         self.reader.register(cx.waker());
         loop {
             if let Some(grace) = &mut self.grace {
@@ -354,7 +358,7 @@ where
                                 self.start_close(code, reason);
                                 continue;
                             }
-                            None if self.fed => {
+                            None if self.fed && flush => {
                                 self.fed = false;
                                 self.write = Write::Flush;
                                 continue;
