@@ -1,7 +1,15 @@
-//! One WebSocket connection.
+//! One WebSocket connection, served by one task.
 //!
-//! The reader (this task) waits for `hello` or `resume` within `hello_timeout`, then decodes
-//! every frame and hands it to the [`Node`]. A writer task drains the connection's [`Outbox`].
+//! [`serve`] waits for `hello` or `resume` within `hello_timeout`, then decodes every frame and
+//! hands it to the [`Node`]; the same task writes the connection's [`Outbox`] and closes the
+//! socket. It is one state machine polled on every wake-up (the socket's, or the outbox's
+//! `AtomicWaker` when a frame lands in an empty queue or a close is asked for), in this order:
+//! feed the socket what is queued, stop on a close, read the next frame, else flush and wait.
+//! Frames are handled one at a time, in order: while a frame's future is pending (a Redis call),
+//! the task goes on writing the queue (fan-out to this connection does not wait for it) but reads
+//! no further frame. An idle connection is one task that a ping wakes once, and the `pong` is
+//! written on that same turn; there is no writer task and no split of the socket.
+//!
 //! Every failure a peer can cause ends in an `error` frame and/or a close code (§1), never a
 //! panic, and never touches another session.
 //!
