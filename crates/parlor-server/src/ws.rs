@@ -50,177 +50,197 @@ pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// that the server, not the library, decides and answers with close code 1009.
 pub fn ws_config(max_frame: usize) -> WebSocketConfig {
     // Small buffers: an idle connection should cost a few KiB, not tungstenite's default
-    // 128 KiB read buffer (which is zero-filled, hence resident). 1 KiB holds a ping with its
-    // acks; a larger frame makes the buffer grow for it. The write buffer is only a threshold (it grows when used): frames are
-    // gathered up to 64 KiB and written with one syscall by the writer task's flush.
+    // 128 KiB read buffer (which is zero-filled, hence resident). 256 B holds a ping with the
+    // acks of a room or two; for a larger frame the buffer is grown to its length once its
+    // header is read (one read more, not one per 256 B). The write buffer is only a threshold
+    // (it grows when used): frames are gathered up to 64 KiB and written with one syscall by
+    // the connection task's flush.
     WebSocketConfig::default()
         .max_frame_size(Some(max_frame + 1024))
         .max_message_size(Some(max_frame + 1024))
-        .read_buffer_size(1024)
+        .read_buffer_size(256)
         .write_buffer_size(64 * 1024)
 }
 
 /// Serve one connection until it closes.
-pub async fn serve<S>(node: Arc<Node>, socket: WebSocketStream<S>)
+///
+/// Not an `async fn`: its arguments would be stored in the task twice (as arguments and as the
+/// locals they are moved into), and the socket is most of a connection's task. The socket goes
+/// into its [`Conn`] here, and the future works on that in place.
+pub fn serve<S>(node: Arc<Node>, socket: WebSocketStream<S>) -> impl Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    // Counted until this function returns: a drain waits for it.
-    let _tracked = node.hub.tasks.token();
     let conn_id = node.hub.next_conn_id();
     let (outbox, reader) = Outbox::new(node.config.outbound_limit, conn_id);
-    node.hub.register(outbox.clone());
     let mut conn = Conn::new(socket, reader);
-    metrics::gauge!("parlor_connections").increment(1.0);
+    async move {
+        // Counted until this future ends: a drain waits for it.
+        let _tracked = node.hub.tasks.token();
+        node.hub.register(outbox.clone());
+        metrics::gauge!("parlor_connections").increment(1.0);
 
-    let mut session: Option<(SessionKey, SessionCtx)> = None;
-    // The session's count against its app's limit, held as long as this connection serves it.
-    let mut app_slot: Option<AppSlot> = None;
-    // Boxed and dropped once a session starts: an idle connection does not carry a timer.
-    let mut hello_deadline = Some(Box::pin(tokio::time::sleep(node.config.hello_timeout)));
-    let no_hello = || {
-        send_error(&outbox, None, ErrorCode::InvalidField, "no hello within the hello timeout");
-        outbox.close(close_code::POLICY, "no hello");
-    };
-    loop {
-        // Feed what is queued, then: a close asked for, else a frame that has arrived, else
-        // (flushed what was fed: the answers to frames read in one go leave in one write) the
-        // hello deadline. A frame that has arrived comes before the hello deadline: a node too
-        // busy to poll this task until after the deadline must still serve the `hello` /
-        // `resume` the client sent in time (under a storm, refusing a resume this way ends its
-        // session).
-        let next = poll_fn(|cx| {
-            let _ = conn.poll_write(cx, false);
-            if outbox.is_closed() {
-                return conn.ready(Next::Closed);
-            }
-            if let Poll::Ready(next) = conn.socket.poll_next_unpin(cx) {
-                return conn.ready(Next::Read(next));
-            }
-            let _ = conn.poll_write(cx, true);
-            if let Some(deadline) = &mut hello_deadline {
-                if deadline.as_mut().poll(cx).is_ready() {
-                    return conn.ready(Next::NoHello);
+        let mut session: Option<(SessionKey, SessionCtx)> = None;
+        // The session's count against its app's limit, held as long as this connection serves it.
+        let mut app_slot: Option<AppSlot> = None;
+        // Boxed and dropped once a session starts: an idle connection does not carry a timer.
+        let mut hello_deadline = Some(Box::pin(tokio::time::sleep(node.config.hello_timeout)));
+        let no_hello = || {
+            send_error(&outbox, None, ErrorCode::InvalidField, "no hello within the hello timeout");
+            outbox.close(close_code::POLICY, "no hello");
+        };
+        loop {
+            // Feed what is queued, then: a close asked for, else a frame that has arrived, else
+            // (flushed what was fed: the answers to frames read in one go leave in one write) the
+            // hello deadline. A frame that has arrived comes before the hello deadline: a node too
+            // busy to poll this task until after the deadline must still serve the `hello` /
+            // `resume` the client sent in time (under a storm, refusing a resume this way ends its
+            // session).
+            let next = poll_fn(|cx| {
+                let _ = conn.poll_write(cx, false);
+                if outbox.is_closed() {
+                    return conn.ready(Next::Closed);
                 }
-            }
-            Poll::Pending
-        })
-        .await;
-        let next = match next {
-            Next::Closed => break,
-            Next::NoHello => {
-                no_hello();
-                break;
-            }
-            Next::Read(next) => next,
-        };
-        let msg = match next {
-            Some(Ok(m)) => m,
-            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                outbox.abort(close_code::TOO_BIG, "frame too big");
-                break;
-            }
-            Some(Err(_)) => break,
-            None => break,
-        };
-        let now = Instant::now();
-        let past_deadline = hello_deadline.as_ref().is_some_and(|d| now >= d.deadline());
-        let text = match msg {
-            Message::Text(t) => t,
-            Message::Binary(_) => {
-                outbox.close(close_code::UNSUPPORTED, "binary frames are not supported");
-                break;
-            }
-            Message::Close(_) => break,
-            // Control frames do not hold a connection open without a hello.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) if past_deadline => {
-                no_hello();
-                break;
-            }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
-        };
-        if text.len() > node.config.max_frame {
-            outbox.abort(close_code::TOO_BIG, "frame too big");
-            break;
-        }
-        let frame = match decode_client_frame(text.as_str()) {
-            Ok(f) => f,
-            Err(e @ DecodeError::Malformed(_)) => {
-                send_error(&outbox, None, e.code(), &e.to_string());
-                outbox.close(close_code::INVALID_DATA, "malformed frame");
-                break;
-            }
-            Err(e) => {
-                match &mut session {
-                    Some((key, ctx)) => {
-                        let bad = node.bad_frame(*key, ctx, e.request_id(), e.code(), e.to_string(), now);
-                        conn.run(Box::pin(bad)).await;
+                if let Poll::Ready(next) = conn.socket.poll_next_unpin(cx) {
+                    return conn.ready(Next::Read(next));
+                }
+                let _ = conn.poll_write(cx, true);
+                if let Some(deadline) = &mut hello_deadline {
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        return conn.ready(Next::NoHello);
                     }
-                    None => send_error(&outbox, e.request_id(), e.code(), &e.to_string()),
+                }
+                Poll::Pending
+            })
+            .await;
+            // What was read, checked and decoded in a block: what it binds ends with it, and is
+            // not kept in the task across the awaits below (what a task holds across an await is
+            // its size, for the connection's whole life).
+            let (now, decoded) = {
+                let next = match next {
+                    Next::Closed => break,
+                    Next::NoHello => {
+                        no_hello();
+                        break;
+                    }
+                    Next::Read(next) => next,
+                };
+                let msg = match next {
+                    Some(Ok(m)) => m,
+                    Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                        outbox.abort(close_code::TOO_BIG, "frame too big");
+                        break;
+                    }
+                    Some(Err(_)) => break,
+                    None => break,
+                };
+                let now = Instant::now();
+                let past_deadline = hello_deadline.as_ref().is_some_and(|d| now >= d.deadline());
+                let text = match msg {
+                    Message::Text(t) => t,
+                    Message::Binary(_) => {
+                        outbox.close(close_code::UNSUPPORTED, "binary frames are not supported");
+                        break;
+                    }
+                    Message::Close(_) => break,
+                    // Control frames do not hold a connection open without a hello.
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) if past_deadline => {
+                        no_hello();
+                        break;
+                    }
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
+                };
+                if text.len() > node.config.max_frame {
+                    outbox.abort(close_code::TOO_BIG, "frame too big");
+                    break;
+                }
+                let decoded = match decode_client_frame(text.as_str()) {
+                    Ok(f) => Ok(f),
+                    Err(e @ DecodeError::Malformed(_)) => {
+                        send_error(&outbox, None, e.code(), &e.to_string());
+                        outbox.close(close_code::INVALID_DATA, "malformed frame");
+                        break;
+                    }
+                    Err(e) => Err((e.request_id(), e.code(), e.to_string())),
+                };
+                (now, decoded)
+            };
+            let frame = match decoded {
+                Ok(f) => f,
+                Err((id, code, message)) => {
+                    match &mut session {
+                        Some((key, ctx)) => conn.run(Box::pin(node.bad_frame(*key, ctx, id, code, message, now))).await,
+                        None => send_error(&outbox, id, code, &message),
+                    }
+                    continue;
+                }
+            };
+            // One frame at a time: while its future is pending, the queue is still written (fan-out
+            // to this connection does not wait for its own requests), but no further frame is read.
+            // Every frame's future boxed (a ping's too): the task holds its largest state for the
+            // connection's whole life, and a ping's inline was most of it.
+            if let Some((key, ctx)) = &mut session {
+                match frame {
+                    ClientFrame::Ping(p) => conn.run(Box::pin(node.ping(*key, ctx, p, now))).await,
+                    frame => conn.run(Box::pin(node.frame(*key, ctx, frame, now))).await,
                 }
                 continue;
             }
-        };
-        // One frame at a time: while its future is pending, the queue is still written (fan-out
-        // to this connection does not wait for its own requests), but no further frame is read.
-        match (&mut session, frame) {
-            // Pings inline; every other future boxed (a request's, a hello's): the task holds its
-            // largest state for the connection's whole life, and idle connections only ping.
-            (Some((key, ctx)), ClientFrame::Ping(p)) => conn.run(std::pin::pin!(node.ping(*key, ctx, p, now))).await,
-            (Some((key, ctx)), frame) => conn.run(Box::pin(node.frame(*key, ctx, frame, now))).await,
-            (None, ClientFrame::Hello(h)) => {
-                let Some(slot) = node.limits.admit_session(h.app_id) else {
-                    let code = ErrorCode::TooManySessions;
-                    crate::telemetry::hello_refused(code.code());
-                    send_error(&outbox, None, code, code.message());
-                    outbox.close(close_code::POLICY, "too many sessions");
-                    break;
-                };
-                match conn.run(Box::pin(node.hello(h, conn_id, now))).await {
+            match frame {
+                ClientFrame::Hello(h) => {
+                    let Some(slot) = node.limits.admit_session(h.app_id) else {
+                        let code = ErrorCode::TooManySessions;
+                        crate::telemetry::hello_refused(code.code());
+                        send_error(&outbox, None, code, code.message());
+                        outbox.close(close_code::POLICY, "too many sessions");
+                        break;
+                    };
+                    match conn.run(Box::pin(node.hello(h, conn_id, now))).await {
+                        Ok(s) => {
+                            session = Some(s);
+                            app_slot = Some(slot);
+                            hello_deadline = None;
+                        }
+                        Err((code, message)) => {
+                            crate::telemetry::hello_refused(code.code());
+                            send_error(&outbox, None, code, &message);
+                            outbox.close(close_code::POLICY, "bad hello");
+                            break;
+                        }
+                    }
+                }
+                ClientFrame::Resume(r) => match conn.run(Box::pin(node.resume(r, conn_id, now))).await {
                     Ok(s) => {
+                        app_slot = Some(node.limits.resumed_session(s.1.app));
                         session = Some(s);
-                        app_slot = Some(slot);
                         hello_deadline = None;
                     }
-                    Err((code, message)) => {
-                        crate::telemetry::hello_refused(code.code());
-                        send_error(&outbox, None, code, &message);
-                        outbox.close(close_code::POLICY, "bad hello");
-                        break;
-                    }
+                    // The connection stays open: the client may go on with `hello` (§6 fallback).
+                    Err((code, message)) => send_error(&outbox, None, code, &message),
+                },
+                other => {
+                    let message = format!("the first frame must be hello or resume, not {}", other.type_name());
+                    send_error(&outbox, other.request_id(), ErrorCode::InvalidField, &message);
+                    outbox.close(close_code::POLICY, "hello first");
+                    break;
                 }
-            }
-            (None, ClientFrame::Resume(r)) => match conn.run(Box::pin(node.resume(r, conn_id, now))).await {
-                Ok(s) => {
-                    app_slot = Some(node.limits.resumed_session(s.1.app));
-                    session = Some(s);
-                    hello_deadline = None;
-                }
-                // The connection stays open: the client may go on with `hello` (§6 fallback).
-                Err((code, message)) => send_error(&outbox, None, code, &message),
-            },
-            (None, other) => {
-                let message = format!("the first frame must be hello or resume, not {}", other.type_name());
-                send_error(&outbox, other.request_id(), ErrorCode::InvalidField, &message);
-                outbox.close(close_code::POLICY, "hello first");
-                break;
             }
         }
+        drop(hello_deadline);
+        let key = session.map(|(key, _)| key);
+        if key.is_some() {
+            tracing::info!(session = key, "connection closed");
+        }
+        node.hub.detach(key, conn_id);
+        drop(app_slot);
+        // Send what is queued (an error frame, a close), then stop; a peer that does not read gets
+        // CLOSE_GRACE for it, from here or from the close if that came first.
+        outbox.close(close_code::GOING_AWAY, "");
+        conn.arm_grace();
+        poll_fn(|cx| conn.poll_write(cx, true)).await;
+        drop(conn);
+        metrics::gauge!("parlor_connections").decrement(1.0);
     }
-    drop(hello_deadline);
-    let key = session.map(|(key, _)| key);
-    if key.is_some() {
-        tracing::info!(session = key, "connection closed");
-    }
-    node.hub.detach(key, conn_id);
-    drop(app_slot);
-    // Send what is queued (an error frame, a close), then stop; a peer that does not read gets
-    // CLOSE_GRACE for it, from here or from the close if that came first.
-    outbox.close(close_code::GOING_AWAY, "");
-    conn.arm_grace();
-    poll_fn(|cx| conn.poll_write(cx, true)).await;
-    drop(conn);
-    metrics::gauge!("parlor_connections").decrement(1.0);
 }
 
 fn send_error(outbox: &Outbox, id: Option<u64>, code: ErrorCode, message: &str) {
