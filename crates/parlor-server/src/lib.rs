@@ -1,7 +1,7 @@
 //! The Parlor room server.
 //!
 //! In layers, arrows pointing down only (see `docs/architecture.md`):
-//! - transport: [`ws`] (one WebSocket connection: decoding, limits, the writer task), [`http`]
+//! - transport: [`ws`] (one WebSocket connection, one task: decoding, limits, writing), [`http`]
 //!   (the axum router — `/v1/ws`, `/metrics`, `/healthz`), [`admin`] (`/v1/admin/…` and its
 //!   OpenAPI document), [`web`] (the demo
 //!   page, the embedded Web SDK, the dev token endpoint);

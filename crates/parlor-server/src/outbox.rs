@@ -1,7 +1,7 @@
 //! A connection's bounded outbound queue.
 //!
 //! Frames are pushed by whoever produces them (the room fan-out, under the hub's lock) without
-//! waiting; the connection's writer task drains the queue. When the bytes waiting exceed the
+//! waiting; the connection's task ([`crate::ws`]) drains the queue. When the bytes waiting exceed the
 //! limit, the connection is cut with close code 4008 at once (ahead of the queue), so that one
 //! slow reader never slows the room: it resumes and catches up from the logs.
 //!
@@ -16,19 +16,25 @@
 //! cut: an abort drops what is queued at once, and the connection task lets go of the socket
 //! within [`crate::ws::CLOSE_GRACE`].
 //!
+//! The reader side is polled by the connection's one task ([`OutboxReader::poll_next`] or
+//! [`OutboxReader::try_next`] after [`OutboxReader::register`]): one `AtomicWaker`, woken when a
+//! frame lands in an empty queue and on every close or abort (so that the task stops reading
+//! frames at once, even while its socket is blocked).
+//!
 //! The queue is a `VecDeque` under a mutex, not a tokio mpsc channel: the channel allocates
 //! its first block of 32 slots (~2 KiB with its state) for every connection, idle or not, and
 //! under a room's fan-out its block allocation and the receiver wake-up per frame led the
 //! profile (W2 at 320 msg/s: `Tx::send` 12 %, the kernel's `clear_page` 21 % of the server's
-//! samples). A deque allocates nothing until used, keeps its capacity while busy, and the writer
+//! samples). A deque allocates nothing until used, keeps its capacity while busy, and the task
 //! is woken only when a frame lands in an empty queue.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::telemetry::FanoutClock;
@@ -54,8 +60,9 @@ const KEEP_CAPACITY: usize = 64;
 struct Shared {
     /// What the writer has yet to take, in order.
     queue: Mutex<VecDeque<Out>>,
-    /// A frame landed in an empty queue, or the last producer is gone.
-    ready: Notify,
+    /// The connection task, woken when a frame lands in an empty queue, on a close or an abort,
+    /// and when the last producer is gone.
+    waker: AtomicWaker,
     /// Producers alive (clones of the [`Outbox`]); none left and the queue empty ends the reader.
     senders: AtomicUsize,
     queued: AtomicUsize,
@@ -63,7 +70,6 @@ struct Shared {
     /// An abort is waiting in `abort` (checked per frame without taking the lock).
     aborted: AtomicBool,
     abort: Mutex<Option<(u16, String)>>,
-    notify: Notify,
 }
 
 /// The producer side, cheap to clone.
@@ -84,7 +90,7 @@ impl Clone for Outbox {
 impl Drop for Outbox {
     fn drop(&mut self) {
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.ready.notify_one();
+            self.shared.waker.wake();
         }
     }
 }
@@ -100,13 +106,12 @@ impl Outbox {
     pub fn new(limit: usize, id: u64) -> (Outbox, OutboxReader) {
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
             senders: AtomicUsize::new(1),
             queued: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             abort: Mutex::new(None),
-            notify: Notify::new(),
         });
         (Outbox { shared: shared.clone(), limit, id }, OutboxReader { shared })
     }
@@ -119,7 +124,7 @@ impl Outbox {
             q.len() == 1
         };
         if was_empty {
-            self.shared.ready.notify_one();
+            self.shared.waker.wake();
         }
     }
 
@@ -169,7 +174,8 @@ impl Outbox {
     pub fn close(&self, code: u16, reason: &str) {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
             self.push(Out::Close(code, reason.to_string()));
-            self.shared.notify.notify_waiters();
+            // Also when the queue was not empty: the task stops reading frames now.
+            self.shared.waker.wake();
         }
     }
 
@@ -178,26 +184,14 @@ impl Outbox {
         if !self.shared.closed.swap(true, Ordering::AcqRel) {
             *self.shared.abort.lock() = Some((code, reason.to_string()));
             self.shared.aborted.store(true, Ordering::Release);
-            self.shared.notify.notify_waiters();
-            // Wake a writer waiting on an empty queue.
-            self.shared.ready.notify_one();
+            // Also a task waiting on a socket that does not drain.
+            self.shared.waker.wake();
         }
     }
 
     /// True once a close was asked for.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
-    }
-
-    /// Wait until a close is asked for.
-    pub async fn closed(&self) {
-        loop {
-            let notified = self.shared.notify.notified();
-            if self.is_closed() {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -214,15 +208,21 @@ impl OutboxReader {
         Some(close)
     }
 
-    /// Resolves once an abort is asked for (to stop waiting on a socket that does not drain).
-    pub async fn aborted(&self) {
-        loop {
-            let notified = self.shared.notify.notified();
-            if self.shared.aborted.load(Ordering::Acquire) {
-                return;
-            }
-            notified.await;
-        }
+    /// True once an abort is asked for (it goes ahead of a socket that does not drain).
+    pub fn is_aborted(&self) -> bool {
+        self.shared.aborted.load(Ordering::Acquire)
+    }
+
+    /// Wake `waker` on the next push into an empty queue, close, abort or last producer gone.
+    /// Register before looking at the queue, so that no wake is lost in between.
+    pub fn register(&self, waker: &Waker) {
+        self.shared.waker.register(waker);
+    }
+
+    /// Wake nobody until the next [`OutboxReader::register`]: the connection task does this
+    /// while it runs, so that the frames it queues itself (a `pong`) do not wake it again.
+    pub fn unregister(&self) {
+        drop(self.shared.waker.take());
     }
 
     /// What is ready now without waiting: an abort first, else the next queued frame.
@@ -253,18 +253,22 @@ impl OutboxReader {
 
     /// The next thing to do: an abort first, else the queue in order; None once every producer
     /// is gone and the queue is empty.
-    pub async fn next(&mut self) -> Option<Out> {
-        loop {
-            if let Some(out) = self.try_next() {
-                return Some(out);
-            }
-            if self.shared.senders.load(Ordering::Acquire) == 0 {
-                // A frame pushed just before the last producer went is still taken.
-                return self.try_next();
-            }
-            // A push into the empty queue after the check above leaves a permit: no wake is lost.
-            self.shared.ready.notified().await;
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Out>> {
+        // Registered first: a push after the look below wakes the task.
+        self.register(cx.waker());
+        if let Some(out) = self.try_next() {
+            return Poll::Ready(Some(out));
         }
+        if self.shared.senders.load(Ordering::Acquire) == 0 {
+            // A frame pushed just before the last producer went is still taken.
+            return Poll::Ready(self.try_next());
+        }
+        Poll::Pending
+    }
+
+    /// [`OutboxReader::poll_next`] as a future.
+    pub async fn next(&mut self) -> Option<Out> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
 
