@@ -207,6 +207,10 @@ impl Member {
             let last = &mut self.c.parlor.room_seq;
             if seq != Some(*last + 1) {
                 sh.gaps.fetch_add(1, Ordering::Relaxed);
+                let mut samples = sh.gap_samples.lock();
+                if samples.len() < 3 {
+                    samples.push(format!("u{} room broadcast seq {seq:?} after {}", self.i, *last));
+                }
             }
             *last = seq.unwrap_or(*last).max(*last);
             self.latencies.push(wall_ms().saturating_sub(sent) as u32);
