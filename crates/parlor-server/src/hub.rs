@@ -299,16 +299,13 @@ impl Deliver for Hub {
 
     fn left(&self, app: u32, room: &str, key: SessionKey, ended: Joining) {
         let mut st = self.state.lock();
-        let current = st.rooms.get(&app).and_then(|r| r.get(room)).and_then(|ms| ms.iter().find(|m| m.key == key));
-        if current.is_some_and(|m| !ended.ends(&m.joining)) {
-            return;
-        }
-        if let Some(l) = st.sessions.get_mut(&key) {
-            l.rooms.retain(|(a, r)| !(*a == app && &**r == room));
-        }
         if let Some(rooms) = st.rooms.get_mut(&app) {
             if let Some(members) = rooms.get_mut(room) {
                 if let Some(i) = members.iter().position(|m| m.key == key) {
+                    if !ended.ends(&members[i].joining) {
+                        // A late copy of an older membership's departure: this one stays.
+                        return;
+                    }
                     members.swap_remove(i);
                 }
                 if members.is_empty() {
@@ -318,6 +315,9 @@ impl Deliver for Hub {
             if rooms.is_empty() {
                 st.rooms.remove(&app);
             }
+        }
+        if let Some(l) = st.sessions.get_mut(&key) {
+            l.rooms.retain(|(a, r)| !(*a == app && &**r == room));
         }
         st.forget_if_idle(key);
     }
