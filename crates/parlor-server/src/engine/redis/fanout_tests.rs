@@ -40,11 +40,16 @@ fn ev(seq: u64) -> Ev {
     Ev { ch: 0, seq, author: 0, epoch: "e1".into(), frame: Frame::from(format!("ev{seq}")) }
 }
 
-/// A fresh Redis, a gated connection to it, and one room's sequencer handing to [`Seen`].
-async fn setup() -> (parlor_testkit::RedisServer, super::gate::Gated, Arc<Seen>, Arc<Fanout>, Arc<RoomSeq>) {
+/// A fresh Redis and a gated connection to it.
+async fn redis() -> (parlor_testkit::RedisServer, super::gate::Gated) {
     let redis = parlor_testkit::RedisServer::start();
     let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
-    let conn = super::gate::Gated::new(conn, Default::default());
+    (redis, super::gate::Gated::new(conn, Default::default()))
+}
+
+/// A fresh Redis, a gated connection to it, and one room's sequencer handing to [`Seen`].
+async fn setup() -> (parlor_testkit::RedisServer, super::gate::Gated, Arc<Seen>, Arc<Fanout>, Arc<RoomSeq>) {
+    let (redis, conn) = redis().await;
     let seen = Arc::new(Seen::default());
     let fanout = Arc::new(Fanout::new(seen.clone(), conn.clone()));
     let room = fanout.room(1, "r");
@@ -150,9 +155,7 @@ async fn a_room_behind_the_cursor_after_the_subscriber_reconnected_is_held() {
 /// of the hub, or the member silently gets nothing more.
 #[tokio::test]
 async fn a_departure_heard_again_after_the_member_came_back_does_not_end_its_stay() {
-    let redis = parlor_testkit::RedisServer::start();
-    let (conn, _) = Conn::connect(&[redis.url()], std::time::Duration::from_secs(1)).await.expect("connect");
-    let conn = super::gate::Gated::new(conn, Default::default());
+    let (_redis, conn) = redis().await;
     let hub = Arc::new(crate::hub::Hub::new());
     let (outbox, mut reader) = crate::outbox::Outbox::new(1 << 20, 1);
     hub.register(outbox);
