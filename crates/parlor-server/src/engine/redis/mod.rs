@@ -3,7 +3,8 @@
 //! - Every mutation is one Lua script (`lua/`): it checks the rule, changes the state, takes the
 //!   channel's next `seq`, appends the encoded event to the channel's log (a Redis Stream whose
 //!   entry ids are the seqs, trimmed as §9.3 says) and publishes it. `seq` is never assigned in
-//!   Rust. All of an app's keys share the hash tag `{app}`.
+//!   Rust. All of an app's keys share the hash tag `{app}`. What a script answers, and the
+//!   items it asks the calling node to apply in order, are read in [`items`].
 //! - Sessions live in Redis (with their remembered answers and `direct` log), so `resume` works
 //!   on any node, and a request retried on another node after its node died is recalled, not
 //!   executed twice: the exactly-once gate is inside the same script as the mutation.
@@ -26,6 +27,7 @@ mod fanout;
 mod fanout_tests;
 pub mod gate;
 mod hooks;
+mod items;
 mod node;
 #[cfg(test)]
 mod resume_tests;
@@ -40,10 +42,10 @@ use parking_lot::Mutex;
 use parlor_protocol::token::Claims;
 use parlor_protocol::{ErrorCode, RoomState, Seqs, User};
 use serde::Deserialize;
-use serde_json::Value;
 use tokio::time::Instant;
 
-use self::fanout::{Cursor, Ev, Fanout, Msg, RoomSeq};
+use self::fanout::{Cursor, Fanout, Msg, RoomSeq};
+use self::items::{Item, Joined, Out};
 pub use self::node::NodeHealth;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -158,80 +160,6 @@ impl Drop for RedisEngine {
 impl std::fmt::Debug for RedisEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisEngine").field("node", &self.config.node_id).finish()
-    }
-}
-
-/// One thing a script asks the calling node to do, in order.
-#[derive(Debug)]
-enum Item {
-    /// An event it produced, or a departure (what the room's channel carries).
-    Ev(String, Msg),
-    /// A message for a session of this node.
-    Ctl(node::Ctl),
-    /// A session of this node entered a room (or, after a resume, is in it) at these seqs.
-    Join(Joined),
-    /// A frame for the resumed session's new connection.
-    Send(Frame),
-}
-
-fn parse_item(raw: &str) -> Option<Item> {
-    let v: Vec<Value> = serde_json::from_str(raw).ok()?;
-    let s = |i: usize| v.get(i).and_then(Value::as_str).map(str::to_string);
-    let n = |i: usize| v.get(i).and_then(Value::as_u64);
-    match v.first()?.as_str()? {
-        "ev" => {
-            let ch = if s(2)? == "u" { 1 } else { 0 };
-            let ev = Ev { ch, seq: n(3)?, author: n(4)?, epoch: s(5)?, frame: Frame::from(s(6)?) };
-            Some(Item::Ev(s(1)?, Msg::Event(ev)))
-        }
-        "left" => {
-            let ord = n(6).unwrap_or(u64::MAX);
-            Some(Item::Ev(s(1)?, Msg::Left { key: n(2)?, at: [n(3)?, n(4)?], epoch: s(5)?, ord }))
-        }
-        "ctl" => node::Ctl::parse(v.get(1)?).map(Item::Ctl),
-        "join" | "at" => Some(Item::Join(Joined {
-            room: s(1)?,
-            key: n(2)?,
-            notify: v.get(3)?.as_bool()?,
-            rseq: n(4)?,
-            useq: n(5)?,
-            epoch: s(6)?,
-            ord: n(7).unwrap_or(0),
-        })),
-        "send" => Some(Item::Send(Frame::from(s(1)?))),
-        _ => None,
-    }
-}
-
-/// A session of this node is in `room` since these seqs of the room's life `epoch`.
-#[derive(Debug)]
-struct Joined {
-    room: String,
-    key: SessionKey,
-    notify: bool,
-    rseq: u64,
-    useq: u64,
-    epoch: String,
-    /// The join's ordinal in the room's life ([`Joining`]).
-    ord: u64,
-}
-
-/// A script's answer: its status, its payload, and the items (raw).
-struct Out {
-    status: String,
-    payload: String,
-    raw: Vec<String>,
-}
-
-impl Out {
-    /// The items, in order.
-    /// What the script asked the calling node to apply. Called once per script result: the
-    /// events in it are counted here, once in the deployment (only the calling node gets them).
-    fn items(&self) -> Vec<Item> {
-        let items: Vec<Item> = self.raw.iter().filter_map(|raw| parse_item(raw)).collect();
-        let events = items.iter().filter(|i| matches!(i, Item::Ev(..))).count();
-        metrics::counter!("parlor_events_total").increment(events as u64);
-        items
     }
 }
 
