@@ -32,8 +32,11 @@ done
 sleep "${PARLOR_FLAME_DELAY:-0}"
 data=$(mktemp --suffix .perf.data)
 perf record -q -e cpu-clock -F 250 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "$secs" 2>/dev/null
-perf script -i "$data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "parlor serve: parlor bench $*" > "$out"
-perf report -i "$data" --no-children --stdio --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -30 > "${out%.svg}.txt"
+# --no-inline: without it perf resolves every inlined frame through addr2line, which took over
+# five minutes for a few seconds of dwarf samples; with it, under a second (an inlined
+# function's samples are shown in its caller).
+perf script --no-inline -i "$data" 2>/dev/null | inferno-collapse-perf | inferno-flamegraph --title "parlor serve: parlor bench $*" > "$out"
+perf report --no-inline -i "$data" --no-children --stdio --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9]' | head -30 > "${out%.svg}.txt"
 rm -f "$data"
 wait "$bench" || true
 trap - EXIT

@@ -116,20 +116,36 @@ fn mint(args: TokenArgs) -> anyhow::Result<()> {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// mimalloc's `mi_option_purge_delay` (mimalloc.h of v2.3, which libmimalloc-sys 0.1.49 builds).
+/// mimalloc's `mi_option_purge_delay` (mimalloc.h of v3.3, which libmimalloc-sys 0.1.49 builds
+/// by default, and of v2.3: the same index in both).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Freed memory goes back to the OS after 1 s unused instead of mimalloc's 10 ms: under load
-/// the server frees and reallocates the same pages constantly, and a page given back and used
-/// again is faulted in zeroed. The kernel's `clear_page` was 21-35 % of the server's samples
-/// in W2 and W7; with the longer delay W7's server CPU fell in side-by-side runs, but W2's
-/// faults did not move, so this is at best part of it (docs/benchmarks.md).
-/// `MIMALLOC_PURGE_DELAY` in the environment still decides when set.
+/// Two allocator settings, each still decided by its `MIMALLOC_*` variable when that is set.
+///
+/// - **No transparent huge pages** (unless `MIMALLOC_ALLOW_THP` is set): mimalloc asks the kernel for huge
+///   pages on its arenas (`madvise(MADV_HUGEPAGE)`), so the first touch of each 2 MiB of a
+///   fresh or purged arena region faults in a whole zeroed huge page. That zeroing was the
+///   kernel's `clear_page_erms`, 15-16 % of the server's samples in W1 and the top entry of W2
+///   and W7 before (`do_huge_pmd_anonymous_page` under mimalloc's page init in every stack).
+///   Off, a touch costs one 4 KiB page, and only for what is used (docs/benchmarks.md,
+///   "Performance, round 3"). mimalloc's own `allow_thp` option cannot do it from here: its
+///   first arena is reserved (and advised) by the allocations before `main`. The process's
+///   `PR_SET_THP_DISABLE` covers existing mappings too, and is inherited by the servers and
+///   workers `parlor bench` starts.
+/// - **Purge after 1 s** (unless `MIMALLOC_PURGE_DELAY` is set), not sooner: under load the server frees and
+///   reallocates the same pages constantly, and a page given back and used again is faulted in
+///   zeroed.
 #[allow(unsafe_code)]
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: called first thing in main, before any other thread exists.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: a plain prctl with integer arguments; a kernel without it answers EINVAL,
+        // which leaves things as they were.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
 }
 

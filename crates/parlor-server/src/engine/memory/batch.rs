@@ -180,32 +180,52 @@ impl MemoryEngine {
     }
 }
 
-/// A JSON array of `entries` but `key`'s.
-fn list_without(entries: &[(SessionKey, String)], key: SessionKey) -> String {
-    let mut out = String::with_capacity(entries.iter().map(|(_, e)| e.len() + 1).sum::<usize>() + 2);
-    out.push('[');
-    for (k, e) in entries {
-        if *k != key {
-            if out.len() > 1 {
-                out.push(',');
+/// Every member of a room and its user as JSON, encoded once for a batch's `ok`s: one buffer,
+/// no allocation per member.
+#[derive(Debug, Default)]
+struct Entries {
+    json: String,
+    /// Each member and where its user is in `json`, in the room's order.
+    at: Vec<(SessionKey, std::ops::Range<usize>)>,
+}
+
+impl Entries {
+    /// A JSON array of the entries but `key`'s.
+    fn list_without(&self, key: SessionKey) -> String {
+        let mut out = String::with_capacity(self.json.len() + self.at.len() + 2);
+        out.push('[');
+        for (k, at) in &self.at {
+            if *k != key {
+                if out.len() > 1 {
+                    out.push(',');
+                }
+                out.push_str(&self.json[at.clone()]);
             }
-            out.push_str(e);
         }
+        out.push(']');
+        out
     }
-    out.push(']');
-    out
 }
 
 impl State {
     /// Each member of room `rk` and its user as JSON, in the room's order.
-    fn user_entries(&self, rk: &RoomKey) -> Vec<(SessionKey, String)> {
+    fn user_entries(&self, rk: &RoomKey) -> Entries {
         let Some(room) = self.rooms.get(rk) else {
-            return Vec::new();
+            return Entries::default();
         };
-        room.members
-            .keys()
-            .filter_map(|k| self.sessions.get(k).map(|s| (*k, serde_json::to_string(&s.user).unwrap_or_default())))
-            .collect()
+        let (mut buf, mut at) = (Vec::new(), Vec::with_capacity(room.members.len()));
+        for k in room.members.keys() {
+            if let Some(s) = self.sessions.get(k) {
+                let start = buf.len();
+                if serde_json::to_writer(&mut buf, &s.user).is_ok() {
+                    at.push((*k, start..buf.len()));
+                } else {
+                    buf.truncate(start);
+                }
+            }
+        }
+        // serde_json writes UTF-8 only.
+        Entries { json: String::from_utf8(buf).unwrap_or_default(), at }
     }
 
     /// Announce the held batches due by `due` (all with None): each room's ONE `user_add`
@@ -221,20 +241,20 @@ impl State {
             // A large room's arrivals go into its presence batch (§9.10).
             self.announce_added(&p.room, p.users, None, now);
             for (key, notify) in p.joiners {
-                if let Some((_, seqs)) = self.room_state(&p.room, key) {
+                if let Some(seqs) = self.seqs_of(&p.room, key) {
                     self.deliver.joined(p.room.0, &p.room.1, key, notify, seqs, Joining::default());
                 }
             }
             // Every member encoded once; each `ok` is the list without its own entry. A large
             // room's `ok` is a page (§9.10), made by the room state itself.
             let large = self.is_large(&p.room);
-            let entries = if large { Vec::new() } else { self.user_entries(&p.room) };
+            let entries = if large { Entries::default() } else { self.user_entries(&p.room) };
             for h in p.held {
                 let mut reply = h.reply;
                 if let Reply::Fresh(Ok(done)) = &mut reply {
                     // Nothing takes a held member out before this, so the room state is there.
                     if let Some((state, seq)) = self.room_state_listing(&p.room, h.req.key, large) {
-                        let users_json = (state.users.is_some() && !large).then(|| list_without(&entries, h.req.key));
+                        let users_json = (state.users.is_some() && !large).then(|| entries.list_without(h.req.key));
                         *done = Done { seq, message_id: None, state: Some(state), users_json };
                     }
                 }

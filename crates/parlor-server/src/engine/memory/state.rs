@@ -240,8 +240,19 @@ impl State {
             online: room.members.len() as u32,
             room_session: room.epoch.clone(),
         };
-        let seq = Seqs { room: Some(room.room_log.last()), users: notify.then(|| room.users_log.last()), direct: None };
-        Some((state, seq))
+        Some((state, Self::seqs_in(room, notify)))
+    }
+
+    /// The seqs a member of `room` is at (`notify`: it gets the `users` channel).
+    fn seqs_in(room: &Room, notify: bool) -> Seqs {
+        Seqs { room: Some(room.room_log.last()), users: notify.then(|| room.users_log.last()), direct: None }
+    }
+
+    /// [`State::room_state`]'s seqs alone, for `key` in room `rk`: no list is built.
+    pub fn seqs_of(&self, rk: &RoomKey, key: SessionKey) -> Option<Seqs> {
+        let room = self.rooms.get(rk)?;
+        let notify = room.members.get(&key).copied().unwrap_or(false);
+        Some(Self::seqs_in(room, notify))
     }
 
     /// Put `key` in `room`: create the room if needed, kick an older session of the same user,
