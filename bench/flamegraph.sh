@@ -21,17 +21,21 @@ export PARLOR_SOCKETIOXIDE_PEER="${PARLOR_SOCKETIOXIDE_PEER:-$PWD/target/release
 "$bin" bench "$@" > "${out%.svg}.bench.txt" 2>&1 &
 bench=$!
 trap 'kill $bench 2>/dev/null || true' EXIT
-# The server is the generator's child `parlor serve`; give it up to 20 s to appear.
+# The server is the generator's child `parlor serve` (or `BIN serve` with `--server-bin BIN`,
+# to profile another build); give it up to 20 s to appear.
 pid=""
 for _ in $(seq 200); do
-  pid=$(pgrep -P "$bench" -f 'parlor serve' | head -1 || true)
+  pid=$(pgrep -P "$bench" -f ' serve( |$)' | head -1 || true)
   [ -n "$pid" ] && break
   sleep 0.1
 done
 [ -n "$pid" ] || { echo "flamegraph: no 'parlor serve' child of the generator" >&2; exit 1; }
 sleep "${PARLOR_FLAME_DELAY:-0}"
 data=$(mktemp --suffix .perf.data)
-perf record -q -e cpu-clock -F 250 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "$secs" 2>/dev/null
+# A server that ends before SECONDS (W1 is over in a few) ends the recording with it: perf then
+# stops its `sleep` with SIGTERM and exits 143, and what it recorded is still good.
+perf record -q -e cpu-clock -F 250 --call-graph dwarf,16384 -p "$pid" -o "$data" -- sleep "$secs" 2>/dev/null \
+  || [ -s "$data" ] || { echo "flamegraph: perf record failed" >&2; exit 1; }
 # --no-inline: without it perf resolves every inlined frame through addr2line, which took over
 # five minutes for a few seconds of dwarf samples; with it, under a second (an inlined
 # function's samples are shown in its caller).
