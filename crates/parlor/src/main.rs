@@ -122,19 +122,19 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Two allocator settings, each still decided by its `MIMALLOC_*` variable when that is set.
 ///
-/// - **No transparent huge pages** (unless `MIMALLOC_ALLOW_THP` is set): mimalloc asks the kernel for huge
-///   pages on its arenas (`madvise(MADV_HUGEPAGE)`), so the first touch of each 2 MiB of a
-///   fresh or purged arena region faults in a whole zeroed huge page. That zeroing was the
-///   kernel's `clear_page_erms`, 15-16 % of the server's samples in W1 and the top entry of W2
-///   and W7 before (`do_huge_pmd_anonymous_page` under mimalloc's page init in every stack).
+/// - **No transparent huge pages** (unless `MIMALLOC_ALLOW_THP` is set): mimalloc asks the
+///   kernel for huge pages on its arenas (`madvise(MADV_HUGEPAGE)`), so the first touch of each
+///   2 MiB of a fresh or purged arena region faults in a whole zeroed huge page. That zeroing
+///   was the kernel's `clear_page_erms`: 16 % of the server's samples in W1, 74 % in W2 at
+///   320 msg/s (`do_huge_pmd_anonymous_page` under mimalloc's page init in every stack).
 ///   Off, a touch costs one 4 KiB page, and only for what is used (docs/benchmarks.md,
 ///   "Performance, round 3"). mimalloc's own `allow_thp` option cannot do it from here: its
 ///   first arena is reserved (and advised) by the allocations before `main`. The process's
 ///   `PR_SET_THP_DISABLE` covers existing mappings too, and is inherited by the servers and
 ///   workers `parlor bench` starts.
-/// - **Purge after 1 s** (unless `MIMALLOC_PURGE_DELAY` is set), not sooner: under load the server frees and
-///   reallocates the same pages constantly, and a page given back and used again is faulted in
-///   zeroed.
+/// - **Purge after 1 s** (unless `MIMALLOC_PURGE_DELAY` is set), not sooner: under load the
+///   server frees and reallocates the same pages constantly, and a page given back and used
+///   again is faulted in zeroed.
 #[allow(unsafe_code)]
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
