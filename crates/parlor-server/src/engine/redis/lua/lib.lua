@@ -381,7 +381,7 @@ local function enter(key, room, m)
   redis.call('ZADD', rk(room, 'lex'), 0, uid)
   presence.changed(room, uid)
   -- The join's ordinal: the order of the member list, and which membership this is (a node
-  -- that hears a departure late leaves a newer membership alone, engine::Membership).
+  -- that hears a departure late leaves a newer membership alone, engine::Joining).
   local ord = redis.call('HINCRBY', meta, 'joins', 1)
   redis.call('ZADD', rk(room, 'ord'), ord, key)
   -- §9.10, the size judged after the arrival: batched in a large room; else told at once, after
