@@ -1,10 +1,10 @@
 //! The answers to requests: `ok` and `error` with an `id`, and what each does to the rooms.
 
-use parlor_protocol::{ClientFrame, ErrorCode, ErrorFrame, Logout, OkFrame, RoomState, Seqs, Stream};
+use parlor_protocol::{ClientFrame, ErrorCode, ErrorFrame, Logout, OkFrame, RoomExtraItem, RoomState, Seqs, Stream};
 use serde_json::{json, Value};
 
 use crate::core::{no_data, Core};
-use crate::event::{AppEvent, MemberPage, RoomStateReason};
+use crate::event::{AppEvent, ExtraInfo, MemberPage, RoomStateReason};
 use crate::requests::{Kind, Pending, Wire};
 use crate::timer::Timer;
 use crate::view::RoomView;
@@ -110,6 +110,24 @@ impl Core {
                 };
                 if let Some(handle) = p.handle {
                     self.emit(AppEvent::Result { handle, error_code: None, message_id: None, members: Some(page) });
+                }
+            }
+            Kind::RoomExtra { room, key, value } => {
+                // The app takes a successful set as the key's value. When a later change of the
+                // key is already applied (this `ok` is a recalled answer, come after the replay
+                // that carried the change), the app is told that newer value after the result,
+                // or it would keep ours (sim seed 9146734).
+                let user = self.user.clone().unwrap_or_default();
+                let item = RoomExtraItem { key, value, user, time_ms: 0 };
+                let newer = self
+                    .rooms
+                    .get_mut(&room)
+                    .filter(|r| r.phase().is_in())
+                    .and_then(|r| r.own_extra_set(item, ok.seq.room));
+                self.saw_seqs(Some(&room), &ok.seq);
+                self.result(p.handle, 0, None);
+                if let Some(item) = newer {
+                    self.emit(AppEvent::RoomExtraInfoUpdate { room, extra: vec![ExtraInfo::from(&item)] });
                 }
             }
             Kind::Plain => {
@@ -250,7 +268,11 @@ impl Core {
                 && p.wire.id().is_some()
                 && matches!(
                     p.kind,
-                    Kind::Plain | Kind::Publish { .. } | Kind::Unpublish { .. } | Kind::StreamExtra { .. }
+                    Kind::Plain
+                        | Kind::RoomExtra { .. }
+                        | Kind::Publish { .. }
+                        | Kind::Unpublish { .. }
+                        | Kind::StreamExtra { .. }
                 )
         });
         self.fail_room_requests(room, ErrorCode::NotInRoom.code());

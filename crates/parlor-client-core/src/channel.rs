@@ -47,6 +47,7 @@ impl Core {
         if !r.phase().is_in() {
             return;
         }
+        let event_seq = e.seq;
         if let (Some(ch), Some(seq)) = (e.ch, e.seq) {
             let last = match ch {
                 Channel::Room => &mut r.seq_room,
@@ -163,6 +164,7 @@ impl Core {
                 if item.user.id != me {
                     out.push(AppEvent::RoomExtraInfoUpdate { room, extra: vec![ExtraInfo::from(&item)] });
                 }
+                r.extra_seq.insert(item.key.clone(), event_seq.unwrap_or(r.seq_room));
                 r.view.extra.insert(item.key.clone(), item);
             }
             // A replay carries the client's own events too (docs/protocol.md §9.3): they are

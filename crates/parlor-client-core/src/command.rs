@@ -165,8 +165,13 @@ impl Core {
             Command::SetRoomExtra { room, key, value } => self.room_request(
                 handle,
                 &room,
-                ClientFrame::RoomExtra(SetRoomExtra { id: 0, room: room.clone(), key, value }),
-                Kind::Plain,
+                ClientFrame::RoomExtra(SetRoomExtra {
+                    id: 0,
+                    room: room.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                }),
+                Kind::RoomExtra { room: room.clone(), key, value },
             ),
             Command::Broadcast { room, message } => self.room_request(
                 handle,

@@ -86,7 +86,16 @@ pub(crate) enum Kind {
         /// The room the login was for.
         room: String,
     },
-    /// Everything else (messages, commands, room extra info): only a result to report.
+    /// The app's `set_room_extra`.
+    RoomExtra {
+        /// The room.
+        room: String,
+        /// The key set.
+        key: String,
+        /// The value it was set to.
+        value: String,
+    },
+    /// Everything else (messages, commands): only a result to report.
     Plain,
     /// A message, command, extra info or stream call sent for a room the app has since left by a
     /// switch: the server executes it before the switch, in that life of the room, so its

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use parlor_protocol::{RoomConfig, RoomState, Seqs};
+use parlor_protocol::{RoomConfig, RoomExtraItem, RoomState, Seqs};
 
 use crate::view::RoomView;
 
@@ -105,6 +105,13 @@ pub(crate) struct Room {
     pub(crate) seq_users: u64,
     /// What the client knows of the room (the others, every stream, extra info).
     pub(crate) view: RoomView,
+    /// The room-channel seq of the change each key of `view.extra` last took, for the keys
+    /// changed since the view's snapshot; a key not here was last changed at or before
+    /// `extra_floor`, the room seq of that snapshot. Tells whether the `ok` of the app's own
+    /// set is older than what the view holds ([`Room::own_extra_set`]).
+    pub(crate) extra_seq: BTreeMap<String, u64>,
+    /// See `extra_seq`.
+    extra_floor: u64,
     /// Streams the app publishes here (id → extra), as it last asked and the server confirmed:
     /// what is published again when the server lost them.
     pub(crate) own: BTreeMap<String, String>,
@@ -126,6 +133,8 @@ impl Room {
             seq_room: 0,
             seq_users: 0,
             view: RoomView::default(),
+            extra_seq: BTreeMap::new(),
+            extra_floor: 0,
             own: BTreeMap::new(),
             on_server: false,
         }
@@ -149,6 +158,8 @@ impl Room {
         self.epoch = Some(state.room_session.clone());
         self.seq_room = seq.room.unwrap_or(0);
         self.seq_users = seq.users.unwrap_or(0);
+        self.extra_seq.clear();
+        self.extra_floor = self.seq_room;
         std::mem::replace(&mut self.view, view)
     }
 
@@ -194,6 +205,26 @@ impl Room {
             Phase::Relogining { .. } => Phase::Relogining { answer: LoginAnswer::Snapshot },
             other => other,
         };
+    }
+
+    /// The `ok` of the app's own room extra set (`item`, made the room channel's event `seq`):
+    /// when a later change of the key is already in the view (the `ok` came after the replay
+    /// that carried it), returns the view's item if it differs, for the app to be told;
+    /// otherwise the set is the key's latest change and goes into the view. (The server never
+    /// echoes a client's own change live, so without this the view would keep the old value.)
+    /// `item.time_ms` is unknown here (0): a later snapshot reports the key again with its time.
+    pub(crate) fn own_extra_set(&mut self, item: RoomExtraItem, seq: Option<u64>) -> Option<RoomExtraItem> {
+        let seq = seq?;
+        let last = self.extra_seq.get(&item.key).copied().unwrap_or(self.extra_floor);
+        if last > seq {
+            return self.view.extra.get(&item.key).filter(|now| now.value != item.value).cloned();
+        }
+        if last < seq {
+            // (At `last == seq` the view holds this very change, from a replay, with its time.)
+            self.extra_seq.insert(item.key.clone(), seq);
+            self.view.extra.insert(item.key.clone(), item);
+        }
+        None
     }
 
     /// Raise the channel positions to those an `ok` names (never lower them). Not for a room

@@ -473,6 +473,15 @@ var Room = class {
     /** What the client knows of the room (the others, every stream, extra info). */
     this.view = emptyView();
     /**
+     * The room-channel seq of the change each key of `view.extra` last took, for the keys changed
+     * since the view's snapshot; a key not here was last changed at or before `extraFloor`, the
+     * room seq of that snapshot. Tells whether the `ok` of the app's own set is older than what
+     * the view holds ({@link Room.ownExtraSet}).
+     */
+    this.extraSeq = /* @__PURE__ */ new Map();
+    /** See `extraSeq`. */
+    this.extraFloor = 0;
+    /**
      * Streams the app publishes here (id → extra), as it last asked and the server confirmed:
      * what is published again when the server lost them.
      */
@@ -501,6 +510,8 @@ var Room = class {
     this.epoch = state.room_session;
     this.seqRoom = seq.room ?? 0;
     this.seqUsers = seq.users ?? 0;
+    this.extraSeq.clear();
+    this.extraFloor = this.seqRoom;
     this.view = view;
     return old;
   }
@@ -535,6 +546,26 @@ var Room = class {
   /** `resumed` said the server has the session in this room whose login was not answered. */
   answerBySnapshot() {
     if (this.ph.p === "logining" || this.ph.p === "relogining") this.ph = { p: this.ph.p, answer: "snapshot" };
+  }
+  /**
+   * The `ok` of the app's own room extra set (`item`, made the room channel's event `seq`): when
+   * a later change of the key is already in the view (the `ok` came after the replay that carried
+   * it), returns the view's item if it differs, for the app to be told; otherwise the set is the
+   * key's latest change and goes into the view (the server never echoes a client's own change
+   * live). `item.timeMs` is unknown here (0): a later snapshot reports the key again with its time.
+   */
+  ownExtraSet(item, seq) {
+    if (seq === void 0) return void 0;
+    const last = this.extraSeq.get(item.key) ?? this.extraFloor;
+    if (last > seq) {
+      const now = this.view.extra.get(item.key);
+      return now !== void 0 && now.value !== item.value ? now : void 0;
+    }
+    if (last < seq) {
+      this.extraSeq.set(item.key, seq);
+      this.view.extra.set(item.key, item);
+    }
+    return void 0;
   }
   /** Raises the channel positions to those an `ok` names; not for a room still logging in. */
   sawSeqs(seq) {
@@ -817,6 +848,15 @@ function onOk(m, f) {
       }
       return;
     }
+    case "room_extra": {
+      const r = m.rooms.get(k.room);
+      const item = { key: k.key, value: k.value, user: selfUser(m), timeMs: 0 };
+      const newer = r !== void 0 && isIn(r.phase) ? r.ownExtraSet(item, seq.room) : void 0;
+      sawSeqs(m, k.room, seq);
+      result(m, p.handle, 0);
+      if (newer) emit(m, { type: "roomExtraInfoUpdate", room: k.room, extra: [newer] });
+      return;
+    }
     case "plain":
       sawSeqs(m, f.room ?? p.needsRoom, seq);
       result(m, p.handle, 0, f.message_id);
@@ -912,7 +952,7 @@ function failRoomRequests(m, room, code) {
 }
 function leaveRoomRequests(m, room) {
   const sent = m.requests.takeWhere(
-    (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
+    (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "room_extra", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0, kind: { k: "left" } });
@@ -1406,7 +1446,7 @@ function setStreamExtra(m, now, a) {
 }
 function setRoomExtra(m, now, a) {
   const { room, key, value } = a;
-  roomRequest(m, a.handle, room, { t: "room_extra", id: 0, room, key, value }, { k: "plain" });
+  roomRequest(m, a.handle, room, { t: "room_extra", id: 0, room, key, value }, { k: "room_extra", room, key, value });
   void now;
   maybeEnd(m);
 }
@@ -1576,6 +1616,7 @@ function onEvent(m, f) {
     case "room_extra": {
       const item = toExtraInfo({ key: b.key, value: b.value, user: b.user, time_ms: b.time_ms });
       if (item.user.id !== id) emit(m, { type: "roomExtraInfoUpdate", room, extra: [item] });
+      r.extraSeq.set(item.key, seq ?? r.seqRoom);
       v.extra.set(item.key, item);
       return;
     }

@@ -21,7 +21,7 @@ import {
   stopWindowIfBack,
 } from './core.js';
 import { onSessionError } from './connection.js';
-import { isLoggingIn, isLogining, isRelogining, Room } from './room.js';
+import { isIn, isLoggingIn, isLogining, isRelogining, Room } from './room.js';
 import { Pending, loginRoomOf } from './requests.js';
 import { retryLater } from './retry.js';
 import { relogined } from './resume.js';
@@ -132,6 +132,19 @@ export function onOk(m: Machine, f: DecodedFrame & { t: 'ok' }): void {
           members: { room: f.room ?? '', users: page.users, count: page.count, nextFlag: page.next },
         });
       }
+      return;
+    }
+    case 'room_extra': {
+      // The app takes a successful set as the key's value. When a later change of the key is
+      // already applied (this `ok` is a recalled answer, come after the replay that carried the
+      // change), the app is told that newer value after the result, or it would keep ours (sim
+      // seed 9146734; as the Rust core's answers.rs).
+      const r = m.rooms.get(k.room);
+      const item = { key: k.key, value: k.value, user: selfUser(m), timeMs: 0 };
+      const newer = r !== undefined && isIn(r.phase) ? r.ownExtraSet(item, seq.room) : undefined;
+      sawSeqs(m, k.room, seq);
+      result(m, p.handle, 0);
+      if (newer) emit(m, { type: 'roomExtraInfoUpdate', room: k.room, extra: [newer] });
       return;
     }
     case 'plain':
@@ -267,7 +280,7 @@ export function leaveRoomRequests(m: Machine, room: string): void {
     (p) =>
       p.needsRoom === room &&
       p.wire.w !== 'held' &&
-      ['plain', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
+      ['plain', 'room_extra', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
   );
   failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined, kind: { k: 'left' } });

@@ -148,6 +148,7 @@ export function onEvent(m: Machine, f: DecodedFrame & { t: 'event' }): void {
     case 'room_extra': {
       const item = toExtraInfo({ key: b.key, value: b.value, user: b.user, time_ms: b.time_ms });
       if (item.user.id !== id) emit(m, { type: 'roomExtraInfoUpdate', room, extra: [item] });
+      r.extraSeq.set(item.key, seq ?? r.seqRoom);
       v.extra.set(item.key, item);
       return;
     }

@@ -149,7 +149,7 @@ export function setStreamExtra(
 /** `room_extra`: set one key of the room's extra info. */
 export function setRoomExtra(m: Machine, now: number, a: { room: string; key: string; value: string; handle?: number }): void {
   const { room, key, value } = a;
-  roomRequest(m, a.handle, room, { t: 'room_extra', id: 0, room, key, value }, { k: 'plain' });
+  roomRequest(m, a.handle, room, { t: 'room_extra', id: 0, room, key, value }, { k: 'room_extra', room, key, value });
   void now;
   maybeEnd(m);
 }

@@ -18,11 +18,11 @@ import { ClientFrame } from './types.js';
 
 /**
  * What a request is, for what its answer does: the app's `login`, `switch`, `logout`,
- * `publish`, `unpublish`, `stream_extra`, `renew_token`; the core's `relogin` (a fresh login
+ * `publish`, `unpublish`, `stream_extra`, `room_extra`, `renew_token`; the core's `relogin` (a fresh login
  * for a room the client was in) and `republish` (a stream of the app's the server lost);
  * `quiet_logout` (leaving a room the app gave up on while its login was in flight);
  * `abandoned` (a login the app gave up on after it was sent: an `ok` is answered with a logout,
- * unless the app is entering the room again meanwhile; not sent again after a reconnection); `plain` (messages, commands, room extra: a result only);
+ * unless the app is entering the room again meanwhile; not sent again after a reconnection); `plain` (messages, commands: a result only);
  * `left` (any of those sent for a room the app has since left by a switch: the server executes it
  * before the switch, in that life of the room, so its answer is a result only and touches no later
  * life of the room; sim seed 1000979).
@@ -36,6 +36,7 @@ export type Kind =
   | { k: 'republish'; room: string; stream: string }
   | { k: 'unpublish'; room: string; stream: string }
   | { k: 'stream_extra'; room: string; stream: string; extra: string }
+  | { k: 'room_extra'; room: string; key: string; value: string }
   | { k: 'renew_token'; token: string }
   | { k: 'quiet_logout' }
   | { k: 'abandoned'; room: string }

@@ -15,7 +15,7 @@
  * @packageDocumentation
  */
 
-import { WireRoomConfig, WireSeqs } from './types.js';
+import { RoomExtraInfo, WireRoomConfig, WireSeqs } from './types.js';
 import { WireRoomState } from './decode.js';
 import { RoomView, emptyView } from './view.js';
 
@@ -82,6 +82,15 @@ export class Room {
   /** What the client knows of the room (the others, every stream, extra info). */
   view: RoomView = emptyView();
   /**
+   * The room-channel seq of the change each key of `view.extra` last took, for the keys changed
+   * since the view's snapshot; a key not here was last changed at or before `extraFloor`, the
+   * room seq of that snapshot. Tells whether the `ok` of the app's own set is older than what
+   * the view holds ({@link Room.ownExtraSet}).
+   */
+  readonly extraSeq = new Map<string, number>();
+  /** See `extraSeq`. */
+  private extraFloor = 0;
+  /**
    * Streams the app publishes here (id → extra), as it last asked and the server confirmed:
    * what is published again when the server lost them.
    */
@@ -121,6 +130,8 @@ export class Room {
     this.epoch = state.room_session;
     this.seqRoom = seq.room ?? 0;
     this.seqUsers = seq.users ?? 0;
+    this.extraSeq.clear();
+    this.extraFloor = this.seqRoom;
     this.view = view;
     return old;
   }
@@ -161,6 +172,28 @@ export class Room {
   /** `resumed` said the server has the session in this room whose login was not answered. */
   answerBySnapshot(): void {
     if (this.ph.p === 'logining' || this.ph.p === 'relogining') this.ph = { p: this.ph.p, answer: 'snapshot' };
+  }
+
+  /**
+   * The `ok` of the app's own room extra set (`item`, made the room channel's event `seq`): when
+   * a later change of the key is already in the view (the `ok` came after the replay that carried
+   * it), returns the view's item if it differs, for the app to be told; otherwise the set is the
+   * key's latest change and goes into the view (the server never echoes a client's own change
+   * live). `item.timeMs` is unknown here (0): a later snapshot reports the key again with its time.
+   */
+  ownExtraSet(item: RoomExtraInfo, seq: number | undefined): RoomExtraInfo | undefined {
+    if (seq === undefined) return undefined;
+    const last = this.extraSeq.get(item.key) ?? this.extraFloor;
+    if (last > seq) {
+      const now = this.view.extra.get(item.key);
+      return now !== undefined && now.value !== item.value ? now : undefined;
+    }
+    // (At `last === seq` the view holds this very change, from a replay, with its time.)
+    if (last < seq) {
+      this.extraSeq.set(item.key, seq);
+      this.view.extra.set(item.key, item);
+    }
+    return undefined;
   }
 
   /** Raises the channel positions to those an `ok` names; not for a room still logging in. */
