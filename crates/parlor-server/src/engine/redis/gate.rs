@@ -42,10 +42,15 @@ pub const MAX_IN_FLIGHT: usize = 64;
 pub const SHED_DEPTH: usize = 16384;
 
 /// A recent queue wait beyond which the node is saturated: well below a client's patience for
-/// an answer, well above a busy but healthy Redis's. Measured (`bench w4 --nodes 2`, 20 000,
-/// quiet box): 500 ms, all back in 20.3 s (p99 15.3 s); 1 s, 16.2 s (12.6 s); 2 s, 16.1 s
-/// (12.0 s) with half the 503s — a refused client's doubling backoff costs more than waiting.
-pub const SHED_WAIT: Duration = Duration::from_millis(2000);
+/// an answer (a resume's is two heartbeats, 20 s by default), well above a busy but healthy
+/// Redis's. A refusal costs far more than the wait it saves: the refused client's doubling
+/// backoff (up to 10 s) stretches the storm's tail. So the door shuts only on a queue that would
+/// outlast that patience, not on a slow one. Measured (`bench w4 --nodes 2`, 20 000, release,
+/// one core kept busy by a loop to stand for a loaded box; three runs each): at 2 s, all back
+/// in 17.11, 8.50 and 16.75 s (339, 0 and 1 161 × 503: whether the average crosses 2 s decides
+/// the run); at 6 s, 9.65, 9.27 and 7.13 s, 0 × 503, one attempt per session. (Earlier, before
+/// the function library: 500 ms, 20.3 s; 1 s, 16.2 s; 2 s, 16.1 s.)
+pub const SHED_WAIT: Duration = Duration::from_millis(6000);
 
 /// How long calls must have been failing, none succeeding, before Redis counts as failing.
 pub const UNHEALTHY_AFTER: Duration = Duration::from_secs(2);
