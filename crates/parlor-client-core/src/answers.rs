@@ -257,13 +257,22 @@ impl Core {
     }
 
     /// The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
-    /// messages, commands, extra info and stream calls already sent (on the wire, or on a
-    /// connection since lost, to go again with their id) stay until the server answers them: it
-    /// executes them before the switch, which follows them; their answers only report a result
-    /// ([`Kind::Left`]). (A logout under way fails as before: the switch reports the room's
+    /// messages, commands, extra info and stream calls already sent stay until the server
+    /// answers them (see [`Core::take_sent_room_requests`]): it executes them before the switch,
+    /// which follows them. (A logout under way fails as before: the switch reports the room's
     /// LOGOUT.)
     pub(crate) fn leave_room_requests(&mut self, room: &str) {
-        let sent = self.requests.take_where(|p| {
+        let sent = self.take_sent_room_requests(room);
+        self.fail_room_requests(room, ErrorCode::NotInRoom.code());
+        self.answer_as_left(sent);
+    }
+
+    /// The room's messages, commands, extra info and stream calls already sent (on the wire, or
+    /// on a connection since lost, to go again with their id), taken out before the room is
+    /// left: the server may have executed them while the session was still in the room, so
+    /// failing them would be a guess. Given back by [`Core::answer_as_left`].
+    pub(crate) fn take_sent_room_requests(&mut self, room: &str) -> Vec<(u64, Pending)> {
+        self.requests.take_where(|p| {
             p.needs_room.as_deref() == Some(room)
                 && p.wire.id().is_some()
                 && matches!(
@@ -274,8 +283,13 @@ impl Core {
                         | Kind::Unpublish { .. }
                         | Kind::StreamExtra { .. }
                 )
-        });
-        self.fail_room_requests(room, ErrorCode::NotInRoom.code());
+        })
+    }
+
+    /// Requests of a room since left, kept until the server answers them (from memory, by their
+    /// id, if it ran them in that life of the room; otherwise with an error): their answers only
+    /// report a result ([`Kind::Left`]) and touch no later life of the room.
+    pub(crate) fn answer_as_left(&mut self, sent: Vec<(u64, Pending)>) {
         for (key, p) in sent {
             self.requests.put_back(key, Pending { needs_room: None, kind: Kind::Left, ..p });
         }

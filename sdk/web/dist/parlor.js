@@ -951,10 +951,16 @@ function failRoomRequests(m, room, code) {
   }
 }
 function leaveRoomRequests(m, room) {
-  const sent = m.requests.takeWhere(
+  const sent = takeSentRoomRequests(m, room);
+  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+  answerAsLeft(m, sent);
+}
+function takeSentRoomRequests(m, room) {
+  return m.requests.takeWhere(
     (p) => p.needsRoom === room && p.wire.w !== "held" && ["plain", "room_extra", "publish", "unpublish", "stream_extra"].includes(p.kind.k)
   );
-  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+}
+function answerAsLeft(m, sent) {
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0, kind: { k: "left" } });
 }
 function removeRoom(m, room, reason, code, data, failCode) {
@@ -1027,7 +1033,9 @@ function onResumed(m, now, f) {
         relogin(m, room);
       }
     } else if (o.outcome === "kicked") {
+      const sent = takeSentRoomRequests(m, room);
       removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
+      answerAsLeft(m, sent);
     } else {
       m.rooms.get(room)?.resumed();
       report(m, room, "RECONNECTED", 0, NO_DATA());

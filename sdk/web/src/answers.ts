@@ -270,19 +270,37 @@ export function failRoomRequests(m: Machine, room: string, code: number): void {
 
 /**
  * The app leaves `room` by a switch: its requests not sent yet fail with 1009005, but the
- * messages, commands, extra info and stream calls already sent (on the wire, or on a connection
- * since lost, to go again with their id) stay until the server answers them: it executes them
- * before the switch, which follows them; their answers only report a result (kind `left`). (A
+ * messages, commands, extra info and stream calls already sent stay until the server answers them
+ * (see {@link takeSentRoomRequests}): it executes them before the switch, which follows them. (A
  * logout under way fails as before: the switch reports the room's LOGOUT.)
  */
 export function leaveRoomRequests(m: Machine, room: string): void {
-  const sent = m.requests.takeWhere(
+  const sent = takeSentRoomRequests(m, room);
+  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+  answerAsLeft(m, sent);
+}
+
+/**
+ * The room's messages, commands, extra info and stream calls already sent (on the wire, or on a
+ * connection since lost, to go again with their id), taken out before the room is left: the
+ * server may have executed them while the session was still in the room, so failing them would
+ * be a guess. Given back by {@link answerAsLeft} (as the Rust core's answers.rs).
+ */
+export function takeSentRoomRequests(m: Machine, room: string): Array<[number, Pending]> {
+  return m.requests.takeWhere(
     (p) =>
       p.needsRoom === room &&
       p.wire.w !== 'held' &&
       ['plain', 'room_extra', 'publish', 'unpublish', 'stream_extra'].includes(p.kind.k),
   );
-  failRoomRequests(m, room, ErrorCodes.NOT_IN_ROOM);
+}
+
+/**
+ * Requests of a room since left, kept until the server answers them (from memory, by their id,
+ * if it ran them in that life of the room; otherwise with an error): their answers only report a
+ * result (kind `left`) and touch no later life of the room.
+ */
+export function answerAsLeft(m: Machine, sent: Array<[number, Pending]>): void {
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined, kind: { k: 'left' } });
 }
 
