@@ -5,6 +5,7 @@ use parlor_protocol::{Channel, Event, EventBody, Kicked, RoomExtraItem, TokenWil
 
 use crate::core::{no_data, Core};
 use crate::event::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
+use crate::requests::Kind;
 
 impl Core {
     pub(crate) fn on_kicked(&mut self, k: Kicked) {
@@ -161,7 +162,15 @@ impl Core {
             }
             EventBody::RoomExtra { key, value, user, time_ms } => {
                 let item = RoomExtraItem { key, value, user, time_ms };
-                if item.user.id != me {
+                // Only this client's own set, whose result reports it, goes untold: the same user
+                // on another client (which took the room over while this one was away) is news
+                // to this app (sim seed 9523566).
+                let own = item.user.id == me
+                    && self.requests.iter().any(|p| {
+                        matches!(&p.kind, Kind::RoomExtra { room: r, key, value }
+                            if *r == room && *key == item.key && *value == item.value)
+                    });
+                if !own {
                     out.push(AppEvent::RoomExtraInfoUpdate { room, extra: vec![ExtraInfo::from(&item)] });
                 }
                 r.extra_seq.insert(item.key.clone(), event_seq.unwrap_or(r.seq_room));

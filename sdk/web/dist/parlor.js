@@ -1623,7 +1623,8 @@ function onEvent(m, f) {
     }
     case "room_extra": {
       const item = toExtraInfo({ key: b.key, value: b.value, user: b.user, time_ms: b.time_ms });
-      if (item.user.id !== id) emit(m, { type: "roomExtraInfoUpdate", room, extra: [item] });
+      const own = item.user.id === id && m.requests.all().some((p) => p.kind.k === "room_extra" && p.kind.room === room && p.kind.key === item.key && p.kind.value === item.value);
+      if (!own) emit(m, { type: "roomExtraInfoUpdate", room, extra: [item] });
       r.extraSeq.set(item.key, seq ?? r.seqRoom);
       v.extra.set(item.key, item);
       return;

@@ -147,7 +147,15 @@ export function onEvent(m: Machine, f: DecodedFrame & { t: 'event' }): void {
     }
     case 'room_extra': {
       const item = toExtraInfo({ key: b.key, value: b.value, user: b.user, time_ms: b.time_ms });
-      if (item.user.id !== id) emit(m, { type: 'roomExtraInfoUpdate', room, extra: [item] });
+      // Only this client's own set, whose result reports it, goes untold: the same user on
+      // another client (which took the room over while this one was away) is news to this app
+      // (sim seed 9523566; as the Rust core's channel.rs).
+      const own =
+        item.user.id === id &&
+        m.requests
+          .all()
+          .some((p) => p.kind.k === 'room_extra' && p.kind.room === room && p.kind.key === item.key && p.kind.value === item.value);
+      if (!own) emit(m, { type: 'roomExtraInfoUpdate', room, extra: [item] });
       r.extraSeq.set(item.key, seq ?? r.seqRoom);
       v.extra.set(item.key, item);
       return;
