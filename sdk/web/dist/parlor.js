@@ -1500,7 +1500,9 @@ function onKicked(m, f) {
   if (!m.rooms.has(f.room)) return;
   const d = f.extended_data;
   const data = d !== null && typeof d === "object" && !Array.isArray(d) ? d : NO_DATA();
+  const sent = takeSentRoomRequests(m, f.room);
   removeRoom(m, f.room, "KICK_OUT", f.code, data, f.code);
+  answerAsLeft(m, sent);
 }
 function onTokenWillExpire(m, f) {
   if (m.rooms.has(f.room)) emit(m, { type: "roomTokenWillExpire", room: f.room, remainingS: f.remaining_s });
