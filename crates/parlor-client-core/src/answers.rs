@@ -295,6 +295,15 @@ impl Core {
         }
     }
 
+    /// The server took us out of `room` (a live `kicked`, or `kicked:<code>` in `resumed`): the
+    /// app gets KICK_OUT, requests not sent yet fail with `code`, but those already sent may have
+    /// run before the kick (sim seeds 9366268, 9713742), so they wait for their answer.
+    pub(crate) fn kicked_out(&mut self, room: &str, code: u32, data: Value) {
+        let sent = self.take_sent_room_requests(room);
+        self.remove_room(room, RoomStateReason::KickOut, code, data, code);
+        self.answer_as_left(sent);
+    }
+
     /// `room` is gone for the app: report `reason` / `code` / `data`, fail its requests with
     /// `fail_code`.
     pub(crate) fn remove_room(&mut self, room: &str, reason: RoomStateReason, code: u32, data: Value, fail_code: u32) {

@@ -4,7 +4,7 @@
 use parlor_protocol::{Channel, Event, EventBody, Kicked, RoomExtraItem, TokenWillExpire, User};
 
 use crate::core::{no_data, Core};
-use crate::event::{AppEvent, ExtraInfo, RoomStateReason, UpdateType};
+use crate::event::{AppEvent, ExtraInfo, UpdateType};
 use crate::requests::Kind;
 
 impl Core {
@@ -13,11 +13,7 @@ impl Core {
             return;
         }
         let data = k.extended_data.unwrap_or_else(no_data);
-        // A request sent before the kick arrived may have run before it (one sent again after a
-        // resume, answered from memory; sim seed 9713742): its answer, still to come, says which.
-        let sent = self.take_sent_room_requests(&k.room);
-        self.remove_room(&k.room, RoomStateReason::KickOut, k.code, data, k.code);
-        self.answer_as_left(sent);
+        self.kicked_out(&k.room, k.code, data);
     }
 
     pub(crate) fn on_token_will_expire(&mut self, t: TokenWillExpire) {

@@ -110,13 +110,7 @@ impl Core {
                         self.relogin(room);
                     }
                 }
-                Some(ResumeOutcome::Kicked(code)) => {
-                    // A request in flight at the cut may have run before the kick (sim seed
-                    // 9366268): it goes again with its id, and its answer says which.
-                    let sent = self.take_sent_room_requests(&room);
-                    self.remove_room(&room, RoomStateReason::KickOut, *code, no_data(), *code);
-                    self.answer_as_left(sent);
-                }
+                Some(ResumeOutcome::Kicked(code)) => self.kicked_out(&room, *code, no_data()),
                 Some(ResumeOutcome::Replay | ResumeOutcome::Snapshot) => {
                     if let Some(rm) = self.rooms.get_mut(&room) {
                         rm.resumed();

@@ -963,6 +963,11 @@ function takeSentRoomRequests(m, room) {
 function answerAsLeft(m, sent) {
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: void 0, kind: { k: "left" } });
 }
+function kickedOut(m, room, code, data) {
+  const sent = takeSentRoomRequests(m, room);
+  removeRoom(m, room, "KICK_OUT", code, data, code);
+  answerAsLeft(m, sent);
+}
 function removeRoom(m, room, reason, code, data, failCode) {
   const old = forgetRoom(m, room);
   report(m, room, reason, code, data);
@@ -1033,9 +1038,7 @@ function onResumed(m, now, f) {
         relogin(m, room);
       }
     } else if (o.outcome === "kicked") {
-      const sent = takeSentRoomRequests(m, room);
-      removeRoom(m, room, "KICK_OUT", o.code, NO_DATA(), o.code);
-      answerAsLeft(m, sent);
+      kickedOut(m, room, o.code, NO_DATA());
     } else {
       m.rooms.get(room)?.resumed();
       report(m, room, "RECONNECTED", 0, NO_DATA());
@@ -1500,9 +1503,7 @@ function onKicked(m, f) {
   if (!m.rooms.has(f.room)) return;
   const d = f.extended_data;
   const data = d !== null && typeof d === "object" && !Array.isArray(d) ? d : NO_DATA();
-  const sent = takeSentRoomRequests(m, f.room);
-  removeRoom(m, f.room, "KICK_OUT", f.code, data, f.code);
-  answerAsLeft(m, sent);
+  kickedOut(m, f.room, f.code, data);
 }
 function onTokenWillExpire(m, f) {
   if (m.rooms.has(f.room)) emit(m, { type: "roomTokenWillExpire", room: f.room, remainingS: f.remaining_s });

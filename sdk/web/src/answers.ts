@@ -304,6 +304,18 @@ export function answerAsLeft(m: Machine, sent: Array<[number, Pending]>): void {
   for (const [key, p] of sent) m.requests.putBack(key, { ...p, needsRoom: undefined, kind: { k: 'left' } });
 }
 
+/**
+ * The server took us out of `room` (a live `kicked`, or `kicked` in `resumed`): the app gets
+ * KICK_OUT, requests not sent yet fail with `code`, but those already sent may have run before
+ * the kick (sim seeds 9366268, 9713742), so they wait for their answer (as the Rust core's
+ * `kicked_out`).
+ */
+export function kickedOut(m: Machine, room: string, code: number, data: Record<string, unknown>): void {
+  const sent = takeSentRoomRequests(m, room);
+  removeRoom(m, room, 'KICK_OUT', code, data, code);
+  answerAsLeft(m, sent);
+}
+
 /** `room` is gone for the app: reports `reason` / `code` / `data`, fails its requests with `failCode`. */
 export function removeRoom(
   m: Machine,

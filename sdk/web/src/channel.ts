@@ -9,18 +9,14 @@ import { Stream, User } from './types.js';
 import { DecodedFrame } from './decode.js';
 import { Machine, NO_DATA, emit, me } from './core.js';
 import { isIn } from './room.js';
-import { answerAsLeft, removeRoom, takeSentRoomRequests } from './answers.js';
+import { kickedOut } from './answers.js';
 import { toExtraInfo } from './view.js';
 
 export function onKicked(m: Machine, f: DecodedFrame & { t: 'kicked' }): void {
   if (!m.rooms.has(f.room)) return;
   const d = f.extended_data;
   const data = d !== null && typeof d === 'object' && !Array.isArray(d) ? (d as Record<string, unknown>) : NO_DATA();
-  // A request sent before the kick arrived may have run before it (one sent again after a
-  // resume, answered from memory; sim seed 9713742): its answer, still to come, says which.
-  const sent = takeSentRoomRequests(m, f.room);
-  removeRoom(m, f.room, 'KICK_OUT', f.code, data, f.code);
-  answerAsLeft(m, sent);
+  kickedOut(m, f.room, f.code, data);
 }
 
 export function onTokenWillExpire(m: Machine, f: DecodedFrame & { t: 'token_will_expire' }): void {

@@ -23,7 +23,7 @@ import {
 import { startHeartbeat } from './connection.js';
 import { Room, answeredBySnapshot, isAway, isIn, isLoggingIn, isLogining, isRelogining } from './room.js';
 import { leaves, loginRoomOf, touchesStream } from './requests.js';
-import { abandon, answerAsLeft, logined, removeRoom, takeSentRoomRequests } from './answers.js';
+import { abandon, kickedOut, logined, removeRoom } from './answers.js';
 import { RoomView, byKey, diffStreamsAndExtra, diffViews, viewFromState } from './view.js';
 
 /**
@@ -112,11 +112,7 @@ export function onResumed(m: Machine, now: number, f: DecodedFrame & { t: 'resum
         relogin(m, room);
       }
     } else if (o.outcome === 'kicked') {
-      // A request in flight at the cut may have run before the kick (sim seed 9366268): it goes
-      // again with its id, and its answer says which.
-      const sent = takeSentRoomRequests(m, room);
-      removeRoom(m, room, 'KICK_OUT', o.code, NO_DATA(), o.code);
-      answerAsLeft(m, sent);
+      kickedOut(m, room, o.code, NO_DATA());
     } else {
       m.rooms.get(room)?.resumed();
       report(m, room, 'RECONNECTED', 0, NO_DATA());
