@@ -9,7 +9,7 @@ mod common;
 
 use common::*;
 use parlor_server::{Server, ServerConfig};
-use parlor_testkit::{RedisCluster, RedisServer};
+use parlor_testkit::{FaultProxy, RedisCluster, RedisServer};
 use serde_json::json;
 use tokio_tungstenite::connect_async;
 
@@ -385,4 +385,35 @@ async fn a_kick_published_while_the_subscriber_is_away_still_arrives() {
     };
     assert_eq!(kicked["code"], 1002055, "{kicked}");
     assert_eq!(kicked["extended_data"]["reason"], "while away");
+}
+
+/// An admin call whose answer is lost (its node's Redis path stalled past the call's timeout; the
+/// script ran when the path healed) told its kick of a session of that same node only in that
+/// answer: the client stayed in a room the server took it out of. The node tells pending kicks
+/// again after such a loss. (Found by the Redis sim, seed 523395100.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kick_whose_admin_answer_was_lost_still_arrives() {
+    let redis = RedisServer::start();
+    let proxy = FaultProxy::start(redis.addr()).expect("proxy");
+    let mut config = ServerConfig::for_tests(APP, SECRET);
+    config.redis = vec![format!("redis://{}", proxy.addr())];
+    let s = Server::start(config).await.expect("a node on Redis");
+    let mut alice = peer(&s, "alice").await;
+    alice.login("r").await;
+    alice.login("q").await; // still in a room after the kick: the connection stays
+    proxy.black_hole();
+    let kick = s.node.admin_kick(APP, "r", "alice", "stalled", tokio::time::Instant::now()).await;
+    assert!(kick.is_err(), "the kick's answer cannot come through a stalled path: {kick:?}");
+    proxy.heal();
+    let mut frames = Vec::new();
+    let kicked = loop {
+        let f = alice.recv().await;
+        if f["t"] == "kicked" {
+            break f;
+        }
+        frames.push(f);
+        assert!(frames.len() < 20, "no kicked: {frames:?}");
+    };
+    assert_eq!((kicked["room"].as_str(), kicked["code"].as_u64()), (Some("r"), Some(1002055)), "{kicked}");
+    assert_eq!(kicked["extended_data"]["reason"], "stalled");
 }

@@ -20,7 +20,7 @@ fn refusal_of(name: &str) -> AdminRefusal {
 impl RedisEngine {
     /// Run an admin operation and apply its items; its payload, or the refusal it names.
     pub(super) async fn admin_op(&self, app: u32, now: Instant, op: &str, args: &[String]) -> AdminResult<String> {
-        let out: Out = self.run(app, now, op, args).await?;
+        let out: Out = self.run(app, now, op, args).await.inspect_err(|_| self.retell.answer_lost())?;
         self.apply_loose(app, out.items()).await;
         if out.status == "ok" {
             Ok(Ok(out.payload))

@@ -362,10 +362,14 @@ impl Engine for RedisEngine {
         self.watch_failover().await;
         self.flush_touches(now).await;
         for app in self.config.apps.keys().copied().collect::<Vec<_>>() {
-            if let Ok(out) = self.run(app, now, "reap", &[]).await {
-                let mut counts = out.payload.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
-                crate::telemetry::offline(counts.next().unwrap_or(0), counts.next().unwrap_or(0));
-                self.apply_loose(app, out.items()).await;
+            match self.run(app, now, "reap", &[]).await {
+                Ok(out) => {
+                    let mut counts = out.payload.split(' ').map(|n| n.parse::<u64>().unwrap_or(0));
+                    crate::telemetry::offline(counts.next().unwrap_or(0), counts.next().unwrap_or(0));
+                    self.apply_loose(app, out.items()).await;
+                }
+                // Its token-expiry kicks may have run: told again by `retell_kicks` below.
+                Err(_) => self.retell.answer_lost(),
             }
         }
         self.check_boot().await;

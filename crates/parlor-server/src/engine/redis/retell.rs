@@ -9,9 +9,16 @@
 //! session bound by a call that started while the channel was not heard throughout (its script
 //! may have made it this node's before the subscriber was up). The client ignores a kick of a
 //! room it is not in, so a kick told twice does no harm.
+//!
+//! A kick of a session of the calling node goes in the call's answer instead. A request
+//! remembers its kicks with its answer (`kicks_again` in lib.lua), but the reaper's and the admin
+//! API's calls do not: when such an answer is lost (the call timed out while Redis stalled, and
+//! ran when the path healed; sim seed 523395100), every connected session is told its pending
+//! kicks again too. The retell goes on the same connection as the lost call, so Redis runs it
+//! after that call.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::time::Instant;
 
 use parking_lot::Mutex;
@@ -29,6 +36,8 @@ pub struct Retell {
     done: AtomicU64,
     /// Sessions bound across a gap, to tell at the next tick.
     pending: Mutex<HashSet<(u32, SessionKey)>>,
+    /// The answer of a call that may have kicked a session of this node was lost.
+    lost: AtomicBool,
 }
 
 impl Retell {
@@ -40,6 +49,12 @@ impl Retell {
             self.pending.lock().insert((app, key));
         }
     }
+
+    /// A call outside a request (the reaper, the admin API) got no answer: it may have run, and
+    /// the kicks it put in its answer for this node's sessions are to be told again.
+    pub fn answer_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
 }
 
 impl RedisEngine {
@@ -50,7 +65,8 @@ impl RedisEngine {
             return; // not heard yet: wait for the connection, then tell
         }
         let mut todo: Vec<(u32, SessionKey)> = self.retell.pending.lock().drain().collect();
-        if self.retell.done.load(Ordering::SeqCst) != up {
+        let lost = self.retell.lost.swap(false, Ordering::SeqCst);
+        if lost || self.retell.done.load(Ordering::SeqCst) != up {
             todo.extend(self.fanout.deliver.connected());
         }
         let mut failed = Vec::new();
