@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::conn::PubSubSource;
 use super::fanout::{Ev, Fanout, Msg};
-use crate::engine::SessionKey;
+use crate::engine::{Joining, SessionKey};
 use crate::frame::Frame;
 
 /// A message of a script for one session: `[app, key, conn, kind, a, b, c]`.
@@ -244,6 +244,17 @@ impl Subscriptions {
         let d = &self.fanout.deliver;
         match ctl.kind.as_str() {
             "frame" => {
+                // A `kicked` names the membership it ended (`<epoch>|<ord>`, lib.lua `kick`): it
+                // ends here first, so that no event of the room, still on its way through the
+                // room's channel from before the departure, follows the `kicked` (sim seed
+                // 34064). A late copy does not end a newer membership ([`Joining::ends`]).
+                if let (Some(room), Some((epoch, ord))) =
+                    (ctl.b.as_str(), ctl.c.as_str().and_then(|m| m.rsplit_once('|')))
+                {
+                    if let Ok(ord) = ord.parse() {
+                        d.left(ctl.app, room, ctl.key, Joining::of(epoch, ord));
+                    }
+                }
                 if let Some(f) = ctl.a.as_str() {
                     d.to_session(ctl.key, Frame::from(f.to_string()));
                 }

@@ -307,8 +307,14 @@ local function kicked_frame(room, code, extended)
 end
 
 -- Kick `key` out of `room`: `kicked`, and close 4009 when no room is left. A pending kick is
--- 'kicked' (room -> code) with its extended data in 'kext', so that it can be told again.
+-- 'kicked' (room -> code) with its extended data in 'kext' and the membership it ended in 'kord'
+-- ('<epoch>|<ord>'), so that it can be told again. The node that tells the frame ends that
+-- membership in its delivery first (`apply_ctl`): the room's channel may still bring it events
+-- from before the departure, and none may follow the `kicked` (sim seed 34064).
 local function kick(key, room, why, code, extended)
+  local epoch = redis.call('HGET', rk(room, 'meta'), 'epoch')
+  local ord = redis.call('ZSCORE', rk(room, 'ord'), key)
+  local membership = epoch and ord and (epoch .. '|' .. ord) or nil
   leave(key, room, why)
   if redis.call('EXISTS', sk(key)) == 0 then return end
   redis.call('HSET', sk(key, 'kicked'), room, code)
@@ -317,9 +323,14 @@ local function kick(key, room, why, code, extended)
   else
     redis.call('HDEL', sk(key, 'kext'), room)
   end
+  if membership then
+    redis.call('HSET', sk(key, 'kord'), room, membership)
+  else
+    redis.call('HDEL', sk(key, 'kord'), room)
+  end
   local frame = kicked_frame(room, code, extended)
-  to_session(key, 'frame', frame)
-  table.insert(KICKS, {key, room, code, frame})
+  to_session(key, 'frame', frame, room, membership)
+  table.insert(KICKS, {key, room, code, frame, membership})
   if redis.call('HLEN', sk(key, 'rooms')) == 0 then
     to_session(key, 'close', 4009, 'kicked out of every room', false)
   end
@@ -335,7 +346,7 @@ local function kicks_again(raw)
     -- A resume that reports a kick moves it from 'kicked' to 'told' (sessions.lua): so a kick
     -- still in 'kicked' is neither undone by a new login nor told yet.
     if redis.call('HGET', sk(k[1], 'kicked'), k[2]) == tostring(k[3]) then
-      to_session(k[1], 'frame', k[4])
+      to_session(k[1], 'frame', k[4], k[2], k[5])
     end
   end
 end
@@ -406,7 +417,7 @@ local function enter(key, room, m)
   return room_state(key, room)
 end
 
-local SESSION_KEYS = {'rooms', 'away', 'kicked', 'kext', 'told', 'direct', 'ans', 'ansq', 'akick'}
+local SESSION_KEYS = {'rooms', 'away', 'kicked', 'kext', 'kord', 'told', 'direct', 'ans', 'ansq', 'akick'}
 
 -- The session has been silent for the session timeout: out of every room, kept for retention.
 local function go_offline(key)

@@ -278,7 +278,8 @@ local function retell(keys)
       local k = redis.call('HGETALL', sk(key, 'kicked'))
       for i = 1, #k, 2 do
         local extended = redis.call('HGET', sk(key, 'kext'), k[i])
-        to_session(key, 'frame', kicked_frame(k[i], k[i + 1], extended or nil))
+        local membership = redis.call('HGET', sk(key, 'kord'), k[i])
+        to_session(key, 'frame', kicked_frame(k[i], k[i + 1], extended or nil), k[i], membership or nil)
       end
     end
   end
