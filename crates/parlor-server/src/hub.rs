@@ -46,6 +46,10 @@ struct Local {
     conn: Option<Outbox>,
     /// The rooms it is in, by app and id.
     rooms: Vec<(u32, Box<str>)>,
+    /// The last membership of each room it left here: a join of that membership or an older
+    /// one, applied late (a resume's, whose script ran before the departure's; sim seed 35130),
+    /// would put it back into a room it has left.
+    ended: Vec<(u32, Box<str>, Joining)>,
 }
 
 #[derive(Debug, Default)]
@@ -287,6 +291,11 @@ impl Deliver for Hub {
         let mut st = self.state.lock();
         let local = st.sessions.entry(key).or_default();
         local.app = app;
+        let gone = |(a, r, _): &(u32, Box<str>, Joining)| *a == app && &**r == room;
+        if local.ended.iter().any(|e| gone(e) && joining.ended_by(&e.2)) {
+            return;
+        }
+        local.ended.retain(|e| !gone(e));
         if !local.rooms.iter().any(|(a, r)| *a == app && &**r == room) {
             local.rooms.push((app, room.into()));
         }
@@ -318,6 +327,8 @@ impl Deliver for Hub {
         }
         if let Some(l) = st.sessions.get_mut(&key) {
             l.rooms.retain(|(a, r)| !(*a == app && &**r == room));
+            l.ended.retain(|(a, r, _)| !(*a == app && &**r == room));
+            l.ended.push((app, room.into(), ended));
         }
         st.forget_if_idle(key);
     }
@@ -397,5 +408,33 @@ mod tests {
         hub.joined(7, "r", 10, true, at, again);
         hub.left(7, "r", 10, Joining::of("e0", 1));
         assert!(!hub.has_members(7, "r"));
+    }
+
+    /// A join applied after the departure of the same membership (a resume whose script ran
+    /// before a switch's, its items applied after; sim seed 35130) does not put the session back
+    /// into the room; a later join of the room does. The memory engine's joins name no
+    /// membership and always apply.
+    #[tokio::test]
+    async fn a_late_join_of_a_membership_already_ended_is_ignored() {
+        let hub = Hub::new();
+        let (a, mut ra) = Outbox::new(1 << 20, 1);
+        hub.register(a);
+        assert!(hub.bind(10, 1));
+        let at = Seqs { room: Some(3), users: Some(1), direct: None };
+        let (first, again) = (Joining::of("e1", 2), Joining::of("e1", 5));
+        hub.joined(7, "r", 10, true, at, first);
+        hub.left(7, "r", 10, first);
+        hub.joined(7, "r", 10, true, at, first);
+        assert!(!hub.has_members(7, "r"), "the ended membership stays ended");
+        hub.room_event(7, "r", Some(Channel::Room), 4, &Frame::from("ev4".to_string()), None);
+        assert!(ra.try_next().is_none(), "nothing of a room left");
+        hub.joined(7, "r", 10, true, at, again);
+        assert!(hub.has_members(7, "r"), "a later login of the room");
+        hub.left(7, "r", 10, again);
+        hub.joined(7, "r", 10, true, at, Joining::of("e2", 1));
+        assert!(hub.has_members(7, "r"), "a new life of the room");
+        hub.left(7, "r", 10, Joining::default());
+        hub.joined(7, "r", 10, true, at, Joining::default());
+        assert!(hub.has_members(7, "r"), "the memory engine's join");
     }
 }

@@ -411,6 +411,12 @@ impl Joining {
     pub fn ends(&self, current: &Joining) -> bool {
         self.life != current.life || self.ord >= current.ord
     }
+
+    /// Whether this join is of a membership that `departure` (heard already) ended: the same
+    /// life, not a later join. Never for the memory engine's default, which names none.
+    pub fn ended_by(&self, departure: &Joining) -> bool {
+        *self != Joining::default() && self.life == departure.life && self.ord <= departure.ord
+    }
 }
 
 /// The node-local side that an engine publishes to: this node's connections and the rooms its
