@@ -61,26 +61,22 @@ async fn ws_upgrade(State(node): State<Arc<Node>>, mut req: Request) -> Response
     // The door (`crate::limits`), before any work for the upgrade: a refused client has cost a
     // header parse. The address is absent only when the router is served without connect info.
     let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let slot = match node.limits.admit_upgrade(ip, Instant::now()) {
+    let now = Instant::now();
+    let slot = match node.limits.admit_upgrade(ip, now) {
         Ok(slot) => slot,
-        Err(Refused::PerIp) => {
-            metrics::counter!("parlor_upgrades_refused_total", "why" => "per_ip").increment(1);
-            return (StatusCode::TOO_MANY_REQUESTS, "too many connections from this address").into_response();
-        }
-        Err(Refused::Draining) => {
-            metrics::counter!("parlor_upgrades_refused_total", "why" => "draining").increment(1);
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "this node is draining")
-                .into_response();
-        }
-        Err(Refused::Saturated) => {
-            metrics::counter!("parlor_upgrades_refused_total", "why" => "saturated").increment(1);
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "this node is busy: try again")
-                .into_response();
-        }
-        Err(Refused::Rate) => {
-            metrics::counter!("parlor_upgrades_refused_total", "why" => "rate").increment(1);
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many new connections")
-                .into_response();
+        Err(why) => {
+            let (status, label, text) = match why {
+                Refused::PerIp => (StatusCode::TOO_MANY_REQUESTS, "per_ip", "too many connections from this address"),
+                Refused::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining", "this node is draining"),
+                Refused::Saturated => (StatusCode::SERVICE_UNAVAILABLE, "saturated", "this node is busy: try again"),
+                Refused::Rate => (StatusCode::SERVICE_UNAVAILABLE, "rate", "too many new connections"),
+            };
+            metrics::counter!("parlor_upgrades_refused_total", "why" => label).increment(1);
+            let mut res = (status, text).into_response();
+            if let Some(secs) = node.limits.retry_after_s(why, now) {
+                res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+            }
+            return res;
         }
     };
     let headers = req.headers();

@@ -34,6 +34,7 @@ pub mod memory;
 pub mod named;
 pub mod node;
 pub mod outbox;
+pub mod retry_after;
 pub mod rules;
 pub mod secret;
 pub mod telemetry;

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 
 use crate::config::ServerConfig;
+use crate::retry_after::Tickets;
 
 /// The door's counters of one node.
 #[derive(Debug)]
@@ -32,7 +33,14 @@ pub struct Limits {
     draining: AtomicBool,
     /// The queue in front of Redis (Redis engine only): a saturated node sheds upgrades.
     gate: std::sync::OnceLock<Arc<crate::engine::redis::gate::Gate>>,
+    /// When clients refused for a saturated node, and for the rate, come back.
+    saturated_tickets: Tickets,
+    rate_tickets: Tickets,
 }
+
+/// Redis calls a node makes per admitted upgrade under a storm: a resume's ~2.1 measured
+/// (`bench w4`, docs/benchmarks.md) and the ticks' share.
+const CALLS_PER_ADMISSION: f64 = 3.0;
 
 /// A token bucket of `rate` upgrades per second holding at most one second's worth.
 #[derive(Debug)]
@@ -82,7 +90,27 @@ impl Limits {
             per_app: Mutex::default(),
             draining: AtomicBool::new(false),
             gate: std::sync::OnceLock::new(),
+            saturated_tickets: Tickets::default(),
+            rate_tickets: Tickets::default(),
         })
+    }
+
+    /// The `Retry-After` (whole seconds) of an upgrade refused for `why` (None: the answer
+    /// carries none). A saturated node hands out slots at the pace its Redis work drains, none
+    /// before its queue has drained; the rate, slots at the rate ([`crate::retry_after`]).
+    pub fn retry_after_s(&self, why: Refused, now: Instant) -> Option<u64> {
+        match why {
+            Refused::PerIp => None,
+            Refused::Draining => Some(1),
+            Refused::Rate => Some(self.rate_tickets.give(now, f64::from(self.rate), std::time::Duration::ZERO)),
+            Refused::Saturated => Some(match self.gate.get() {
+                Some(g) => {
+                    let per_s = (g.calls_per_s() / CALLS_PER_ADMISSION).max(1.0);
+                    self.saturated_tickets.give(now, per_s, g.drain_time())
+                }
+                None => 1,
+            }),
+        }
     }
 
     /// Shed upgrades while `gate` is saturated.

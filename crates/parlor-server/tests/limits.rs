@@ -68,13 +68,14 @@ async fn connections_beyond_the_per_ip_limit_get_429_before_the_upgrade() {
 }
 
 #[tokio::test]
-async fn upgrades_beyond_the_connection_rate_get_503_with_retry_after() {
+async fn upgrades_beyond_the_connection_rate_get_503_with_a_retry_after_at_the_rate() {
     // 1 per second, a burst of 1: of 40 upgrades in a row, the first passes and the others are
     // refused but for the refill while they run (one a second: the assertion holds unless 40
     // loopback upgrades take over 19 s).
     let s = Server::start(ServerConfig { connection_rate: 1, ..config() }).await.unwrap();
     let mut passed = 0;
     let mut refused = 0;
+    let mut retry_after = Vec::new();
     let mut open = Vec::new();
     for i in 0..40 {
         match tokio_tungstenite::connect_async(s.ws_url()).await {
@@ -84,7 +85,8 @@ async fn upgrades_beyond_the_connection_rate_get_503_with_retry_after() {
             }
             Err(WsError::Http(res)) => {
                 assert_eq!(res.status().as_u16(), 503, "attempt {i}");
-                assert_eq!(res.headers().get("retry-after").map(|v| v.as_bytes()), Some(&b"1"[..]));
+                let secs = res.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                retry_after.push(secs.unwrap_or_else(|| panic!("attempt {i}: no Retry-After in seconds")));
                 refused += 1;
             }
             Err(e) => panic!("unexpected: {e}"),
@@ -94,6 +96,11 @@ async fn upgrades_beyond_the_connection_rate_get_503_with_retry_after() {
         }
     }
     assert!(refused >= 20, "{passed} passed, {refused} refused");
+    // Each refused client is handed the next slot at the rate (one a second), up to 30 s ahead
+    // (parlor_server::retry_after): they come back spread, not all in the next second.
+    assert_eq!(retry_after.first(), Some(&1), "{retry_after:?}");
+    assert!(retry_after.windows(2).all(|w| w[0] <= w[1]), "{retry_after:?}");
+    assert_eq!(retry_after.iter().max(), Some(&30), "{retry_after:?}");
     drop(open);
 }
 

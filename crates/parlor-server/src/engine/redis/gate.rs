@@ -72,6 +72,18 @@ pub struct Gate {
     wait_us: AtomicU64,
     /// Since when calls fail with none succeeding (None: the last call succeeded).
     failing_since: Mutex<Option<Instant>>,
+    /// Calls answered (or failed) since the start.
+    done: AtomicU64,
+    /// At the last [`Gate::report`]: when, `done` then, and calls a second (a moving average).
+    pace: Mutex<Pace>,
+}
+
+/// How fast the queue drains, measured at each [`Gate::report`].
+#[derive(Debug, Default)]
+struct Pace {
+    at: Option<Instant>,
+    done: u64,
+    per_s: f64,
 }
 
 impl Default for Gate {
@@ -83,6 +95,8 @@ impl Default for Gate {
             peak_ever: AtomicUsize::new(0),
             wait_us: AtomicU64::new(0),
             failing_since: Mutex::new(None),
+            done: AtomicU64::new(0),
+            pace: Mutex::default(),
         }
     }
 }
@@ -104,9 +118,39 @@ impl Gate {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Calls this node's Redis work drains a second (a moving average over the recent reports;
+    /// 0 before the first two).
+    pub fn calls_per_s(&self) -> f64 {
+        self.pace.lock().per_s
+    }
+
+    /// How long the calls waiting now will take to drain at [`Gate::calls_per_s`] (the whole
+    /// of [`SHED_WAIT`] when nothing was measured yet).
+    pub fn drain_time(&self) -> Duration {
+        let per_s = self.calls_per_s();
+        if per_s < 1.0 {
+            return SHED_WAIT;
+        }
+        Duration::from_secs_f64(self.waiting() as f64 / per_s)
+    }
+
     /// Set the queue's gauges (every tick): its peak since the last report, calls in flight,
-    /// health.
+    /// health; and measure the pace.
     pub fn report(&self) {
+        let now = Instant::now();
+        let done = self.done.load(Ordering::Relaxed);
+        {
+            let mut p = self.pace.lock();
+            let secs = p.at.map(|at| (now - at).as_secs_f64());
+            if let Some(secs) = secs.filter(|s| *s > 0.05) {
+                let per_s = (done - p.done) as f64 / secs;
+                p.per_s = if p.per_s == 0.0 { per_s } else { p.per_s * 0.5 + per_s * 0.5 };
+            }
+            if secs.is_none_or(|s| s > 0.05) {
+                p.at = Some(now);
+                p.done = done;
+            }
+        }
         let peak = self.peak.swap(self.waiting(), Ordering::Relaxed);
         metrics::gauge!("parlor_redis_queue_depth").set(peak as f64);
         metrics::gauge!("parlor_redis_queue_depth_max").set(self.peak_ever.load(Ordering::Relaxed) as f64);
@@ -134,6 +178,7 @@ impl Gate {
         self.wait_us.store(avg - avg / 8 + us / 8, Ordering::Relaxed);
         let result = call.await;
         drop(permit);
+        self.done.fetch_add(1, Ordering::Relaxed);
         match &result {
             Err(e) if failing(e) => {
                 self.failing_since.lock().get_or_insert_with(Instant::now);
