@@ -191,17 +191,24 @@ impl Session {
     /// Reconnect with backoff and resume; returns once `resume_done` is processed.
     async fn resume(&mut self, sh: &Shared) -> anyhow::Result<()> {
         let mut attempt = 0u32;
+        let mut wait = backoff(0);
         loop {
             if attempt > 60 {
                 bail!("no resume after {attempt} attempts");
             }
-            tokio::time::sleep(backoff(attempt)).await;
+            tokio::time::sleep(wait).await;
             attempt += 1;
+            wait = backoff(attempt);
             sh.attempts.fetch_add(1, Ordering::Relaxed);
             let addr = self.addrs[(attempt as usize - 1) % self.addrs.len()];
             let ws = match connect_ws(addr, &self.path, source(self.i)).await {
                 Ok(ws) => ws,
                 Err(e) => {
+                    // A refusal's `Retry-After` is the node's slot for this client (§9.7): no
+                    // sooner, and within a second of it, so that the slots' spread holds.
+                    if let Some(after) = crate::client::retry_after(&e) {
+                        wait = after + Duration::from_secs_f64(rand::random::<f64>());
+                    }
                     self.out.failures.push(format!("connect: {e:#}"));
                     continue;
                 }

@@ -23,6 +23,21 @@ pub fn delay_ms(attempt: u32, r: f64) -> u64 {
     (r * cap_ms(attempt) as f64).floor() as u64
 }
 
+/// The most of a refusal's `Retry-After` a client honours, ms: a server cannot park a client
+/// longer (its reconnect window still runs).
+pub const RETRY_AFTER_MAX_MS: u64 = 60_000;
+/// The jitter added to a `Retry-After`, ms: a server hands out slots in whole seconds, and the
+/// clients of one second spread over it.
+pub const RETRY_AFTER_JITTER_MS: u64 = 1_000;
+
+/// The wait before the next attempt after an upgrade refused with `Retry-After: retry_after_ms`
+/// (protocol §9.7), for a random draw `r` in `[0, 1)`: at least the server's slot, at most a
+/// second after it.
+pub fn retry_after_delay_ms(retry_after_ms: u64, r: f64) -> u64 {
+    let r = if r.is_finite() { r.clamp(0.0, 1.0) } else { 0.0 };
+    retry_after_ms.min(RETRY_AFTER_MAX_MS) + (r * RETRY_AFTER_JITTER_MS as f64).floor() as u64
+}
+
 /// Upper bound of the wait before a request answered 1000004 goes again, ms.
 pub const RETRY_MAX_WAIT_MS: u64 = 2_000;
 /// The base of the retries' exponential, ms.
@@ -48,6 +63,14 @@ mod tests {
         let caps: Vec<u64> = (0..7).map(cap_ms).collect();
         assert_eq!(caps, vec![500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
         assert_eq!(cap_ms(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn a_retry_after_is_waited_with_up_to_a_second_more_and_capped() {
+        assert_eq!(retry_after_delay_ms(7_000, 0.0), 7_000);
+        assert_eq!(retry_after_delay_ms(7_000, 0.5), 7_500);
+        assert_eq!(retry_after_delay_ms(u64::MAX, 0.0), RETRY_AFTER_MAX_MS);
+        assert_eq!(retry_after_delay_ms(1_000, f64::NAN), 1_000);
     }
 
     #[test]

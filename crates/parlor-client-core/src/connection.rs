@@ -152,6 +152,22 @@ impl Core {
         self.maybe_end();
     }
 
+    /// A connect attempt refused with HTTP 503 and `Retry-After` (protocol §9.7): as
+    /// [`Core::handle_closed`], but the next attempt waits until the server's slot for this
+    /// client ([`backoff::retry_after_delay_ms`]), if that is later than the backoff's.
+    pub fn handle_refused(&mut self, now: u64, retry_after_ms: u64) {
+        if !self.conn.state.is_live() {
+            return;
+        }
+        self.handle_closed(now);
+        if self.conn.state == ConnState::Waiting {
+            let at = now + backoff::retry_after_delay_ms(retry_after_ms, (self.random)());
+            if self.timers.get(&Timer::Attempt).is_none_or(|t| t < at) {
+                self.timers.set(Timer::Attempt, at);
+            }
+        }
+    }
+
     /// The network is back (the browser's `online` event, or the OS saying so): a connection
     /// attempt waiting for its backoff starts at once.
     pub fn handle_network_online(&mut self, now: u64) {

@@ -145,6 +145,9 @@ impl Runner {
             self.core.handle_opened(self.now);
         } else if step.get("closed").is_some() {
             self.core.handle_closed(self.now);
+        } else if let Some(ms) = step.get("refused_retry_after_ms") {
+            let ms = ms.as_u64().ok_or_else(|| format!("step {i}: refused_retry_after_ms must be a number"))?;
+            self.core.handle_refused(self.now, ms);
         } else if step.get("recv").is_some() || step.get("recv_text").is_some() {
             // `recv` is a frame as JSON, `recv_text` the exact text of one (for text that is not
             // JSON). Without `rejected` the frame must decode; with it, the decoder must refuse it

@@ -41,6 +41,27 @@ enum ConnEvent {
     Opened(u64, mpsc::UnboundedSender<String>),
     Frame(u64, String),
     Closed(u64),
+    /// The upgrade was refused with HTTP 503 and `Retry-After` (ms).
+    Refused(u64, u64),
+}
+
+/// The `Retry-After` (ms) of an upgrade refused with HTTP 503 (protocol §9.7), if `e` is one.
+fn retry_after_ms(e: &tokio_tungstenite::tungstenite::Error) -> Option<u64> {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(res) if res.status().as_u16() == 503 => {
+            let secs: u64 = res.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+            Some(secs.saturating_mul(1000))
+        }
+        _ => None,
+    }
+}
+
+/// What a failed connect attempt tells the engine: refused with a `Retry-After`, or closed.
+fn failed(generation: u64, e: Option<&tokio_tungstenite::tungstenite::Error>) -> ConnEvent {
+    match e.and_then(retry_after_ms) {
+        Some(ms) => ConnEvent::Refused(generation, ms),
+        None => ConnEvent::Closed(generation),
+    }
 }
 
 struct Conn {
@@ -82,9 +103,10 @@ fn reap(task: Option<JoinHandle<()>>) {
     }
 }
 
-/// One connection: connect (an HTTP 503 or any failure is `Closed`), then pump frames both ways
-/// until either side ends. With a [`Connector`] the byte stream comes from it and the WebSocket
-/// upgrade runs over it; without one, a TCP connection to the URL's host.
+/// One connection: connect (an HTTP 503 with `Retry-After` is `Refused`, any other failure
+/// `Closed`), then pump frames both ways until either side ends. With a [`Connector`] the byte
+/// stream comes from it and the WebSocket upgrade runs over it; without one, a TCP connection to
+/// the URL's host.
 async fn connection(
     generation: u64,
     url: String,
@@ -96,22 +118,22 @@ async fn connection(
             Ok((ws, _response)) => pump(generation, ws, events).await,
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
-                let _ = events.send(ConnEvent::Closed(generation));
+                let _ = events.send(failed(generation, Some(&e)));
             }
         },
-        Some(connector) => {
-            let upgraded = match connector.connect().await {
-                Ok(io) => tokio_tungstenite::client_async(url.as_str(), io).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match upgraded {
+        Some(connector) => match connector.connect().await {
+            Ok(io) => match tokio_tungstenite::client_async(url.as_str(), io).await {
                 Ok((ws, _response)) => pump(generation, ws, events).await,
                 Err(e) => {
                     tracing::debug!(error = %e, "connect failed");
-                    let _ = events.send(ConnEvent::Closed(generation));
+                    let _ = events.send(failed(generation, Some(&e)));
                 }
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "connect failed");
+                let _ = events.send(failed(generation, None));
             }
-        }
+        },
     }
 }
 
@@ -238,6 +260,10 @@ pub(crate) async fn run(
                         conn = None;
                         core.handle_closed(now_ms());
                     }
+                    ConnEvent::Refused(g, ms) if Some(g) == current => {
+                        conn = None;
+                        core.handle_refused(now_ms(), ms);
+                    }
                     _ => {}
                 }
             }
@@ -268,5 +294,29 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_tungstenite::tungstenite::http::Response;
+    use tokio_tungstenite::tungstenite::Error;
+
+    fn refusal(status: u16, retry_after: Option<&str>) -> Error {
+        let mut res = Response::builder().status(status);
+        if let Some(v) = retry_after {
+            res = res.header("retry-after", v);
+        }
+        Error::Http(Box::new(res.body(None).expect("a response")))
+    }
+
+    #[test]
+    fn a_503_with_retry_after_is_a_refusal_with_its_slot_and_anything_else_a_close() {
+        assert!(matches!(failed(3, Some(&refusal(503, Some("7")))), ConnEvent::Refused(3, 7000)));
+        assert!(matches!(failed(3, Some(&refusal(503, None))), ConnEvent::Closed(3)));
+        assert!(matches!(failed(3, Some(&refusal(503, Some("soon")))), ConnEvent::Closed(3)));
+        assert!(matches!(failed(3, Some(&refusal(429, Some("7")))), ConnEvent::Closed(3)));
+        assert!(matches!(failed(3, None), ConnEvent::Closed(3)));
     }
 }

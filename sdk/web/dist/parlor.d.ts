@@ -227,6 +227,16 @@ export declare function backoffCeilingMs(attempt: number): number;
  * Draws outside `[0, 1)` are clamped into it.
  */
 export declare function backoffDelayMs(attempt: number, random: number): number;
+/** The most of a refusal's `Retry-After` a client honours, in ms (its reconnect window still runs). */
+export declare const RETRY_AFTER_MAX_MS = 60000;
+/** The jitter added to a `Retry-After`, in ms: the clients of one whole-second slot spread over it. */
+export declare const RETRY_AFTER_JITTER_MS = 1000;
+/**
+ * The wait before the next attempt after an upgrade refused with `Retry-After` (protocol §9.7),
+ * given a random draw in `[0, 1)`: at least the server's slot, at most a second after it (as the
+ * Rust core's `retry_after_delay_ms`).
+ */
+export declare function retryAfterDelayMs(retryAfterMs: number, random: number): number;
 /** The base wait of retry 0 of requests answered 1000004, in ms. */
 export declare const RETRY_BASE_MS = 100;
 /** The cap of the wait of requests answered 1000004, in ms. */
@@ -610,6 +620,11 @@ export declare class ParlorCore {
     shutdown(now: number): void;
     /** The connection asked for by `connect` is open. */
     handleOpened(now: number): void;
+    /**
+     * A connect attempt was refused with HTTP 503 and `Retry-After` (protocol §9.7): as
+     * {@link handleClosed}, the next attempt not before the server's slot.
+     */
+    handleRefused(now: number, retryAfterMs: number): void;
     /** The connection closed, or a connect attempt failed (any close code). */
     handleClosed(now: number): void;
     /**

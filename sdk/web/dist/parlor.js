@@ -53,6 +53,12 @@ function backoffDelayMs(attempt, random) {
   const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
   return r * backoffCeilingMs(attempt);
 }
+var RETRY_AFTER_MAX_MS = 6e4;
+var RETRY_AFTER_JITTER_MS = 1e3;
+function retryAfterDelayMs(retryAfterMs, random) {
+  const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
+  return Math.min(Math.max(0, retryAfterMs), RETRY_AFTER_MAX_MS) + Math.floor(r * RETRY_AFTER_JITTER_MS);
+}
 var RETRY_BASE_MS = 100;
 var RETRY_CAP_MS = 2e3;
 function retryCeilingMs(retry) {
@@ -1174,6 +1180,15 @@ function handleClosed(m, now) {
   lost(m, now, false);
   maybeEnd(m);
 }
+function handleRefused(m, now, retryAfterMs) {
+  if (!m.conn.isLive()) return;
+  handleClosed(m, now);
+  if (m.conn.state === "waiting") {
+    const at = now + retryAfterDelayMs(retryAfterMs, m.random());
+    const current = m.timers.get("attempt");
+    if (current === void 0 || current < at) m.timers.set("attempt", at);
+  }
+}
 function handleNetworkOnline(m, now) {
   if (m.conn.state === "waiting") attemptDue(m, now);
 }
@@ -1880,6 +1895,13 @@ var ParlorCore = class {
   handleOpened(now) {
     handleOpened(this.m, now);
   }
+  /**
+   * A connect attempt was refused with HTTP 503 and `Retry-After` (protocol §9.7): as
+   * {@link handleClosed}, the next attempt not before the server's slot.
+   */
+  handleRefused(now, retryAfterMs) {
+    handleRefused(this.m, now, retryAfterMs);
+  }
   /** The connection closed, or a connect attempt failed (any close code). */
   handleClosed(now) {
     handleClosed(this.m, now);
@@ -2421,6 +2443,8 @@ export {
   NO_DATA,
   ParlorCore,
   ParlorEngine,
+  RETRY_AFTER_JITTER_MS,
+  RETRY_AFTER_MAX_MS,
   RETRY_BASE_MS,
   RETRY_CAP_MS,
   addLoginingRoom,
@@ -2438,6 +2462,7 @@ export {
   report,
   request,
   result,
+  retryAfterDelayMs,
   retryCeilingMs,
   retryDelayMs,
   roomIds,

@@ -31,6 +31,21 @@ export function backoffDelayMs(attempt: number, random: number): number {
   return r * backoffCeilingMs(attempt);
 }
 
+/** The most of a refusal's `Retry-After` a client honours, in ms (its reconnect window still runs). */
+export const RETRY_AFTER_MAX_MS = 60_000;
+/** The jitter added to a `Retry-After`, in ms: the clients of one whole-second slot spread over it. */
+export const RETRY_AFTER_JITTER_MS = 1_000;
+
+/**
+ * The wait before the next attempt after an upgrade refused with `Retry-After` (protocol §9.7),
+ * given a random draw in `[0, 1)`: at least the server's slot, at most a second after it (as the
+ * Rust core's `retry_after_delay_ms`).
+ */
+export function retryAfterDelayMs(retryAfterMs: number, random: number): number {
+  const r = Number.isFinite(random) ? Math.min(Math.max(random, 0), 1) : 0;
+  return Math.min(Math.max(0, retryAfterMs), RETRY_AFTER_MAX_MS) + Math.floor(r * RETRY_AFTER_JITTER_MS);
+}
+
 /** The base wait of retry 0 of requests answered 1000004, in ms. */
 export const RETRY_BASE_MS = 100;
 /** The cap of the wait of requests answered 1000004, in ms. */

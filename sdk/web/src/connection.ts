@@ -13,7 +13,7 @@
  * @packageDocumentation
  */
 
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, retryAfterDelayMs } from './backoff.js';
 import { DecodedFrame, clampHeartbeatMs } from './decode.js';
 import { ErrorCodes } from './types.js';
 import {
@@ -126,6 +126,22 @@ export function handleClosed(m: Machine, now: number): void {
   // connection to come: what still waits (a renew_token in flight) is answered now, or never (sim
   // seeds 1006124, 1015244).
   maybeEnd(m);
+}
+
+/**
+ * A connect attempt refused with HTTP 503 and `Retry-After` (protocol §9.7): as
+ * {@link handleClosed}, but the next attempt waits until the server's slot for this client, if
+ * that is later than the backoff's. (A browser's WebSocket does not show a refused upgrade's
+ * status: only a transport that can read it calls this.)
+ */
+export function handleRefused(m: Machine, now: number, retryAfterMs: number): void {
+  if (!m.conn.isLive()) return;
+  handleClosed(m, now);
+  if (m.conn.state === 'waiting') {
+    const at = now + retryAfterDelayMs(retryAfterMs, m.random());
+    const current = m.timers.get('attempt');
+    if (current === undefined || current < at) m.timers.set('attempt', at);
+  }
 }
 
 /** The network is back: a connection attempt waiting for its backoff starts at once. */

@@ -37,7 +37,7 @@ import {
   WireRoomConfig,
 } from './types.js';
 import { DecodedFrame, decodeServerFrame, decodeServerValue } from './decode.js';
-import { Connection, attemptDue, handleClosed, handleNetworkOnline, handleOpened, heard, lost, maybeEnd, onWelcome, pingDue, reconnectFailed, shutdown } from './connection.js';
+import { Connection, attemptDue, handleClosed, handleNetworkOnline, handleRefused, handleOpened, heard, lost, maybeEnd, onWelcome, pingDue, reconnectFailed, shutdown } from './connection.js';
 import { TimerTable } from './timer.js';
 import { Phase, Room, isAway, isIn } from './room.js';
 import { Kind, Pending, Requests } from './requests.js';
@@ -406,6 +406,14 @@ export class ParlorCore {
   /** The connection asked for by `connect` is open. */
   handleOpened(now: number): void {
     handleOpened(this.m, now);
+  }
+
+  /**
+   * A connect attempt was refused with HTTP 503 and `Retry-After` (protocol §9.7): as
+   * {@link handleClosed}, the next attempt not before the server's slot.
+   */
+  handleRefused(now: number, retryAfterMs: number): void {
+    handleRefused(this.m, now, retryAfterMs);
   }
 
   /** The connection closed, or a connect attempt failed (any close code). */

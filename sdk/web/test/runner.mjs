@@ -132,6 +132,7 @@ export function runScenario(sc) {
       if ('do' in step) doCommand(core, now, step);
       else if ('opened' in step) core.handleOpened(now);
       else if ('closed' in step) core.handleClosed(now, step.code);
+      else if ('refused_retry_after_ms' in step) core.handleRefused(now, step.refused_retry_after_ms);
       else if ('recv' in step || 'recv_text' in step) {
         // Through the text path, as a frame arrives from a WebSocket. `recv` is a frame as JSON,
         // `recv_text` the exact text of one. Without `rejected` the frame must decode; with it,
