@@ -267,6 +267,11 @@ impl Deliver for Hub {
         }
     }
 
+    fn rooms_of(&self, key: SessionKey) -> Vec<(u32, String)> {
+        let st = self.state.lock();
+        st.sessions.get(&key).map(|l| l.rooms.iter().map(|(a, r)| (*a, r.to_string())).collect()).unwrap_or_default()
+    }
+
     fn has_members(&self, app: u32, room: &str) -> bool {
         self.state.lock().rooms.get(&app).is_some_and(|r| r.contains_key(room))
     }

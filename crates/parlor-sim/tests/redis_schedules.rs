@@ -18,7 +18,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// Seeds that failed before a fix (docs/reliability.md).
 const FOUND_BUGS: &[u64] =
-    &[102, 1111, 3107, 4205, 5241, 6144, 7038, 1824309316, 12022, 523395100, 34064, 35112, 35130];
+    &[102, 1111, 3107, 4205, 5241, 6144, 7038, 1824309316, 12022, 523395100, 34064, 35112, 35130, 36006];
 
 #[test]
 fn redis_schedules_keep_every_promise() {

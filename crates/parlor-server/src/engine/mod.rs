@@ -460,6 +460,10 @@ pub trait Deliver: Send + Sync + 'static {
         }
         bound
     }
+    /// The rooms (app, room) session `key` is in on this node.
+    fn rooms_of(&self, _key: SessionKey) -> Vec<(u32, String)> {
+        Vec::new()
+    }
     /// Whether a session of this node is in `room`.
     fn has_members(&self, app: u32, room: &str) -> bool;
     /// Send session `key` its own events in `room` too (`on`), or stop: while the engine cannot

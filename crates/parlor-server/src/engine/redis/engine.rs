@@ -229,6 +229,15 @@ impl Engine for RedisEngine {
         // ones the session has).
         let mut held = self.lock_rooms(app, joins.iter().map(|j| j.room.clone()).collect()).await;
         self.fanout.deliver.bind_with(p.key, conn, frames);
+        // A room the session entered after this script ran (a request of the old connection,
+        // answered there; sim seed 36006) is not in `resumed`: the client, which never got that
+        // `ok`, would be sent the room's events first. Its membership here ends; the client's
+        // retry of the request is recalled, and joins it again after its `ok`.
+        for (a, room) in self.fanout.deliver.rooms_of(p.key) {
+            if a == app && !joins.iter().any(|j| j.room == room) {
+                self.fanout.deliver.left(app, &room, p.key, Joining::default());
+            }
+        }
         self.retell.bound(app, p.key, heard, self.subs.up());
         self.join_all(&mut held, app, joins).await;
         self.release(app, held).await;
