@@ -34,19 +34,6 @@ pub fn source(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, 10 + (i % SOURCES) as u8)
 }
 
-/// The `Retry-After` of an upgrade refused with HTTP 503 (protocol §9.7), if `e` is one: a
-/// client that can read it comes back no sooner.
-pub fn retry_after(e: &anyhow::Error) -> Option<Duration> {
-    use tokio_tungstenite::tungstenite::Error;
-    match e.downcast_ref::<Error>()? {
-        Error::Http(res) if res.status().as_u16() == 503 => {
-            let secs: u64 = res.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
-            Some(Duration::from_secs(secs))
-        }
-        _ => None,
-    }
-}
-
 /// Open a TCP connection from `src` to `addr` and do the WebSocket handshake on `path`.
 pub async fn connect_ws(addr: SocketAddr, path: &str, src: Ipv4Addr) -> anyhow::Result<Ws> {
     let socket = TcpSocket::new_v4()?;

@@ -205,9 +205,9 @@ impl Session {
                 Ok(ws) => ws,
                 Err(e) => {
                     // A refusal's `Retry-After` is the node's slot for this client (§9.7): no
-                    // sooner, and within a second of it, so that the slots' spread holds.
-                    if let Some(after) = crate::client::retry_after(&e) {
-                        wait = after + Duration::from_secs_f64(rand::random::<f64>());
+                    // sooner, and within a second of it, as the Rust SDK waits.
+                    if let Some(ms) = e.downcast_ref().and_then(parlor_client::retry_after_ms) {
+                        wait = Duration::from_millis(parlor_client::retry_after_delay_ms(ms, rand::random()));
                     }
                     self.out.failures.push(format!("connect: {e:#}"));
                     continue;

@@ -45,8 +45,9 @@ enum ConnEvent {
     Refused(u64, u64),
 }
 
-/// The `Retry-After` (ms) of an upgrade refused with HTTP 503 (protocol §9.7), if `e` is one.
-fn retry_after_ms(e: &tokio_tungstenite::tungstenite::Error) -> Option<u64> {
+/// The `Retry-After` (ms) of an upgrade refused with HTTP 503 (protocol §9.7), if `e` is one
+/// (also read by `parlor bench`'s generator, which honours it as this SDK does).
+pub fn retry_after_ms(e: &tokio_tungstenite::tungstenite::Error) -> Option<u64> {
     match e {
         tokio_tungstenite::tungstenite::Error::Http(res) if res.status().as_u16() == 503 => {
             let secs: u64 = res.headers().get("retry-after")?.to_str().ok()?.trim().parse().ok()?;

@@ -29,7 +29,9 @@ mod engine;
 mod event;
 mod tls;
 
+pub use driver::retry_after_ms;
 pub use engine::{Connector, Engine, EngineConfig, Error, Io};
 pub use event::Event;
+pub use parlor_client_core::backoff::retry_after_delay_ms;
 pub use parlor_client_core::{ExtraInfo, MemberPage, RoomStateReason, UpdateType};
 pub use parlor_protocol::{ErrorCode, RoomConfig, Stream, User};

@@ -44,6 +44,22 @@ where
     panic!("{}: only {} of {n} events: {out:?}", p.user, out.len());
 }
 
+/// The next `kicked` frame of `p`, past at most 20 others.
+async fn next_kicked<S>(p: &mut Peer<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut frames = Vec::new();
+    loop {
+        let f = p.recv().await;
+        if f["t"] == "kicked" {
+            return f;
+        }
+        frames.push(f);
+        assert!(frames.len() < 20, "no kicked: {frames:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_on_two_nodes_share_a_room() {
     let redis = RedisServer::start();
@@ -374,15 +390,7 @@ async fn a_kick_published_while_the_subscriber_is_away_still_arrives() {
     // Through node b: the kick's frame is published to nobody.
     assert!(b.node.admin_kick(APP, "r", "u1", "while away", tokio::time::Instant::now()).await.expect("reachable"));
     let _: () = acl("+subscribe").query_async(&mut c).await.expect("ACL");
-    let mut frames = Vec::new();
-    let kicked = loop {
-        let f = on_a.recv().await;
-        if f["t"] == "kicked" {
-            break f;
-        }
-        frames.push(f);
-        assert!(frames.len() < 20, "no kicked: {frames:?}");
-    };
+    let kicked = next_kicked(&mut on_a).await;
     assert_eq!(kicked["code"], 1002055, "{kicked}");
     assert_eq!(kicked["extended_data"]["reason"], "while away");
 }
@@ -405,15 +413,7 @@ async fn a_kick_whose_admin_answer_was_lost_still_arrives() {
     let kick = s.node.admin_kick(APP, "r", "alice", "stalled", tokio::time::Instant::now()).await;
     assert!(kick.is_err(), "the kick's answer cannot come through a stalled path: {kick:?}");
     proxy.heal();
-    let mut frames = Vec::new();
-    let kicked = loop {
-        let f = alice.recv().await;
-        if f["t"] == "kicked" {
-            break f;
-        }
-        frames.push(f);
-        assert!(frames.len() < 20, "no kicked: {frames:?}");
-    };
+    let kicked = next_kicked(&mut alice).await;
     assert_eq!((kicked["room"].as_str(), kicked["code"].as_u64()), (Some("r"), Some(1002055)), "{kicked}");
     assert_eq!(kicked["extended_data"]["reason"], "stalled");
 }
